@@ -1,0 +1,59 @@
+/** The catalogue stage: products, their images and attribute labels, and the triplets that teach similarity. */
+
+export type Split = 'train' | 'val' | 'test';
+export const SPLITS: readonly Split[] = ['train', 'val', 'test'];
+
+export interface Product {
+  id: string;
+  title: string;
+  /** Image path relative to the catalogue root. */
+  image: string;
+  /** Labels per condition; a product may carry several labels for one condition, or none. */
+  attributes: Record<string, string[]>;
+  /** Which split the product belongs to, when the source layout says so. */
+  split?: Split;
+}
+
+/** One similarity constraint: under `condition`, `anchor` is closer to `close` than to `far` (indices into products). */
+export interface Triplet {
+  anchor: number;
+  far: number;
+  close: number;
+  /** Index into Catalogue.conditions. */
+  condition: number;
+}
+
+/** Attribute-specific retrieval queries (ASEN layout): for a query, relevant candidates share the value. */
+export interface RetrievalItem {
+  product: number;
+  condition: number;
+  value: string;
+}
+export interface RetrievalSet {
+  queries: RetrievalItem[];
+  candidates: RetrievalItem[];
+}
+
+export interface Catalogue {
+  /** Absolute directory that image paths are relative to. */
+  root: string;
+  name: string;
+  conditions: string[];
+  products: Product[];
+  /** Triplet lists shipped with the catalogue; when absent the trainer samples triplets from attributes. */
+  triplets?: Partial<Record<Split, Triplet[]>>;
+  /** Retrieval protocol shipped with the catalogue (ASEN meta layout). */
+  retrieval?: Partial<Record<'val' | 'test', RetrievalSet>>;
+}
+
+/** A problem in catalogue input, always naming the file and (when known) the line. */
+export class CatalogueError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    message: string,
+  ) {
+    super(`${file}${line !== undefined ? `:${line}` : ''}: ${message}`);
+    this.name = 'CatalogueError';
+  }
+}

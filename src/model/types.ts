@@ -1,0 +1,90 @@
+/** The model stage: pure tensor maths (no file or network I/O). */
+import type * as tf from '@tensorflow/tfjs';
+
+export type ModelKind = 'csn' | 'asen' | 'unconditional';
+export type Backbone = 'small' | 'resnet18';
+/** learned: ReLU(w), w ~ N(0.9, 0.7); prein: disjoint blocks of 1 and 0.1 elsewhere, trainable; fixed: disjoint 0/1 blocks, frozen. */
+export type MaskMode = 'learned' | 'prein' | 'fixed';
+
+export interface ModelConfig {
+  kind: ModelKind;
+  backbone: Backbone;
+  /** Square input side in pixels; images are RGB in [0, 1], NHWC. */
+  imageSize: number;
+  embedDim: number;
+  conditions: string[];
+  maskMode: MaskMode;
+  /** Seed for weight initialisation. */
+  seed: number;
+}
+
+export interface LossCoefficients {
+  margin: number;
+  embedLoss: number;
+  maskLoss: number;
+}
+
+export interface TripletBatch {
+  /** [n, S, S, 3] images of the distinct products in the batch. */
+  images: tf.Tensor4D;
+  /** Row indices into `images`, one per triplet. */
+  anchor: tf.Tensor1D;
+  far: tf.Tensor1D;
+  close: tf.Tensor1D;
+  /** Condition index per triplet. */
+  condition: tf.Tensor1D;
+}
+
+export interface LossParts {
+  total: tf.Scalar;
+  triplet: tf.Scalar;
+  embedNorm: tf.Scalar;
+  maskNorm: tf.Scalar;
+  /** 1 where the close item is nearer than the far one, per triplet. */
+  correct: tf.Tensor1D;
+}
+
+/** Serialisable weights: plain arrays, so that any stage can write them however it likes. */
+export interface NamedWeight {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+export interface ModelSnapshot {
+  config: ModelConfig;
+  weights: NamedWeight[];
+}
+
+/** How a condition compares products: the vector space an index is built over. */
+export interface ConditionSpace {
+  condition: string;
+  metric: 'l2' | 'cosine';
+  /** Embedding dimensions this space keeps (all for ASEN / unconditional). */
+  dims: number[];
+  /** Weight each kept dimension is multiplied by (the mask for CSN, 1 otherwise). */
+  weights: number[];
+}
+
+export interface SimilarityModel {
+  readonly config: ModelConfig;
+  /** Variables the optimiser updates. */
+  trainableVariables(): tf.Variable[];
+  /** Loss for a batch (call inside an optimiser's minimize or tf.tidy). */
+  loss(batch: TripletBatch, coefficients: LossCoefficients, training: boolean): LossParts;
+  /**
+   * Condition-space vectors for a batch of images: [n, C, D] where C is the number of conditions.
+   * CSN: embedding times each mask; ASEN: attribute-specific embeddings (L2-normalised); unconditional: the embedding repeated.
+   */
+  conditionVectors(images: tf.Tensor4D): tf.Tensor3D;
+  /** Shared embedding [n, D] (CSN and unconditional); for ASEN the per-condition vectors flattened. */
+  embed(images: tf.Tensor4D): tf.Tensor2D;
+  /** Masks as numbers, one row per condition (all ones for models without masks). */
+  masks(): number[][];
+  /**
+   * Visual explanation: [n, S, S] map of how much each pixel drives the distance between `images` and `references`
+   * under `condition` (gradient-based for CSN, spatial attention for ASEN), scaled to [0, 1].
+   */
+  saliency(images: tf.Tensor4D, references: tf.Tensor4D, condition: number): tf.Tensor3D;
+  snapshot(): ModelSnapshot;
+  dispose(): void;
+}
