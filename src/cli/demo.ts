@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+
+const mainScript = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+/** Run one stage of the pipeline as its own CLI process, so each stage is exactly what a user would run by hand. */
+function runStage(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stderr.write(`\n> dressmatch ${args.join(' ')}\n`);
+    const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`dressmatch ${args[0]} failed (${signal ?? `exit code ${code}`})`));
+    });
+  });
+}
+
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'End to end on the embedded default: make the demo catalogue, train the demo CSN, index it and serve it (each step is skipped when its output exists)',
+    )
+    .option('--data-dir <dir>', 'demo catalogue directory', 'data/demo')
+    .option('--models-dir <dir>', 'where the demo run folder goes', 'models')
+    .option('--name <name>', 'demo run name', 'demo')
+    .option('--index-dir <dir>', 'index bundle directory', 'indexes/demo')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', '8080')
+    .option('--no-serve', 'stop after indexing')
+    .action(
+      async (options: {
+        dataDir: string;
+        modelsDir: string;
+        name: string;
+        indexDir: string;
+        host: string;
+        port: string;
+        serve: boolean;
+      }) => {
+        if (!existsSync(`${options.dataDir}/products.jsonl`)) {
+          await runStage(['demo-data', '--out', options.dataDir]);
+        }
+        const checkpoint = `${options.modelsDir}/${options.name}/model_best.dmck`;
+        if (!existsSync(checkpoint)) {
+          await runStage(['train', '--data-dir', options.dataDir, '--log-dir', options.modelsDir, '--name', options.name]);
+        }
+        // Re-indexing is cheap and picks up a retrained model; the index job refuses to publish a bad index.
+        await runStage(['index', '--model', checkpoint, '--data-dir', options.dataDir, '--out', options.indexDir]);
+        if (options.serve) {
+          await runStage([
+            'serve',
+            '--index',
+            options.indexDir,
+            '--model',
+            checkpoint,
+            '--host',
+            options.host,
+            '--port',
+            options.port,
+          ]);
+        }
+      },
+    );
+}
