@@ -2,7 +2,20 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/demo/**', 'models/**', 'runs/**', 'indexes/**', 'src/serve/api-types.ts', 'src/serve/public/**', '.tmp/**', 'bench/results/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'data/demo/**',
+      'models/**',
+      'runs/**',
+      'indexes/**',
+      'src/serve/api-types.ts',
+      'src/serve/public/**',
+      '.tmp/**',
+      'bench/results/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -46,10 +46,26 @@ export function registerDemoCommand(program: Command): void {
         }
         const checkpoint = `${options.modelsDir}/${options.name}/model_best.dmck`;
         if (!existsSync(checkpoint)) {
-          await runStage(['train', '--data-dir', options.dataDir, '--log-dir', options.modelsDir, '--name', options.name]);
+          await runStage([
+            'train',
+            '--data-dir',
+            options.dataDir,
+            '--log-dir',
+            options.modelsDir,
+            '--name',
+            options.name,
+          ]);
         }
         // Re-indexing is cheap and picks up a retrained model; the index job refuses to publish a bad index.
-        await runStage(['index', '--model', checkpoint, '--data-dir', options.dataDir, '--out', options.indexDir]);
+        await runStage([
+          'index',
+          '--model',
+          checkpoint,
+          '--data-dir',
+          options.dataDir,
+          '--out',
+          options.indexDir,
+        ]);
         if (options.serve) {
           await runStage([
             'serve',

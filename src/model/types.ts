@@ -16,6 +16,8 @@ export interface ModelConfig {
   maskMode: MaskMode;
   /** Seed for weight initialisation. */
   seed: number;
+  /** Channels of the first backbone layer; later layers are multiples of it (default 16). */
+  width?: number;
 }
 
 export interface LossCoefficients {

@@ -1,0 +1,370 @@
+/**
+ * HNSW benchmark of the index stage: build time, memory, query latency and recall@k against brute force, for
+ * synthetic catalogues of 10k, 100k and 1M products, in the full 64-dim embedding and in a 16-dim masked subspace.
+ *
+ *   npx tsx bench/index-hnsw.ts [--sizes 10000,100000,1000000] [--dims 64,16] [--m 16] [--ef-construction 200]
+ *                               [--ef-search 16,32,64,128] [--queries 200] [--latency-queries 2000] [--k 10]
+ *                               [--data clustered|gaussian] [--out bench/results/index-hnsw]
+ *
+ * Each (size, dims) case runs in its own child process, so the memory figures are not polluted by earlier cases.
+ * Vectors: 64-dim embeddings drawn around 1000 random cluster centres (like learned embeddings, which cluster by
+ * attribute); the 16-dim case is the same data seen through a CSN-like mask that keeps 16 dims with weights in
+ * [0.5, 1]. Queries are fresh draws from the same distribution (not indexed items). Brute force is the index
+ * stage's own exact search (src/index/vectors.ts), timed in the same run, so the speed-up is a same-run ratio.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { buildIndex, searchIndex } from '../src/index/hnsw.ts';
+import { exactSearch, projectRows, recallAtK, type Neighbour } from '../src/index/vectors.ts';
+import { Rng } from '../src/util/rng.ts';
+
+const FULL_DIM = 64;
+type Data = 'clustered' | 'gaussian';
+const CLUSTERS = 1000;
+
+interface Options {
+  sizes: number[];
+  dims: number[];
+  m: number;
+  efConstruction: number;
+  efSearch: number[];
+  queries: number;
+  latencyQueries: number;
+  k: number;
+  data: ('clustered' | 'gaussian')[];
+  seed: number;
+  out: string;
+  worker?: string;
+}
+
+interface EfResult {
+  efSearch: number;
+  recall: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  qps: number;
+  speedup: number;
+}
+
+interface CaseResult {
+  size: number;
+  dims: number;
+  data: string;
+  m: number;
+  efConstruction: number;
+  generateSeconds: number;
+  buildSeconds: number;
+  insertsPerSecond: number;
+  /** RSS growth while building (the graph plus hnswlib's copy of the vectors), MiB. */
+  buildRssMiB: number;
+  /** The float32 vectors the bundle keeps next to the index, MiB. */
+  vectorsMiB: number;
+  indexFileMiB: number;
+  bruteForceMs: number;
+  results: EfResult[];
+}
+
+const list = (value: string): number[] => value.split(',').map((v) => Number(v.trim()));
+
+function parseOptions(argv: string[]): Options {
+  const program = new Command('index-hnsw')
+    .option('--sizes <list>', 'catalogue sizes', '10000,100000,1000000')
+    .option('--dims <list>', 'index dimensions (64 = full embedding, fewer = masked subspace)', '64,16')
+    .option('--m <n>', 'HNSW M', '16')
+    .option('--ef-construction <n>', 'HNSW efConstruction', '200')
+    .option('--ef-search <list>', 'efSearch values to measure', '16,32,64,128')
+    .option('--queries <n>', 'queries for recall (each also searched by brute force)', '200')
+    .option('--latency-queries <n>', 'queries timed per efSearch', '2000')
+    .option('--k <n>', 'neighbours', '10')
+    .option(
+      '--data <list>',
+      'data kinds: clustered (1000 clusters) and/or gaussian (iid, the hardest case)',
+      'clustered,gaussian',
+    )
+    .option('--seed <n>', 'seed', '1')
+    .option('--out <path>', 'results path without extension', 'bench/results/index-hnsw')
+    .option('--worker <case>', 'internal: run one size:dims case and print its JSON')
+    .parse(argv);
+  const o = program.opts();
+  return {
+    sizes: list(o.sizes),
+    dims: list(o.dims),
+    m: Number(o.m),
+    efConstruction: Number(o.efConstruction),
+    efSearch: list(o.efSearch),
+    queries: Number(o.queries),
+    latencyQueries: Number(o.latencyQueries),
+    k: Number(o.k),
+    data: String(o.data)
+      .split(',')
+      .map((kind) => {
+        if (kind !== 'clustered' && kind !== 'gaussian') throw new Error(`--data: unknown kind ${kind}`);
+        return kind;
+      }),
+    seed: Number(o.seed),
+    out: o.out,
+    worker: o.worker,
+  };
+}
+
+/** n x 64 vectors: cluster centre + noise (clustered) or iid N(0, 1) (gaussian). */
+function generate(n: number, data: Data, rng: Rng, centres: Float32Array): Float32Array {
+  const out = new Float32Array(n * FULL_DIM);
+  for (let i = 0; i < n; i++) {
+    const base = data === 'clustered' ? rng.int(0, CLUSTERS - 1) * FULL_DIM : -1;
+    for (let d = 0; d < FULL_DIM; d++) {
+      out[i * FULL_DIM + d] = (base >= 0 ? centres[base + d] : 0) + rng.normal() * (base >= 0 ? 0.6 : 1);
+    }
+  }
+  return out;
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function runCase(size: number, dims: number, data: Data, options: Options): Promise<CaseResult> {
+  const rng = new Rng(options.seed);
+  const centres = Float32Array.from({ length: CLUSTERS * FULL_DIM }, () => rng.normal() * 2);
+  let start = performance.now();
+  const full = generate(size, data, rng, centres);
+  const queryCount = Math.max(options.queries, options.latencyQueries);
+  const fullQueries = generate(queryCount, data, rng, centres);
+  // The masked case: a CSN-like mask keeps `dims` of the 64 dims, each scaled by its weight.
+  const kept = rng
+    .shuffle(Array.from({ length: FULL_DIM }, (_, d) => d))
+    .slice(0, dims)
+    .sort((a, b) => a - b);
+  const space = {
+    dims: kept,
+    weights: kept.map(() => (dims === FULL_DIM ? 1 : rng.range(0.5, 1))),
+    metric: 'l2' as const,
+  };
+  const rows = dims === FULL_DIM ? full : projectRows(full, FULL_DIM, space);
+  const queries = dims === FULL_DIM ? fullQueries : projectRows(fullQueries, FULL_DIM, space);
+  const generateSeconds = (performance.now() - start) / 1000;
+
+  const labels = Array.from({ length: size }, (_, i) => i);
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  start = performance.now();
+  let lastReport = 0;
+  const index = await buildIndex(
+    rows,
+    dims,
+    labels,
+    'l2',
+    { m: options.m, efConstruction: options.efConstruction, efSearch: 64, seed: options.seed },
+    {
+      onProgress: (done, total) => {
+        if (performance.now() - lastReport > 10_000) {
+          lastReport = performance.now();
+          process.stderr.write(`  ${size}x${dims}: ${done}/${total} inserted\n`);
+        }
+      },
+    },
+  );
+  const buildSeconds = (performance.now() - start) / 1000;
+  const buildRss = process.memoryUsage().rss - rssBefore;
+
+  const file = join(tmpdir(), `bench-hnsw-${process.pid}.hnsw`);
+  await index.writeIndex(file);
+  const indexFileMiB = (await stat(file)).size / 2 ** 20;
+  await rm(file, { force: true });
+
+  // Brute force on the recall queries: the ground truth and the baseline speed.
+  const exact: Neighbour[][] = [];
+  start = performance.now();
+  for (let q = 0; q < options.queries; q++) {
+    exact.push(exactSearch(rows, dims, queries.subarray(q * dims, (q + 1) * dims), options.k, 'l2'));
+  }
+  const bruteForceMs = (performance.now() - start) / options.queries;
+
+  const results: EfResult[] = [];
+  for (const ef of options.efSearch) {
+    let recall = 0;
+    for (let q = 0; q < options.queries; q++) {
+      const hits = searchIndex(
+        index,
+        'l2',
+        Array.from(queries.subarray(q * dims, (q + 1) * dims)),
+        options.k,
+        {
+          ef,
+          live: size,
+        },
+      );
+      recall += recallAtK(hits, exact[q], options.k);
+    }
+    const times = new Float64Array(options.latencyQueries);
+    const total = performance.now();
+    for (let q = 0; q < options.latencyQueries; q++) {
+      const t = performance.now();
+      searchIndex(index, 'l2', Array.from(queries.subarray(q * dims, (q + 1) * dims)), options.k, {
+        ef,
+        live: size,
+      });
+      times[q] = performance.now() - t;
+    }
+    const elapsed = performance.now() - total;
+    times.sort();
+    const meanMs = elapsed / options.latencyQueries;
+    results.push({
+      efSearch: ef,
+      recall: recall / options.queries,
+      p50Ms: percentile(times, 0.5),
+      p99Ms: percentile(times, 0.99),
+      meanMs,
+      qps: 1000 / meanMs,
+      speedup: bruteForceMs / meanMs,
+    });
+  }
+  return {
+    size,
+    dims,
+    data,
+    m: options.m,
+    efConstruction: options.efConstruction,
+    generateSeconds,
+    buildSeconds,
+    insertsPerSecond: size / buildSeconds,
+    buildRssMiB: buildRss / 2 ** 20,
+    vectorsMiB: rows.byteLength / 2 ** 20,
+    indexFileMiB,
+    bruteForceMs,
+    results,
+  };
+}
+
+function runWorker(size: number, dims: number, data: Data, argv: string[]): Promise<CaseResult> {
+  const script = fileURLToPath(import.meta.url);
+  const args = ['--expose-gc', '--import', 'tsx', script, ...argv, '--worker', `${size}:${dims}:${data}`];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`case ${size}x${dims} failed with exit code ${code}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as CaseResult);
+      } catch (error) {
+        reject(error as Error);
+      }
+    });
+  });
+}
+
+const fmt = (x: number, digits = 2): string => x.toFixed(digits);
+
+function table(results: CaseResult[], markdown: boolean): string {
+  const header = [
+    'data',
+    'size',
+    'dims',
+    'build s',
+    'inserts/s',
+    'build RSS MiB',
+    'index MiB',
+    'efSearch',
+    'recall@10',
+    'p50 ms',
+    'p99 ms',
+    'queries/s',
+    'brute force ms',
+    'speed-up',
+  ];
+  const rows = results.flatMap((r) =>
+    r.results.map((e) => [
+      r.data,
+      String(r.size),
+      String(r.dims),
+      fmt(r.buildSeconds, 1),
+      fmt(r.insertsPerSecond, 0),
+      fmt(r.buildRssMiB, 0),
+      fmt(r.indexFileMiB, 1),
+      String(e.efSearch),
+      fmt(e.recall, 3),
+      fmt(e.p50Ms, 3),
+      fmt(e.p99Ms, 3),
+      fmt(e.qps, 0),
+      fmt(r.bruteForceMs, 2),
+      `${fmt(e.speedup, 0)}x`,
+    ]),
+  );
+  if (markdown) {
+    return [
+      `| ${header.join(' | ')} |`,
+      `|${header.map(() => '---').join('|')}|`,
+      ...rows.map((row) => `| ${row.join(' | ')} |`),
+    ].join('\n');
+  }
+  const widths = header.map((h, j) => Math.max(h.length, ...rows.map((row) => row[j].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+async function writeResults(results: CaseResult[], options: Options, argv: string[]): Promise<void> {
+  const machine = `${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'}, ${(await import('node:os')).cpus().length} cores, Node ${process.version}`;
+  const summary = {
+    benchmark: 'index-hnsw',
+    date: new Date().toISOString(),
+    machine,
+    options: { ...options, worker: undefined },
+    results,
+  };
+  await mkdir(dirname(options.out), { recursive: true });
+  await writeFile(`${options.out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
+  const md = [
+    '# HNSW index benchmark',
+    '',
+    `Run ${summary.date} on ${machine}. Data: synthetic 64-dim embeddings, clustered (${CLUSTERS} cluster centres + noise) or gaussian (iid N(0,1), the hardest case for any ANN index); ` +
+      `16-dim rows are a masked subspace of the same data. M ${options.m}, efConstruction ${options.efConstruction}, ` +
+      `k ${options.k}, ${options.queries} recall queries (not indexed items), ${options.latencyQueries} timed queries per efSearch, ` +
+      'one thread. Brute force = exact search over all rows in the same process; speed-up = brute-force time / mean HNSW time. ' +
+      "Build RSS = resident memory growth while building (graph + hnswlib's copy of the vectors).",
+    '',
+    `Reproduce: \`npx tsx bench/index-hnsw.ts ${argv.join(' ')}\``,
+    '',
+    table(results, true),
+    '',
+  ].join('\n');
+  await writeFile(`${options.out}.md`, md);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const options = parseOptions(process.argv);
+  if (options.worker) {
+    const [size, dims, data] = options.worker.split(':');
+    const result = await runCase(Number(size), Number(dims), data as Data, options);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const results: CaseResult[] = [];
+  for (const data of options.data) {
+    for (const size of options.sizes) {
+      for (const dims of options.dims) {
+        process.stderr.write(`case ${data} ${size} x ${dims} dims ...\n`);
+        const result = await runWorker(size, dims, data, argv);
+        process.stderr.write(
+          `  built in ${fmt(result.buildSeconds, 1)} s, recall@${options.k} ${result.results.map((r) => `${r.efSearch}:${fmt(r.recall, 3)}`).join(' ')}\n`,
+        );
+        results.push(result);
+        // Partial results survive an interrupted run.
+        await writeResults(results, options, argv);
+      }
+    }
+  }
+  process.stdout.write(`${table(results, false)}\n`);
+  await writeResults(results, options, argv);
+  process.stderr.write(`wrote ${options.out}.json and ${options.out}.md\n`);
+}
+
+await main();

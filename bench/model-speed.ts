@@ -1,0 +1,198 @@
+/**
+ * Training speed of the model stage: one Adam step on a TripletBatch, per backend / model / image size /
+ * batch layout. Prints a table and writes bench/results/model-speed.json.
+ *
+ *   npx tsx bench/model-speed.ts            # full table (about a minute on 2 cores)
+ *   npx tsx bench/model-speed.ts --quick    # three rows
+ *
+ * "images" is the number of distinct images in a batch (each embedded once); "triplets" the number of
+ * triplets drawn among them. Independent triplets need about 3 images each; triplets drawn within a pool
+ * of products share images, which is how the loss gets many more triplets for the same backbone work.
+ */
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import {
+  createModel,
+  defaultModelConfig,
+  selectBackend,
+  type ModelConfig,
+  type TripletBatch,
+} from '../src/model/index.ts';
+import { writeFileAtomic } from '../src/util/atomic.ts';
+import { Rng } from '../src/util/rng.ts';
+
+interface Case {
+  backend: 'wasm' | 'cpu';
+  kind: ModelConfig['kind'];
+  backbone: ModelConfig['backbone'];
+  imageSize: number;
+  width: number;
+  triplets: number;
+  images: number;
+}
+
+interface Row extends Case {
+  stepMs: number;
+  forwardMs: number;
+  tripletsPerSecond: number;
+  imagesPerSecond: number;
+}
+
+const CONDITIONS = ['color', 'sleeve', 'neckline', 'length', 'pattern', 'silhouette'];
+const quick = process.argv.includes('--quick');
+
+function cases(): Case[] {
+  const base = { backend: 'wasm', kind: 'csn', backbone: 'small', width: 16 } as const;
+  const independent = (imageSize: number, triplets: number): Case => ({
+    ...base,
+    imageSize,
+    triplets,
+    images: 3 * triplets,
+  });
+  if (quick)
+    return [independent(32, 32), independent(48, 64), { ...base, imageSize: 48, triplets: 384, images: 96 }];
+  return [
+    ...[32, 48, 64].flatMap((size) => [independent(size, 32), independent(size, 64)]),
+    { ...base, imageSize: 48, triplets: 384, images: 96 },
+    { ...base, imageSize: 64, triplets: 384, images: 96 },
+    { ...base, imageSize: 48, width: 24, triplets: 384, images: 96 },
+    { ...base, kind: 'unconditional', imageSize: 48, triplets: 384, images: 96 },
+    { ...base, kind: 'asen', imageSize: 48, triplets: 384, images: 96 },
+    { ...base, backbone: 'resnet18', imageSize: 48, triplets: 384, images: 96 },
+    // The pure-JS cpu backend on a batch small enough to finish, next to wasm on the same batch.
+    { ...base, imageSize: 32, triplets: 4, images: 12 },
+    { ...base, backend: 'cpu', imageSize: 32, triplets: 4, images: 12 },
+  ];
+}
+
+function randomBatch(c: Case, rng: Rng): TripletBatch {
+  const pixels = new Float32Array(c.images * c.imageSize * c.imageSize * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = rng.next();
+  const rows = (offset: number) =>
+    tf.tensor1d(
+      Array.from({ length: c.triplets }, (_, i) =>
+        c.images === 3 * c.triplets ? 3 * i + offset : rng.int(0, c.images - 1),
+      ),
+      'int32',
+    );
+  return {
+    images: tf.tensor4d(pixels, [c.images, c.imageSize, c.imageSize, 3]),
+    anchor: rows(0),
+    far: rows(1),
+    close: rows(2),
+    condition: tf.tensor1d(
+      Array.from({ length: c.triplets }, (_, i) => i % CONDITIONS.length),
+      'int32',
+    ),
+  };
+}
+
+async function measure(c: Case): Promise<Row> {
+  await selectBackend(c.backend, { info: () => {}, warn: () => {} });
+  const model = createModel(
+    defaultModelConfig(CONDITIONS, {
+      kind: c.kind,
+      backbone: c.backbone,
+      imageSize: c.imageSize,
+      width: c.width,
+      seed: 1,
+    }),
+  );
+  const batch = randomBatch(c, new Rng(7));
+  const optimizer = tf.train.adam(1e-3);
+  const step = () => {
+    const cost = optimizer.minimize(
+      () => model.loss(batch, { margin: 0.2, embedLoss: 5e-3, maskLoss: 5e-4 }, true).total,
+      true,
+      model.trainableVariables(),
+    );
+    cost?.dataSync();
+    cost?.dispose();
+  };
+  const [warmup, timed] = c.backend === 'cpu' ? [1, 2] : [2, 5];
+  for (let i = 0; i < warmup; i++) step();
+  const start = performance.now();
+  for (let i = 0; i < timed; i++) step();
+  const stepMs = (performance.now() - start) / timed;
+  const forwardStart = performance.now();
+  const embedded = model.embed(batch.images);
+  embedded.dataSync();
+  const forwardMs = performance.now() - forwardStart;
+  tf.dispose([embedded, ...Object.values(batch)]);
+  optimizer.dispose();
+  model.dispose();
+  return {
+    ...c,
+    stepMs: Math.round(stepMs),
+    forwardMs: Math.round(forwardMs),
+    tripletsPerSecond: Math.round((c.triplets / stepMs) * 1000),
+    imagesPerSecond: Math.round((c.images / stepMs) * 1000),
+  };
+}
+
+function table(rows: Row[]): string {
+  const header = [
+    'backend',
+    'model',
+    'backbone',
+    'size',
+    'width',
+    'images',
+    'triplets',
+    'step ms',
+    'fwd ms',
+    'triplets/s',
+    'images/s',
+  ];
+  const lines = rows.map((r) => [
+    r.backend,
+    r.kind,
+    r.backbone,
+    String(r.imageSize),
+    String(r.width),
+    String(r.images),
+    String(r.triplets),
+    String(r.stepMs),
+    String(r.forwardMs),
+    String(r.tripletsPerSecond),
+    String(r.imagesPerSecond),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const format = (cells: string[]) => cells.map((cell, i) => cell.padStart(widths[i])).join('  ');
+  return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(format)].join('\n');
+}
+
+const rows: Row[] = [];
+for (const c of cases()) {
+  rows.push(await measure(c));
+  process.stderr.write(`.`);
+}
+process.stderr.write('\n');
+console.log(table(rows));
+const wasmSmall = rows.find((r) => r.backend === 'wasm' && r.imageSize === 32 && r.triplets === 32);
+const cpuSmall = rows.find((r) => r.backend === 'cpu');
+if (wasmSmall && cpuSmall) {
+  console.log(
+    `\nwasm vs cpu, same batch (32 px, 32 triplets): ${(cpuSmall.stepMs / wasmSmall.stepMs).toFixed(1)}x faster`,
+  );
+}
+const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'model-speed.json');
+await writeFileAtomic(
+  out,
+  `${JSON.stringify(
+    {
+      benchmark: 'model-speed',
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      loadAverage: (await import('node:os')).loadavg(),
+      rows,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`\nwrote ${out}`);

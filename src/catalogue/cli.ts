@@ -1,0 +1,183 @@
+import { InvalidArgumentError, type Command } from 'commander';
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    }
+    return parsed;
+  };
+}
+
+function choice<T extends string>(name: string, values: readonly T[]) {
+  return (value: string): T => {
+    if (!values.includes(value as T))
+      throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}`);
+    return value as T;
+  };
+}
+
+/** Report expected failures (bad input, existing folders) as a one-line error instead of a stack trace. */
+async function run(command: Command, action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (process.env.LOG_LEVEL === 'debug' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+  }
+}
+
+interface DemoDataOptions {
+  out: string;
+  count: number;
+  seed: number;
+  imageSize: number;
+  force?: boolean;
+}
+
+interface ImportOptions {
+  from: string;
+  out: string;
+  layout?: 'native' | 'farfetch' | 'zappos' | 'asen';
+  images: 'copy' | 'symlink';
+  force?: boolean;
+}
+
+interface InfoOptions {
+  json?: boolean;
+  checkImages: boolean;
+}
+
+/** `demo-data`, `import` and `catalogue-info`. Implementations load lazily so that `--help` stays fast. */
+export function registerCatalogueCommands(program: Command): void {
+  program
+    .command('demo-data')
+    .description(
+      'Generate the synthetic demo catalogue: dress images with known colour, sleeve, neckline, length, pattern and silhouette',
+    )
+    .option('--out <dir>', 'catalogue folder to write', 'data/demo')
+    .option('--count <n>', 'number of products', integer('--count', 1, 1_000_000), 3000)
+    .option('--seed <n>', 'random seed (same seed, same catalogue)', integer('--seed', 0, 2 ** 31 - 1), 7)
+    .option('--image-size <px>', 'side of the square images', integer('--image-size', 16, 1024), 128)
+    .option('--force', 'replace the folder if it is not empty')
+    .action(async (options: DemoDataOptions, command: Command) =>
+      run(command, async () => {
+        const [{ generateDemoCatalogue }, { createLogger }, { createProgress }] = await Promise.all([
+          import('./demo.ts'),
+          import('../util/log.ts'),
+          import('./progress.ts'),
+        ]);
+        const log = createLogger('demo-data');
+        const progress = await createProgress('rendering', log);
+        const started = performance.now();
+        try {
+          await generateDemoCatalogue(options.out, {
+            count: options.count,
+            seed: options.seed,
+            imageSize: options.imageSize,
+            overwrite: options.force,
+            onProgress: (done, total) => progress.update(done, total),
+          });
+        } finally {
+          progress.stop();
+        }
+        const seconds = (performance.now() - started) / 1000;
+        log.info(
+          { out: options.out, count: options.count, seconds: Number(seconds.toFixed(1)) },
+          'demo catalogue written',
+        );
+      }),
+    );
+
+  program
+    .command('import')
+    .description(
+      'Convert a catalogue in any supported layout (Farfetch CSN, CSN/Zappos, ASEN, native) to the native layout',
+    )
+    .requiredOption('--from <dir>', 'source catalogue folder')
+    .requiredOption('--out <dir>', 'native catalogue folder to write')
+    .option(
+      '--layout <kind>',
+      'source layout instead of auto-detection',
+      choice('--layout', ['native', 'farfetch', 'zappos', 'asen'] as const),
+    )
+    .option(
+      '--images <mode>',
+      'copy the images or symlink them',
+      choice('--images', ['copy', 'symlink'] as const),
+      'copy',
+    )
+    .option('--force', 'replace the output folder if it is not empty')
+    .action(async (options: ImportOptions, command: Command) =>
+      run(command, async () => {
+        const [
+          { loadCatalogue, detectLayout },
+          { writeCatalogue },
+          { replaceDirectory },
+          { createLogger },
+          { createProgress },
+        ] = await Promise.all([
+          import('./load.ts'),
+          import('./native.ts'),
+          import('./staging.ts'),
+          import('../util/log.ts'),
+          import('./progress.ts'),
+        ]);
+        const { resolve } = await import('node:path');
+        if (resolve(options.from) === resolve(options.out)) throw new Error('--out must differ from --from');
+        const log = createLogger('import');
+        const layout = options.layout ?? (await detectLayout(options.from));
+        const catalogue = await loadCatalogue(options.from, { layout });
+        log.info(
+          { layout, products: catalogue.products.length, conditions: catalogue.conditions },
+          'catalogue loaded',
+        );
+        const progress = await createProgress(
+          options.images === 'copy' ? 'copying images' : 'linking images',
+          log,
+        );
+        try {
+          await replaceDirectory(
+            options.out,
+            (staging) =>
+              writeCatalogue(catalogue, staging, {
+                images: options.images,
+                onProgress: (done, total) => progress.update(done, total),
+              }),
+            { overwrite: options.force },
+          );
+        } finally {
+          progress.stop();
+        }
+        log.info({ out: options.out }, 'native catalogue written');
+      }),
+    );
+
+  program
+    .command('catalogue-info')
+    .description(
+      'Summarise a catalogue: products per split, labels per condition, shipped triplets and retrieval sets',
+    )
+    .argument('<dir>', 'catalogue folder (any supported layout)')
+    .option('--json', 'print the summary as JSON')
+    .option('--no-check-images', 'skip checking that every image file exists')
+    .action(async (dir: string, options: InfoOptions, command: Command) =>
+      run(command, async () => {
+        const [{ loadCatalogue, detectLayout }, { summarizeCatalogue, formatSummary }] = await Promise.all([
+          import('./load.ts'),
+          import('./info.ts'),
+        ]);
+        const layout = await detectLayout(dir);
+        const catalogue = await loadCatalogue(dir, { layout, checkImages: options.checkImages });
+        const summary = summarizeCatalogue(catalogue);
+        // Through commander's output hook, so an embedding program (or a test) can redirect it.
+        const write = command.configureOutput().writeOut ?? ((text: string) => process.stdout.write(text));
+        write(
+          options.json
+            ? `${JSON.stringify({ layout, ...summary }, null, 2)}\n`
+            : formatSummary(summary, layout),
+        );
+      }),
+    );
+}

@@ -1,0 +1,171 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { Rng } from '../util/rng.ts';
+import {
+  DEMO_ATTRIBUTES,
+  DEMO_CONDITIONS,
+  drawDress,
+  type DemoAttributes,
+  type DemoCondition,
+} from './demo-svg.ts';
+import { writeCatalogue } from './native.ts';
+import { mapWithConcurrency } from './pool.ts';
+import { replaceDirectory } from './staging.ts';
+import type { Catalogue, Product, Split } from './types.ts';
+
+export { DEMO_ATTRIBUTES, DEMO_CONDITIONS, type DemoAttributes, type DemoCondition };
+
+export interface DemoCatalogueOptions {
+  count?: number;
+  seed?: number;
+  /** Side of the square images written to disk. */
+  imageSize?: number;
+  /** Replace a non-empty `dir` (default false: refuse). */
+  overwrite?: boolean;
+  /** Parallel renders. */
+  concurrency?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+const TITLE_WORDS = {
+  pattern: { solid: 'solid', stripes: 'striped', dots: 'polka-dot', floral: 'floral', check: 'checked' },
+  length: { mini: 'mini', knee: 'knee-length', midi: 'midi', maxi: 'maxi' },
+  sleeve: {
+    sleeveless: 'sleeveless',
+    short: 'short sleeves',
+    'three-quarter': 'three-quarter sleeves',
+    long: 'long sleeves',
+  },
+  neckline: {
+    'v-neck': 'V-neck',
+    round: 'round neck',
+    square: 'square neck',
+    collar: 'collar',
+    'off-shoulder': 'off-shoulder',
+  },
+} as const;
+
+export function demoTitle(a: DemoAttributes): string {
+  const color = `${a.color.charAt(0).toUpperCase()}${a.color.slice(1)}`;
+  return `${color} ${TITLE_WORDS.pattern[a.pattern]} ${TITLE_WORDS.length[a.length]} ${a.silhouette} dress, ${TITLE_WORDS.sleeve[a.sleeve]}, ${TITLE_WORDS.neckline[a.neckline]}`;
+}
+
+/** Every value of every attribute equally often (±1), independently shuffled per attribute. */
+function balancedAttributes(count: number, rng: Rng): DemoAttributes[] {
+  const columns = DEMO_CONDITIONS.map((condition) => {
+    const values = DEMO_ATTRIBUTES[condition];
+    return rng.shuffle(Array.from({ length: count }, (_, i) => values[i % values.length]));
+  });
+  return Array.from(
+    { length: count },
+    (_, i) =>
+      Object.fromEntries(DEMO_CONDITIONS.map((condition, c) => [condition, columns[c][i]])) as DemoAttributes,
+  );
+}
+
+/** Exactly 70/10/20 (rounded) of the products per split, shuffled. */
+function balancedSplits(count: number, rng: Rng): Split[] {
+  const train = Math.round(count * 0.7);
+  const val = Math.round(count * 0.1);
+  const splits: Split[] = Array.from({ length: count }, (_, i) =>
+    i < train ? 'train' : i < train + val ? 'val' : 'test',
+  );
+  return rng.shuffle(splits);
+}
+
+/** Small fast generator for pixel noise (mulberry32); seeded from the product's Rng so output is deterministic. */
+function noiseSource(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function renderDress(attributes: DemoAttributes, size: number, rng: Rng): Promise<Buffer> {
+  const scene = drawDress(attributes, size, rng);
+  const { data, info } = await sharp(Buffer.from(scene.svg))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  // Sum of three uniforms: bell-shaped noise with standard deviation `scene.noise`.
+  const uniform = noiseSource(rng.int(0, 0xffffffff));
+  const scale = scene.noise * 2;
+  for (let i = 0; i < data.length; i++) {
+    const n = (uniform() + uniform() + uniform() - 1.5) * scale;
+    const v = data[i] + n;
+    data[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+  }
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
+    .jpeg({ quality: 92, chromaSubsampling: '4:4:4' })
+    .toBuffer();
+}
+
+/**
+ * Write a native catalogue of synthetic dress photos with known attributes (see DEMO_ATTRIBUTES). Everything is
+ * rendered into a sibling temporary folder that replaces `dir` only when complete, so a crash never leaves a
+ * half-written catalogue behind. Deterministic for a seed (same products, same image bytes).
+ */
+export async function generateDemoCatalogue(
+  dir: string,
+  options: DemoCatalogueOptions = {},
+): Promise<Catalogue> {
+  const count = options.count ?? 3000;
+  const seed = options.seed ?? 7;
+  const imageSize = options.imageSize ?? 128;
+  if (!Number.isInteger(count) || count < 1)
+    throw new RangeError(`count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(imageSize) || imageSize < 16 || imageSize > 1024) {
+    throw new RangeError(`imageSize must be an integer in 16..1024, got ${imageSize}`);
+  }
+  const target = resolve(dir);
+
+  const rng = new Rng(seed);
+  const attributes = balancedAttributes(count, rng);
+  const splits = balancedSplits(count, rng);
+  const digits = Math.max(5, String(count).length);
+  const products: Product[] = attributes.map((a, i) => {
+    const id = `dress-${String(i + 1).padStart(digits, '0')}`;
+    return {
+      id,
+      title: demoTitle(a),
+      image: `images/${id}.jpg`,
+      attributes: Object.fromEntries(DEMO_CONDITIONS.map((condition) => [condition, [a[condition]]])),
+      split: splits[i],
+    };
+  });
+  // One independent stream per product, so parallel rendering order cannot change any image.
+  const productSeeds = products.map(() => rng.int(0, 0x7fffffff));
+
+  const catalogue: Catalogue = {
+    root: target,
+    name: basename(target),
+    conditions: [...DEMO_CONDITIONS],
+    products,
+  };
+  await replaceDirectory(
+    target,
+    async (staging) => {
+      await mkdir(join(staging, 'images'), { recursive: true });
+      let done = 0;
+      options.onProgress?.(0, count);
+      await mapWithConcurrency(products, options.concurrency ?? 4, async (product, i) => {
+        const jpeg = await renderDress(attributes[i], imageSize, new Rng(productSeeds[i]));
+        await writeFile(join(staging, product.image), jpeg);
+        options.onProgress?.(++done, count);
+      });
+      await writeFile(
+        join(staging, 'generator.json'),
+        `${JSON.stringify({ generator: 'dressmatch demo-data', version: 1, count, seed, imageSize }, null, 2)}\n`,
+      );
+      // Images are already in place: write the catalogue files as if the staging folder were its root.
+      await writeCatalogue({ ...catalogue, root: staging }, staging);
+    },
+    { overwrite: options.overwrite },
+  );
+  return catalogue;
+}

@@ -1,0 +1,178 @@
+import { access } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import {
+  addLabel,
+  assignSplitsFromTriplets,
+  titleFromAttributes,
+  type LayoutResult,
+  type SourceRef,
+} from './layout.ts';
+import { listFiles, readConditions } from './native.ts';
+import { isValidProductId, parseCsvRecord, parseIndexRow, readLines } from './text.ts';
+import { CatalogueError, SPLITS, type Catalogue, type Product, type Split, type Triplet } from './types.ts';
+
+/**
+ * The layout of gabrielfu/pytorch-csn-farfetch (data/farfetch):
+ *   conditions.txt          one condition per line, written sorted (collar, color, fabric, hem, length, pattern, sleeve)
+ *   product_ids.txt         one Farfetch product id per line; the 0-based line index is the product's integer index
+ *   product_labels.csv      header product_id,label,condition; one row per (product, label)
+ *   triplets/{condition}_{train,val,test}.txt   rows "anchor negative positive" as integer indices
+ *   images/{first two characters of id}/{id}.jpg
+ */
+export const FARFETCH_FILES = {
+  conditions: 'conditions.txt',
+  productIds: 'product_ids.txt',
+  labels: 'product_labels.csv',
+  triplets: 'triplets',
+} as const;
+
+export function farfetchImagePath(id: string): string {
+  return `images/${id.slice(0, 2)}/${id}.jpg`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function isFarfetchLayout(dir: string): Promise<boolean> {
+  return (
+    (await exists(join(dir, FARFETCH_FILES.productIds))) &&
+    (await exists(join(dir, FARFETCH_FILES.conditions)))
+  );
+}
+
+export async function loadFarfetchCatalogue(dir: string): Promise<LayoutResult> {
+  const root = resolve(dir);
+  const conditions = await readConditions(join(dir, FARFETCH_FILES.conditions));
+  const idsFile = join(dir, FARFETCH_FILES.productIds);
+  const products: Product[] = [];
+  const sources: SourceRef[] = [];
+  const indexById = new Map<string, number>();
+  for (const row of await readLines(idsFile)) {
+    const id = row.text;
+    if (!isValidProductId(id)) throw new CatalogueError(idsFile, row.line, `malformed product id "${id}"`);
+    const earlier = indexById.get(id);
+    if (earlier !== undefined) {
+      throw new CatalogueError(
+        idsFile,
+        row.line,
+        `duplicate product id "${id}" (first on line ${sources[earlier].line})`,
+      );
+    }
+    indexById.set(id, products.length);
+    products.push({ id, title: id, image: farfetchImagePath(id), attributes: {} });
+    sources.push({ file: idsFile, line: row.line });
+  }
+  if (products.length === 0) throw new CatalogueError(idsFile, undefined, 'no product ids listed');
+
+  const labelsFile = join(dir, FARFETCH_FILES.labels);
+  if (await exists(labelsFile)) {
+    const rows = await readLines(labelsFile);
+    const header = rows.length > 0 ? parseCsvRecord(rows[0].text, labelsFile, rows[0].line) : [];
+    const column = (name: string): number => {
+      const index = header.indexOf(name);
+      if (index < 0)
+        throw new CatalogueError(labelsFile, 1, `header must name product_id, label and condition`);
+      return index;
+    };
+    const [idColumn, labelColumn, conditionColumn] = [
+      column('product_id'),
+      column('label'),
+      column('condition'),
+    ];
+    for (const row of rows.slice(1)) {
+      const fields = parseCsvRecord(row.text, labelsFile, row.line);
+      if (fields.length !== header.length) {
+        throw new CatalogueError(
+          labelsFile,
+          row.line,
+          `malformed row: expected ${header.length} fields, got ${fields.length}`,
+        );
+      }
+      const [id, label, condition] = [fields[idColumn], fields[labelColumn], fields[conditionColumn]];
+      const index = indexById.get(id);
+      if (index === undefined) {
+        throw new CatalogueError(
+          labelsFile,
+          row.line,
+          `unknown product id "${id}" (not in ${FARFETCH_FILES.productIds})`,
+        );
+      }
+      if (!conditions.includes(condition)) {
+        throw new CatalogueError(
+          labelsFile,
+          row.line,
+          `unknown condition "${condition}" (not in ${FARFETCH_FILES.conditions})`,
+        );
+      }
+      if (label === '') throw new CatalogueError(labelsFile, row.line, 'empty label');
+      addLabel(products[index].attributes, condition, label);
+    }
+  }
+  for (const product of products) {
+    product.title = titleFromAttributes(conditions, product.attributes, product.id);
+  }
+
+  const catalogue: Catalogue = { root, name: basename(root), conditions, products };
+  const triplets = await loadIndexTriplets(
+    join(dir, FARFETCH_FILES.triplets),
+    conditions,
+    products.length,
+    idsFile,
+  );
+  if (triplets) {
+    catalogue.triplets = triplets;
+    assignSplitsFromTriplets(catalogue);
+  }
+  return { catalogue, sources };
+}
+
+async function loadIndexTriplets(
+  dir: string,
+  conditions: readonly string[],
+  productCount: number,
+  listName: string,
+): Promise<Catalogue['triplets']> {
+  const files = await listFiles(dir);
+  if (!files) return undefined;
+  const result: Partial<Record<Split, Triplet[]>> = {};
+  for (const name of files.filter((file) => file.endsWith('.txt'))) {
+    const file = join(dir, name);
+    const match = /^(.+)_(train|val|test)\.txt$/.exec(name);
+    if (!match || !SPLITS.includes(match[2] as Split)) {
+      throw new CatalogueError(
+        file,
+        undefined,
+        'unexpected triplet file name: expected {condition}_{train|val|test}.txt',
+      );
+    }
+    const condition = conditions.indexOf(match[1]);
+    if (condition < 0) {
+      throw new CatalogueError(
+        file,
+        undefined,
+        `unknown condition "${match[1]}" (not in ${FARFETCH_FILES.conditions})`,
+      );
+    }
+    const list = (result[match[2] as Split] ??= []);
+    for (const row of await readLines(file)) {
+      const [anchor, far, close] = parseIndexRow(row, file, 3, '"anchor far close" as integer indices');
+      for (const index of [anchor, far, close]) {
+        if (index >= productCount) {
+          throw new CatalogueError(
+            file,
+            row.line,
+            `triplet index ${index} out of range (${listName} has ${productCount} products, indices 0-${productCount - 1})`,
+          );
+        }
+      }
+      list.push({ anchor, far, close, condition });
+    }
+  }
+  return Object.keys(result).length > 0 ? result : undefined;
+}

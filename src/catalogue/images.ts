@@ -1,0 +1,180 @@
+import { join } from 'node:path';
+import sharp, { type OutputInfo } from 'sharp';
+import { mapWithConcurrency } from './pool.ts';
+import type { Catalogue } from './types.ts';
+
+export type ImageDecodeReason = 'not-found' | 'unsupported' | 'invalid';
+
+/** An input that is not a decodable image (missing file, unknown format, corrupt data). */
+export class ImageDecodeError extends Error {
+  constructor(
+    /** File path, or "buffer" for in-memory input. */
+    readonly source: string,
+    readonly reason: ImageDecodeReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+const MAX_SIZE = 4096;
+
+function classify(error: Error): ImageDecodeReason {
+  const text = error.message.toLowerCase();
+  if (text.includes('missing') || text.includes('no such file') || text.includes('enoent'))
+    return 'not-found';
+  if (text.includes('unsupported image format') || text.includes('empty')) return 'unsupported';
+  return 'invalid';
+}
+
+/**
+ * Decode any image sharp reads into size×size RGB bytes (HWC). EXIF orientation is applied, transparency is
+ * flattened onto white, and the whole picture is kept: it is scaled to fit and non-square images are padded with
+ * the mean colour of their corners (product photos have plain backgrounds), so no part of the garment is cropped.
+ */
+export async function decodeImageBytes(input: string | Buffer, size: number): Promise<Uint8Array> {
+  if (!Number.isInteger(size) || size < 1 || size > MAX_SIZE) {
+    throw new RangeError(`image size must be an integer in 1..${MAX_SIZE}, got ${size}`);
+  }
+  const source = typeof input === 'string' ? input : 'buffer';
+  let decoded: { data: Buffer; info: OutputInfo };
+  try {
+    if (Buffer.isBuffer(input) && input.length === 0) throw new Error('Input buffer is empty');
+    decoded = await sharp(input)
+      .rotate()
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .resize(size, size, { fit: 'inside', kernel: 'lanczos3' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+  } catch (error) {
+    const cause = error as Error;
+    const reason = classify(cause);
+    const what =
+      reason === 'not-found'
+        ? 'image file not found'
+        : reason === 'unsupported'
+          ? 'not a supported image'
+          : 'cannot decode image';
+    throw new ImageDecodeError(source, reason, `${what}: ${source} (${cause.message})`, { cause });
+  }
+  const { data, info } = decoded;
+  const rgb = toRgb(data, info.width * info.height, info.channels);
+  if (info.width === size && info.height === size) return rgb;
+  return padToSquare(rgb, info.width, info.height, size);
+}
+
+/** Decode to float32 RGB in [0, 1], NHWC order for one image (length size*size*3). */
+export async function decodeImage(input: string | Buffer, size: number): Promise<Float32Array> {
+  return bytesToFloats(await decodeImageBytes(input, size));
+}
+
+function toRgb(data: Buffer, pixels: number, channels: number): Uint8Array {
+  if (channels === 3) return new Uint8Array(data.buffer, data.byteOffset, pixels * 3);
+  const out = new Uint8Array(pixels * 3);
+  for (let p = 0; p < pixels; p++) {
+    const base = p * channels;
+    const grey = channels < 3;
+    out[p * 3] = data[base];
+    out[p * 3 + 1] = grey ? data[base] : data[base + 1];
+    out[p * 3 + 2] = grey ? data[base] : data[base + 2];
+  }
+  return out;
+}
+
+function padToSquare(rgb: Uint8Array, width: number, height: number, size: number): Uint8Array {
+  const corners = [0, width - 1, (height - 1) * width, height * width - 1];
+  const fill = [0, 1, 2].map((c) => Math.round(corners.reduce((sum, p) => sum + rgb[p * 3 + c], 0) / 4));
+  const out = new Uint8Array(size * size * 3);
+  for (let p = 0; p < size * size; p++) {
+    out[p * 3] = fill[0];
+    out[p * 3 + 1] = fill[1];
+    out[p * 3 + 2] = fill[2];
+  }
+  const left = Math.floor((size - width) / 2);
+  const top = Math.floor((size - height) / 2);
+  for (let y = 0; y < height; y++) {
+    out.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), ((top + y) * size + left) * 3);
+  }
+  return out;
+}
+
+const TO_UNIT = Float32Array.from({ length: 256 }, (_, value) => value / 255);
+
+function bytesToFloats(bytes: Uint8Array, out = new Float32Array(bytes.length), offset = 0): Float32Array {
+  for (let i = 0; i < bytes.length; i++) out[offset + i] = TO_UNIT[bytes[i]];
+  return out;
+}
+
+export interface ImageCacheOptions {
+  onProgress?: (done: number, total: number) => void;
+  /** Decodes in flight at once (sharp runs them on libuv's thread pool). */
+  concurrency?: number;
+}
+
+/**
+ * Every product image of a catalogue decoded once at size×size. Pixels are kept as bytes (4× smaller than
+ * float32, and exactly what the decoder produced) and converted to float32 in [0, 1] per batch.
+ */
+export class ImageCache {
+  private constructor(
+    readonly size: number,
+    readonly count: number,
+    private readonly pixels: Uint8Array,
+  ) {}
+
+  /** Values per image: size * size * 3. */
+  get imageLength(): number {
+    return this.size * this.size * 3;
+  }
+
+  static async load(
+    catalogue: Catalogue,
+    size: number,
+    options: ImageCacheOptions = {},
+  ): Promise<ImageCache> {
+    const count = catalogue.products.length;
+    const length = size * size * 3;
+    const pixels = new Uint8Array(count * length);
+    let done = 0;
+    options.onProgress?.(0, count);
+    await mapWithConcurrency(catalogue.products, options.concurrency ?? 8, async (product, index) => {
+      const path = join(catalogue.root, product.image);
+      let bytes: Uint8Array;
+      try {
+        bytes = await decodeImageBytes(path, size);
+      } catch (error) {
+        if (error instanceof ImageDecodeError) {
+          throw new ImageDecodeError(path, error.reason, `product ${product.id}: ${error.message}`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      pixels.set(bytes, index * length);
+      options.onProgress?.(++done, count);
+    });
+    return new ImageCache(size, count, pixels);
+  }
+
+  /** Images `indices` (product indices, repeats allowed) as float32 NHWC, length indices.length * size * size * 3. */
+  batch(indices: readonly number[]): Float32Array {
+    const length = this.imageLength;
+    const out = new Float32Array(indices.length * length);
+    indices.forEach((index, row) => {
+      if (!Number.isInteger(index) || index < 0 || index >= this.count) {
+        throw new RangeError(`image index ${index} out of range (0-${this.count - 1})`);
+      }
+      bytesToFloats(this.pixels.subarray(index * length, (index + 1) * length), out, row * length);
+    });
+    return out;
+  }
+
+  /** One image's raw RGB bytes (a view, not a copy). */
+  bytes(index: number): Uint8Array {
+    const length = this.imageLength;
+    return this.pixels.subarray(index * length, (index + 1) * length);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The `eval` command: load a checkpoint, evaluate it on a split, print the table and optionally write JSON.
+ */
+import { resolve } from 'node:path';
+import { ImageCache, loadCatalogue } from '../catalogue/index.ts';
+import { readCheckpoint, modelId } from '../train/checkpoint.ts';
+import type { EvalFlags } from '../train/cli.ts';
+import { restrictCatalogue } from '../train/data.ts';
+import { TRAIN_DEFAULTS, resolveConditions, type TrainOptions } from '../train/options.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { createLogger } from '../util/log.ts';
+import { evaluateModel, formatReport, type EvaluationReport } from './report.ts';
+
+export async function runEval(
+  flags: EvalFlags,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<EvaluationReport> {
+  const log = createLogger('eval');
+  const checkpoint = await readCheckpoint(flags.model);
+  const args = (checkpoint.args ?? {}) as Partial<TrainOptions>;
+  const config = checkpoint.model.config;
+  const dataDir = flags.dataDir ?? args.dataDir ?? TRAIN_DEFAULTS.dataDir;
+  const countForSplit =
+    flags.split === 'train'
+      ? args.trainTriplets
+      : flags.split === 'val'
+        ? args.valTriplets
+        : args.testTriplets;
+  const triplets = flags.triplets ?? countForSplit ?? TRAIN_DEFAULTS.testTriplets;
+  const seed = flags.seed ?? args.seed ?? TRAIN_DEFAULTS.seed;
+
+  const { selectBackend, restoreModel } = await import('../model/index.ts');
+  await selectBackend(flags.backend, log);
+  const full = await loadCatalogue(dataDir);
+  const catalogue = restrictCatalogue(full, resolveConditions(config.conditions, full.conditions));
+  const images = await ImageCache.load(catalogue, config.imageSize);
+  const model = restoreModel(checkpoint.model);
+  try {
+    const partial = await evaluateModel(model, catalogue, images, {
+      split: flags.split,
+      triplets,
+      seed,
+      margin: args.margin ?? TRAIN_DEFAULTS.margin,
+      retrieval: flags.map,
+      mapQueries: flags.mapQueries,
+    });
+    const report: EvaluationReport = {
+      ...partial,
+      model: {
+        kind: config.kind,
+        id: checkpoint.modelId ?? modelId(checkpoint.model),
+        checkpoint: resolve(flags.model),
+        epoch: checkpoint.training ? checkpoint.training.epoch - 1 : undefined,
+      },
+    };
+    out.write(`${formatReport(report)}\n`);
+    if (flags.out) await writeFileAtomic(flags.out, `${JSON.stringify(report, null, 2)}\n`);
+    log.info({ split: flags.split, triplets: report.triplets.triplets, seed, dataDir }, 'evaluation done');
+    return report;
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,802 @@
+/**
+ * The index job's core, independent of the model: turn product vectors into a new bundle version and publish it.
+ *
+ * Crash safety: a version is written into `versions/.tmp-<version>/` (every file fsynced, version.json last), the
+ * directory is renamed to `versions/<version>/`, and only then is manifest.json replaced atomically. Until that last
+ * rename the previous manifest, and so the previous version, is what readers see; a killed job leaves at most a
+ * temp or unpublished directory, which the next job removes. A lock keeps two jobs from building at once.
+ */
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import type { ModelKind } from '../model/types.ts';
+import { fsyncDirectory, writeFileAtomic } from '../util/atomic.ts';
+import type { Logger } from '../util/log.ts';
+import { Rng } from '../util/rng.ts';
+import { loadVersion, type IndexBundle } from './bundle.ts';
+import {
+  conditionFileStem,
+  floatBytes,
+  formatVersionName,
+  listVersionDirs,
+  manifestPath,
+  readManifest,
+  sha256,
+  syncAndHash,
+  versionPath,
+  versionSequence,
+  versionsPath,
+  writeDurable,
+} from './files.ts';
+import { buildIndex, RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  BundleError,
+  EMBEDDINGS_FILE,
+  IndexQualityError,
+  PRODUCTS_FILE,
+  TEMP_PREFIX,
+  VERSION_FILE,
+  type BuildParams,
+  type ChangeSummary,
+  type ConditionQuality,
+  type FileRecord,
+  type IndexedProduct,
+  type Manifest,
+  type SpaceRecord,
+  type VersionInfo,
+} from './types.ts';
+import {
+  conditionSpace,
+  exactSearch,
+  projectRows,
+  quantiles,
+  randomPairDistances,
+  recallAtK,
+  rowDistance,
+  sampleWithoutReplacement,
+  type Neighbour,
+} from './vectors.ts';
+import type { ConditionSpace } from '../model/types.ts';
+
+/**
+ * Defaults, and why (numbers from bench/results/index-hnsw.md, one core):
+ * - m 16, efConstruction 200: hnswlib's own defaults. With efSearch 64 they give recall@10 of 0.999 / 1.000 / 0.986
+ *   at 10k / 100k / 1M clustered 64-dim vectors and 1.000 at all sizes in a 16-dim masked subspace; 1M x 64 dims
+ *   builds in ~4 min and takes ~470 MiB. Larger M only pays off at much higher intrinsic dimension.
+ * - efSearch 64: the smallest of the measured values (16, 32, 64, 128) that keeps recall@10 >= 0.98 on clustered
+ *   data up to 1M products, at a p50 of 0.1 ms (1M x 64). It is only the serving default: raise it without rebuilding
+ *   for nearly unstructured vectors (iid gaussian 64-dim data needs far more; the quality gate below catches that).
+ * - maskThreshold 0.1: a dim whose mask weight is below a tenth of the condition's largest weight weighs under 1% of
+ *   the largest in the squared distance, so dropping it barely changes rankings (subspace recall is measured and
+ *   recorded: 0.995-0.997 on the demo model) while making the index smaller and faster.
+ * - minRecall 0.9: a healthy build measures 0.97-1.0; below 0.9 more than one in ten true neighbours is missing, which
+ *   users notice, and it signals wrong parameters or degenerate vectors (collapsed embeddings) rather than noise.
+ * - recallSample 200 queries (2000 neighbours): the standard error of a recall near 0.95 is then about 0.005-0.01
+ *   per condition, and brute force on 200 queries stays within seconds even at 1M products.
+ */
+export const DEFAULT_PARAMS: BuildParams = {
+  m: 16,
+  efConstruction: 200,
+  efSearch: 64,
+  maskThreshold: 0.1,
+  seed: 100,
+  recallK: 10,
+  recallSample: 200,
+  minRecall: 0.9,
+  quantilePairs: 5000,
+};
+
+/** Vectors a source computes for a batch of products (rows in the order of the requested indices). */
+export interface EmbeddedRows {
+  /** Shared embedding, rows x embedDim (CSN and unconditional). */
+  embeddings?: Float32Array;
+  /** One rows x embedDim array per condition (ASEN's attribute-specific embeddings). */
+  conditionVectors?: Float32Array[];
+}
+
+/** What the builder needs from the model and the catalogue. */
+export interface BundleSource {
+  modelId: string;
+  modelKind: ModelKind;
+  embedDim: number;
+  conditions: string[];
+  /** One row per condition (all ones for models without masks). */
+  masks: number[][];
+  products: IndexedProduct[];
+  catalogue?: { name: string; root: string } | null;
+  /** Vectors of products[indices[0]], products[indices[1]], ... */
+  embed(indices: number[]): Promise<EmbeddedRows>;
+  /** Hint: these products are embedded next (a source can decode their images while the model runs). */
+  prefetch?(indices: number[]): void;
+}
+
+export type BuildStage = 'locked' | 'embedded' | 'indexed' | 'files-written' | 'renamed' | 'published';
+
+export interface BuildProgress {
+  stage: 'embed' | 'index' | 'check';
+  done: number;
+  total: number;
+  condition?: string;
+}
+
+export interface BuildOptions extends Partial<BuildParams> {
+  /** Re-embed only new and changed products and edit the current version's indexes (default: full rebuild). */
+  incremental?: boolean;
+  /** Products per embed() call. */
+  batchSize?: number;
+  /** Published versions kept on disk, the current one included. */
+  keepVersions?: number;
+  /** Incremental runs rebuild the slot table without holes once removed slots exceed this share. */
+  compactRatio?: number;
+  /** A lock not refreshed for this long belongs to a dead job and is taken over. */
+  lockStaleMs?: number;
+  log?: Logger;
+  onProgress?: (progress: BuildProgress) => void;
+  /** Called after each step of the build (tests use it to kill the job at precise points). */
+  onStage?: (stage: BuildStage, detail: { version: string; dir: string }) => void | Promise<void>;
+  now?: () => Date;
+}
+
+export interface BuildReport {
+  /** False when an incremental run found nothing to change (nothing is written then). */
+  published: boolean;
+  version: string | null;
+  previousVersion: string | null;
+  mode: 'full' | 'incremental';
+  /** Why an incremental run had to rebuild everything. */
+  fallbackReason: string | null;
+  changes: ChangeSummary;
+  embedded: number;
+  quality: ConditionQuality[];
+  spaces: { condition: string; metric: ConditionSpace['metric']; keptDims: number; totalDims: number }[];
+  timings: Record<string, number>;
+  removedVersions: string[];
+}
+
+export function resolveParams(options: Partial<BuildParams>): BuildParams {
+  const params = { ...DEFAULT_PARAMS };
+  for (const key of Object.keys(DEFAULT_PARAMS) as (keyof BuildParams)[]) {
+    const value = options[key];
+    if (value !== undefined) params[key] = value;
+  }
+  const positive: (keyof BuildParams)[] = [
+    'm',
+    'efConstruction',
+    'efSearch',
+    'recallK',
+    'recallSample',
+    'quantilePairs',
+  ];
+  for (const key of positive) {
+    if (!Number.isInteger(params[key]) || params[key] < 1) {
+      throw new RangeError(`${key} must be a positive integer, got ${params[key]}`);
+    }
+  }
+  if (params.m < 2) throw new RangeError(`m must be at least 2, got ${params.m}`);
+  if (!(params.maskThreshold >= 0 && params.maskThreshold <= 1)) {
+    throw new RangeError(`maskThreshold must be in [0, 1], got ${params.maskThreshold}`);
+  }
+  if (!(params.minRecall >= 0 && params.minRecall <= 1)) {
+    throw new RangeError(`minRecall must be in [0, 1], got ${params.minRecall}`);
+  }
+  return params;
+}
+
+function validateSource(source: BundleSource, bundleDir: string): void {
+  const fail = (message: string): never => {
+    throw new BundleError('invalid-input', bundleDir, message);
+  };
+  if (source.products.length === 0) fail('the catalogue has no products to index');
+  if (source.conditions.length === 0) fail('the model has no conditions');
+  if (source.masks.length !== source.conditions.length) {
+    fail(`${source.masks.length} masks for ${source.conditions.length} conditions`);
+  }
+  if (new Set(source.conditions).size !== source.conditions.length) fail('duplicate condition names');
+  const seen = new Set<string>();
+  for (const product of source.products) {
+    if (seen.has(product.id)) fail(`duplicate product id ${JSON.stringify(product.id)}`);
+    seen.add(product.id);
+  }
+}
+
+/** Where a final slot's vectors come from. */
+type SlotSource = { previous: number } | { embedded: number } | null;
+
+interface Layout {
+  slots: (IndexedProduct | null)[];
+  sources: SlotSource[];
+  /** Source product indices to embed, in embedding order (`embedded` refers to positions in this list). */
+  toEmbed: number[];
+  changes: ChangeSummary;
+  /** Slots whose HNSW element must be updated (incremental, in place) and slots to mark deleted. */
+  upsert: number[];
+  remove: number[];
+  inPlace: boolean;
+}
+
+function fullLayout(products: IndexedProduct[]): Layout {
+  return {
+    slots: [...products],
+    sources: products.map((_, i) => ({ embedded: i })),
+    toEmbed: products.map((_, i) => i),
+    changes: { added: products.length, updated: 0, removed: 0, unchanged: 0, compacted: false },
+    upsert: [],
+    remove: [],
+    inPlace: false,
+  };
+}
+
+/**
+ * Incremental plan: unchanged products keep their slot and vectors, changed ones keep their slot with new vectors,
+ * removed ones leave a hole, new ones fill holes (lowest first) then append. When holes would exceed
+ * `compactRatio` of the slots, everything is laid out densely again (still without re-embedding unchanged ones).
+ */
+function incrementalLayout(previous: IndexBundle, products: IndexedProduct[], compactRatio: number): Layout {
+  const previousSlots = previous.products;
+  const toEmbed: number[] = [];
+  const sources: SlotSource[] = previousSlots.map((p, slot) => (p ? { previous: slot } : null));
+  const slots: (IndexedProduct | null)[] = [...previousSlots];
+  const changes: ChangeSummary = { added: 0, updated: 0, removed: 0, unchanged: 0, compacted: false };
+  const upsert: number[] = [];
+  const incoming = new Set(products.map((p) => p.id));
+  const remove: number[] = [];
+  previousSlots.forEach((product, slot) => {
+    if (product && !incoming.has(product.id)) {
+      slots[slot] = null;
+      sources[slot] = null;
+      remove.push(slot);
+      changes.removed++;
+    }
+  });
+  const free = slots.flatMap((p, slot) => (p ? [] : [slot]));
+  let nextFree = 0;
+  products.forEach((product, i) => {
+    const slot = previous.productIndex(product.id);
+    if (slot !== undefined) {
+      if (previousSlots[slot]?.fingerprint === product.fingerprint) {
+        changes.unchanged++;
+        slots[slot] = product;
+        return;
+      }
+      changes.updated++;
+      slots[slot] = product;
+      sources[slot] = { embedded: toEmbed.length };
+      toEmbed.push(i);
+      upsert.push(slot);
+      return;
+    }
+    changes.added++;
+    const target = nextFree < free.length ? free[nextFree++] : slots.length;
+    slots[target] = product;
+    sources[target] = { embedded: toEmbed.length };
+    toEmbed.push(i);
+    upsert.push(target);
+  });
+  const removedFromIndex = remove.filter((slot) => slots[slot] === null);
+  const holes = slots.filter((p) => p === null).length;
+  if (holes > 0 && holes > compactRatio * slots.length) {
+    const dense = slots.flatMap((p, slot) => (p ? [slot] : []));
+    return {
+      slots: dense.map((slot) => slots[slot]),
+      sources: dense.map((slot) => sources[slot]),
+      toEmbed,
+      changes: { ...changes, compacted: true },
+      upsert: [],
+      remove: [],
+      inPlace: false,
+    };
+  }
+  return { slots, sources, toEmbed, changes, upsert, remove: removedFromIndex, inPlace: true };
+}
+
+/** Why the current version cannot be edited in place for this source, or null when it can. */
+function incompatibility(info: VersionInfo, source: BundleSource, params: BuildParams): string | null {
+  if (info.model.id !== source.modelId) return 'the model changed';
+  if (info.model.kind !== source.modelKind || info.model.embedDim !== source.embedDim)
+    return 'the model kind changed';
+  if (info.conditions.join('\n') !== source.conditions.join('\n')) return 'the conditions changed';
+  if (info.params.m !== params.m || info.params.efConstruction !== params.efConstruction) {
+    return 'M or efConstruction changed';
+  }
+  if (info.params.maskThreshold !== params.maskThreshold) return 'the mask threshold changed';
+  return null;
+}
+
+/** Per-condition rows for every slot (plus the shared embedding), filled from the previous version and new vectors. */
+class SlotVectors {
+  readonly embeddings: Float32Array | null;
+  readonly rows: Float32Array[];
+
+  constructor(
+    private readonly source: BundleSource,
+    readonly spaces: ConditionSpace[],
+    slots: number,
+  ) {
+    const D = source.embedDim;
+    this.embeddings = source.modelKind === 'asen' ? null : new Float32Array(slots * D);
+    this.rows = spaces.map((space) => new Float32Array(slots * space.dims.length));
+  }
+
+  copyFromPrevious(previous: IndexBundle, fromSlot: number, toSlot: number): void {
+    const D = this.source.embedDim;
+    const embedding = previous.embedding(fromSlot);
+    if (this.embeddings && embedding) this.embeddings.set(embedding, toSlot * D);
+    this.spaces.forEach((space, c) => {
+      this.rows[c].set(previous.vector(space.condition, fromSlot), toSlot * space.dims.length);
+    });
+  }
+
+  /** Store the vectors of a batch: `targets[r]` is the slot of row r. */
+  put(batch: EmbeddedRows, targets: readonly number[], bundleDir: string): void {
+    const D = this.source.embedDim;
+    const count = targets.length;
+    const check = (array: Float32Array | undefined, what: string): Float32Array => {
+      if (!array || array.length !== count * D) {
+        throw new BundleError(
+          'invalid-input',
+          bundleDir,
+          `embed() returned ${array ? array.length : 'no'} ${what} values for ${count} products x ${D} dims`,
+        );
+      }
+      return array;
+    };
+    if (this.source.modelKind === 'asen') {
+      if (batch.conditionVectors?.length !== this.spaces.length) {
+        throw new BundleError(
+          'invalid-input',
+          bundleDir,
+          'embed() must return one condition-vector array per condition',
+        );
+      }
+      this.spaces.forEach((space, c) => {
+        const projected = projectRows(check(batch.conditionVectors?.[c], 'condition-vector'), D, space);
+        this.scatter(c, projected, targets);
+      });
+      return;
+    }
+    const embeddings = check(batch.embeddings, 'embedding');
+    targets.forEach((slot, r) => this.embeddings?.set(embeddings.subarray(r * D, (r + 1) * D), slot * D));
+    this.spaces.forEach((space, c) => this.scatter(c, projectRows(embeddings, D, space), targets));
+  }
+
+  private scatter(c: number, projected: Float32Array, targets: readonly number[]): void {
+    const d = this.spaces[c].dims.length;
+    targets.forEach((slot, r) => this.rows[c].set(projected.subarray(r * d, (r + 1) * d), slot * d));
+  }
+}
+
+function seconds(start: number): number {
+  return Math.round((performance.now() - start) / 10) / 100;
+}
+
+async function acquireLock(
+  bundleDir: string,
+  staleMs: number,
+  onCompromised: (error: Error) => void,
+): Promise<() => Promise<void>> {
+  const lockPath = join(bundleDir, '.lock');
+  try {
+    return await lockfile.lock(bundleDir, {
+      lockfilePath: lockPath,
+      realpath: false,
+      stale: staleMs,
+      update: Math.max(1000, Math.floor(staleMs / 2)),
+      // Wait long enough for the lock of a killed job to go stale, then take it over.
+      retries: { retries: Math.ceil((staleMs + 2000) / 250), factor: 1, minTimeout: 250, maxTimeout: 250 },
+      onCompromised,
+    });
+  } catch (error) {
+    throw new BundleError(
+      'locked',
+      lockPath,
+      `another index job is building this bundle (${(error as Error).message}); wait for it to finish`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Remove what no reader can be using: temp directories of crashed jobs, versions newer than the current one that
+ * were never published, and published versions beyond the newest `keep` (never the current one).
+ * Only call with the bundle lock held.
+ */
+export async function collectGarbage(
+  bundleDir: string,
+  current: string | null,
+  keep: number,
+): Promise<string[]> {
+  const removed: string[] = [];
+  const currentSequence = current ? versionSequence(current) : Number.POSITIVE_INFINITY;
+  const published: string[] = [];
+  for (const name of await listVersionDirs(bundleDir)) {
+    if (name === current) continue;
+    const sequence = versionSequence(name);
+    if (name.startsWith(TEMP_PREFIX) || sequence < 0 || sequence > currentSequence) removed.push(name);
+    else published.push(name);
+  }
+  published.sort((a, b) => versionSequence(b) - versionSequence(a));
+  removed.push(...published.slice(Math.max(0, keep - (current ? 1 : 0))));
+  for (const name of removed) await rm(versionPath(bundleDir, name), { recursive: true, force: true });
+  // Leftovers of an interrupted manifest write (writeFileAtomic's sibling temp files).
+  for (const name of await readdir(bundleDir)) {
+    if (name.startsWith('.manifest.json.') && name.endsWith('.tmp'))
+      await rm(join(bundleDir, name), { force: true });
+  }
+  if (removed.length > 0) await fsyncDirectory(versionsPath(bundleDir));
+  return removed;
+}
+
+async function nextVersionName(bundleDir: string, manifest: Manifest | null, now: Date): Promise<string> {
+  let sequence = manifest ? versionSequence(manifest.current) : 0;
+  for (const name of await listVersionDirs(bundleDir)) {
+    sequence = Math.max(sequence, versionSequence(name.replace(TEMP_PREFIX, '')));
+  }
+  return formatVersionName(sequence + 1, now);
+}
+
+interface QualityInput {
+  space: ConditionSpace;
+  rows: Float32Array;
+  index: HnswIndex;
+  live: Uint8Array;
+  liveSlots: number[];
+  /** CSN: the same products under the full mask, to measure what the threshold costs. */
+  fullRows: Float32Array | null;
+  fullDim: number;
+}
+
+/** Recall@k of the HNSW index against brute force on sampled queries (and of the subspace against the full mask). */
+async function measureQuality(
+  input: QualityInput,
+  params: BuildParams,
+  rng: Rng,
+  onQuery: () => void,
+): Promise<ConditionQuality> {
+  const { space, rows, index, live, liveSlots } = input;
+  const d = space.dims.length;
+  const k = Math.min(params.recallK, liveSlots.length - 1);
+  const queries = k < 1 ? [] : sampleWithoutReplacement(liveSlots, params.recallSample, rng);
+  const reader = new RowReader(rows, d);
+  let recall = 0;
+  let subspaceRecall = 0;
+  let hnswTime = 0;
+  let exactTime = 0;
+  for (const q of queries) {
+    const exclude = new Set([q]);
+    const query = rows.subarray(q * d, (q + 1) * d);
+    let start = performance.now();
+    const approximate = searchIndex(index, space.metric, reader.row(q), k, {
+      ef: params.efSearch,
+      live: liveSlots.length,
+      exclude,
+    });
+    hnswTime += performance.now() - start;
+    start = performance.now();
+    const exact = exactSearch(rows, d, query, k, space.metric, { live, exclude });
+    exactTime += performance.now() - start;
+    recall += recallAtK(approximate, exact, k);
+    if (input.fullRows) {
+      const D = input.fullDim;
+      const fullQuery = input.fullRows.subarray(q * D, (q + 1) * D);
+      const truth = exactSearch(input.fullRows, D, fullQuery, k, 'l2', { live, exclude });
+      const inFullSpace: Neighbour[] = exact.map((hit) => ({
+        index: hit.index,
+        distance: rowDistance(input.fullRows!, D, hit.index, fullQuery, 'l2'),
+      }));
+      subspaceRecall += recallAtK(inFullSpace, truth, k);
+    }
+    onQuery();
+    await yieldToEventLoop();
+  }
+  const n = queries.length;
+  return {
+    condition: space.condition,
+    k: Math.max(k, 0),
+    recall: n === 0 ? 1 : recall / n,
+    subspaceRecall: input.fullRows ? (n === 0 ? 1 : subspaceRecall / n) : null,
+    queries: n,
+    hnswMs: n === 0 ? 0 : hnswTime / n,
+    exactMs: n === 0 ? 0 : exactTime / n,
+  };
+}
+
+/**
+ * Build a new version of the bundle at `bundleDir` from `source` and publish it. Full rebuild by default;
+ * `incremental` edits a copy of the current version (falling back to a full rebuild, with the reason in the report,
+ * when there is none or it was built from another model or parameters). Throws IndexQualityError, without
+ * publishing, when any condition's recall is under `minRecall`.
+ */
+export async function buildBundle(
+  bundleDir: string,
+  source: BundleSource,
+  options: BuildOptions = {},
+): Promise<BuildReport> {
+  const params = resolveParams(options);
+  validateSource(source, bundleDir);
+  const keep = options.keepVersions ?? 3;
+  if (!Number.isInteger(keep) || keep < 1)
+    throw new RangeError(`keepVersions must be at least 1, got ${keep}`);
+  const batchSize = options.batchSize ?? 64;
+  const log = options.log;
+  const timings: Record<string, number> = {};
+
+  await mkdir(versionsPath(bundleDir), { recursive: true });
+  let compromised: Error | null = null;
+  const release = await acquireLock(bundleDir, options.lockStaleMs ?? 10_000, (error) => {
+    compromised = error;
+  });
+  const assertLockHeld = (): void => {
+    if (compromised) {
+      throw new BundleError(
+        'locked',
+        bundleDir,
+        `lost the bundle lock (${compromised.message}); nothing was published`,
+      );
+    }
+  };
+  let tempDir: string | null = null;
+  try {
+    let manifest: Manifest | null = null;
+    let manifestProblem: string | null = null;
+    try {
+      manifest = await readManifest(bundleDir);
+    } catch (error) {
+      manifestProblem = (error as Error).message;
+      log?.warn({ err: error }, 'the current manifest is unreadable; a full rebuild replaces it');
+    }
+    const leftovers = await collectGarbage(bundleDir, manifest?.current ?? null, Number.MAX_SAFE_INTEGER);
+    if (leftovers.length > 0)
+      log?.info({ removed: leftovers }, 'removed leftovers of interrupted index jobs');
+    const version = await nextVersionName(bundleDir, manifest, options.now?.() ?? new Date());
+    tempDir = join(versionsPath(bundleDir), `${TEMP_PREFIX}${version}`);
+    const stage = async (name: BuildStage): Promise<void> => {
+      await options.onStage?.(name, { version, dir: tempDir ?? '' });
+    };
+    await stage('locked');
+
+    let previous: IndexBundle | null = null;
+    let fallbackReason: string | null = null;
+    if (options.incremental) {
+      if (manifestProblem) fallbackReason = `the manifest cannot be read (${manifestProblem})`;
+      else if (!manifest) fallbackReason = 'nothing published yet';
+      else {
+        try {
+          previous = await loadVersion(bundleDir, manifest.current, manifest.versionSha256);
+          fallbackReason = incompatibility(previous.info, source, params);
+        } catch (error) {
+          if (!(error instanceof BundleError)) throw error;
+          fallbackReason = `the current version cannot be read (${error.message})`;
+        }
+        if (fallbackReason) previous = null;
+      }
+      if (fallbackReason)
+        log?.warn({ reason: fallbackReason }, 'incremental update impossible: rebuilding everything');
+    }
+
+    const spaces = source.conditions.map((condition, c) =>
+      conditionSpace(condition, source.modelKind, source.masks[c], source.embedDim, params.maskThreshold),
+    );
+    const layout = previous
+      ? incrementalLayout(previous, source.products, options.compactRatio ?? 0.25)
+      : fullLayout(source.products);
+    const mode = previous ? 'incremental' : 'full';
+    const report = (
+      published: boolean,
+      quality: ConditionQuality[],
+      removedVersions: string[],
+    ): BuildReport => ({
+      published,
+      version: published ? version : null,
+      previousVersion: manifest?.current ?? null,
+      mode,
+      fallbackReason,
+      changes: layout.changes,
+      embedded: layout.toEmbed.length,
+      quality,
+      spaces: spaces.map((space) => ({
+        condition: space.condition,
+        metric: space.metric,
+        keptDims: space.dims.length,
+        totalDims: source.embedDim,
+      })),
+      timings,
+      removedVersions,
+    });
+    if (previous && layout.changes.added + layout.changes.updated + layout.changes.removed === 0) {
+      log?.info({ version: manifest?.current }, 'index is up to date: nothing to publish');
+      return {
+        ...report(
+          false,
+          previous.spaces.map((s) => s.quality),
+          [],
+        ),
+        version: manifest?.current ?? null,
+      };
+    }
+
+    // 1. Vectors for every slot: copied from the previous version or embedded now.
+    let start = performance.now();
+    const vectors = new SlotVectors(source, spaces, layout.slots.length);
+    const embeddedSlot = new Int32Array(layout.toEmbed.length);
+    layout.sources.forEach((from, slot) => {
+      if (from && 'previous' in from) vectors.copyFromPrevious(previous!, from.previous, slot);
+      else if (from) embeddedSlot[from.embedded] = slot;
+    });
+    options.onProgress?.({ stage: 'embed', done: 0, total: layout.toEmbed.length });
+    for (let begin = 0; begin < layout.toEmbed.length; begin += batchSize) {
+      const end = Math.min(layout.toEmbed.length, begin + batchSize);
+      const pending = source.embed(layout.toEmbed.slice(begin, end));
+      if (end < layout.toEmbed.length) source.prefetch?.(layout.toEmbed.slice(end, end + batchSize));
+      const batch = await pending;
+      vectors.put(batch, Array.from(embeddedSlot.subarray(begin, end)), bundleDir);
+      options.onProgress?.({ stage: 'embed', done: end, total: layout.toEmbed.length });
+    }
+    timings.embed = seconds(start);
+    await stage('embedded');
+
+    // 2. One HNSW index per condition: edited in place (incremental) or built from scratch.
+    start = performance.now();
+    const live = Uint8Array.from(layout.slots, (p) => (p ? 1 : 0));
+    const liveSlots = layout.slots.flatMap((p, slot) => (p ? [slot] : []));
+    const indexes: HnswIndex[] = [];
+    for (const [c, space] of spaces.entries()) {
+      const d = space.dims.length;
+      const progress = (done: number, total: number): void =>
+        options.onProgress?.({ stage: 'index', done, total, condition: space.condition });
+      if (layout.inPlace && previous) {
+        const index = previous.editableIndex(c);
+        if (layout.slots.length > index.getMaxElements())
+          index.resizeIndex(Math.ceil(layout.slots.length * 1.1));
+        for (const slot of layout.remove) index.markDelete(slot);
+        const reader = new RowReader(vectors.rows[c], d);
+        for (let j = 0; j < layout.upsert.length; j++) {
+          index.addPoint(reader.row(layout.upsert[j]), layout.upsert[j]);
+          if (j % 512 === 511) {
+            progress(j + 1, layout.upsert.length);
+            await yieldToEventLoop();
+          }
+        }
+        progress(layout.upsert.length, layout.upsert.length);
+        indexes.push(index);
+      } else {
+        indexes.push(
+          await buildIndex(vectors.rows[c], d, liveSlots, space.metric, params, { onProgress: progress }),
+        );
+      }
+    }
+    timings.index = seconds(start);
+    await stage('indexed');
+
+    // 3. Quality gate and distance quantiles.
+    start = performance.now();
+    const quality: ConditionQuality[] = [];
+    const spaceRecords: SpaceRecord[] = [];
+    let checked = 0;
+    const totalQueries = spaces.length * Math.min(params.recallSample, liveSlots.length);
+    for (const [c, space] of spaces.entries()) {
+      const fullSpace =
+        vectors.embeddings && source.modelKind === 'csn'
+          ? conditionSpace(space.condition, 'csn', source.masks[c], source.embedDim, 0)
+          : null;
+      const thresholded = fullSpace !== null && fullSpace.dims.length > space.dims.length;
+      const result = await measureQuality(
+        {
+          space,
+          rows: vectors.rows[c],
+          index: indexes[c],
+          live,
+          liveSlots,
+          fullRows: thresholded ? projectRows(vectors.embeddings!, source.embedDim, fullSpace) : null,
+          fullDim: fullSpace?.dims.length ?? 0,
+        },
+        params,
+        new Rng(params.seed + 7919 * c),
+        () =>
+          options.onProgress?.({
+            stage: 'check',
+            done: ++checked,
+            total: totalQueries,
+            condition: space.condition,
+          }),
+      );
+      quality.push(result);
+      const pairs = randomPairDistances(
+        vectors.rows[c],
+        space.dims.length,
+        liveSlots,
+        space.metric,
+        new Rng(params.seed + 104729 * (c + 1)),
+        params.quantilePairs,
+      );
+      const stem = conditionFileStem(space.condition, c);
+      spaceRecords.push({
+        ...space,
+        indexFile: `${stem}.hnsw`,
+        vectorsFile: `vectors-${stem}.f32`,
+        quantiles: quantiles(pairs),
+        quality: result,
+      });
+    }
+    timings.check = seconds(start);
+    if (quality.some((q) => q.recall < params.minRecall)) {
+      throw new IndexQualityError(quality, params.minRecall);
+    }
+
+    // 4. Write the version into its temp directory, every file fsynced, version.json last.
+    start = performance.now();
+    await mkdir(tempDir);
+    const files: Record<string, FileRecord> = {};
+    files[PRODUCTS_FILE] = await writeDurable(
+      join(tempDir, PRODUCTS_FILE),
+      JSON.stringify({ slots: layout.slots }),
+    );
+    if (vectors.embeddings) {
+      files[EMBEDDINGS_FILE] = await writeDurable(
+        join(tempDir, EMBEDDINGS_FILE),
+        floatBytes(vectors.embeddings),
+      );
+    }
+    for (const [c, record] of spaceRecords.entries()) {
+      files[record.vectorsFile] = await writeDurable(
+        join(tempDir, record.vectorsFile),
+        floatBytes(vectors.rows[c]),
+      );
+      await indexes[c].writeIndex(join(tempDir, record.indexFile));
+      files[record.indexFile] = await syncAndHash(join(tempDir, record.indexFile));
+    }
+    timings.write = seconds(start);
+    const info: VersionInfo = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+      version,
+      createdAt: (options.now?.() ?? new Date()).toISOString(),
+      mode,
+      previousVersion: manifest?.current ?? null,
+      model: { id: source.modelId, kind: source.modelKind, embedDim: source.embedDim },
+      catalogue: source.catalogue ?? null,
+      conditions: [...source.conditions],
+      masks: source.masks.map((row) => [...row]),
+      slots: layout.slots.length,
+      live: liveSlots.length,
+      params,
+      spaces: spaceRecords,
+      embeddingsFile: vectors.embeddings ? EMBEDDINGS_FILE : null,
+      productsFile: PRODUCTS_FILE,
+      changes: layout.changes,
+      timings,
+      files,
+    };
+    const infoText = `${JSON.stringify(info, null, 1)}\n`;
+    await writeDurable(join(tempDir, VERSION_FILE), infoText);
+    await fsyncDirectory(tempDir);
+    await stage('files-written');
+
+    // 5. Publish: rename the directory into place, then switch the manifest (the atomic step).
+    assertLockHeld();
+    const finalDir = versionPath(bundleDir, version);
+    await rename(tempDir, finalDir);
+    tempDir = null;
+    await fsyncDirectory(versionsPath(bundleDir));
+    await stage('renamed');
+    assertLockHeld();
+    const nextManifest: Manifest = {
+      format: BUNDLE_FORMAT,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+      current: version,
+      versionSha256: sha256(Buffer.from(infoText)),
+      updatedAt: new Date().toISOString(),
+      modelId: source.modelId,
+      history: [...(manifest?.history ?? []), version].slice(-20),
+    };
+    await writeFileAtomic(manifestPath(bundleDir), `${JSON.stringify(nextManifest, null, 2)}\n`);
+    await stage('published');
+    const removedVersions = await collectGarbage(bundleDir, version, keep);
+    log?.info({ version, mode, removed: removedVersions }, 'published index version');
+    return report(true, quality, removedVersions);
+  } finally {
+    if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
+    await release().catch(() => undefined);
+  }
+}

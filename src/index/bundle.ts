@@ -1,0 +1,467 @@
+/** Reading a published bundle: verify every file, load the HNSW indexes and vectors, and answer queries. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ModelKind } from '../model/types.ts';
+import {
+  manifestPath,
+  parseJson,
+  parseVersionInfo,
+  readManifest,
+  readVerified,
+  sha256,
+  toFloat32,
+  verifyFile,
+  versionPath,
+} from './files.ts';
+import { createIndex, searchIndex, type HnswIndex } from './hnsw.ts';
+import {
+  BundleError,
+  VERSION_FILE,
+  type IndexedProduct,
+  type Manifest,
+  type ProductsFile,
+  type SpaceRecord,
+  type VersionInfo,
+} from './types.ts';
+import { exactSearch, normalizeRows, rowDistance, scoreFromQuantiles, type Neighbour } from './vectors.ts';
+
+export interface OpenBundleOptions {
+  /** Refuse a bundle built from another model (compare with the id of the checkpoint being served). */
+  expectedModelId?: string;
+  /** Refuse a bundle whose conditions differ (same names, same order). */
+  expectedConditions?: readonly string[];
+  /** Hash every file against version.json (default true); sizes and shapes are always checked. */
+  verify?: boolean;
+  /** Override the efSearch recorded at build time. */
+  efSearch?: number;
+}
+
+/** A query: an indexed product (its slot index; the product itself is left out of the results) or a vector. */
+export type SearchQuery = number | ArrayLike<number>;
+
+export interface SearchOptions {
+  /** Slot indices to leave out of the results. */
+  exclude?: Iterable<number>;
+  efSearch?: number;
+}
+
+export interface SearchHit extends Neighbour {
+  id: string;
+  /** Fraction of random product pairs that are farther apart under this condition, in [0, 1]. */
+  score: number;
+}
+
+export interface ConditionStats {
+  condition: string;
+  metric: SpaceRecord['metric'];
+  keptDims: number;
+  recall: number;
+  subspaceRecall: number | null;
+  medianDistance: number;
+}
+
+export interface BundleStats {
+  dir: string;
+  version: string;
+  createdAt: string;
+  modelId: string;
+  modelKind: ModelKind;
+  slots: number;
+  live: number;
+  efSearch: number;
+  conditions: ConditionStats[];
+}
+
+/**
+ * One loaded, verified version of a bundle. Products are addressed by slot index (the HNSW label); slots of
+ * products removed by an incremental run are null until the next compaction or full rebuild.
+ */
+export class IndexBundle {
+  readonly conditions: readonly string[];
+  readonly spaces: readonly SpaceRecord[];
+  readonly products: readonly (IndexedProduct | null)[];
+  readonly liveCount: number;
+  private readonly slotOfId = new Map<string, number>();
+  private readonly live: Uint8Array;
+  private efSearch: number;
+  private closed = false;
+
+  constructor(
+    readonly dir: string,
+    readonly info: VersionInfo,
+    products: (IndexedProduct | null)[],
+    private readonly indexes: HnswIndex[],
+    private readonly vectors: Float32Array[],
+    private readonly embeddings: Float32Array | null,
+    efSearch?: number,
+  ) {
+    this.conditions = info.conditions;
+    this.spaces = info.spaces;
+    this.products = products;
+    this.live = new Uint8Array(products.length);
+    products.forEach((product, slot) => {
+      if (!product) return;
+      this.live[slot] = 1;
+      this.slotOfId.set(product.id, slot);
+    });
+    this.liveCount = this.slotOfId.size;
+    this.efSearch = efSearch ?? info.params.efSearch;
+  }
+
+  get version(): string {
+    return this.info.version;
+  }
+
+  get modelId(): string {
+    return this.info.model.id;
+  }
+
+  get modelKind(): ModelKind {
+    return this.info.model.kind;
+  }
+
+  /** Number of slots (live products plus removed ones awaiting compaction). */
+  get size(): number {
+    return this.products.length;
+  }
+
+  /** Slot index of a product id, or undefined when it is not indexed. */
+  productIndex(id: string): number | undefined {
+    return this.slotOfId.get(id);
+  }
+
+  product(index: number): IndexedProduct {
+    const product = this.products[index];
+    if (!product) throw new RangeError(`no product in slot ${index} of index version ${this.version}`);
+    return product;
+  }
+
+  /** Live products with their slot indices, in slot order. */
+  *entries(): IterableIterator<[number, IndexedProduct]> {
+    for (let slot = 0; slot < this.products.length; slot++) {
+      const product = this.products[slot];
+      if (product) yield [slot, product];
+    }
+  }
+
+  conditionIndex(condition: string): number {
+    const c = this.conditions.indexOf(condition);
+    if (c < 0) {
+      throw new RangeError(
+        `unknown condition ${JSON.stringify(condition)}; this index has ${this.conditions.join(', ')}`,
+      );
+    }
+    return c;
+  }
+
+  space(condition: string): SpaceRecord {
+    return this.spaces[this.conditionIndex(condition)];
+  }
+
+  /** Product `index`'s vector in the condition's space (a view into the loaded array: do not modify). */
+  vector(condition: string, index: number): Float32Array {
+    const c = this.conditionIndex(condition);
+    this.checkSlot(index);
+    const d = this.spaces[c].dims.length;
+    return this.vectors[c].subarray(index * d, (index + 1) * d);
+  }
+
+  /** Product `index`'s shared embedding (CSN and unconditional), or undefined for models without one (ASEN). */
+  embedding(index: number): Float32Array | undefined {
+    this.checkSlot(index);
+    const D = this.info.model.embedDim;
+    return this.embeddings?.subarray(index * D, (index + 1) * D);
+  }
+
+  /** A query vector for this condition from a shared embedding (length embedDim): the space's dims times weights. */
+  fromEmbedding(condition: string, embedding: ArrayLike<number>): Float32Array {
+    const space = this.space(condition);
+    if (embedding.length !== this.info.model.embedDim) {
+      throw new RangeError(`embedding has ${embedding.length} dims, the model ${this.info.model.embedDim}`);
+    }
+    const out = Float32Array.from(space.dims, (d, k) => embedding[d] * space.weights[k]);
+    return space.metric === 'cosine' ? normalizeRows(out, out.length) : out;
+  }
+
+  /**
+   * A query vector from the model's condition vector (model.conditionVectors row, length embedDim): for CSN the
+   * mask is already applied, so only the kept dims are picked.
+   */
+  fromConditionVector(condition: string, vector: ArrayLike<number>): Float32Array {
+    const space = this.space(condition);
+    if (vector.length !== this.info.model.embedDim) {
+      throw new RangeError(
+        `condition vector has ${vector.length} dims, the model ${this.info.model.embedDim}`,
+      );
+    }
+    const out = Float32Array.from(space.dims, (d) => vector[d]);
+    return space.metric === 'cosine' ? normalizeRows(out, out.length) : out;
+  }
+
+  /** Approximate k nearest products under `condition` (HNSW), nearest first. */
+  search(condition: string, query: SearchQuery, k: number, options: SearchOptions = {}): SearchHit[] {
+    this.checkOpen();
+    const c = this.conditionIndex(condition);
+    const { vector, exclude } = this.resolveQuery(c, query, options.exclude);
+    const hits = searchIndex(this.indexes[c], this.spaces[c].metric, Array.from(vector), k, {
+      ef: options.efSearch ?? this.efSearch,
+      live: this.liveCount,
+      exclude,
+    });
+    return hits.map((hit) => this.toHit(c, hit));
+  }
+
+  /** Exact k nearest products under `condition` by brute force (for checks and small catalogues). */
+  exactSearch(condition: string, query: SearchQuery, k: number, options: SearchOptions = {}): SearchHit[] {
+    this.checkOpen();
+    const c = this.conditionIndex(condition);
+    const { vector, exclude } = this.resolveQuery(c, query, options.exclude);
+    const space = this.spaces[c];
+    return exactSearch(this.vectors[c], space.dims.length, vector, k, space.metric, {
+      live: this.live,
+      exclude,
+    }).map((hit) => this.toHit(c, hit));
+  }
+
+  /** Exact distance between two indexed products under `condition`. */
+  distance(condition: string, a: number, b: number): number {
+    const c = this.conditionIndex(condition);
+    this.checkSlot(a);
+    this.checkSlot(b);
+    const d = this.spaces[c].dims.length;
+    return rowDistance(
+      this.vectors[c],
+      d,
+      a,
+      this.vectors[c].subarray(b * d, (b + 1) * d),
+      this.spaces[c].metric,
+    );
+  }
+
+  /** Score in [0, 1] of a distance under `condition`: the fraction of random product pairs that are farther apart. */
+  score(condition: string, distance: number): number {
+    return scoreFromQuantiles(this.space(condition).quantiles, distance);
+  }
+
+  setEfSearch(ef: number): void {
+    if (!Number.isInteger(ef) || ef < 1)
+      throw new RangeError(`efSearch must be a positive integer, got ${ef}`);
+    this.efSearch = ef;
+  }
+
+  stats(): BundleStats {
+    return {
+      dir: this.dir,
+      version: this.version,
+      createdAt: this.info.createdAt,
+      modelId: this.modelId,
+      modelKind: this.modelKind,
+      slots: this.size,
+      live: this.liveCount,
+      efSearch: this.efSearch,
+      conditions: this.spaces.map((space) => ({
+        condition: space.condition,
+        metric: space.metric,
+        keptDims: space.dims.length,
+        recall: space.quality.recall,
+        subspaceRecall: space.quality.subspaceRecall,
+        medianDistance: space.quantiles[Math.floor(space.quantiles.length / 2)] ?? Number.NaN,
+      })),
+    };
+  }
+
+  /**
+   * Mark the bundle closed: later queries throw. Memory is released by the garbage collector once nothing holds
+   * the bundle, so closing never pulls an index from under a query that is still running.
+   */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * The HNSW index of condition `c` itself. Only for the index job, which edits a private copy of the current
+   * version to derive the next one; a bundle being served must never be modified.
+   */
+  editableIndex(c: number): HnswIndex {
+    return this.indexes[c];
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error(`index version ${this.version} is closed`);
+  }
+
+  private checkSlot(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.products.length || !this.live[index]) {
+      throw new RangeError(`no product in slot ${index} of index version ${this.version}`);
+    }
+  }
+
+  private resolveQuery(
+    c: number,
+    query: SearchQuery,
+    exclude: Iterable<number> | undefined,
+  ): { vector: ArrayLike<number>; exclude: Set<number> } {
+    const skip = new Set(exclude ?? []);
+    const d = this.spaces[c].dims.length;
+    if (typeof query === 'number') {
+      this.checkSlot(query);
+      skip.add(query);
+      return { vector: this.vectors[c].subarray(query * d, (query + 1) * d), exclude: skip };
+    }
+    if (query.length !== d) {
+      throw new RangeError(
+        `query for ${this.conditions[c]} has ${query.length} dims, the space keeps ${d} (use fromEmbedding/fromConditionVector)`,
+      );
+    }
+    return { vector: query, exclude: skip };
+  }
+
+  private toHit(c: number, hit: Neighbour): SearchHit {
+    const product = this.products[hit.index];
+    if (!product)
+      throw new BundleError(
+        'corrupt',
+        this.dir,
+        `index ${this.conditions[c]} returned removed slot ${hit.index}`,
+      );
+    return { ...hit, id: product.id, score: scoreFromQuantiles(this.spaces[c].quantiles, hit.distance) };
+  }
+}
+
+/** Everything of one version, loaded and checked: what openBundle serves and what an incremental build starts from. */
+export async function loadVersion(
+  bundleDir: string,
+  version: string,
+  versionSha256: string | null,
+  options: OpenBundleOptions = {},
+): Promise<IndexBundle> {
+  const verify = options.verify !== false;
+  const dir = versionPath(bundleDir, version);
+  const infoPath = join(dir, VERSION_FILE);
+  let infoBytes: Buffer;
+  try {
+    infoBytes = await readFile(infoPath);
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new BundleError(
+      missing ? 'not-found' : 'corrupt',
+      infoPath,
+      missing ? `version ${version} is missing` : `cannot read (${(error as Error).message})`,
+      { cause: error },
+    );
+  }
+  if (versionSha256 !== null && sha256(infoBytes) !== versionSha256) {
+    throw new BundleError(
+      'checksum',
+      infoPath,
+      'SHA-256 does not match manifest.json: the file was changed or damaged',
+    );
+  }
+  const info = parseVersionInfo(infoPath, infoBytes, version);
+
+  if (options.expectedModelId !== undefined && info.model.id !== options.expectedModelId) {
+    throw new BundleError(
+      'model-mismatch',
+      dir,
+      `built from model ${info.model.id.slice(0, 12)}, but the model in use is ${options.expectedModelId.slice(0, 12)}: ` +
+        're-run the index job with this model',
+    );
+  }
+  if (options.expectedConditions && options.expectedConditions.join('\n') !== info.conditions.join('\n')) {
+    throw new BundleError(
+      'conditions-mismatch',
+      dir,
+      `has conditions [${info.conditions.join(', ')}], expected [${options.expectedConditions.join(', ')}]`,
+    );
+  }
+
+  const productsPath = join(dir, info.productsFile);
+  const productsBytes = await readVerified(productsPath, info.files[info.productsFile], verify);
+  const productsJson = parseJson(productsPath, productsBytes.toString('utf8')) as ProductsFile;
+  if (!Array.isArray(productsJson?.slots) || productsJson.slots.length !== info.slots) {
+    throw new BundleError('corrupt', productsPath, `expected ${info.slots} product slots`);
+  }
+
+  let embeddings: Float32Array | null = null;
+  if (info.embeddingsFile) {
+    const path = join(dir, info.embeddingsFile);
+    embeddings = toFloat32(await readVerified(path, info.files[info.embeddingsFile], verify));
+    if (embeddings.length !== info.slots * info.model.embedDim) {
+      throw new BundleError('corrupt', path, `expected ${info.slots} x ${info.model.embedDim} floats`);
+    }
+  }
+
+  const vectors: Float32Array[] = [];
+  const indexes: HnswIndex[] = [];
+  for (const space of info.spaces) {
+    const d = space.dims.length;
+    const vectorsPath = join(dir, space.vectorsFile);
+    const rows = toFloat32(await readVerified(vectorsPath, info.files[space.vectorsFile], verify));
+    if (rows.length !== info.slots * d) {
+      throw new BundleError('corrupt', vectorsPath, `expected ${info.slots} x ${d} floats`);
+    }
+    vectors.push(rows);
+    // hnswlib trusts its input file completely (a damaged one can crash the process), so check it first.
+    const indexPath = join(dir, space.indexFile);
+    await verifyFile(indexPath, info.files[space.indexFile], verify);
+    const index = createIndex(space.metric, d);
+    try {
+      await index.readIndex(indexPath);
+    } catch (error) {
+      throw new BundleError(
+        'corrupt',
+        indexPath,
+        `hnswlib cannot read the index (${(error as Error).message})`,
+        {
+          cause: error,
+        },
+      );
+    }
+    if (index.getCurrentCount() !== info.slots) {
+      throw new BundleError(
+        'corrupt',
+        indexPath,
+        `holds ${index.getCurrentCount()} elements, expected ${info.slots}`,
+      );
+    }
+    indexes.push(index);
+  }
+  return new IndexBundle(bundleDir, info, productsJson.slots, indexes, vectors, embeddings, options.efSearch);
+}
+
+/**
+ * Open the version a bundle's manifest points to, verified. Every problem is a BundleError: 'not-found' when
+ * nothing was published, 'corrupt'/'checksum' for damaged files, 'model-mismatch'/'conditions-mismatch' when the
+ * bundle does not belong to the caller's model.
+ */
+export async function openBundle(bundleDir: string, options: OpenBundleOptions = {}): Promise<IndexBundle> {
+  // A version can be garbage-collected between reading the manifest and opening it when two jobs publish in
+  // quick succession: read the manifest again once before giving up.
+  for (let attempt = 0; ; attempt++) {
+    const manifest = await requireManifest(bundleDir);
+    try {
+      return await loadVersion(bundleDir, manifest.current, manifest.versionSha256, options);
+    } catch (error) {
+      const raced = error instanceof BundleError && error.code === 'not-found' && attempt === 0;
+      if (!raced) throw error;
+      const again = await readManifest(bundleDir);
+      if (again?.current === manifest.current) throw error;
+    }
+  }
+}
+
+export async function requireManifest(bundleDir: string): Promise<Manifest> {
+  const manifest = await readManifest(bundleDir);
+  if (!manifest) {
+    throw new BundleError(
+      'not-found',
+      manifestPath(bundleDir),
+      'no index has been published here yet (run `dressmatch index --out <dir>`)',
+    );
+  }
+  return manifest;
+}

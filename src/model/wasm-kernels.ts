@@ -1,0 +1,267 @@
+/**
+ * Training kernels the tfjs wasm backend lacks (or runs slowly), written as compositions of the
+ * wasm kernels it does have so that the heavy lifting stays in XNNPACK:
+ *
+ * - Conv2DBackpropFilter: the filter gradient is itself a convolution of the input with the output
+ *   gradient once batch and channel axes are swapped (the stride becomes a dilation).
+ * - Conv2DBackpropInput: a forward convolution of the output gradient (zeros inserted between its rows
+ *   and columns for strides above 1) with the spatially flipped, in/out-swapped filter. The original
+ *   kernel stays as the fallback; for stride 2 this is about 2.6× faster than it (bench notes).
+ * - UnsortedSegmentSum (the gradient of tf.gather): a one-hot matrix product.
+ *
+ * Every intermediate buffer is released with backend.disposeData; only the returned one survives.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type TensorInfo = tf.TensorInfo;
+type Attrs = Record<string, unknown>;
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+const BACKEND = 'wasm';
+
+/** Run another wasm kernel directly on backend buffers (no engine bookkeeping, no autograd). */
+function run(
+  backend: tf.KernelBackend,
+  kernelName: string,
+  inputs: Record<string, TensorInfo>,
+  attrs: Attrs = {},
+): TensorInfo {
+  const kernel = tf.getKernel(kernelName, BACKEND);
+  if (!kernel) throw new Error(`wasm kernel ${kernelName} is not registered`);
+  const out = kernel.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap });
+  if (Array.isArray(out)) throw new Error(`wasm kernel ${kernelName} returned several outputs`);
+  return out;
+}
+
+/** Collects intermediates so that a kernel frees everything but its result, even when it throws. */
+class Scratch {
+  private readonly infos: TensorInfo[] = [];
+  constructor(private readonly backend: tf.KernelBackend) {}
+
+  run(kernelName: string, inputs: Record<string, TensorInfo>, attrs: Attrs = {}): TensorInfo {
+    const out = run(this.backend, kernelName, inputs, attrs);
+    this.infos.push(out);
+    return out;
+  }
+
+  /** Hand `result` to the caller and free the rest. */
+  finish(result: TensorInfo): TensorInfo {
+    for (const info of this.infos) {
+      if (info !== result) this.backend.disposeData(info.dataId);
+    }
+    this.infos.length = 0;
+    return result;
+  }
+
+  release(): void {
+    for (const info of this.infos) this.backend.disposeData(info.dataId);
+    this.infos.length = 0;
+  }
+}
+
+function withScratch(backend: tf.KernelBackend, body: (scratch: Scratch) => TensorInfo): TensorInfo {
+  const scratch = new Scratch(backend);
+  try {
+    return scratch.finish(body(scratch));
+  } catch (error) {
+    scratch.release();
+    throw error;
+  }
+}
+
+function nhwcOnly(dataFormat: unknown, kernelName: string): void {
+  if (dataFormat !== undefined && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
+    throw new Error(`${kernelName} on wasm supports only NHWC, got ${String(dataFormat)}`);
+  }
+}
+
+type Shape4 = [number, number, number, number];
+
+/** dW[i,j,ci,co] = Σ_n,oy,ox x[n, oy·s + i − pad, ox·s + j − pad, ci] · dy[n, oy, ox, co]. */
+function conv2DBackpropFilter({ inputs, backend: anyBackend, attrs }: KernelArgs): TensorInfo {
+  const backend = anyBackend as tf.KernelBackend;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
+    attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  nhwcOnly(dataFormat, 'Conv2DBackpropFilter');
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as Shape4,
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+  const { filterHeight, filterWidth, inChannels, outChannels, strideHeight, strideWidth, padInfo } = info;
+  return withScratch(backend, (scratch) => {
+    // Channels become the batch, the batch becomes the channels: [Cin, H, W, N].
+    const xT = scratch.run('Transpose', { x }, { perm: [3, 1, 2, 0] });
+    // The output gradient is the filter: [oh, ow, N, Cout].
+    const dyT = scratch.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
+    const conv = scratch.run(
+      'Conv2D',
+      { x: xT, filter: dyT },
+      {
+        strides: [1, 1],
+        dilations: [strideHeight, strideWidth],
+        pad: [
+          [0, 0],
+          [padInfo.top, padInfo.bottom],
+          [padInfo.left, padInfo.right],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+      },
+    );
+    // Bottom/right padding can leave extra rows and columns beyond the filter size.
+    let cropped = conv;
+    if (conv.shape[1] !== filterHeight || conv.shape[2] !== filterWidth) {
+      cropped = scratch.run(
+        'Slice',
+        { x: conv },
+        { begin: [0, 0, 0, 0], size: [inChannels, filterHeight, filterWidth, outChannels] },
+      );
+    }
+    return scratch.run('Transpose', { x: cropped }, { perm: [1, 2, 0, 3] });
+  });
+}
+
+/**
+ * dx = conv(dy', flip(W) with in/out swapped), where dy' is dy with (stride − 1) zeros inserted after every
+ * row and column (dy itself for stride 1), padded so that the output has the input's size. Falls back to
+ * the original kernel for paddings this cannot express (negative pads) and non-NHWC layouts.
+ */
+function makeConv2DBackpropInput(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { inputs, attrs } = args;
+    const backend = args.backend as tf.KernelBackend;
+    const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+    const { strides, pad, dataFormat, dimRoundingMode, inputShape } =
+      attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    if (dataFormat !== undefined && dataFormat !== 'NHWC') return original(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      inputShape,
+      filter.shape as Shape4,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+    );
+    const { batchSize, inHeight, inWidth, outHeight, outWidth, outChannels } = info;
+    const { filterHeight, filterWidth, strideHeight, strideWidth, padInfo } = info;
+    const top = filterHeight - 1 - padInfo.top;
+    const left = filterWidth - 1 - padInfo.left;
+    const bottom = inHeight - strideHeight * outHeight + padInfo.top;
+    const right = inWidth - strideWidth * outWidth + padInfo.left;
+    if (Math.min(top, bottom, left, right) < 0) return original(args);
+    return withScratch(backend, (scratch) => {
+      let spread = dy;
+      if (strideHeight > 1 || strideWidth > 1) {
+        const split = scratch.run(
+          'Reshape',
+          { x: dy },
+          { shape: [batchSize, outHeight, 1, outWidth, 1, outChannels] },
+        );
+        const padded = scratch.run(
+          'PadV2',
+          { x: split },
+          {
+            paddings: [
+              [0, 0],
+              [0, 0],
+              [0, strideHeight - 1],
+              [0, 0],
+              [0, strideWidth - 1],
+              [0, 0],
+            ],
+            constantValue: 0,
+          },
+        );
+        spread = scratch.run(
+          'Reshape',
+          { x: padded },
+          { shape: [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels] },
+        );
+      }
+      const flipped = scratch.run('Reverse', { x: filter }, { dims: [0, 1] });
+      const swapped = scratch.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+      return scratch.run(
+        'Conv2D',
+        { x: spread, filter: swapped },
+        {
+          strides: [1, 1],
+          dilations: [1, 1],
+          pad: [
+            [0, 0],
+            [top, bottom],
+            [left, right],
+            [0, 0],
+          ],
+          dataFormat: 'NHWC',
+        },
+      );
+    });
+  };
+}
+
+/** out[s, …] = Σ_i [ids[i] = s] · x[i, …]: a one-hot matrix (ids outside [0, S) drop out) times x. */
+function unsortedSegmentSum({ inputs, backend: anyBackend, attrs }: KernelArgs): TensorInfo {
+  const backend = anyBackend as tf.KernelBackend;
+  const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const { numSegments } = attrs as unknown as tf.UnsortedSegmentSumAttrs;
+  if (x.dtype !== 'float32') throw new Error(`UnsortedSegmentSum on wasm supports float32, got ${x.dtype}`);
+  const rows = segmentIds.shape.reduce((a, b) => a * b, 1);
+  const inner = x.shape.slice(segmentIds.shape.length);
+  const innerSize = inner.reduce((a, b) => a * b, 1);
+  return withScratch(backend, (scratch) => {
+    const ids =
+      segmentIds.dtype === 'int32' ? segmentIds : scratch.run('Cast', { x: segmentIds }, { dtype: 'int32' });
+    const flatIds = scratch.run('Reshape', { x: ids }, { shape: [rows] });
+    // The wasm OneHot kernel writes int32 whatever dtype is asked for: ask for int32 and cast.
+    const oneHot = scratch.run(
+      'OneHot',
+      { indices: flatIds },
+      { depth: numSegments, onValue: 1, offValue: 0, dtype: 'int32' },
+    );
+    const oneHotFloat = scratch.run('Cast', { x: oneHot }, { dtype: 'float32' });
+    const a = scratch.run('Reshape', { x: oneHotFloat }, { shape: [1, rows, numSegments] });
+    const b = scratch.run('Reshape', { x }, { shape: [1, rows, innerSize] });
+    const product = scratch.run('BatchMatMul', { a, b }, { transposeA: true, transposeB: false });
+    return scratch.run('Reshape', { x: product }, { shape: [numSegments, ...inner] });
+  });
+}
+
+let registered = false;
+
+/**
+ * Register the kernels above for the wasm backend (idempotent). Call after the wasm backend is
+ * registered; the original Conv2DBackpropInput is kept as a fallback for paddings the rewrite cannot express.
+ */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  const originalInput = tf.getKernel('Conv2DBackpropInput', BACKEND);
+  if (!originalInput) throw new Error('the wasm backend is not registered (no Conv2DBackpropInput kernel)');
+  if (!tf.getKernel('Conv2DBackpropFilter', BACKEND)) {
+    tf.registerKernel({
+      kernelName: 'Conv2DBackpropFilter',
+      backendName: BACKEND,
+      kernelFunc: conv2DBackpropFilter,
+    });
+  }
+  if (!tf.getKernel('UnsortedSegmentSum', BACKEND)) {
+    tf.registerKernel({
+      kernelName: 'UnsortedSegmentSum',
+      backendName: BACKEND,
+      kernelFunc: unsortedSegmentSum,
+    });
+  }
+  tf.unregisterKernel('Conv2DBackpropInput', BACKEND);
+  tf.registerKernel({
+    kernelName: 'Conv2DBackpropInput',
+    backendName: BACKEND,
+    kernelFunc: makeConv2DBackpropInput(originalInput.kernelFunc),
+    // The original kernel binds its wasm function in setup; keep that for backends initialised later.
+    setupFunc: originalInput.setupFunc,
+  });
+  registered = true;
+}

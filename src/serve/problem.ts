@@ -1,0 +1,156 @@
+/**
+ * RFC 9457 problem details: every error the service returns, and the one place that turns thrown errors into them.
+ * Clients never see stack traces or internal messages, only a documented problem type and a plain sentence.
+ */
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import type { components } from './api-types.ts';
+
+export type Problem = components['schemas']['Problem'];
+
+/** Problem types, each documented at GET /problems/{slug}. */
+export const PROBLEM_TYPES = {
+  'invalid-request': {
+    title: 'Invalid request',
+    about: 'A parameter or the body does not match the API contract.',
+  },
+  'unknown-condition': {
+    title: 'Unknown condition',
+    about: 'The condition is not one the loaded index knows; validConditions lists the ones it does.',
+  },
+  'unknown-product': { title: 'Unknown product', about: 'No product with that id is in the loaded index.' },
+  'not-found': { title: 'Not found', about: 'No such resource.' },
+  'method-not-allowed': {
+    title: 'Method not allowed',
+    about: 'The resource does not support that HTTP method.',
+  },
+  'upload-too-large': { title: 'Upload too large', about: 'The request body exceeds the size limit.' },
+  'unsupported-media-type': {
+    title: 'Unsupported media type',
+    about: 'The upload is not a decodable image, or the body is not in a format the endpoint accepts.',
+  },
+  'not-ready': { title: 'Not ready', about: 'No valid index bundle is loaded yet; retry shortly.' },
+  'model-unavailable': {
+    title: 'Model unavailable',
+    about: 'The endpoint needs the similarity model and none is loaded (or it does not match the index).',
+  },
+  'not-acceptable': {
+    title: 'Not acceptable',
+    about: 'The endpoint cannot produce a representation you accept.',
+  },
+  internal: {
+    title: 'Internal error',
+    about: 'Something failed on our side; the request id identifies it in the logs.',
+  },
+} as const;
+
+export type ProblemSlug = keyof typeof PROBLEM_TYPES;
+
+/** Throw this from a handler to answer with a problem. */
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly slug: ProblemSlug,
+    readonly detail: string,
+    readonly extensions: Partial<Pick<Problem, 'validConditions' | 'errors'>> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+    this.name = 'HttpProblem';
+  }
+}
+
+export function problemBody(
+  status: number,
+  slug: ProblemSlug,
+  detail: string,
+  request: Request,
+  extensions: Partial<Problem> = {},
+): Problem {
+  return {
+    type: `/problems/${slug}`,
+    title: PROBLEM_TYPES[slug].title,
+    status,
+    detail,
+    instance: request.originalUrl.split('?')[0],
+    ...(typeof request.id === 'string' || typeof request.id === 'number'
+      ? { requestId: String(request.id) }
+      : {}),
+    ...extensions,
+  };
+}
+
+/** Shape of the errors express-openapi-validator, multer and body-parser throw (only the fields we read). */
+interface LibraryError {
+  status?: number;
+  statusCode?: number;
+  type?: string;
+  code?: string;
+  errors?: { path?: string; message?: string }[];
+}
+
+function slugForStatus(status: number): ProblemSlug {
+  switch (status) {
+    case 400:
+      return 'invalid-request';
+    case 404:
+      return 'not-found';
+    case 405:
+      return 'method-not-allowed';
+    case 406:
+      return 'not-acceptable';
+    case 413:
+      return 'upload-too-large';
+    case 415:
+      return 'unsupported-media-type';
+    default:
+      return status >= 500 ? 'internal' : 'invalid-request';
+  }
+}
+
+function libraryDetail(status: number, error: LibraryError): string {
+  if (status === 413) return 'The request body is larger than the limit.';
+  if (status === 415) return 'The request body is not in a media type this endpoint accepts.';
+  if (status === 404) return 'No such resource.';
+  if (status === 405) return 'This resource does not support that method.';
+  if (error.errors?.length)
+    return error.errors.map((e) => `${e.path ?? ''} ${e.message ?? ''}`.trim()).join('; ');
+  return 'The request does not match the API contract.';
+}
+
+export interface ProblemLogger {
+  error(object: object, message: string): void;
+}
+
+/** Final error handler: known problems as they are, library errors mapped by status, anything else a bare 500. */
+export function problemHandler(log: ProblemLogger): ErrorRequestHandler {
+  return (error: unknown, request, response, next) => {
+    if (response.headersSent) {
+      next(error);
+      return;
+    }
+    let body: Problem;
+    let headers: Record<string, string> = {};
+    if (error instanceof HttpProblem) {
+      body = problemBody(error.status, error.slug, error.detail, request, error.extensions);
+      headers = error.headers;
+    } else {
+      const known = (error ?? {}) as LibraryError;
+      const status = known.status ?? known.statusCode;
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        const errors = known.errors?.map((e) => ({ path: e.path ?? '', message: e.message ?? '' }));
+        body = problemBody(status, slugForStatus(status), libraryDetail(status, known), request, {
+          ...(status === 400 && errors?.length ? { errors } : {}),
+        });
+      } else {
+        log.error({ err: error, requestId: request.id }, 'request failed');
+        body = problemBody(500, 'internal', 'The request could not be completed.', request);
+      }
+    }
+    response.status(body.status).set(headers).type('application/problem+json').send(JSON.stringify(body));
+  };
+}
+
+/** Unmatched routes: a 404 problem rather than Express's HTML page. */
+export const notFoundHandler: RequestHandler = (request, _response, next) => {
+  next(new HttpProblem(404, 'not-found', `Nothing at ${request.method} ${request.path}.`));
+};

@@ -1,0 +1,91 @@
+/**
+ * One index version as the HTTP layer uses it: the bundle plus what is derived from it once at load time
+ * (score references, mask summaries, label counts, search text), so that requests only look things up.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import {
+  QuantileReference,
+  summarizeMask,
+  type DistanceReference,
+  type MaskSummary,
+} from '../explain/index.ts';
+import type { IndexBundle } from '../index/index.ts';
+import type { ModelRunner } from './model-runner.ts';
+
+export interface ValueCount {
+  value: string;
+  count: number;
+}
+
+export class ServedIndex {
+  readonly references: DistanceReference[];
+  readonly masks: MaskSummary[];
+  readonly valueCounts: ValueCount[][];
+  /** Live slots in catalogue (slot) order. */
+  readonly liveSlots: number[];
+  /** Lower-cased id, title and label values of each live slot, for text search. */
+  private readonly searchText = new Map<number, string>();
+  /** Requests currently holding this version (see IndexHolder). */
+  leases = 0;
+  retired = false;
+
+  constructor(
+    readonly bundle: IndexBundle,
+    /** Directory product image paths are relative to, or null when the bundle does not say and none was given. */
+    readonly imageRoot: string | null,
+    /** The model this version was built from (uploads and heat maps), when the service runs with one. */
+    readonly model?: ModelRunner,
+  ) {
+    const embedDim = bundle.info.model.embedDim;
+    this.references = bundle.spaces.map((space) => new QuantileReference(space.quantiles));
+    this.masks = bundle.spaces.map((space) => summarizeMask(space, embedDim));
+    const counts = bundle.conditions.map(() => new Map<string, number>());
+    this.liveSlots = [];
+    for (const [slot, product] of bundle.entries()) {
+      this.liveSlots.push(slot);
+      const words = [product.id, product.title];
+      bundle.conditions.forEach((condition, c) => {
+        for (const value of product.attributes[condition] ?? []) {
+          counts[c].set(value, (counts[c].get(value) ?? 0) + 1);
+          words.push(value);
+        }
+      });
+      this.searchText.set(slot, words.join('\u0000').toLowerCase());
+    }
+    this.valueCounts = counts.map((map) =>
+      [...map]
+        .map(([value, count]) => ({ value, count }))
+        .sort((a, b) => b.count - a.count || a.value.localeCompare(b.value)),
+    );
+  }
+
+  get version(): string {
+    return this.bundle.version;
+  }
+
+  /** Live slots whose text contains every whitespace-separated term of `query` (all of them for an empty query). */
+  search(query: string | undefined): number[] {
+    const terms = (query ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+    if (terms.length === 0) return this.liveSlots;
+    return this.liveSlots.filter((slot) => {
+      const text = this.searchText.get(slot) ?? '';
+      return terms.every((term) => text.includes(term));
+    });
+  }
+
+  /** Absolute image path of a product, or null when the catalogue's location is unknown. */
+  imagePath(slot: number): string | null {
+    if (!this.imageRoot) return null;
+    const image = this.bundle.product(slot).image;
+    const path = resolve(this.imageRoot, image);
+    // Image paths come from our own catalogue, but never let one point outside the catalogue root.
+    if (isAbsolute(image) || !path.startsWith(resolve(this.imageRoot) + '/')) return null;
+    return path;
+  }
+}
+
+/** The catalogue root a bundle records, unless the operator gave another (e.g. images mounted elsewhere). */
+export function imageRootFor(bundle: IndexBundle, override: string | undefined): string | null {
+  if (override) return resolve(override);
+  return bundle.info.catalogue?.root ? resolve(bundle.info.catalogue.root) : null;
+}

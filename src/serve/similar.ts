@@ -1,0 +1,153 @@
+/**
+ * Assemble API responses from an index version: look products up, ask the index for neighbours and the explain
+ * stage for explanations. No maths here, only lookups and shaping into the contract's types.
+ */
+import { explainPair, type PairExplanation } from '../explain/index.ts';
+import type { components } from './api-types.ts';
+import { HttpProblem } from './problem.ts';
+import type { ServedIndex } from './served-index.ts';
+
+type Schemas = components['schemas'];
+export type ProductBody = Schemas['Product'];
+export type SimilarResponse = Schemas['SimilarResponse'];
+export type ConditionNeighbours = Schemas['ConditionNeighbours'];
+export type Neighbour = Schemas['Neighbour'];
+export type ConditionList = Schemas['ConditionList'];
+export type ProductPage = Schemas['ProductPage'];
+
+/** Dimensions listed per explanation. */
+const TOP_DIMS = 5;
+
+export function productUrl(id: string): string {
+  return `/products/${encodeURIComponent(id)}`;
+}
+
+export function toProduct(index: ServedIndex, slot: number): ProductBody {
+  const product = index.bundle.product(slot);
+  return {
+    id: product.id,
+    title: product.title,
+    attributes: product.attributes,
+    imageUrl: `${productUrl(product.id)}/image`,
+  };
+}
+
+export function requireSlot(index: ServedIndex, productId: string): number {
+  const slot = index.bundle.productIndex(productId);
+  if (slot === undefined) {
+    throw new HttpProblem(
+      404,
+      'unknown-product',
+      `No product ${JSON.stringify(productId)} in index version ${index.version}.`,
+    );
+  }
+  return slot;
+}
+
+/** Condition indices asked for: the named one, or all of them. Unknown names are a 400 that lists the valid ones. */
+export function requireConditions(index: ServedIndex, condition: string | undefined): number[] {
+  const names = index.bundle.conditions;
+  if (condition === undefined) return names.map((_, c) => c);
+  const c = names.indexOf(condition);
+  if (c < 0) {
+    throw new HttpProblem(
+      400,
+      'unknown-condition',
+      `Unknown condition ${JSON.stringify(condition)}; valid conditions are ${names.join(', ')}.`,
+      { validConditions: [...names] },
+    );
+  }
+  return [c];
+}
+
+function toExplanation(explanation: PairExplanation): Neighbour['explanation'] {
+  return {
+    summary: explanation.summary,
+    dimensions: {
+      keptDims: explanation.dimensions.keptDims,
+      top: explanation.dimensions.top,
+      restShare: explanation.dimensions.restShare,
+    },
+    otherConditions: explanation.otherConditions,
+    attributes: explanation.attributes,
+  };
+}
+
+export interface Query {
+  /** The query's vector in condition c's space. */
+  vector(c: number): ArrayLike<number>;
+  /** Catalogue product being queried (its slot), absent for uploads. */
+  slot?: number;
+}
+
+/** Neighbours of a query under the given conditions, each explained. */
+export function neighbourGroups(
+  index: ServedIndex,
+  query: Query,
+  conditions: number[],
+  k: number,
+  heatmaps: boolean,
+): ConditionNeighbours[] {
+  const { bundle } = index;
+  const queryProduct = query.slot === undefined ? undefined : bundle.product(query.slot);
+  return conditions.map((c) => {
+    const condition = bundle.conditions[c];
+    const hits = bundle.search(condition, query.slot ?? query.vector(c), k);
+    const neighbours = hits.map((hit, rank): Neighbour => {
+      const explanation = explainPair({
+        condition: c,
+        spaces: bundle.spaces,
+        references: index.references,
+        queryVector: query.vector,
+        neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
+        queryAttributes: queryProduct?.attributes,
+        neighbourAttributes: bundle.product(hit.index).attributes,
+        topDims: TOP_DIMS,
+      });
+      const neighbour: Neighbour = {
+        rank: rank + 1,
+        product: toProduct(index, hit.index),
+        distance: explanation.distance,
+        score: explanation.score,
+        explanation: toExplanation(explanation),
+      };
+      if (heatmaps && queryProduct) {
+        neighbour.heatmapUrl =
+          `/similar/${encodeURIComponent(queryProduct.id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
+          `?condition=${encodeURIComponent(condition)}`;
+      }
+      return neighbour;
+    });
+    return { condition, metric: bundle.spaces[c].metric, neighbours };
+  });
+}
+
+export function conditionList(index: ServedIndex): ConditionList {
+  return {
+    version: index.version,
+    conditions: index.bundle.spaces.map((space, c) => ({
+      name: space.condition,
+      index: c,
+      metric: space.metric,
+      mask: index.masks[c],
+      medianRandomDistance: index.references[c].quantile(0.5),
+      values: index.valueCounts[c],
+    })),
+  };
+}
+
+export function productPage(
+  index: ServedIndex,
+  q: string | undefined,
+  offset: number,
+  limit: number,
+): ProductPage {
+  const matches = index.search(q);
+  return {
+    version: index.version,
+    total: matches.length,
+    offset,
+    limit,
+    items: matches.slice(offset, offset + limit).map((slot) => toProduct(index, slot)),
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * What the service is serving right now: the current index version (swapped atomically when a new one is
+ * published), paired with the model it was built from. A request leases the version it starts with, model included,
+ * and keeps both to the end, so a swap never pulls an index or a model from under a running request; a retired
+ * version is closed once its last lease is released (and its model too when no current version uses it).
+ */
+import type { Logger } from 'pino';
+import { BundleError, openBundle, readManifest, type IndexBundle } from '../index/index.ts';
+import type { BackendPreference } from '../model/index.ts';
+import type { ServeMetrics } from './metrics.ts';
+import { startModel, type ModelRunner } from './model-runner.ts';
+import { ServedIndex, imageRootFor } from './served-index.ts';
+
+export interface Lease {
+  index: ServedIndex;
+  release(): void;
+}
+
+export interface StateOptions {
+  indexDir: string;
+  /** Checkpoint of the model behind the index; without it uploads and heat maps answer 503. */
+  modelPath?: string;
+  backend?: BackendPreference;
+  modelThread?: 'worker' | 'main';
+  /** Directory product images are relative to, when not the catalogue root the bundle records. */
+  imageRoot?: string;
+  /** How often the bundle's manifest is checked for a new version. */
+  pollIntervalMs: number;
+  log: Logger;
+  metrics: ServeMetrics;
+}
+
+export class ServeState {
+  private current: ServedIndex | undefined;
+  /** The current version and retired ones still leased by running requests. */
+  private readonly alive = new Set<ServedIndex>();
+  private modelRunner: ModelRunner | undefined;
+  /** Manifest identity (version + hash) of what is loaded or was last refused, to avoid retrying a bad version. */
+  private seen: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+  private closed = false;
+  /** Why there is no index (yet), for /readyz. */
+  lastError: string | undefined;
+  private readonly firstLoad: Promise<void>;
+  private resolveFirstLoad!: () => void;
+
+  constructor(private readonly options: StateOptions) {
+    this.firstLoad = new Promise((resolve) => {
+      this.resolveFirstLoad = resolve;
+    });
+  }
+
+  /** Load the model (failing loudly on a bad checkpoint), then look for an index and keep watching for new ones. */
+  async start(): Promise<void> {
+    if (this.options.modelPath) {
+      this.modelRunner = await startModel({
+        checkpoint: this.options.modelPath,
+        backend: this.options.backend ?? 'auto',
+        thread: this.options.modelThread,
+      });
+      const d = this.modelRunner.description;
+      this.options.log.info({ model: d.id.slice(0, 12), kind: d.kind, backend: d.backend }, 'model loaded');
+    }
+    await this.check();
+    this.timer = setInterval(() => void this.check(), this.options.pollIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Resolves once a first index version is being served. */
+  whenReady(): Promise<void> {
+    return this.firstLoad;
+  }
+
+  get modelConfigured(): boolean {
+    return this.options.modelPath !== undefined;
+  }
+
+  /** The version being served (for read-only peeks such as /readyz); requests should lease instead. */
+  get index(): ServedIndex | undefined {
+    return this.current;
+  }
+
+  lease(): Lease | undefined {
+    const index = this.current;
+    if (!index) return undefined;
+    index.leases++;
+    let released = false;
+    return {
+      index,
+      release: () => {
+        if (released) return;
+        released = true;
+        index.leases--;
+        if (index.retired && index.leases === 0) this.retire(index);
+      },
+    };
+  }
+
+  /** Check the manifest once (also what the poller runs); concurrent calls share one check. */
+  check(): Promise<void> {
+    this.checking ??= this.checkOnce().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private async checkOnce(): Promise<void> {
+    if (this.closed) return;
+    const { indexDir, log } = this.options;
+    let identity: string;
+    try {
+      const manifest = await readManifest(indexDir);
+      if (!manifest) {
+        this.lastError = `no index has been published in ${indexDir} yet`;
+        return;
+      }
+      identity = `${manifest.current}:${manifest.versionSha256}`;
+    } catch (error) {
+      this.lastError = (error as Error).message;
+      log.error({ err: error }, 'cannot read the index manifest');
+      return;
+    }
+    if (identity === this.seen) return;
+    try {
+      const bundle = await this.openMatching();
+      if (this.closed) return;
+      this.seen = identity;
+      this.swap(new ServedIndex(bundle, imageRootFor(bundle, this.options.imageRoot), this.modelRunner));
+    } catch (error) {
+      this.seen = identity;
+      this.lastError = (error as Error).message;
+      this.options.metrics.swaps.inc({ outcome: 'rejected' });
+      log.error(
+        { err: error, indexDir },
+        this.current ? 'new index version refused; still serving the previous one' : 'index refused',
+      );
+    }
+  }
+
+  /**
+   * Open the published version; when it was built from another model than the loaded one, reload the checkpoint
+   * (it may have been retrained in place) and accept the version only if the ids then agree.
+   */
+  private async openMatching(): Promise<IndexBundle> {
+    const { indexDir } = this.options;
+    try {
+      return await openBundle(indexDir, { expectedModelId: this.modelRunner?.description.id });
+    } catch (error) {
+      if (!(error instanceof BundleError && error.code === 'model-mismatch' && this.options.modelPath))
+        throw error;
+      const previous = this.modelRunner;
+      const reloaded = await startModel({
+        checkpoint: this.options.modelPath,
+        backend: this.options.backend ?? 'auto',
+        thread: this.options.modelThread,
+      });
+      const bundle = await openBundle(indexDir, { expectedModelId: reloaded.description.id }).catch(
+        async (again) => {
+          await reloaded.close();
+          throw again;
+        },
+      );
+      // The previous model stays with the version that uses it until that version retires.
+      this.modelRunner = reloaded;
+      this.options.log.info(
+        { model: reloaded.description.id.slice(0, 12) },
+        'model reloaded for the new index version',
+      );
+      if (previous && ![...this.alive].some((index) => index.model === previous)) await previous.close();
+      return bundle;
+    }
+  }
+
+  private swap(next: ServedIndex): void {
+    const previous = this.current;
+    this.current = next;
+    this.alive.add(next);
+    this.lastError = undefined;
+    this.options.metrics.setIndexVersion(next.version);
+    this.options.metrics.swaps.inc({ outcome: 'loaded' });
+    this.options.log.info(
+      { version: next.version, previous: previous?.version, products: next.liveSlots.length },
+      previous ? 'serving new index version' : 'serving index',
+    );
+    this.resolveFirstLoad();
+    if (previous) {
+      previous.retired = true;
+      if (previous.leases === 0) this.retire(previous);
+    }
+  }
+
+  private retire(index: ServedIndex): void {
+    index.bundle.close();
+    this.alive.delete(index);
+    const model = index.model;
+    const stillUsed = model === this.modelRunner || [...this.alive].some((other) => other.model === model);
+    if (model && !stillUsed) void model.close();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.checking;
+    const runners = new Set([this.modelRunner, ...[...this.alive].map((index) => index.model)]);
+    await Promise.all([...runners].map((runner) => runner?.close()));
+    this.modelRunner = undefined;
+  }
+}

@@ -1,0 +1,401 @@
+/**
+ * `train` (every flag of the upstream CSN trainer, plus model choice) and `eval`. Heavy modules load inside the
+ * actions so that `--help` stays fast.
+ */
+import { basename, dirname, join } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import {
+  BACKBONES,
+  BACKENDS,
+  BATCH_MODES,
+  MODEL_KINDS,
+  TRAIN_DEFAULTS,
+  defaultLearningRate,
+  defaultRunName,
+  type TrainOptions,
+} from './options.ts';
+
+function integer(flag: string, min: number) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min) {
+      throw new InvalidArgumentError(`${flag} must be an integer >= ${min}, got "${value}"`);
+    }
+    return parsed;
+  };
+}
+
+function number(flag: string, check: (n: number) => boolean, rule: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (value.trim() === '' || !Number.isFinite(parsed) || !check(parsed)) {
+      throw new InvalidArgumentError(`${flag} must be ${rule}, got "${value}"`);
+    }
+    return parsed;
+  };
+}
+
+function choice<T extends string>(flag: string, values: readonly T[]) {
+  return (value: string): T => {
+    if (!values.includes(value as T)) {
+      throw new InvalidArgumentError(`${flag} must be one of ${values.join(', ')}, got "${value}"`);
+    }
+    return value as T;
+  };
+}
+
+/** Raw commander values of `train` (mask flags and upstream aliases not yet folded into TrainOptions). */
+interface TrainFlags extends Omit<TrainOptions, 'maskMode' | 'name' | 'lr'> {
+  name?: string;
+  lr?: number;
+  learned?: boolean;
+  prein?: boolean;
+  fixedMasks?: boolean;
+  cuda?: boolean;
+  tensorboard?: boolean;
+  visdom?: boolean;
+}
+
+/** Option keys a resumed run takes from its checkpoint unless they are given on the command line. */
+const INHERITED: (keyof TrainOptions)[] = [
+  'dataDir',
+  'batchSize',
+  'batchMode',
+  'poolSize',
+  'epochs',
+  'lr',
+  'lrDecay',
+  'seed',
+  'logInterval',
+  'margin',
+  'embedLossCoeff',
+  'maskLossCoeff',
+  'trainTriplets',
+  'valTriplets',
+  'testTriplets',
+  'embedDim',
+  'maskMode',
+  'conditions',
+  'model',
+  'backbone',
+  'imageSize',
+  'width',
+  'valEvery',
+  'checkpointEvery',
+  'augment',
+  'mapQueries',
+];
+
+/** Upstream mask flags → one mask mode; --prein and --fixed-masks win over the default --learned. */
+function maskModeOf(flags: TrainFlags): TrainOptions['maskMode'] {
+  if (flags.fixedMasks) return 'fixed';
+  if (flags.prein) return 'prein';
+  return 'learned';
+}
+
+/**
+ * Final options: command line, then (when resuming or testing) the checkpoint's own args for everything not given
+ * explicitly, then defaults. The run folder of a resumed run is the checkpoint's folder unless --name is given.
+ */
+export async function resolveTrainOptions(
+  flags: TrainFlags,
+  fromCommandLine: (key: string) => boolean,
+): Promise<TrainOptions> {
+  const options: TrainOptions = {
+    ...(flags as Omit<TrainOptions, 'maskMode' | 'name' | 'lr'>),
+    maskMode: maskModeOf(flags),
+    name: flags.name ?? defaultRunName(flags.model),
+    lr: flags.lr ?? defaultLearningRate(flags.model),
+  };
+  if (fromCommandLine('cuda') && flags.cuda === false && !fromCommandLine('backend'))
+    options.backend = 'wasm';
+  // `train --test --name x` evaluates the best model of run x.
+  if (options.test && !options.resume && flags.name) {
+    options.resume = join(options.logDir, flags.name, 'model_best.dmck');
+    flags = { ...flags, resume: options.resume };
+  }
+  if (!flags.resume) return options;
+
+  const { readCheckpoint } = await import('./checkpoint.ts');
+  const checkpoint = await readCheckpoint(flags.resume);
+  const saved = (checkpoint.args ?? {}) as Partial<TrainOptions>;
+  const explicit = (key: keyof TrainOptions) =>
+    key === 'maskMode'
+      ? fromCommandLine('learned') || fromCommandLine('prein') || fromCommandLine('fixedMasks')
+      : fromCommandLine(key);
+  const merged = options as unknown as Record<string, unknown>;
+  for (const key of INHERITED) {
+    if (!explicit(key) && saved[key] !== undefined) merged[key] = saved[key];
+  }
+  // A model without saved args (exported elsewhere) still knows its own architecture.
+  const config = checkpoint.model.config;
+  if (!explicit('model')) options.model = config.kind;
+  if (!explicit('backbone')) options.backbone = config.backbone;
+  if (!explicit('imageSize')) options.imageSize = config.imageSize;
+  if (!explicit('embedDim')) options.embedDim = config.embedDim;
+  if (!explicit('maskMode')) options.maskMode = config.maskMode;
+  if (!explicit('width') && config.width !== undefined) options.width = config.width;
+  if (!explicit('conditions')) options.conditions = config.conditions;
+  if (!flags.name && !explicit('logDir')) {
+    options.logDir = dirname(dirname(flags.resume));
+    options.name = basename(dirname(flags.resume));
+  }
+  return options;
+}
+
+export function registerTrainCommands(program: Command): void {
+  const d = TRAIN_DEFAULTS;
+  program
+    .command('train')
+    .description(
+      'Train a conditional similarity network (CSN), ASEN or the unconditional baseline on a catalogue. ' +
+        'Writes {log-dir}/{name}/: model_best.dmck, checkpoint_latest.dmck, metrics.jsonl, metrics.png, args.json, test_results.json',
+    )
+    .option('--data-dir <dir>', 'catalogue folder (any supported layout)', d.dataDir)
+    .option('--batch-size <n>', 'triplets per batch (upstream 512)', integer('--batch-size', 1), d.batchSize)
+    .addOption(
+      new Option(
+        '--batch-mode <mode>',
+        'pool: each batch draws its triplets among --pool-size random products, so images are shared (fast on a ' +
+          "CPU); triplets: upstream's fixed list of --train-triplets unique triplets",
+      )
+        .choices(BATCH_MODES)
+        .default(d.batchMode),
+    )
+    .option('--pool-size <n>', 'products per batch in pool mode', integer('--pool-size', 3), d.poolSize)
+    .option('--epochs <n>', 'last epoch to train (upstream 30)', integer('--epochs', 1), d.epochs)
+    .option(
+      '--start-epoch <n>',
+      'number of the first epoch (sets the lr decay position)',
+      integer('--start-epoch', 1),
+      d.startEpoch,
+    )
+    .option(
+      '--lr <x>',
+      'Adam learning rate (default 3e-3 for csn and unconditional, 1e-3 for asen; upstream 5e-5 fine-tunes a ' +
+        'pretrained ResNet, we train from scratch)',
+      number('--lr', (n) => n > 0, 'a positive number'),
+    )
+    .option(
+      '--lr-decay <x>',
+      'per-epoch decay: lr × (1 − x)^epoch, as upstream adjust_learning_rate',
+      number('--lr-decay', (n) => n >= 0 && n < 1, 'in [0, 1)'),
+      d.lrDecay,
+    )
+    .option(
+      '--seed <n>',
+      'random seed: same seed, same triplets, weights and metrics',
+      integer('--seed', 0),
+      d.seed,
+    )
+    .option('--log-interval <n>', 'steps between metrics lines', integer('--log-interval', 1), d.logInterval)
+    .option(
+      '--margin <x>',
+      'margin of the triplet loss',
+      number('--margin', (n) => n >= 0, '>= 0'),
+      d.margin,
+    )
+    .option('--resume <path>', 'continue from a checkpoint (weights, optimiser, epoch, rng, best so far)')
+    .option(
+      '--name <name>',
+      "run name (default: {model}_yyyymmdd_hhmmss; the checkpoint's run when resuming)",
+    )
+    .option(
+      '--embed-loss-coeff <x>',
+      'weight of the embedding norm loss',
+      number('--embed-loss-coeff', (n) => n >= 0, '>= 0'),
+      d.embedLossCoeff,
+    )
+    .option(
+      '--mask-loss-coeff <x>',
+      'weight of the mask L1 norm loss',
+      number('--mask-loss-coeff', (n) => n >= 0, '>= 0'),
+      d.maskLossCoeff,
+    )
+    .option(
+      '--train-triplets <n>',
+      'unique training triplets (upstream 100000); in pool mode, triplets drawn per epoch',
+      integer('--train-triplets', 1),
+      d.trainTriplets,
+    )
+    .option(
+      '--val-triplets <n>',
+      'unique validation triplets (upstream 20000; 0 = no validation)',
+      integer('--val-triplets', 0),
+      d.valTriplets,
+    )
+    .option(
+      '--test-triplets <n>',
+      'unique test triplets (upstream 40000)',
+      integer('--test-triplets', 0),
+      d.testTriplets,
+    )
+    .option('--embed-dim <n>', 'embedding dimensions', integer('--embed-dim', 1), d.embedDim)
+    .option('--test', 'only evaluate the --resume checkpoint on the test split', d.test)
+    .addOption(new Option('--learned', 'learn masks from a random initialisation (default)'))
+    .addOption(
+      new Option('--prein', 'initialise masks to disjoint blocks (still trained)').conflicts(['fixedMasks']),
+    )
+    .addOption(
+      new Option('--fixed-masks', 'disjoint 0/1 masks, not trained (the paper\'s "fixed" CSN)').conflicts([
+        'learned',
+      ]),
+    )
+    .option('--log-dir <dir>', 'folder that holds run folders', d.logDir)
+    .option(
+      '--conditions <names...>',
+      'similarity notions to train (names or upstream indices; default: all)',
+    )
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'tfjs backend (upstream --cuda): auto tries tfjs-node-gpu, tfjs-node, wasm, cpu',
+      )
+        .choices(BACKENDS)
+        .default(d.backend),
+    )
+    .addOption(
+      new Option(
+        '--model <kind>',
+        'csn, asen, or the unconditional baseline (one shared embedding, no masks)',
+      )
+        .argParser(choice('--model', MODEL_KINDS))
+        .default(d.model),
+    )
+    .addOption(
+      new Option('--backbone <name>', 'image network')
+        .argParser(choice('--backbone', BACKBONES))
+        .default(d.backbone),
+    )
+    .option('--image-size <px>', 'square input side', integer('--image-size', 16), d.imageSize)
+    .option('--width <n>', 'channels of the first backbone layer (model default 16)', integer('--width', 1))
+    .option(
+      '--val-every <n>',
+      'validate every n epochs (the last epoch always)',
+      integer('--val-every', 1),
+      d.valEvery,
+    )
+    .option(
+      '--checkpoint-every <n>',
+      'also write checkpoint_latest every n steps (0 = at epoch ends only)',
+      integer('--checkpoint-every', 0),
+      d.checkpointEvery,
+    )
+    .option('--no-augment', 'no random horizontal flips of training images')
+    .option(
+      '--map-queries <n>',
+      'retrieval MAP queries per condition at test time',
+      integer('--map-queries', 1),
+      d.mapQueries,
+    )
+    .option('--overwrite', 'replace an existing run folder of the same name', d.overwrite)
+    .option('--no-progress', 'no progress bar')
+    .addOption(
+      new Option('--cuda', 'upstream flag: same as --backend auto (tries tfjs-node-gpu first)').hideHelp(),
+    )
+    .addOption(new Option('--no-cuda', 'upstream flag: same as --backend wasm').hideHelp())
+    .addOption(
+      new Option(
+        '--tensorboard',
+        'upstream flag, accepted: metrics.jsonl and metrics.png are always written',
+      ).hideHelp(),
+    )
+    .addOption(
+      new Option(
+        '--visdom',
+        'upstream flag, accepted: metrics.jsonl and metrics.png are always written',
+      ).hideHelp(),
+    )
+    .addHelpText(
+      'after',
+      '\nUpstream flags --cuda/--no-cuda map to --backend auto/wasm; --tensorboard/--visdom are accepted and ignored\n' +
+        '(every run writes metrics.jsonl and metrics.png). Ctrl-C or SIGTERM finishes the current step, saves\n' +
+        'checkpoint_latest.dmck and exits (130/143); continue with --resume.',
+    )
+    .action(async (flags: TrainFlags, command: Command) => {
+      const { createLogger } = await import('../util/log.ts');
+      const log = createLogger('train');
+      const controller = new AbortController();
+      let signalName: NodeJS.Signals | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (signalName) {
+          log.error(`second ${signal}: stopping without saving`);
+          process.exit(signal === 'SIGINT' ? 130 : 143);
+        }
+        signalName = signal;
+        log.warn(
+          `${signal}: finishing the current step and saving checkpoint_latest (again to abort at once)`,
+        );
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const options = await resolveTrainOptions(
+          flags,
+          (key) => command.getOptionValueSource(key) === 'cli',
+        );
+        if (flags.tensorboard || flags.visdom) {
+          log.info('--tensorboard/--visdom: metrics go to metrics.jsonl and metrics.png in the run folder');
+        }
+        const { train } = await import('./trainer.ts');
+        const result = await train(options, { logger: log, signal: controller.signal });
+        if (result.interrupted) process.exitCode = signalName === 'SIGTERM' ? 143 : 130;
+      } catch (error) {
+        if (process.env.LOG_LEVEL === 'debug' && error instanceof Error)
+          process.stderr.write(`${error.stack}\n`);
+        command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+
+  program
+    .command('eval')
+    .description('Evaluate a checkpoint: triplet accuracy and attribute-specific retrieval MAP per condition')
+    .requiredOption('--model <checkpoint>', 'checkpoint file (.dmck)')
+    .option(
+      '--data-dir <dir>',
+      'catalogue folder (default: the one the model was trained on, else data/demo)',
+    )
+    .addOption(
+      new Option('--split <split>', 'split to evaluate').choices(['train', 'val', 'test']).default('test'),
+    )
+    .option('--out <file>', 'also write the report as JSON')
+    .option(
+      '--triplets <n>',
+      "triplets to sample when the catalogue ships none (default: the run's count for the split)",
+      integer('--triplets', 0),
+    )
+    .option(
+      '--seed <n>',
+      "sampling seed (default: the run's, which reproduces its test triplets)",
+      integer('--seed', 0),
+    )
+    .option('--map-queries <n>', 'retrieval queries per condition', integer('--map-queries', 1), d.mapQueries)
+    .option('--no-map', 'skip retrieval MAP')
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
+    .action(async (flags: EvalFlags, command: Command) => {
+      try {
+        const { runEval } = await import('../eval/run.ts');
+        await runEval(flags);
+      } catch (error) {
+        if (process.env.LOG_LEVEL === 'debug' && error instanceof Error)
+          process.stderr.write(`${error.stack}\n`);
+        command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+      }
+    });
+}
+
+export interface EvalFlags {
+  model: string;
+  dataDir?: string;
+  split: 'train' | 'val' | 'test';
+  out?: string;
+  triplets?: number;
+  seed?: number;
+  mapQueries: number;
+  map: boolean;
+  backend: TrainOptions['backend'];
+}

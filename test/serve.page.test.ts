@@ -1,0 +1,200 @@
+/**
+ * The web page end to end in headless Chromium (Debian's, driven by playwright-core): browse and search the
+ * catalogue, open a product, see one row of explained neighbours per condition, switch on a heat map, filter by
+ * condition and query by an uploaded photo — with no console error (CSP violations included).
+ * Set SCREENSHOT_DIR to keep screenshots of the page.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { startServer, type RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, type ServeFixture } from './fixtures/serve/build.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let root: string;
+let fixture: ServeFixture;
+let server: RunningServer;
+let context: BrowserContext;
+let page: Page;
+const problems: string[] = [];
+
+before(async () => {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `${CHROMIUM} is missing: run scripts/ensure-chromium.sh (apt-get install chromium)`,
+  );
+  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-page-'));
+  fixture = await buildServeFixture(join(root, 'fixture'), { products: 30 });
+  server = await startServer({
+    indexDir: fixture.indexDir,
+    modelPath: fixture.modelPath,
+    host: '127.0.0.1',
+    port: 0,
+    pollIntervalMs: 60_000,
+    logger: pino({ level: 'silent' }),
+  });
+  await server.ready;
+  context = await chromium.launchPersistentContext(join(root, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1400, height: 1000 },
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+});
+
+after(async () => {
+  await context?.close();
+  await server?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+async function screenshot(name: string): Promise<void> {
+  const dir = process.env.SCREENSHOT_DIR;
+  if (!dir) return;
+  await mkdir(dir, { recursive: true });
+  await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+}
+
+/** Every <img> matched has finished loading real pixels. */
+async function imagesLoaded(selector: string): Promise<number> {
+  await page.waitForFunction(
+    (s) =>
+      [...document.querySelectorAll<HTMLImageElement>(s)].every(
+        (img) => img.complete && img.naturalWidth > 0,
+      ),
+    selector,
+  );
+  return page.locator(selector).count();
+}
+
+test('browse, open a product, read the explanations, view a heat map, upload a photo', async () => {
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+  const conditions = fixture.catalogue.conditions;
+
+  // the catalogue grid with real thumbnails, and the served index version in the header
+  assert.equal(await page.locator('#grid .card').count(), 24);
+  assert.equal(await imagesLoaded('#grid .card img'), 24);
+  assert.match((await page.textContent('#index-version')) ?? '', /^index v/);
+  assert.equal(await page.textContent('#result-count'), `${fixture.products.length} products`);
+  await page.click('#next');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .card').length === 6);
+  await page.click('#prev');
+
+  // search narrows the grid to matching products
+  const colour = fixture.products[0].attributes.color[0];
+  const matching = fixture.products.filter(
+    (p) => p.attributes.color.includes(colour) || p.title.toLowerCase().includes(colour),
+  );
+  await page.fill('#search', colour);
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#grid .card').length === n,
+    Math.min(24, matching.length),
+  );
+  const ids = await page
+    .locator('#grid .card')
+    .evaluateAll((cards) => cards.map((c) => (c as HTMLElement).dataset.productId));
+  assert.deepEqual(
+    ids.sort(),
+    matching
+      .map((p) => p.id)
+      .slice(0, 24)
+      .sort(),
+  );
+
+  // open the first product: one row of explained neighbours per condition
+  const chosen = matching[0];
+  await page.click(`#grid .card[data-product-id="${chosen.id}"]`);
+  await page.waitForFunction((n) => document.querySelectorAll('.group').length === n, conditions.length);
+  assert.equal(await page.textContent('#query-title'), chosen.title);
+  assert.ok(page.url().endsWith(`#/product/${chosen.id}`));
+  const rows = await page.locator('.group').evaluateAll((groups) =>
+    groups.map((g) => ({
+      condition: (g as HTMLElement).dataset.condition,
+      neighbours: g.querySelectorAll('.neighbour').length,
+      scores: [...g.querySelectorAll('.score-text')].map((s) => s.textContent),
+      bars: g.querySelectorAll('.dims .bar-row').length,
+      maskBars: g.querySelectorAll('.mask span').length,
+    })),
+  );
+  assert.deepEqual(
+    rows.map((r) => r.condition),
+    conditions,
+  );
+  for (const row of rows) {
+    assert.equal(row.neighbours, 6, `${row.condition} shows k=6 neighbours`);
+    for (const score of row.scores)
+      assert.match(score ?? '', /^closer than (\d+(\.\d)?% of random pairs|every sampled random pair)$/);
+    assert.ok(row.bars >= 6, `${row.condition} shows the dimensions behind each distance`);
+    assert.equal(row.maskBars, fixture.model.config.embedDim);
+  }
+  await imagesLoaded('.neighbour img');
+  assert.ok((await page.locator('.chip.shared, .chip.differing').count()) > 0, 'label comparisons are shown');
+  await screenshot('product');
+
+  // a heat map replaces the neighbour's photo on demand
+  const firstCard = page.locator('.group').first().locator('.neighbour').first();
+  await firstCard.locator('.heat-toggle').click();
+  await page.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>('.group .neighbour figure img');
+    return img?.src.includes('heatmap.png') && img.complete && img.naturalWidth === 224;
+  });
+  assert.equal(await firstCard.locator('.heat-toggle').getAttribute('aria-pressed'), 'true');
+  await screenshot('heatmap');
+
+  // clicking a neighbour's title navigates to it
+  const neighbourId = await firstCard.getAttribute('data-product-id');
+  await firstCard.locator('.n-title').click();
+  await page.waitForFunction(
+    (id) => document.querySelector('.query .eyebrow')?.textContent === `Product ${id}`,
+    neighbourId,
+  );
+
+  // one condition only
+  await page.selectOption('#condition-filter', 'length');
+  await page.waitForFunction(() => document.querySelectorAll('.group').length === 1);
+  assert.equal(await page.locator('.group').getAttribute('data-condition'), 'length');
+  await page.selectOption('#condition-filter', '');
+
+  // query by photo: the uploaded product image finds that product first under every condition
+  const target = fixture.products[4];
+  await page.setInputFiles('#upload', join(fixture.catalogue.root, target.image));
+  await page.waitForFunction(
+    () => document.querySelector('#query-title')?.textContent === 'Products similar to your photo',
+  );
+  await page.waitForFunction((n) => document.querySelectorAll('.group').length === n, conditions.length);
+  const firsts = await page
+    .locator('.group')
+    .evaluateAll((groups) =>
+      groups.map((g) => (g.querySelector('.neighbour') as HTMLElement | null)?.dataset.productId),
+    );
+  assert.deepEqual(
+    firsts,
+    conditions.map(() => target.id),
+  );
+  await imagesLoaded('.query img');
+  await screenshot('upload');
+
+  assert.deepEqual(problems, [], 'no console errors, CSP violations or failed requests');
+});
