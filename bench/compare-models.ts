@@ -159,6 +159,17 @@ async function main(): Promise<void> {
     log.info({ dataDir: flags.dataDir }, 'demo catalogue missing: generating it');
     await generateDemoCatalogue(flags.dataDir);
   }
+  // Every model gets the same data, triplets, budget and seed: the comparison is only fair that way.
+  const budget = {
+    dataDir: flags.dataDir,
+    epochs: flags.epochs,
+    trainTriplets: flags.trainTriplets,
+    valTriplets: flags.valTriplets,
+    testTriplets: flags.testTriplets,
+    batchSize: flags.batchSize,
+    imageSize: flags.imageSize,
+    seed: flags.seed,
+  };
   const logDir = flags.keepRuns ?? (await mkdtemp(join(tmpdir(), 'dressmatch-bench-')));
   const results: ModelResult[] = [];
   let conditions: string[] = [];
@@ -167,18 +178,11 @@ async function main(): Promise<void> {
       log.info({ model: kind }, `training ${kind}`);
       const options: TrainOptions = {
         ...TRAIN_DEFAULTS,
-        dataDir: flags.dataDir,
+        ...budget,
         logDir,
         name: kind,
         model: kind,
         lr: defaultLearningRate(kind),
-        epochs: flags.epochs,
-        trainTriplets: flags.trainTriplets,
-        valTriplets: flags.valTriplets,
-        testTriplets: flags.testTriplets,
-        batchSize: flags.batchSize,
-        imageSize: flags.imageSize,
-        seed: flags.seed,
         backend: flags.backend,
         overwrite: true,
       };
@@ -222,14 +226,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${summary}\n\nper condition (test split)\n${perCondition}\n`);
 
   const setup = {
-    dataDir: flags.dataDir,
-    epochs: flags.epochs,
-    trainTriplets: flags.trainTriplets,
-    valTriplets: flags.valTriplets,
-    testTriplets: flags.testTriplets,
-    batchSize: flags.batchSize,
-    imageSize: flags.imageSize,
-    seed: flags.seed,
+    ...budget,
     backend: tf.getBackend(),
     cpus: cpus().length,
     loadAverage: loadavg().map((v) => +v.toFixed(2)),

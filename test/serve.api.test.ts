@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import sharp from 'sharp';
 import { parse as parseYaml } from 'yaml';
 import { openBundle, type IndexBundle } from '../src/index/index.ts';
 import type { components } from '../src/serve/api-types.ts';
-import { startServer, type RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, type ServeFixture } from './fixtures/serve/build.ts';
+import type { RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
 
 type Schemas = components['schemas'];
 
@@ -28,15 +27,11 @@ before(async () => {
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-api-'));
   fixture = await buildServeFixture(root);
   bundle = await openBundle(fixture.indexDir);
-  server = await startServer({
+  server = await startLocalServer({
     indexDir: fixture.indexDir,
     modelPath: fixture.modelPath,
-    host: '127.0.0.1',
-    port: 0,
-    pollIntervalMs: 60_000,
     maxUploadBytes: MAX_UPLOAD,
     validateResponses: true,
-    logger: pino({ level: 'silent' }),
   });
   await server.ready;
 });
@@ -515,14 +510,10 @@ describe('heat maps', () => {
 
 describe('model on the main thread', () => {
   test('--model-thread main answers uploads and heat maps the same way', async () => {
-    const local = await startServer({
+    const local = await startLocalServer({
       indexDir: fixture.indexDir,
       modelPath: fixture.modelPath,
       modelThread: 'main',
-      host: '127.0.0.1',
-      port: 0,
-      pollIntervalMs: 60_000,
-      logger: pino({ level: 'silent' }),
     });
     try {
       await local.ready;

@@ -7,12 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import sharp from 'sharp';
 import { openBundle, type IndexBundle } from '../src/index/index.ts';
 import type { components } from '../src/serve/api-types.ts';
-import { startServer, type RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, type ServeFixture } from './fixtures/serve/build.ts';
+import type { RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
 
 type Schemas = components['schemas'];
 
@@ -25,14 +24,10 @@ before(async () => {
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-asen-'));
   fixture = await buildServeFixture(root, { kind: 'asen', products: 24 });
   bundle = await openBundle(fixture.indexDir);
-  server = await startServer({
+  server = await startLocalServer({
     indexDir: fixture.indexDir,
     modelPath: fixture.modelPath,
-    host: '127.0.0.1',
-    port: 0,
-    pollIntervalMs: 60_000,
     validateResponses: true,
-    logger: pino({ level: 'silent' }),
   });
   await server.ready;
 });

@@ -10,10 +10,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { startServer, type RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, type ServeFixture } from './fixtures/serve/build.ts';
+import type { RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -31,13 +30,9 @@ before(async () => {
   );
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-page-'));
   fixture = await buildServeFixture(join(root, 'fixture'), { products: 30 });
-  server = await startServer({
+  server = await startLocalServer({
     indexDir: fixture.indexDir,
     modelPath: fixture.modelPath,
-    host: '127.0.0.1',
-    port: 0,
-    pollIntervalMs: 60_000,
-    logger: pino({ level: 'silent' }),
   });
   await server.ready;
   context = await chromium.launchPersistentContext(join(root, 'chromium-profile'), {

@@ -8,16 +8,14 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { buildBundle, createModelSource } from '../src/index/index.ts';
 import { createModel, type SimilarityModel } from '../src/model/index.ts';
 import { modelId, writeCheckpoint } from '../src/train/checkpoint.ts';
 import type { components } from '../src/serve/api-types.ts';
-import { startServer, type RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, type ServeFixture } from './fixtures/serve/build.ts';
+import type { RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
 
 type Schemas = components['schemas'];
-const silent = pino({ level: 'silent' });
 
 let root: string;
 let fixture: ServeFixture;
@@ -49,12 +47,9 @@ async function version(server: RunningServer): Promise<string | undefined> {
 
 test('not ready until a first index is published, then ready without a restart', async () => {
   const indexDir = join(root, 'empty-index');
-  const server = await startServer({
+  const server = await startLocalServer({
     indexDir,
-    host: '127.0.0.1',
-    port: 0,
     pollIntervalMs: 50,
-    logger: silent,
   });
   try {
     const notReady = await fetch(`${server.url}/readyz`);
@@ -91,13 +86,10 @@ test('not ready until a first index is published, then ready without a restart',
 });
 
 test('a newly published version is picked up under load without failing a request', async () => {
-  const server = await startServer({
+  const server = await startLocalServer({
     indexDir: fixture.indexDir,
     modelPath: fixture.modelPath,
-    host: '127.0.0.1',
-    port: 0,
     pollIntervalMs: 50,
-    logger: silent,
   });
   try {
     await server.ready;
@@ -149,12 +141,8 @@ test('a newly published version is picked up under load without failing a reques
 });
 
 test('a request keeps the version it leased; the old version closes when its last lease is released', async () => {
-  const server = await startServer({
+  const server = await startLocalServer({
     indexDir: fixture.indexDir,
-    host: '127.0.0.1',
-    port: 0,
-    pollIntervalMs: 60_000,
-    logger: silent,
   });
   try {
     await server.ready;
@@ -179,13 +167,9 @@ test('a request keeps the version it leased; the old version closes when its las
 });
 
 test('a version built from another model is refused and the current one keeps serving', async () => {
-  const server = await startServer({
+  const server = await startLocalServer({
     indexDir: fixture.indexDir,
     modelPath: fixture.modelPath,
-    host: '127.0.0.1',
-    port: 0,
-    pollIntervalMs: 60_000,
-    logger: silent,
   });
   try {
     await server.ready;
@@ -235,13 +219,9 @@ test('a version built from a retrained checkpoint reloads the model; leased vers
     return buildBundle(indexDir, source, { minRecall: 0, recallSample: 10, quantilePairs: 200 });
   };
   await publishWith(fixture.model);
-  const server = await startServer({
+  const server = await startLocalServer({
     indexDir,
     modelPath,
-    host: '127.0.0.1',
-    port: 0,
-    pollIntervalMs: 60_000,
-    logger: silent,
   });
   const retrained = createModel({ ...fixture.model.config, seed: 1234 });
   try {

@@ -1,32 +1,5 @@
-import { InvalidArgumentError, type Command } from 'commander';
-
-function integer(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-    }
-    return parsed;
-  };
-}
-
-function choice<T extends string>(name: string, values: readonly T[]) {
-  return (value: string): T => {
-    if (!values.includes(value as T))
-      throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}`);
-    return value as T;
-  };
-}
-
-/** Report expected failures (bad input, existing folders) as a one-line error instead of a stack trace. */
-async function run(command: Command, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    if (process.env.LOG_LEVEL === 'debug' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-    command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
-  }
-}
+import type { Command } from 'commander';
+import { choice, integer, runCommand } from '../util/cli.ts';
 
 interface DemoDataOptions {
   out: string;
@@ -62,7 +35,7 @@ export function registerCatalogueCommands(program: Command): void {
     .option('--image-size <px>', 'side of the square images', integer('--image-size', 16, 1024), 128)
     .option('--force', 'replace the folder if it is not empty')
     .action(async (options: DemoDataOptions, command: Command) =>
-      run(command, async () => {
+      runCommand(command, async () => {
         const [{ generateDemoCatalogue }, { createLogger }, { createProgress }] = await Promise.all([
           import('./demo.ts'),
           import('../util/log.ts'),
@@ -110,7 +83,7 @@ export function registerCatalogueCommands(program: Command): void {
     )
     .option('--force', 'replace the output folder if it is not empty')
     .action(async (options: ImportOptions, command: Command) =>
-      run(command, async () => {
+      runCommand(command, async () => {
         const [
           { loadCatalogue, detectLayout },
           { writeCatalogue },
@@ -163,7 +136,7 @@ export function registerCatalogueCommands(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-check-images', 'skip checking that every image file exists')
     .action(async (dir: string, options: InfoOptions, command: Command) =>
-      run(command, async () => {
+      runCommand(command, async () => {
         const [{ loadCatalogue, detectLayout }, { summarizeCatalogue, formatSummary }] = await Promise.all([
           import('./load.ts'),
           import('./info.ts'),

@@ -7,9 +7,9 @@ import {
   type LayoutResult,
   type SourceRef,
 } from './layout.ts';
-import { listFiles, readConditions } from './native.ts';
+import { readConditions, readTripletFolder } from './native.ts';
 import { isValidProductId, parseCsvRecord, parseIndexRow, readLines } from './text.ts';
-import { CatalogueError, SPLITS, type Catalogue, type Product, type Split, type Triplet } from './types.ts';
+import { CatalogueError, type Catalogue, type Product } from './types.ts';
 
 /**
  * The layout of gabrielfu/pytorch-csn-farfetch (data/farfetch):
@@ -132,47 +132,23 @@ export async function loadFarfetchCatalogue(dir: string): Promise<LayoutResult> 
   return { catalogue, sources };
 }
 
-async function loadIndexTriplets(
+function loadIndexTriplets(
   dir: string,
   conditions: readonly string[],
   productCount: number,
   listName: string,
 ): Promise<Catalogue['triplets']> {
-  const files = await listFiles(dir);
-  if (!files) return undefined;
-  const result: Partial<Record<Split, Triplet[]>> = {};
-  for (const name of files.filter((file) => file.endsWith('.txt'))) {
-    const file = join(dir, name);
-    const match = /^(.+)_(train|val|test)\.txt$/.exec(name);
-    if (!match || !SPLITS.includes(match[2] as Split)) {
-      throw new CatalogueError(
-        file,
-        undefined,
-        'unexpected triplet file name: expected {condition}_{train|val|test}.txt',
-      );
-    }
-    const condition = conditions.indexOf(match[1]);
-    if (condition < 0) {
-      throw new CatalogueError(
-        file,
-        undefined,
-        `unknown condition "${match[1]}" (not in ${FARFETCH_FILES.conditions})`,
-      );
-    }
-    const list = (result[match[2] as Split] ??= []);
-    for (const row of await readLines(file)) {
-      const [anchor, far, close] = parseIndexRow(row, file, 3, '"anchor far close" as integer indices');
-      for (const index of [anchor, far, close]) {
-        if (index >= productCount) {
-          throw new CatalogueError(
-            file,
-            row.line,
-            `triplet index ${index} out of range (${listName} has ${productCount} products, indices 0-${productCount - 1})`,
-          );
-        }
+  return readTripletFolder(dir, conditions, FARFETCH_FILES.conditions, (row, file) => {
+    const [anchor, far, close] = parseIndexRow(row, file, 3, '"anchor far close" as integer indices');
+    for (const index of [anchor, far, close]) {
+      if (index >= productCount) {
+        throw new CatalogueError(
+          file,
+          row.line,
+          `triplet index ${index} out of range (${listName} has ${productCount} products, indices 0-${productCount - 1})`,
+        );
       }
-      list.push({ anchor, far, close, condition });
     }
-  }
-  return Object.keys(result).length > 0 ? result : undefined;
+    return [anchor, far, close];
+  });
 }

@@ -2,7 +2,7 @@ import { copyFile, constants, mkdir, readdir, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { mapWithConcurrency } from './pool.ts';
-import { isValidConditionName, isValidProductId, readLines } from './text.ts';
+import { isValidConditionName, isValidProductId, readLines, type NumberedLine } from './text.ts';
 import {
   CatalogueError,
   SPLITS,
@@ -157,10 +157,18 @@ export async function loadNativeCatalogue(dir: string): Promise<LayoutResult> {
   return { catalogue, sources };
 }
 
-async function loadNativeTriplets(
+/** Reads the row of one triplet file into product indices (anchor, far, close), throwing a located error. */
+export type TripletRowParser = (row: NumberedLine, file: string) => [number, number, number];
+
+/**
+ * Reads a folder of `{condition}_{train|val|test}.txt` triplet files, the shape shared by the native and Farfetch
+ * layouts; only the row format differs, so each layout passes its own parser.
+ */
+export async function readTripletFolder(
   dir: string,
   conditions: readonly string[],
-  indexById: ReadonlyMap<string, number>,
+  conditionsFile: string,
+  parseRow: TripletRowParser,
 ): Promise<Catalogue['triplets']> {
   const files = await listFiles(dir);
   if (!files) return undefined;
@@ -177,31 +185,38 @@ async function loadNativeTriplets(
     }
     const condition = conditions.indexOf(match[1]);
     if (condition < 0) {
-      throw new CatalogueError(
-        file,
-        undefined,
-        `unknown condition "${match[1]}" (not in ${NATIVE_FILES.conditions})`,
-      );
+      throw new CatalogueError(file, undefined, `unknown condition "${match[1]}" (not in ${conditionsFile})`);
     }
     const list = (result[match[2] as Split] ??= []);
     for (const row of await readLines(file)) {
-      const fields = row.text.split(/\s+/);
-      if (fields.length !== 3) {
-        throw new CatalogueError(
-          file,
-          row.line,
-          `malformed row "${row.text}": expected "anchor_id far_id close_id"`,
-        );
-      }
-      const [anchor, far, close] = fields.map((id) => {
-        const index = indexById.get(id);
-        if (index === undefined) throw new CatalogueError(file, row.line, `unknown product id "${id}"`);
-        return index;
-      });
+      const [anchor, far, close] = parseRow(row, file);
       list.push({ anchor, far, close, condition });
     }
   }
   return Object.keys(result).length > 0 ? result : undefined;
+}
+
+function loadNativeTriplets(
+  dir: string,
+  conditions: readonly string[],
+  indexById: ReadonlyMap<string, number>,
+): Promise<Catalogue['triplets']> {
+  return readTripletFolder(dir, conditions, NATIVE_FILES.conditions, (row, file) => {
+    const fields = row.text.split(/\s+/);
+    if (fields.length !== 3) {
+      throw new CatalogueError(
+        file,
+        row.line,
+        `malformed row "${row.text}": expected "anchor_id far_id close_id"`,
+      );
+    }
+    const [anchor, far, close] = fields.map((id) => {
+      const index = indexById.get(id);
+      if (index === undefined) throw new CatalogueError(file, row.line, `unknown product id "${id}"`);
+      return index;
+    });
+    return [anchor, far, close];
+  });
 }
 
 async function loadNativeRetrieval(

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 
 const mainScript = fileURLToPath(new URL('./main.ts', import.meta.url));
 
@@ -22,12 +22,17 @@ export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description(
-      'End to end on the embedded default: make the demo catalogue, train the demo CSN, index it and serve it (each step is skipped when its output exists)',
+      'End to end on the embedded default: make the demo catalogue, train the demo model (CSN unless --model), index it and serve it (the catalogue and model are made only when missing)',
     )
     .option('--data-dir <dir>', 'demo catalogue directory', 'data/demo')
     .option('--models-dir <dir>', 'where the demo run folder goes', 'models')
-    .option('--name <name>', 'demo run name', 'demo')
-    .option('--index-dir <dir>', 'index bundle directory', 'indexes/demo')
+    .addOption(
+      new Option('--model <kind>', 'model to train and serve')
+        .choices(['csn', 'asen', 'unconditional'])
+        .default('csn'),
+    )
+    .option('--name <name>', 'demo run name (default: demo for csn, demo-<model> otherwise)')
+    .option('--index-dir <dir>', 'index bundle directory (default: indexes/<name>)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', '8080')
     .option('--no-serve', 'stop after indexing')
@@ -35,16 +40,20 @@ export function registerDemoCommand(program: Command): void {
       async (options: {
         dataDir: string;
         modelsDir: string;
-        name: string;
-        indexDir: string;
+        model: string;
+        name?: string;
+        indexDir?: string;
         host: string;
         port: string;
         serve: boolean;
       }) => {
+        // Each model gets its own run folder and bundle, so the CSN and ASEN demos can be served side by side.
+        const name = options.name ?? (options.model === 'csn' ? 'demo' : `demo-${options.model}`);
+        const indexDir = options.indexDir ?? `indexes/${name}`;
         if (!existsSync(`${options.dataDir}/products.jsonl`)) {
           await runStage(['demo-data', '--out', options.dataDir]);
         }
-        const checkpoint = `${options.modelsDir}/${options.name}/model_best.dmck`;
+        const checkpoint = `${options.modelsDir}/${name}/model_best.dmck`;
         if (!existsSync(checkpoint)) {
           await runStage([
             'train',
@@ -53,24 +62,16 @@ export function registerDemoCommand(program: Command): void {
             '--log-dir',
             options.modelsDir,
             '--name',
-            options.name,
+            name,
           ]);
         }
         // Re-indexing is cheap and picks up a retrained model; the index job refuses to publish a bad index.
-        await runStage([
-          'index',
-          '--model',
-          checkpoint,
-          '--data-dir',
-          options.dataDir,
-          '--out',
-          options.indexDir,
-        ]);
+        await runStage(['index', '--model', checkpoint, '--data-dir', options.dataDir, '--out', indexDir]);
         if (options.serve) {
           await runStage([
             'serve',
             '--index',
-            options.indexDir,
+            indexDir,
             '--model',
             checkpoint,
             '--host',

@@ -2,40 +2,11 @@
  * `index` (build and publish a bundle version, full or incremental), `index-info` (what a bundle holds, verified)
  * and `index-query` (nearest neighbours of a product from the command line). Heavy modules load inside the actions.
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { BuildProgress, BuildReport } from './build.ts';
 import type { RateProgress } from './progress.ts';
 import type { ConditionQuality } from './types.ts';
-
-function integer(flag: string, min: number) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min) {
-      throw new InvalidArgumentError(`${flag} must be an integer >= ${min}, got "${value}"`);
-    }
-    return parsed;
-  };
-}
-
-function fraction(flag: string) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || parsed > 1) {
-      throw new InvalidArgumentError(`${flag} must be a number in [0, 1], got "${value}"`);
-    }
-    return parsed;
-  };
-}
-
-/** Expected failures (bad bundle, failed quality gate, missing model) as one error line and exit code 1. */
-async function run(command: Command, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    if (process.env.LOG_LEVEL === 'debug' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-    command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
-  }
-}
+import { fraction, integer, runCommand } from '../util/cli.ts';
 
 /** Plain-text table: numeric columns right-aligned, text columns left-aligned. */
 export function formatTable(header: string[], rows: string[][]): string {
@@ -377,7 +348,7 @@ export function registerIndexCommands(program: Command): void {
         .default('auto'),
     )
     .option('--json', 'print the build report as JSON')
-    .action(async (flags: IndexFlags, command: Command) => run(command, () => runIndex(flags)));
+    .action(async (flags: IndexFlags, command: Command) => runCommand(command, () => runIndex(flags)));
 
   program
     .command('index-info')
@@ -388,7 +359,7 @@ export function registerIndexCommands(program: Command): void {
     .option('--no-verify', 'skip hashing the files (sizes and shapes are still checked)')
     .option('--json', 'print as JSON')
     .action(async (dir: string, flags: { verify: boolean; json?: boolean }, command: Command) =>
-      run(command, () => runInfo(dir, flags)),
+      runCommand(command, () => runInfo(dir, flags)),
     );
 
   program
@@ -405,6 +376,6 @@ export function registerIndexCommands(program: Command): void {
         dir: string,
         flags: { product: string; condition?: string; k: number; exact?: boolean; json?: boolean },
         command: Command,
-      ) => run(command, () => runQuery(dir, flags)),
+      ) => runCommand(command, () => runQuery(dir, flags)),
     );
 }

@@ -1,5 +1,6 @@
 /** `dressmatch serve`: the HTTP API, web page and docs over an index bundle. */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { integer } from '../util/cli.ts';
 
 interface ServeFlags {
   index: string;
@@ -11,15 +12,6 @@ interface ServeFlags {
   poll: number;
   maxUpload: number;
   modelThread: 'worker' | 'main';
-}
-
-function integer(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`expected an integer in ${min}..${max}`);
-    return n;
-  };
 }
 
 export function registerServeCommands(program: Command): void {
@@ -35,7 +27,7 @@ export function registerServeCommands(program: Command): void {
     )
     .option('--images <dir>', 'catalogue root for product images (default: the one the index recorded)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0 picks a free one)', integer(0, 65535), 8080)
+    .option('--port <port>', 'port to listen on (0 picks a free one)', integer('--port', 0, 65535), 8080)
     .addOption(
       new Option('--backend <name>', 'tfjs backend for the model')
         .choices(['auto', 'tensorflow', 'wasm', 'cpu'])
@@ -44,10 +36,15 @@ export function registerServeCommands(program: Command): void {
     .option(
       '--poll <ms>',
       'how often to check for a newly published index version',
-      integer(100, 3_600_000),
+      integer('--poll', 100, 3_600_000),
       2000,
     )
-    .option('--max-upload <bytes>', 'largest accepted upload', integer(1024, 1 << 30), 8 * 1024 * 1024)
+    .option(
+      '--max-upload <bytes>',
+      'largest accepted upload',
+      integer('--max-upload', 1024, 1 << 30),
+      8 * 1024 * 1024,
+    )
     .addOption(
       new Option('--model-thread <where>', 'where the model runs: its own worker thread, or the main thread')
         .choices(['worker', 'main'])

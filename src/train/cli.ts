@@ -3,7 +3,7 @@
  * actions so that `--help` stays fast.
  */
 import { basename, dirname, join } from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import {
   BACKBONES,
   BACKENDS,
@@ -14,35 +14,7 @@ import {
   defaultRunName,
   type TrainOptions,
 } from './options.ts';
-
-function integer(flag: string, min: number) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min) {
-      throw new InvalidArgumentError(`${flag} must be an integer >= ${min}, got "${value}"`);
-    }
-    return parsed;
-  };
-}
-
-function number(flag: string, check: (n: number) => boolean, rule: string) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (value.trim() === '' || !Number.isFinite(parsed) || !check(parsed)) {
-      throw new InvalidArgumentError(`${flag} must be ${rule}, got "${value}"`);
-    }
-    return parsed;
-  };
-}
-
-function choice<T extends string>(flag: string, values: readonly T[]) {
-  return (value: string): T => {
-    if (!values.includes(value as T)) {
-      throw new InvalidArgumentError(`${flag} must be one of ${values.join(', ')}, got "${value}"`);
-    }
-    return value as T;
-  };
-}
+import { choice, integer, number } from '../util/cli.ts';
 
 /** Raw commander values of `train` (mask flags and upstream aliases not yet folded into TrainOptions). */
 interface TrainFlags extends Omit<TrainOptions, 'maskMode' | 'name' | 'lr'> {
