@@ -20,6 +20,7 @@ import { loadModelFromCheckpoint } from '../src/train/checkpoint.ts';
 import { restrictCatalogue } from '../src/train/data.ts';
 import { MODEL_KINDS, TRAIN_DEFAULTS, defaultLearningRate, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
+import { integer } from '../src/util/cli.ts';
 import { createLogger } from '../src/util/log.ts';
 
 interface BenchFlags {
@@ -47,12 +48,6 @@ interface ModelResult {
   embedImagesPerSecond?: number;
 }
 
-const positive = (flag: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer`);
-  return n;
-};
-
 const program = new Command('compare-models')
   .description('Train CSN, ASEN and the unconditional baseline with one budget and compare them')
   .option('--data-dir <dir>', 'catalogue (the demo catalogue is generated here when missing)', 'data/demo')
@@ -71,19 +66,24 @@ const program = new Command('compare-models')
   .option(
     '--epochs <n>',
     'epochs per model (the trainer default is 10; 6 keeps the whole comparison near 10 minutes)',
-    positive('--epochs'),
+    integer('--epochs', 1),
     6,
   )
   .option(
     '--train-triplets <n>',
     'training triplets',
-    positive('--train-triplets'),
+    integer('--train-triplets', 1),
     TRAIN_DEFAULTS.trainTriplets,
   )
-  .option('--val-triplets <n>', 'validation triplets', positive('--val-triplets'), TRAIN_DEFAULTS.valTriplets)
-  .option('--test-triplets <n>', 'test triplets', positive('--test-triplets'), TRAIN_DEFAULTS.testTriplets)
-  .option('--batch-size <n>', 'triplets per batch', positive('--batch-size'), TRAIN_DEFAULTS.batchSize)
-  .option('--image-size <px>', 'input side', positive('--image-size'), TRAIN_DEFAULTS.imageSize)
+  .option(
+    '--val-triplets <n>',
+    'validation triplets',
+    integer('--val-triplets', 1),
+    TRAIN_DEFAULTS.valTriplets,
+  )
+  .option('--test-triplets <n>', 'test triplets', integer('--test-triplets', 1), TRAIN_DEFAULTS.testTriplets)
+  .option('--batch-size <n>', 'triplets per batch', integer('--batch-size', 1), TRAIN_DEFAULTS.batchSize)
+  .option('--image-size <px>', 'input side', integer('--image-size', 1), TRAIN_DEFAULTS.imageSize)
   .option(
     '--seed <n>',
     'seed (same triplets and initialisation seed for every model)',

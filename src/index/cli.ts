@@ -325,7 +325,7 @@ export function registerIndexCommands(program: Command): void {
       '--mask-threshold <x>',
       'CSN: index only dims whose mask weight is >= x times the largest (0 keeps every nonzero dim)',
       fraction('--mask-threshold'),
-      0.1,
+      0.02,
     )
     .option(
       '--min-recall <x>',

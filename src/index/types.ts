@@ -43,17 +43,32 @@ export class BundleError extends Error {
 }
 
 /** The index job's quality gate failed: nothing was published. */
+/** True when a condition's index misses too many exact neighbours, by HNSW or by dropping low-weight mask dims. */
+export function failsRecall(quality: ConditionQuality, minRecall: number): boolean {
+  return (
+    quality.recall < minRecall || (quality.subspaceRecall !== null && quality.subspaceRecall < minRecall)
+  );
+}
+
 export class IndexQualityError extends Error {
   constructor(
     readonly quality: ConditionQuality[],
     readonly minRecall: number,
   ) {
-    const failing = quality.filter((q) => q.recall < minRecall);
-    super(
-      `recall@${quality[0]?.k ?? 10} below ${minRecall} for ${failing
-        .map((q) => `${q.condition} (${q.recall.toFixed(3)})`)
-        .join(', ')}: the new index was not published (raise --ef-search, --m or --ef-construction)`,
-    );
+    const graph = quality.filter((q) => q.recall < minRecall);
+    const subspace = quality.filter((q) => q.subspaceRecall !== null && q.subspaceRecall < minRecall);
+    const k = quality[0]?.k ?? 10;
+    const reasons = [
+      graph.length > 0 &&
+        `HNSW recall@${k} below ${minRecall} for ${graph
+          .map((q) => `${q.condition} (${q.recall.toFixed(3)})`)
+          .join(', ')} (raise --ef-search, --m or --ef-construction)`,
+      subspace.length > 0 &&
+        `subspace recall@${k} below ${minRecall} for ${subspace
+          .map((q) => `${q.condition} (${q.subspaceRecall?.toFixed(3)})`)
+          .join(', ')} (lower --mask-threshold)`,
+    ].filter(Boolean);
+    super(`${reasons.join('; ')}: the new index was not published`);
     this.name = 'IndexQualityError';
   }
 }
