@@ -3,25 +3,13 @@ import { appendFile, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  CatalogueError,
   detectLayout,
   loadCatalogue,
   writeCatalogue,
   type Catalogue,
   type Triplet,
 } from '../src/catalogue/index.ts';
-import { copyFixture, fixture, tempDir } from './fixtures/catalogue/helpers.ts';
-
-async function rejectsAt(dir: string, file: string, line: number | undefined, text: RegExp): Promise<void> {
-  await assert.rejects(loadCatalogue(dir), (error: unknown) => {
-    assert.ok(error instanceof CatalogueError, `expected CatalogueError, got ${String(error)}`);
-    assert.ok(error.file.endsWith(file), `error names ${error.file}, expected ${file}`);
-    assert.equal(error.line, line);
-    assert.ok(error.message.includes(line === undefined ? file : `${file}:${line}`), error.message);
-    assert.match(error.message, text);
-    return true;
-  });
-}
+import { copyFixture, fixture, rejectsAt, tempDir } from './fixtures/catalogue/helpers.ts';
 
 const ids = (catalogue: Catalogue, t: Triplet) =>
   [t.anchor, t.far, t.close].map((i) => catalogue.products[i].id);

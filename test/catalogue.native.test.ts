@@ -2,26 +2,8 @@ import assert from 'node:assert/strict';
 import { appendFile, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import {
-  CatalogueError,
-  detectLayout,
-  loadCatalogue,
-  writeCatalogue,
-  type Catalogue,
-} from '../src/catalogue/index.ts';
-import { copyFixture, fixture, tempDir } from './fixtures/catalogue/helpers.ts';
-
-/** Assert that loading rejects with a CatalogueError whose message names `file:line` and contains `text`. */
-async function rejectsAt(dir: string, file: string, line: number | undefined, text: RegExp): Promise<void> {
-  await assert.rejects(loadCatalogue(dir), (error: unknown) => {
-    assert.ok(error instanceof CatalogueError, `expected CatalogueError, got ${String(error)}`);
-    assert.ok(error.file.endsWith(file), `error names ${error.file}, expected ${file}`);
-    assert.equal(error.line, line);
-    assert.ok(error.message.includes(line === undefined ? file : `${file}:${line}`), error.message);
-    assert.match(error.message, text);
-    return true;
-  });
-}
+import { detectLayout, loadCatalogue, writeCatalogue, type Catalogue } from '../src/catalogue/index.ts';
+import { copyFixture, fixture, rejectsAt, tempDir } from './fixtures/catalogue/helpers.ts';
 
 function productIds(catalogue: Catalogue, indices: number[]): string[] {
   return indices.map((index) => catalogue.products[index].id);

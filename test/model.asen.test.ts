@@ -4,25 +4,23 @@ import * as tf from '@tensorflow/tfjs';
 import {
   asenLoss,
   createModel,
-  defaultModelConfig,
   isAsenModel,
   restoreModel,
   selectBackend,
   type ModelConfig,
 } from '../src/model/index.ts';
-import { ints, lossValue, syntheticBatch, syntheticImages, train } from './fixtures/model/synthetic.ts';
-
-const quiet = { info: () => {}, warn: () => {} };
+import {
+  ints,
+  lossValue,
+  quiet,
+  syntheticBatch,
+  syntheticImages,
+  tinyConfig,
+  train,
+} from './fixtures/model/synthetic.ts';
 
 function config(overrides: Partial<ModelConfig> = {}): ModelConfig {
-  return defaultModelConfig(['color', 'shape', 'size'], {
-    kind: 'asen',
-    imageSize: 32,
-    width: 8,
-    embedDim: 12,
-    seed: 9,
-    ...overrides,
-  });
+  return tinyConfig({ kind: 'asen', seed: 9, ...overrides });
 }
 
 describe('model: ASEN', () => {

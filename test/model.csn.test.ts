@@ -1,27 +1,20 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { createModel, csnLoss, restoreModel, selectBackend, type ModelConfig } from '../src/model/index.ts';
+
 import {
-  createModel,
-  csnLoss,
-  defaultModelConfig,
-  restoreModel,
-  selectBackend,
-  type ModelConfig,
-} from '../src/model/index.ts';
-
-import { ints, lossValue, syntheticBatch, syntheticImages, train } from './fixtures/model/synthetic.ts';
-
-const quiet = { info: () => {}, warn: () => {} };
+  ints,
+  lossValue,
+  quiet,
+  syntheticBatch,
+  syntheticImages,
+  tinyConfig,
+  train,
+} from './fixtures/model/synthetic.ts';
 
 function config(overrides: Partial<ModelConfig> = {}): ModelConfig {
-  return defaultModelConfig(['color', 'shape', 'size'], {
-    imageSize: 32,
-    width: 8,
-    embedDim: 12,
-    seed: 5,
-    ...overrides,
-  });
+  return tinyConfig({ seed: 5, ...overrides });
 }
 
 describe('model: CSN', () => {

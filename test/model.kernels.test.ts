@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, selectBackend } from '../src/model/backend.ts';
-
-const quiet = { info: () => {}, warn: () => {} };
+import { quiet } from './fixtures/model/synthetic.ts';
 
 function resolvable(name: string): boolean {
   try {
