@@ -84,6 +84,24 @@ abstract class QueuedRunner {
     });
   }
 
+  vectors(images: Float32Array, count: number): Promise<VectorsResult> {
+    return this.enqueue(() => this.perform<VectorsResult>({ op: 'vectors', images, count }));
+  }
+
+  saliency(
+    images: Float32Array,
+    references: Float32Array,
+    count: number,
+    condition: number,
+  ): Promise<Float32Array> {
+    return this.enqueue(() =>
+      this.perform<Float32Array>({ op: 'saliency', images, references, count, condition }),
+    );
+  }
+
+  /** Carry out one model call, in this thread or another; calls reach it one at a time. */
+  protected abstract perform<T>(call: Call): Promise<T>;
+
   /** Refuse new calls, let the queued ones finish, then run `shutdown`. */
   protected drainAndClose(shutdown: () => Promise<void>): Promise<void> {
     this.closing = true;
@@ -100,17 +118,12 @@ class InProcessRunner extends QueuedRunner implements ModelRunner {
     super(maxPending);
   }
 
-  vectors(images: Float32Array, count: number): Promise<VectorsResult> {
-    return this.enqueue(() => this.host.vectors(images, count));
-  }
-
-  saliency(
-    images: Float32Array,
-    references: Float32Array,
-    count: number,
-    condition: number,
-  ): Promise<Float32Array> {
-    return this.enqueue(() => this.host.saliency(images, references, count, condition));
+  protected perform<T>(call: Call): Promise<T> {
+    const result =
+      call.op === 'vectors'
+        ? this.host.vectors(call.images, call.count)
+        : this.host.saliency(call.images, call.references, call.count, call.condition);
+    return result as Promise<T>;
   }
 
   close(): Promise<void> {
@@ -157,19 +170,8 @@ class WorkerRunner extends QueuedRunner implements ModelRunner {
     });
   }
 
-  vectors(images: Float32Array, count: number): Promise<VectorsResult> {
-    return this.enqueue(() => this.call<VectorsResult>({ op: 'vectors', images, count }));
-  }
-
-  saliency(
-    images: Float32Array,
-    references: Float32Array,
-    count: number,
-    condition: number,
-  ): Promise<Float32Array> {
-    return this.enqueue(() =>
-      this.call<Float32Array>({ op: 'saliency', images, references, count, condition }),
-    );
+  protected perform<T>(call: Call): Promise<T> {
+    return this.call<T>(call);
   }
 
   close(): Promise<void> {
