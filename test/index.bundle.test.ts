@@ -381,6 +381,26 @@ describe('index bundle', () => {
     assert.deepEqual(await readdir(join(dir, 'versions')), [before!.current], 'nothing is left behind');
   });
 
+  test('a mask threshold that drops dims the ranking needs fails the gate on subspace recall', async () => {
+    const dir = await tempDir();
+    // Off-block weights of 0.3 are under half the largest weight, yet 16 of them outweigh noise in 8 block dims.
+    const masks = blockMasks(CONDITIONS.length, DIM).map((mask) => mask.map((w) => (w > 0.5 ? w : 0.3)));
+    const source = syntheticSource(products(400), { dim: DIM, masks });
+    const gate = { minRecall: 0.95, efSearch: 400 };
+    await assert.rejects(buildBundle(dir, source, { ...gate, maskThreshold: 0.5 }), (error: unknown) => {
+      assert.ok(error instanceof IndexQualityError, String(error));
+      assert.ok(
+        error.quality.some((q) => q.subspaceRecall !== null && q.subspaceRecall < 0.95),
+        JSON.stringify(error.quality),
+      );
+      assert.match(error.message, /subspace recall@10 below 0\.95 .*lower --mask-threshold.*not published/);
+      return true;
+    });
+    assert.equal(await readManifest(dir), null, 'nothing was published');
+    const report = await buildBundle(dir, source, { ...gate, maskThreshold: 0.2 });
+    assert.ok(report.version, 'keeping the 0.3 dims passes');
+  });
+
   test('two jobs on one bundle take turns: each publishes a complete version', async () => {
     const dir = await tempDir();
     const [a, b] = await Promise.all([

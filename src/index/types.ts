@@ -42,7 +42,6 @@ export class BundleError extends Error {
   }
 }
 
-/** The index job's quality gate failed: nothing was published. */
 /** True when a condition's index misses too many exact neighbours, by HNSW or by dropping low-weight mask dims. */
 export function failsRecall(quality: ConditionQuality, minRecall: number): boolean {
   return (
@@ -50,6 +49,7 @@ export function failsRecall(quality: ConditionQuality, minRecall: number): boole
   );
 }
 
+/** The index job's quality gate failed: nothing was published. */
 export class IndexQualityError extends Error {
   constructor(
     readonly quality: ConditionQuality[],
