@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
+import { runCommand } from '../util/cli.ts';
 
 const mainScript = fileURLToPath(new URL('./main.ts', import.meta.url));
 
@@ -37,49 +38,63 @@ export function registerDemoCommand(program: Command): void {
     .option('--port <port>', 'port to listen on', '8080')
     .option('--no-serve', 'stop after indexing')
     .action(
-      async (options: {
-        dataDir: string;
-        modelsDir: string;
-        model: string;
-        name?: string;
-        indexDir?: string;
-        host: string;
-        port: string;
-        serve: boolean;
-      }) => {
-        // Each model gets its own run folder and bundle, so the CSN and ASEN demos can be served side by side.
-        const name = options.name ?? (options.model === 'csn' ? 'demo' : `demo-${options.model}`);
-        const indexDir = options.indexDir ?? `indexes/${name}`;
-        if (!existsSync(`${options.dataDir}/products.jsonl`)) {
-          await runStage(['demo-data', '--out', options.dataDir]);
-        }
-        const checkpoint = `${options.modelsDir}/${name}/model_best.dmck`;
-        if (!existsSync(checkpoint)) {
-          await runStage([
-            'train',
-            '--data-dir',
-            options.dataDir,
-            '--log-dir',
-            options.modelsDir,
-            '--name',
-            name,
-          ]);
-        }
-        // Re-indexing is cheap and picks up a retrained model; the index job refuses to publish a bad index.
-        await runStage(['index', '--model', checkpoint, '--data-dir', options.dataDir, '--out', indexDir]);
-        if (options.serve) {
-          await runStage([
-            'serve',
-            '--index',
-            indexDir,
-            '--model',
-            checkpoint,
-            '--host',
-            options.host,
-            '--port',
-            options.port,
-          ]);
-        }
-      },
+      async (
+        options: {
+          dataDir: string;
+          modelsDir: string;
+          model: string;
+          name?: string;
+          indexDir?: string;
+          host: string;
+          port: string;
+          serve: boolean;
+        },
+        command: Command,
+      ) =>
+        runCommand(command, async () => {
+          // Each model gets its own run folder and bundle, so the CSN and ASEN demos can be served side by side.
+          const name = options.name ?? (options.model === 'csn' ? 'demo' : `demo-${options.model}`);
+          const indexDir = options.indexDir ?? `indexes/${name}`;
+          if (!existsSync(`${options.dataDir}/products.jsonl`)) {
+            await runStage(['demo-data', '--out', options.dataDir]);
+          }
+          const checkpoint = `${options.modelsDir}/${name}/model_best.dmck`;
+          if (!existsSync(checkpoint)) {
+            await runStage([
+              'train',
+              '--model',
+              options.model,
+              '--data-dir',
+              options.dataDir,
+              '--log-dir',
+              options.modelsDir,
+              '--name',
+              name,
+            ]);
+          }
+          // A run folder left by another model under this name must not be served as the one asked for.
+          const { readCheckpoint } = await import('../train/checkpoint.ts');
+          const trained = (await readCheckpoint(checkpoint)).model.config.kind;
+          if (trained !== options.model) {
+            throw new Error(
+              `${checkpoint} holds a ${trained} model, not ${options.model}: pass another --name`,
+            );
+          }
+          // Re-indexing is cheap and picks up a retrained model; the index job refuses to publish a bad index.
+          await runStage(['index', '--model', checkpoint, '--data-dir', options.dataDir, '--out', indexDir]);
+          if (options.serve) {
+            await runStage([
+              'serve',
+              '--index',
+              indexDir,
+              '--model',
+              checkpoint,
+              '--host',
+              options.host,
+              '--port',
+              options.port,
+            ]);
+          }
+        }),
     );
 }

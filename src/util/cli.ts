@@ -41,6 +41,8 @@ export async function runCommand(command: Command, action: () => Promise<void>):
     await action();
   } catch (error) {
     if (process.env.LOG_LEVEL === 'debug' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    // The usage text helps after a mistyped flag, not after a failure of the job itself.
+    command.showHelpAfterError(false);
     command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
   }
 }
