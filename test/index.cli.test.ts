@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,5 +163,28 @@ describe('index CLI', () => {
     ]);
     assert.equal(wrongModel.code, 1);
     assert.match(wrongModel.stderr, /missing\.dmck/);
+    assert.doesNotMatch(wrongModel.stderr, /Usage:/, 'a failed job is not a usage mistake');
+  });
+
+  test('demo reuses a trained model to index, and refuses a run folder that holds another kind', async () => {
+    const models = join(root, 'models');
+    for (const name of ['demo', 'demo-asen']) {
+      await mkdir(join(models, name), { recursive: true });
+      await copyFile(checkpoint, join(models, name, 'model_best.dmck'));
+    }
+    const common = ['--data-dir', dataDir, '--models-dir', models, '--no-serve'];
+    const csnIndex = join(root, 'demo-index');
+    const csn = await cli(['demo', ...common, '--index-dir', csnIndex]);
+    assert.equal(csn.code, 0, csn.stderr);
+    assert.equal(
+      json<{ modelId: string }>(await readFile(join(csnIndex, 'manifest.json'), 'utf8')).modelId,
+      id,
+    );
+
+    const asenIndex = join(root, 'demo-asen-index');
+    const asen = await cli(['demo', ...common, '--model', 'asen', '--index-dir', asenIndex]);
+    assert.equal(asen.code, 1);
+    assert.match(asen.stderr, /demo-asen[/\\]model_best\.dmck holds a csn model, not asen/);
+    assert.ok(!existsSync(asenIndex), 'nothing was indexed');
   });
 });
