@@ -1,9 +1,10 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { addLabel, titleFromAttributes, type LayoutResult, type SourceRef } from './layout.ts';
 import { isSafeRelativePath } from './native.ts';
 import { parseIndexRow, readLines, toConditionName, isValidConditionName } from './text.ts';
 import { CatalogueError, type Catalogue, type Product, type RetrievalSet, type Split } from './types.ts';
+import { isFile } from './files.ts';
 
 /**
  * The layout of Maryeon/asen (data/{dataset}/, e.g. data/FashionAI):
@@ -25,14 +26,6 @@ export const ASEN_FILES = {
 type AsenSplit = 'train' | 'valid' | 'test';
 const ASEN_SPLITS: readonly AsenSplit[] = ['train', 'valid', 'test'];
 const TO_SPLIT: Record<AsenSplit, Split> = { train: 'train', valid: 'val', test: 'test' };
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
 
 export async function isAsenLayout(dir: string): Promise<boolean> {
   for (const split of ASEN_SPLITS) {

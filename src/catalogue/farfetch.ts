@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import {
   addLabel,
@@ -10,6 +9,7 @@ import {
 import { readConditions, readTripletFolder } from './native.ts';
 import { isValidProductId, parseCsvRecord, parseIndexRow, readLines } from './text.ts';
 import { CatalogueError, type Catalogue, type Product } from './types.ts';
+import { pathExists } from './files.ts';
 
 /**
  * The layout of gabrielfu/pytorch-csn-farfetch (data/farfetch):
@@ -30,19 +30,10 @@ export function farfetchImagePath(id: string): string {
   return `images/${id.slice(0, 2)}/${id}.jpg`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function isFarfetchLayout(dir: string): Promise<boolean> {
   return (
-    (await exists(join(dir, FARFETCH_FILES.productIds))) &&
-    (await exists(join(dir, FARFETCH_FILES.conditions)))
+    (await pathExists(join(dir, FARFETCH_FILES.productIds))) &&
+    (await pathExists(join(dir, FARFETCH_FILES.conditions)))
   );
 }
 
@@ -71,7 +62,7 @@ export async function loadFarfetchCatalogue(dir: string): Promise<LayoutResult> 
   if (products.length === 0) throw new CatalogueError(idsFile, undefined, 'no product ids listed');
 
   const labelsFile = join(dir, FARFETCH_FILES.labels);
-  if (await exists(labelsFile)) {
+  if (await pathExists(labelsFile)) {
     const rows = await readLines(labelsFile);
     const header = rows.length > 0 ? parseCsvRecord(rows[0].text, labelsFile, rows[0].line) : [];
     const column = (name: string): number => {

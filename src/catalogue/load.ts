@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAsenLayout, loadAsenCatalogue } from './asen.ts';
 import { isFarfetchLayout, loadFarfetchCatalogue } from './farfetch.ts';
@@ -7,6 +6,7 @@ import { loadNativeCatalogue, NATIVE_FILES } from './native.ts';
 import { mapWithConcurrency } from './pool.ts';
 import { CatalogueError, type Catalogue } from './types.ts';
 import { isZapposLayout, loadZapposCatalogue } from './zappos.ts';
+import { isDirectory, isFile } from './files.ts';
 
 export interface LoadCatalogueOptions {
   /** Skip auto-detection. */
@@ -24,24 +24,10 @@ const LOADERS: Record<LayoutKind, (dir: string) => Promise<LayoutResult>> = {
   asen: loadAsenCatalogue,
 };
 
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** Which layout a folder holds; checked in the order native, Farfetch CSN, ASEN, CSN/Zappos. */
 export async function detectLayout(dir: string): Promise<LayoutKind> {
-  let isDirectory = false;
-  try {
-    isDirectory = (await stat(dir)).isDirectory();
-  } catch {
-    // reported below
-  }
-  if (!isDirectory) throw new CatalogueError(dir, undefined, 'catalogue folder not found');
-  if (await fileExists(join(dir, NATIVE_FILES.products))) return 'native';
+  if (!(await isDirectory(dir))) throw new CatalogueError(dir, undefined, 'catalogue folder not found');
+  if (await isFile(join(dir, NATIVE_FILES.products))) return 'native';
   if (await isFarfetchLayout(dir)) return 'farfetch';
   if (await isAsenLayout(dir)) return 'asen';
   if (await isZapposLayout(dir)) return 'zappos';
@@ -65,7 +51,7 @@ export async function loadCatalogue(dir: string, options: LoadCatalogueOptions =
 /** Stat every image (in parallel) and report the first missing one at the line that declared it. */
 export async function verifyImages({ catalogue, sources }: LayoutResult, concurrency = 64): Promise<void> {
   const present = await mapWithConcurrency(catalogue.products, concurrency, (product) =>
-    fileExists(join(catalogue.root, product.image)),
+    isFile(join(catalogue.root, product.image)),
   );
   const missing = present.flatMap((ok, index) => (ok ? [] : [index]));
   if (missing.length === 0) return;

@@ -1,14 +1,6 @@
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { pathExists } from './files.ts';
 
 export async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
@@ -43,7 +35,7 @@ export async function replaceDirectory(
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
-  if (await exists(target)) {
+  if (await pathExists(target)) {
     const old = join(parent, `.${basename(target)}.old-${stamp}`);
     await rename(target, old);
     await rename(staging, target);

@@ -1,9 +1,10 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
 import { assignSplitsFromTriplets, type LayoutResult, type SourceRef } from './layout.ts';
 import { isSafeRelativePath } from './native.ts';
 import { isValidConditionName, parseIndexRow, readLines, splitLines } from './text.ts';
 import { CatalogueError, type Catalogue, type Product, type Split, type Triplet } from './types.ts';
+import { isDirectory, isFile } from './files.ts';
 
 /**
  * The layout of andreasveit/conditional-similarity-networks (after `python get_data.py`, under data/):
@@ -20,22 +21,6 @@ export const ZAPPOS_FILES = {
 } as const;
 
 const TRIPLET_LIST = /^(.+)_tripletlist_(train|val|test)\.txt$/;
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
 
 /** Triplet list files, from tripletlists/ when it exists, else from the folder itself. */
 async function findTripletLists(dir: string): Promise<{ folder: string; names: string[] }> {
