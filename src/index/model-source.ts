@@ -6,28 +6,12 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
+import { mapWithConcurrency } from '../catalogue/pool.ts';
 import type { Catalogue, Product } from '../catalogue/types.ts';
 import type { SimilarityModel } from '../model/types.ts';
 import type { Logger } from '../util/log.ts';
 import type { BundleSource, EmbeddedRows } from './build.ts';
 import type { IndexedProduct } from './types.ts';
-
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T, i: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
-}
 
 /** Attributes with sorted keys and values, so that the fingerprint does not depend on how a file listed them. */
 function canonicalAttributes(attributes: Record<string, string[]>): [string, string[]][] {
@@ -45,7 +29,7 @@ export async function fingerprintProducts(
   options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<IndexedProduct[]> {
   let done = 0;
-  return mapLimit(catalogue.products, options.concurrency ?? 16, async (product: Product) => {
+  return mapWithConcurrency(catalogue.products, options.concurrency ?? 16, async (product: Product) => {
     const bytes = await readFile(join(catalogue.root, product.image));
     const fingerprint = createHash('sha256')
       .update(JSON.stringify([product.title, product.image, canonicalAttributes(product.attributes)]))
@@ -92,7 +76,7 @@ export async function createModelSource(options: ModelSourceOptions): Promise<Bu
     const key = indices.join(',');
     let promise = pending.get(key);
     if (!promise) {
-      promise = mapLimit(indices, concurrency, (i) =>
+      promise = mapWithConcurrency(indices, concurrency, (i) =>
         decodeImage(join(catalogue.root, products[i].image), size),
       ).then((images) => {
         const pixels = new Float32Array(indices.length * imageLength);
