@@ -14,9 +14,13 @@
  *   the summed |distance(all grey) − distance(image)|: 0 = no better than random, 1 = the whole rise at once.
  *   With a 95 % bootstrap interval over pairs;
  * - insertionGain: the same, restoring blocks onto a grey image, where the distance should fall fastest;
- * - ms: median time of one heat map (one pair, batch of 1) on this machine.
+ * - ms: median time of one heat map (one pair, batch of 1) on this machine; msMin: the fastest pair, the one
+ *   least disturbed by other processes (the development machine is shared: the load average is recorded).
+ *
+ * The chosen default is the method meeting the goal (energy ≥ 2 and a deletion interval above 0) on the most
+ * conditions among those whose fastest heat map takes under 200 ms on every condition.
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -93,6 +97,7 @@ export interface MethodResult {
   insertionGain: number;
   insertionInterval: [number, number];
   ms: number;
+  msMin: number;
   pairs: number;
 }
 
@@ -241,6 +246,7 @@ function summarise(samples: Sample[], seed: number): MethodResult {
     insertionGain: round(ratioOfSums(insertion, scales)),
     insertionInterval: interval(insertion),
     ms: Math.round(times[Math.floor(times.length / 2)] * 10) / 10,
+    msMin: Math.round(times[0] * 10) / 10,
     pairs: samples.length,
   };
 }
@@ -254,11 +260,11 @@ function goalScore(results: Results, method: HeatmapMethod) {
   const energyMet = rows.filter((r) => r.energyOnPart >= GOAL_ENERGY).length;
   const deletionMet = rows.filter((r) => r.deletionInterval[0] > 0).length;
   const meanDeletion = rows.reduce((s, r) => s + r.deletionGain, 0) / rows.length;
-  const maxMs = Math.max(...rows.map((r) => r.ms));
+  const maxMs = Math.max(...rows.map((r) => r.msMin));
   return { met, energyMet, deletionMet, meanDeletion, maxMs, of: rows.length };
 }
 
-/** The fast method (median < FAST_MS on every condition) that meets the goal on most conditions. */
+/** The fast method (fastest heat map < FAST_MS on every condition) that meets the goal on most conditions. */
 function chooseDefault(results: Results, methods: HeatmapMethod[]): HeatmapMethod {
   const scored = methods.map((m) => ({ m, ...goalScore(results, m) })).filter((s) => s.maxMs < FAST_MS);
   scored.sort((a, b) => b.met - a.met || b.meanDeletion - a.meanDeletion);
@@ -288,7 +294,10 @@ function markdown(results: Results, methods: HeatmapMethod[], chosen: HeatmapMet
       interval(r.deletionGain, r.deletionInterval),
     ),
     table('Insertion gain [95 % bootstrap interval]', (r) => interval(r.insertionGain, r.insertionInterval)),
-    table('Median ms per heat map (one pair)', (r) => r.ms.toFixed(0)),
+    table(
+      'ms per heat map (one pair): median / fastest',
+      (r) => `${r.ms.toFixed(0)} / ${r.msMin.toFixed(0)}`,
+    ),
   ].join('\n');
 }
 
@@ -303,6 +312,7 @@ async function run(): Promise<void> {
   const size = model.config.imageSize;
   log.info({ backend, kind, test: set.products.length, pairs: PAIRS, steps: STEPS, methods }, 'starting');
   const started = performance.now();
+  const load = loadavg()[0];
   // Warm up every method once (kernels compile on first use).
   for (const m of methods) heatMaps(model, m, single(set.images, 0), single(set.images, 1), 0).dispose();
   const progress = await createProgress('heat maps', log);
@@ -349,6 +359,7 @@ async function run(): Promise<void> {
     steps: STEPS,
     block: Math.round(size * BLOCK_FRACTION),
     seconds: Math.round(seconds),
+    loadAverage: { start: Math.round(load * 10) / 10, end: Math.round(loadavg()[0] * 10) / 10 },
     method: chosen,
     currentDefault: DEFAULT_HEATMAP_METHOD[kind],
     goal,
@@ -357,12 +368,14 @@ async function run(): Promise<void> {
   const header = [
     `# Heat-map faithfulness (${kind}, ${size} px, ${PAIRS} test pairs per condition, ${STEPS} curve steps${args.quick ? ', --quick' : ''})`,
     '',
-    `Chosen default for ${kind}: **${chosen}** (fastest methods under ${FAST_MS} ms, most conditions meeting energy ≥ ${GOAL_ENERGY} and a deletion interval above 0). ${methods
+    `Chosen default for ${kind}: **${chosen}** (among methods whose fastest heat map took under ${FAST_MS} ms, the one meeting energy ≥ ${GOAL_ENERGY} and a deletion interval above 0 on most conditions). ${methods
       .map(
         (m) =>
           `${m}: ${goal[m].met}/${goal[m].of} conditions (energy ${goal[m].energyMet}, deletion ${goal[m].deletionMet})`,
       )
-      .join('; ')}. Backend ${backend}, ${cpus().length} cores, ${Math.round(seconds)} s.`,
+      .join(
+        '; ',
+      )}. Backend ${backend}, ${cpus().length} cores shared with other jobs (load average ${load.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end), ${Math.round(seconds)} s.`,
     '',
   ].join('\n');
   const md = markdown(results, methods, chosen, header);
