@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { decodeImage, generateDemoCatalogue, loadCatalogue } from '../src/catalogue/index.ts';
 import { mapWithConcurrency } from '../src/catalogue/pool.ts';
-import { createModelSource, fingerprintProducts } from '../src/index/index.ts';
+import { createModelSource, fingerprintProducts, type BundleSource } from '../src/index/index.ts';
 import { createModel, defaultModelConfig, selectBackend, type SimilarityModel } from '../src/model/index.ts';
 
 const argv = process.argv.slice(2);
@@ -70,18 +70,15 @@ async function embedBefore(model: SimilarityModel, root: string, images: string[
 }
 
 /** The index job now: its model source, driven as the bundle build drives it (batch after batch, prefetching). */
-async function embedAfter(model: SimilarityModel, dataDir: string): Promise<Float32Array> {
-  const catalogue = await loadCatalogue(dataDir, { checkImages: false });
-  const products = await fingerprintProducts(catalogue);
-  const source = await createModelSource({ model, modelId: 'bench', catalogue, products });
-  const all = products.map((_, i) => i);
-  const out = new Float32Array(all.length * model.config.embedDim);
-  for (let begin = 0; begin < all.length; begin += BATCH) {
-    const end = Math.min(all.length, begin + BATCH);
+async function embedAfter(source: BundleSource, count: number, embedDim: number): Promise<Float32Array> {
+  const all = Array.from({ length: count }, (_, i) => i);
+  const out = new Float32Array(count * embedDim);
+  for (let begin = 0; begin < count; begin += BATCH) {
+    const end = Math.min(count, begin + BATCH);
     const pending = source.embed(all.slice(begin, end));
-    if (end < all.length) source.prefetch?.(all.slice(end, end + BATCH));
+    if (end < count) source.prefetch?.(all.slice(end, end + BATCH));
     const rows = await pending;
-    out.set(rows.embeddings!, begin * model.config.embedDim);
+    out.set(rows.embeddings!, begin * embedDim);
   }
   return out;
 }
