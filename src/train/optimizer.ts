@@ -9,7 +9,7 @@
  * them.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NamedWeight } from '../model/types.ts';
+import type { NamedWeight } from '../model/index.ts';
 import type { OptimizerState } from '../checkpoint/index.ts';
 
 export const ADAM_BETA1 = 0.9;
