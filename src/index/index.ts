@@ -31,6 +31,5 @@ export {
   recallAtK,
   quantiles,
   scoreFromQuantiles,
-  type Metric,
   type Neighbour,
 } from './vectors.ts';
