@@ -6,30 +6,32 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ImageCache, loadCatalogue } from '../catalogue/index.ts';
-import type { Catalogue, Triplet } from '../catalogue/types.ts';
-import type { LossCoefficients, ModelConfig, SimilarityModel } from '../model/types.ts';
-import { writeFileAtomic } from '../util/atomic.ts';
-import { createLogger, type Logger } from '../util/log.ts';
-import { Rng } from '../util/rng.ts';
-import { embedProducts, productsOf, tripletAccuracy, type AccuracySummary } from '../eval/evaluate.ts';
-import { evaluateModel, formatReport, type EvaluationReport } from '../eval/report.ts';
+import {
+  ImageCache,
+  deriveSeed,
+  loadCatalogue,
+  resolveConditions,
+  restrictCatalogue,
+  splitProducts,
+  splitTriplets,
+  type Catalogue,
+  type Triplet,
+} from '../catalogue/index.ts';
 import {
   readCheckpoint,
   writeCheckpoint,
   modelId,
+  type AccuracySummary,
   type Checkpoint,
   type TrainingState,
-} from './checkpoint.ts';
-import {
-  PoolSampler,
-  buildBatch,
-  deriveSeed,
-  disposeBatch,
-  restrictCatalogue,
-  splitProducts,
-  splitTriplets,
-} from './data.ts';
+} from '../checkpoint/index.ts';
+import type { LossCoefficients, ModelConfig, SimilarityModel } from '../model/index.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { createLogger, type Logger } from '../util/log.ts';
+import { Rng } from '../util/rng.ts';
+import { embedProducts, productsOf, tripletAccuracy } from '../eval/evaluate.ts';
+import { evaluateModel, formatReport, type EvaluationReport } from '../eval/report.ts';
+import { PoolSampler, buildBatch, disposeBatch } from './data.ts';
 import { MetricsLog, recordsBefore, type EpochRecord } from './metrics.ts';
 import {
   createAdam,
@@ -38,7 +40,7 @@ import {
   learningRateForEpoch,
   setLearningRate,
 } from './optimizer.ts';
-import { OptionsError, resolveConditions, validateOptions, type TrainOptions } from './options.ts';
+import { OptionsError, validateOptions, type TrainOptions } from './options.ts';
 import { renderMetricsPlot } from './plot.ts';
 
 export const RUN_FILES = {
