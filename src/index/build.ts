@@ -6,7 +6,7 @@
  * rename the previous manifest, and so the previous version, is what readers see; a killed job leaves at most a
  * temp or unpublished directory, which the next job removes. A lock keeps two jobs from building at once.
  */
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { ModelKind } from '../model/types.ts';
@@ -35,6 +35,7 @@ import {
   BundleError,
   EMBEDDINGS_FILE,
   IndexQualityError,
+  MODEL_FILE,
   failsRecall,
   PRODUCTS_FILE,
   TEMP_PREFIX,
@@ -45,6 +46,7 @@ import {
   type FileRecord,
   type IndexedProduct,
   type Manifest,
+  type ModelProvenance,
   type SpaceRecord,
   type VersionInfo,
 } from './types.ts';
@@ -112,6 +114,9 @@ export interface BundleSource {
   embed(indices: number[]): Promise<EmbeddedRows>;
   /** Hint: these products are embedded next (a source can decode their images while the model runs). */
   prefetch?(indices: number[]): void;
+  /** The model's checkpoint file: copied into the version (MODEL_FILE) so that the version carries its model. */
+  checkpointFile?: string;
+  provenance?: ModelProvenance;
 }
 
 export type BuildStage = 'locked' | 'embedded' | 'indexed' | 'files-written' | 'renamed' | 'published';
@@ -748,6 +753,10 @@ export async function buildBundle(
       await indexes[c].writeIndex(join(tempDir, record.indexFile));
       files[record.indexFile] = await syncAndHash(join(tempDir, record.indexFile));
     }
+    if (source.checkpointFile) {
+      await copyFile(source.checkpointFile, join(tempDir, MODEL_FILE));
+      files[MODEL_FILE] = await syncAndHash(join(tempDir, MODEL_FILE));
+    }
     timings.write = seconds(start);
     const info: VersionInfo = {
       format: BUNDLE_FORMAT,
@@ -756,7 +765,13 @@ export async function buildBundle(
       createdAt: (options.now?.() ?? new Date()).toISOString(),
       mode,
       previousVersion: manifest?.current ?? null,
-      model: { id: source.modelId, kind: source.modelKind, embedDim: source.embedDim },
+      model: {
+        id: source.modelId,
+        kind: source.modelKind,
+        embedDim: source.embedDim,
+        ...(source.checkpointFile ? { checkpoint: MODEL_FILE } : {}),
+      },
+      provenance: source.provenance ?? null,
       catalogue: source.catalogue ?? null,
       conditions: [...source.conditions],
       masks: source.masks.map((row) => [...row]),

@@ -116,6 +116,12 @@ export class IndexBundle {
     return this.info.model.id;
   }
 
+  /** Path of the checkpoint this version carries (the model it was built from), if the job was given one. */
+  get modelFile(): string | undefined {
+    const file = this.info.model.checkpoint;
+    return file ? join(versionPath(this.dir, this.version), file) : undefined;
+  }
+
   get modelKind(): ModelKind {
     return this.info.model.kind;
   }

@@ -102,7 +102,7 @@ async function runIndex(flags: IndexFlags): Promise<void> {
     ]);
   const [
     { buildBundle },
-    { createModelSource, fingerprintProducts },
+    { createModelSource, fingerprintProducts, modelProvenance },
     { progressFactory },
     { IndexQualityError },
   ] = await Promise.all([
@@ -140,7 +140,11 @@ async function runIndex(flags: IndexFlags): Promise<void> {
       onProgress: (done, total) => hashing.update(done, total),
     });
     hashing.stop();
-    const source = await createModelSource({ model, modelId: id, catalogue, products, log });
+    const source = {
+      ...(await createModelSource({ model, modelId: id, catalogue, products, log })),
+      checkpointFile: flags.model,
+      provenance: await modelProvenance(flags.model, id),
+    };
 
     let bar = null as RateProgress | null;
     let barKey = '';

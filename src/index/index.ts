@@ -26,7 +26,13 @@ export {
 } from './bundle.ts';
 export { BundleWatcher, type BundleWatcherOptions, type BundleSwap } from './watcher.ts';
 export { readManifest, listVersionDirs } from './files.ts';
-export { createModelSource, fingerprintProducts, type ModelSourceOptions } from './model-source.ts';
+export {
+  createModelSource,
+  fingerprintProducts,
+  modelProvenance,
+  type ModelSourceOptions,
+} from './model-source.ts';
+export { progressFactory, type ProgressFactory, type RateProgress } from './progress.ts';
 export {
   conditionSpace,
   metricOf,

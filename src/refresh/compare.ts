@@ -5,10 +5,16 @@
  * condition it knows, with the condition renumbered to its own mask order. Only the products the triplets touch are
  * decoded.
  */
-import { ImageCache, type Catalogue, type Triplet } from '../catalogue/index.ts';
-import { embedProducts, productsOf, tripletAccuracy, type AccuracySummary } from '../eval/evaluate.ts';
+import {
+  ImageCache,
+  restrictCatalogue,
+  splitTriplets,
+  type Catalogue,
+  type Triplet,
+} from '../catalogue/index.ts';
+import type { AccuracySummary } from '../checkpoint/index.ts';
+import { embedProducts, productsOf, tripletAccuracy } from '../eval/evaluate.ts';
 import type { SimilarityModel } from '../model/index.ts';
-import { restrictCatalogue, splitTriplets } from '../train/data.ts';
 
 export interface SharedScores {
   triplets: number;
