@@ -3,21 +3,10 @@
  * evaluation code loads inside the action so that `--help` stays fast.
  */
 import { Option, type Command } from 'commander';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
+import { BACKEND_PREFERENCES } from '../model/defaults.ts';
 import { integer } from '../util/cli.ts';
 import { EVAL_DEFAULTS } from './defaults.ts';
-
-export interface EvalFlags {
-  model: string;
-  dataDir?: string;
-  split: 'train' | 'val' | 'test';
-  out?: string;
-  triplets?: number;
-  seed?: number;
-  mapQueries: number;
-  map: boolean;
-  backend: BackendPreference;
-}
+import type { EvalFlags } from './run.ts';
 
 export function registerEvalCommands(program: Command): void {
   const d = EVAL_DEFAULTS;

@@ -6,9 +6,22 @@ import { ImageCache, loadCatalogue, resolveConditions, restrictCatalogue } from 
 import { readCheckpoint, modelId, type RunArgs } from '../checkpoint/index.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger } from '../util/log.ts';
-import type { EvalFlags } from './cli.ts';
+import type { BackendPreference } from '../model/index.ts';
 import { EVAL_DEFAULTS } from './defaults.ts';
 import { evaluateModel, formatReport, type EvaluationReport } from './report.ts';
+
+/** The `eval` command's flags (src/eval/cli.ts). */
+export interface EvalFlags {
+  model: string;
+  dataDir?: string;
+  split: 'train' | 'val' | 'test';
+  out?: string;
+  triplets?: number;
+  seed?: number;
+  mapQueries: number;
+  map: boolean;
+  backend: BackendPreference;
+}
 
 export async function runEval(
   flags: EvalFlags,
