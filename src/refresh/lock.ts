@@ -26,7 +26,9 @@ export async function acquireRefreshLock(
   const state: { compromised: Error | null } = { compromised: null };
   let release: () => Promise<void>;
   try {
-    release = await lockfile.lock(bundleDir, {
+    // proper-lockfile keys its locks by the locked path, not by the lock file: locking the bundle directory itself
+    // would collide with the index job's lock taken inside this process when the refresh publishes.
+    release = await lockfile.lock(join(bundleDir, REFRESH_DEFAULTS.lockFile.replace(/\.lock$/, '')), {
       lockfilePath,
       realpath: false,
       stale: staleMs,

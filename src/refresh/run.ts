@@ -262,13 +262,20 @@ async function retrain(
   );
   const { kept, added, dropped } = tuned.warm;
   report.warmStart = { from: from.path, modelId: from.checkpoint.modelId!, kept, added, dropped };
+  ctx.say(
+    `warm-started from ${from.path}: ${kept.length} condition(s) kept` +
+      (added.length > 0 ? `, fresh mask for ${added.join(', ')}` : '') +
+      (dropped.length > 0 ? `, dropped ${dropped.join(', ')}` : ''),
+  );
   report.candidate = {
     modelId: tuned.candidate.modelId!,
     checkpoint: tuned.candidatePath,
     epochs: tuned.options.epochs,
+    testAccuracy: null,
   };
   const { scores, gate } = await writer.time('gate', () => judge(catalogue, tuned, model, options.tolerance));
   report.gate = gate;
+  report.candidate.testAccuracy = scores.candidate.overall;
   await writer.save();
   ctx.say(formatGate(gate));
   if (!gate.passed) {

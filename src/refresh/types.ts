@@ -114,7 +114,8 @@ export interface RefreshReport {
     added: string[];
     dropped: string[];
   } | null;
-  candidate: { modelId: string; checkpoint: string; epochs: number } | null;
+  /** The fine-tuned model; `testAccuracy`: overall on the shared test triplets, every condition it has. */
+  candidate: { modelId: string; checkpoint: string; epochs: number; testAccuracy: number | null } | null;
   gate: GateResult | null;
   published: { version: string; mode: 'full' | 'incremental'; modelId: string } | null;
   error: { code: RefreshExitCode; message: string; products?: string[] } | null;
