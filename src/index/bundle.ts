@@ -460,6 +460,24 @@ export async function openBundle(bundleDir: string, options: OpenBundleOptions =
   }
 }
 
+/**
+ * The published version's description (checked against the manifest's hash) without loading its indexes: what a
+ * reader needs to decide how to load it, e.g. the model checkpoint it carries (`modelFile`, absolute).
+ */
+export async function readPublishedInfo(
+  bundleDir: string,
+): Promise<{ info: VersionInfo; modelFile: string | undefined }> {
+  const manifest = await requireManifest(bundleDir);
+  const dir = versionPath(bundleDir, manifest.current);
+  const path = join(dir, VERSION_FILE);
+  const bytes = await readFile(path);
+  if (sha256(bytes) !== manifest.versionSha256) {
+    throw new BundleError('checksum', path, 'SHA-256 does not match manifest.json');
+  }
+  const info = parseVersionInfo(path, bytes, manifest.current);
+  return { info, modelFile: info.model.checkpoint ? join(dir, info.model.checkpoint) : undefined };
+}
+
 export async function requireManifest(bundleDir: string): Promise<Manifest> {
   const manifest = await readManifest(bundleDir);
   if (!manifest) {

@@ -16,6 +16,7 @@ export {
   openBundle,
   loadVersion,
   requireManifest,
+  readPublishedInfo,
   IndexBundle,
   type OpenBundleOptions,
   type SearchQuery,

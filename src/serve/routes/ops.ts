@@ -2,6 +2,7 @@
 import type { Express } from 'express';
 import type { components } from '../generated/api-types.ts';
 import { HttpProblem, PROBLEM_TYPES, type ProblemSlug } from '../problem.ts';
+import { provenanceOf } from '../served-index.ts';
 import type { ServeState } from '../state.ts';
 import { route, type RouteContext } from './context.ts';
 
@@ -33,6 +34,7 @@ function readiness(state: ServeState): Schemas['Readiness'] {
           backend: model.description.backend,
         }
       : { loaded: false },
+    provenance: provenanceOf(index.bundle),
   };
 }
 
