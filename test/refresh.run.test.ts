@@ -5,6 +5,7 @@
  * retrain that adds a condition (fresh mask) and drops one, gated and published with the version's provenance.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,13 +122,17 @@ after(async () => {
 });
 
 describe('refresh runs', () => {
-  it('does nothing when the catalogue is what the served version indexed', async () => {
+  it('does nothing when the catalogue is what the served version indexed, but removes a killed build', async () => {
     const before = await readManifest(bundle);
+    const killedBuild = join(bundle, 'versions', '.tmp-v000009-20260101T000000Z');
+    await mkdir(killedBuild, { recursive: true });
+    await writeFile(join(killedBuild, 'products.json'), '{"slots": [');
     const result = await runRefresh(options(generated));
     assert.equal(result.exitCode, REFRESH_EXIT.ok, result.report.error?.message);
     assert.equal(result.report.outcome, 'nothing-to-do');
     assert.equal(result.report.changes?.unchanged, lines.length);
     assert.deepEqual(await readManifest(bundle), before);
+    assert.equal(existsSync(killedBuild), false, 'the temp directory of a killed build is gone');
   });
 
   it('refuses --no-retrain when the catalogue lost a condition the indexes need', async () => {

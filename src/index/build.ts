@@ -435,6 +435,20 @@ export async function collectGarbage(
   return removed;
 }
 
+/**
+ * Remove what killed index jobs left behind (temp and unpublished version directories, manifest temp files),
+ * under the bundle lock, without building anything. Published versions are kept. Returns what was removed.
+ */
+export async function removeLeftovers(bundleDir: string, lockStaleMs = 10_000): Promise<string[]> {
+  const release = await acquireLock(bundleDir, lockStaleMs, () => undefined);
+  try {
+    const manifest = await readManifest(bundleDir);
+    return await collectGarbage(bundleDir, manifest?.current ?? null, Number.MAX_SAFE_INTEGER);
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
+
 async function nextVersionName(bundleDir: string, manifest: Manifest | null, now: Date): Promise<string> {
   let sequence = manifest ? versionSequence(manifest.current) : 0;
   for (const name of await listVersionDirs(bundleDir)) {

@@ -3,6 +3,7 @@ export * from './types.ts';
 export {
   buildBundle,
   collectGarbage,
+  removeLeftovers,
   resolveParams,
   DEFAULT_PARAMS,
   type BundleSource,

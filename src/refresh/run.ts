@@ -19,6 +19,7 @@ import { CheckpointError } from '../checkpoint/index.ts';
 import {
   BundleError,
   openBundle,
+  removeLeftovers,
   type BuildReport,
   type IndexBundle,
   type IndexedProduct,
@@ -123,6 +124,9 @@ export async function runRefresh(options: RefreshOptions): Promise<RefreshResult
     lock = await acquireRefreshLock(options.indexDir, options.lockStaleMs);
     await writer.save();
     const abandoned = await markAbandoned(options.logDir, options.indexDir, options.name);
+    const leftovers = await removeLeftovers(options.indexDir, options.lockStaleMs);
+    if (leftovers.length > 0)
+      options.log.info({ removed: leftovers }, 'removed leftovers of killed index jobs');
     if (abandoned.length > 0)
       options.log.warn({ runs: abandoned }, 'earlier refresh runs were killed: marked abandoned');
     const outcome = await steps({ options, writer, lock, say });
