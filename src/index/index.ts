@@ -5,7 +5,6 @@ export {
   collectGarbage,
   removeLeftovers,
   resolveParams,
-  DEFAULT_PARAMS,
   type BundleSource,
   type BuildOptions,
   type BuildProgress,
@@ -13,6 +12,7 @@ export {
   type BuildStage,
   type EmbeddedRows,
 } from './build.ts';
+export { DEFAULT_PARAMS, DEMO_BUNDLE_DIR, BUILD_DEFAULTS } from './defaults.ts';
 export {
   openBundle,
   loadVersion,
@@ -23,10 +23,7 @@ export {
   type SearchQuery,
   type SearchOptions,
   type SearchHit,
-  type BundleStats,
-  type ConditionStats,
 } from './bundle.ts';
-export { BundleWatcher, type BundleWatcherOptions, type BundleSwap } from './watcher.ts';
 export { readManifest, listVersionDirs } from './files.ts';
 export {
   createModelSource,

@@ -12,6 +12,8 @@ export interface ServeMetrics {
   setProvenance(provenance: Provenance): void;
   swaps: Counter<'outcome'>;
   modelCalls: Histogram<'operation'>;
+  /** Lookups in the image caches by cache (thumbnail, heatmap) and outcome (hit, miss). */
+  cacheLookups: Counter<'cache' | 'outcome'>;
 }
 
 export function createMetrics(): ServeMetrics {
@@ -62,6 +64,13 @@ export function createMetrics(): ServeMetrics {
     registers: [registry],
   });
 
+  const cacheLookups = new Counter({
+    name: 'dressmatch_image_cache_lookups_total',
+    help: 'Lookups in the resized-image caches by cache (thumbnail, heatmap) and outcome (hit, miss)',
+    labelNames: ['cache', 'outcome'] as const,
+    registers: [registry],
+  });
+
   const middleware: RequestHandler = (request, response, next) => {
     const end = requests.startTimer({ method: request.method });
     response.on('finish', () => {
@@ -107,5 +116,6 @@ export function createMetrics(): ServeMetrics {
     },
     swaps,
     modelCalls,
+    cacheLookups,
   };
 }
