@@ -9,7 +9,7 @@
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import type { ModelKind } from '../model/types.ts';
+import type { ModelKind } from '../model/index.ts';
 import { fsyncDirectory, writeFileAtomic } from '../util/atomic.ts';
 import type { Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
@@ -62,7 +62,7 @@ import {
   sampleWithoutReplacement,
   type Neighbour,
 } from './vectors.ts';
-import type { ConditionSpace } from '../model/types.ts';
+import type { ConditionSpace } from '../model/index.ts';
 
 /** Vectors a source computes for a batch of products (rows in the order of the requested indices). */
 export interface EmbeddedRows {

@@ -1,7 +1,7 @@
 /** Reading a published bundle: verify every file, load the HNSW indexes and vectors, and answer queries. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ModelKind } from '../model/types.ts';
+import type { ModelKind } from '../model/index.ts';
 import {
   manifestPath,
   parseJson,
