@@ -55,7 +55,7 @@ export async function fingerprintProducts(
 export async function modelProvenance(checkpointPath: string, modelId: string): Promise<ModelProvenance> {
   const [{ readCheckpoint }, { RUN_FILES }] = await Promise.all([
     import('../checkpoint/index.ts'),
-    import('../train/trainer.ts'),
+    import('../train/index.ts'),
   ]);
   const checkpoint = await readCheckpoint(checkpointPath);
   let testAccuracy: number | null = null;

@@ -13,7 +13,7 @@ import {
   type Triplet,
 } from '../catalogue/index.ts';
 import type { AccuracySummary } from '../checkpoint/index.ts';
-import { embedProducts, productsOf, tripletAccuracy } from '../eval/evaluate.ts';
+import { embedProducts, productsOf, tripletAccuracy } from '../eval/index.ts';
 import type { SimilarityModel } from '../model/index.ts';
 
 export interface SharedScores {

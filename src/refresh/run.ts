@@ -25,7 +25,7 @@ import {
   type IndexedProduct,
 } from '../index/index.ts';
 import { selectBackend } from '../model/index.ts';
-import { OptionsError } from '../train/options.ts';
+import { OptionsError } from '../train/index.ts';
 import type { Logger } from '../util/log.ts';
 import { compareCatalogue, describeChanges } from './changes.ts';
 import { decide } from './decision.ts';
