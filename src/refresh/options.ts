@@ -10,6 +10,9 @@ export const REFRESH_DEFAULTS = {
    * of ~670 triplets per condition (the trainer's 4000 test triplets over 6 conditions), the standard error of the
    * per-condition difference is about 1.2 points. So 0.01 refuses a clearly worse model, but can also refuse an
    * equally good one on a single condition by chance; raise it (or --test-triplets) when refusals look like noise.
+   * Measured: the demo CSN fine-tuned one epoch (its own lr 3e-3) on the demo catalogue with 7 % of products
+   * touched scored 80.70 % against 80.90 % overall on the same 4000 test triplets, but −3.3 to +3.3 points per
+   * condition, and was refused on three conditions.
    */
   tolerance: 0.01,
   /** Retrain (rather than re-index) when more than this share of the served products was added, removed or changed. */
