@@ -8,6 +8,7 @@
  * most an unnamed table, which the next job drops; readers never look at tables the manifest does not name.
  */
 import * as lancedb from '@lancedb/lancedb';
+import type { Schema } from 'apache-arrow';
 import { arrow } from './arrow.ts';
 import { formatVersionName, versionSequence } from '../files.ts';
 import { MANIFEST_TABLE, TABLE_PREFIX, versionTableName } from './lance-schema.ts';
@@ -37,13 +38,45 @@ function isMissingTable(error: unknown): boolean {
   return /not found|does not exist|was not found/i.test((error as Error).message);
 }
 
-/** The manifest table, or null when nothing was ever published in this database. */
-export async function openManifest(db: lancedb.Connection): Promise<lancedb.Table | null> {
+/** A table, or null when it does not exist (yet). */
+export async function openIfExists(db: lancedb.Connection, name: string): Promise<lancedb.Table | null> {
   try {
-    return await db.openTable(MANIFEST_TABLE);
+    return await db.openTable(name);
   } catch (error) {
     if (isMissingTable(error)) return null;
     throw error;
+  }
+}
+
+/** The manifest table, or null when nothing was ever published in this database. */
+export function openManifest(db: lancedb.Connection): Promise<lancedb.Table | null> {
+  return openIfExists(db, MANIFEST_TABLE);
+}
+
+/**
+ * Append one row to a small bookkeeping table, creating it on first use. Appends from several processes are safe:
+ * LanceDB retries an append that lost a commit race, and a lost race to create the table becomes an append.
+ */
+export async function appendRow(
+  db: lancedb.Connection,
+  name: string,
+  schema: Schema,
+  row: Record<string, unknown>,
+): Promise<void> {
+  const existing = await openIfExists(db, name);
+  if (existing) {
+    await existing.add([row]);
+    existing.close();
+    return;
+  }
+  try {
+    const created = await db.createTable(name, [row], { mode: 'create', schema });
+    created.close();
+  } catch (error) {
+    const raced = await openIfExists(db, name);
+    if (!raced) throw error;
+    await raced.add([row]);
+    raced.close();
   }
 }
 
@@ -94,25 +127,7 @@ export async function publishVersion(db: lancedb.Connection, info: StoreInfo): P
     publishedAt: new Date().toISOString(),
     info: JSON.stringify(info),
   };
-  const existing = await openManifest(db);
-  if (existing) {
-    await existing.add([{ ...row }]);
-    existing.close();
-    return row;
-  }
-  try {
-    const created = await db.createTable(MANIFEST_TABLE, [{ ...row }], {
-      mode: 'create',
-      schema: MANIFEST_SCHEMA,
-    });
-    created.close();
-  } catch (error) {
-    // Another job created the manifest at the same moment: append to it instead.
-    const raced = await openManifest(db);
-    if (!raced) throw error;
-    await raced.add([{ ...row }]);
-    raced.close();
-  }
+  await appendRow(db, MANIFEST_TABLE, MANIFEST_SCHEMA, { ...row });
   return row;
 }
 
