@@ -134,11 +134,12 @@ export interface VectorStore {
   open(): Promise<StoreVersion>;
   /**
    * Poll for new versions every `intervalMs`; each newly published one is opened and handed to `onSwap`
-   * (the previous one is not closed here: its holder closes it once no request uses it). Returns a stop function.
+   * (the previous one is not closed here: its holder closes it once no request uses it). `from` is the version
+   * the caller already serves (not handed over again). Returns a stop function.
    */
   subscribe(
     onSwap: (swap: StoreSwap) => void,
-    options?: { intervalMs?: number; onError?: (error: Error) => void },
+    options?: { intervalMs?: number; onError?: (error: Error) => void; from?: string | null },
   ): () => void;
   close(): void;
 }
