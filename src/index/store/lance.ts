@@ -5,6 +5,7 @@
  * are fetched per query, so a replica's memory does not grow with the vectors.
  */
 import * as lancedb from '@lancedb/lancedb';
+import { LRUCache } from 'lru-cache';
 import { BundleError } from '../types.ts';
 import { matchesFilter, pollStore, queryFromConditionVector, queryFromEmbedding, scoreOf } from './common.ts';
 import { currentManifestRow, openManifest, readManifestRows, type ManifestRow } from './lance-manifest.ts';
@@ -29,6 +30,12 @@ import type {
  */
 const EXACT_FILTER_SHARE = 0.02;
 
+/**
+ * Product vectors kept per loaded version (all conditions of a product, ~6 x 28 floats = 0.7 kB): a query by product
+ * and the explanations of its neighbours then need no extra round trip for products asked about recently.
+ */
+const VECTOR_CACHE_PRODUCTS = 20_000;
+
 type ProductRow = Parameters<typeof productFromRow>[0] & { slot: number };
 
 async function loadProducts(table: lancedb.Table, where: string): Promise<StoreProduct[]> {
@@ -45,6 +52,7 @@ export class LanceVersion implements StoreVersion {
   readonly conditions: readonly string[];
   readonly spaces: readonly StoreSpace[];
   private readonly slotOfId = new Map<string, number>();
+  private readonly cache = new LRUCache<number, ConditionVectors>({ max: VECTOR_CACHE_PRODUCTS });
   private closed = false;
 
   constructor(
@@ -113,7 +121,20 @@ export class LanceVersion implements StoreVersion {
   async vectors(slots: readonly number[]): Promise<ConditionVectors[]> {
     this.checkOpen();
     for (const slot of slots) this.product(slot);
-    return takeVectors(this.table, slots, this.conditions.length);
+    const found = new Map<number, ConditionVectors>();
+    for (const slot of slots) {
+      const cached = this.cache.get(slot);
+      if (cached) found.set(slot, cached);
+    }
+    const missing = [...new Set(slots.filter((slot) => !found.has(slot)))];
+    if (missing.length > 0) {
+      const rows = await takeVectors(this.table, missing, this.conditions.length);
+      missing.forEach((slot, i) => {
+        found.set(slot, rows[i]);
+        this.cache.set(slot, rows[i]);
+      });
+    }
+    return slots.map((slot) => found.get(slot)!);
   }
 
   close(): void {
