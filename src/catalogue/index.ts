@@ -17,10 +17,12 @@ export {
   decodeImage,
   decodeImageBytes,
   type ImageCacheOptions,
+  type ImageSource,
   type ImageDecodeReason,
 } from './images.ts';
-export { sampleTriplets, selectTriplets } from './sampler.ts';
-export { productSplit, hashSplit, stableHash } from './split.ts';
+export { sampleTriplets, selectTriplets, splitTriplets } from './sampler.ts';
+export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from './split.ts';
+export { resolveConditions, restrictCatalogue, ConditionError } from './conditions.ts';
 export {
   generateDemoCatalogue,
   demoTitle,
