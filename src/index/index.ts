@@ -37,3 +37,15 @@ export {
   type Metric,
   type Neighbour,
 } from './vectors.ts';
+export * from './store/types.ts';
+export { openVectorStore } from './store/open.ts';
+export { HnswStore, HnswVersion } from './store/hnswlib.ts';
+export { LanceStore, LanceVersion, publishedLanceVersion } from './store/lance.ts';
+export {
+  buildLanceStore,
+  type LanceBuildOptions,
+  type LanceBuildReport,
+  type LanceBuildStage,
+} from './store/lance-build.ts';
+export { commitShards, embedShard, parseShard, shardRange, type ShardSpec } from './store/lance-shards.ts';
+export { matchesFilter } from './store/common.ts';

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import express from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
+import type { StoreKind } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
 import { createLogger } from '../util/log.ts';
 import { createHeatmapCache } from './cache.ts';
@@ -27,8 +28,10 @@ import { ServeState } from './state.ts';
 const SPEC_PATH = fileURLToPath(new URL('../../openapi.yaml', import.meta.url));
 
 export interface CreateAppOptions {
-  /** Index bundle directory (the one holding manifest.json). */
+  /** Index bundle directory (the one holding manifest.json), or the LanceDB URI with `storeKind` lancedb. */
   indexDir: string;
+  /** Which store serves the index (default hnswlib: the embedded bundle). */
+  storeKind?: StoreKind;
   /** Model checkpoint the index was built with; needed for uploads and heat maps. */
   modelPath?: string;
   backend?: BackendPreference;
@@ -73,6 +76,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   const spec = await readFile(SPEC_PATH, 'utf8');
   const state = new ServeState({
     indexDir: options.indexDir,
+    storeKind: options.storeKind,
     modelPath: options.modelPath,
     backend: options.backend,
     modelThread: options.modelThread,

@@ -1,11 +1,14 @@
 /** `dressmatch serve`: the HTTP API, web page and docs over an index bundle. */
 import { Option, type Command } from 'commander';
+import { STORE_KINDS, type StoreKind } from '../index/index.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../model/index.ts';
 import { integer } from '../util/cli.ts';
 import { MODEL_THREADS, SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
 
 interface ServeFlags {
   index: string;
+  store: StoreKind;
+  uri?: string;
   model?: string;
   images?: string;
   host: string;
@@ -16,6 +19,13 @@ interface ServeFlags {
   modelThread: ModelThread;
 }
 
+/** The bundle directory, or the LanceDB URI (required with --store lancedb). */
+function storeLocation(flags: ServeFlags): string {
+  if (flags.store === 'hnswlib') return flags.index;
+  if (!flags.uri) throw new Error('--store lancedb needs --uri <directory or s3://bucket/path>');
+  return flags.uri;
+}
+
 export function registerServeCommands(program: Command): void {
   program
     .command('serve')
@@ -23,6 +33,12 @@ export function registerServeCommands(program: Command): void {
       'Serve similar-product recommendations with explanations over HTTP (API, web page at /, docs at /docs)',
     )
     .option('--index <dir>', 'index bundle directory (holding manifest.json)', SERVE_DEFAULTS.indexDir)
+    .addOption(
+      new Option('--store <kind>', 'where the index lives: the embedded hnswlib bundle, or a LanceDB table')
+        .choices(STORE_KINDS)
+        .default(STORE_KINDS[0]),
+    )
+    .option('--uri <path|s3://...>', 'LanceDB database of --store lancedb (local directory or object store URI)')
     .option(
       '--model <checkpoint>',
       'model checkpoint the index was built with (enables uploads and heat maps)',
@@ -61,7 +77,8 @@ export function registerServeCommands(program: Command): void {
       const { startServer } = await import('./server.ts');
       try {
         await startServer({
-          indexDir: flags.index,
+          indexDir: storeLocation(flags),
+          storeKind: flags.store,
           modelPath: flags.model,
           imageRoot: flags.images,
           host: flags.host,

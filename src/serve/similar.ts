@@ -23,7 +23,7 @@ export function productUrl(id: string): string {
 }
 
 export function toProduct(index: ServedIndex, slot: number): ProductBody {
-  const product = index.bundle.product(slot);
+  const product = index.store.product(slot);
   return {
     id: product.id,
     title: product.title,
@@ -33,7 +33,7 @@ export function toProduct(index: ServedIndex, slot: number): ProductBody {
 }
 
 export function requireSlot(index: ServedIndex, productId: string): number {
-  const slot = index.bundle.productIndex(productId);
+  const slot = index.store.productIndex(productId);
   if (slot === undefined) {
     throw new HttpProblem(
       404,
@@ -83,51 +83,57 @@ export interface Query {
   slot?: number;
 }
 
-/** Neighbours of a query under the given conditions, each explained. */
-export function neighbourGroups(
+/**
+ * Neighbours of a query under the given conditions, each explained. The store answers the search and hands over
+ * every condition vector of the neighbours (one round trip per condition for a remote store).
+ */
+export async function neighbourGroups(
   index: ServedIndex,
   query: Query,
   conditions: ServedCondition[],
   k: number,
   heatmaps: boolean,
-): ConditionNeighbours[] {
-  const { bundle } = index;
-  const queryProduct = query.slot === undefined ? undefined : bundle.product(query.slot);
-  return conditions.map(({ name: condition, index: c }) => {
-    const hits = bundle.search(condition, query.slot ?? query.vector(c), k);
-    const neighbours = hits.map((hit, rank): Neighbour => {
-      const explanation = explainPair({
-        condition: c,
-        spaces: bundle.spaces,
-        references: index.references,
-        queryVector: query.vector,
-        neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
-        queryAttributes: queryProduct?.attributes,
-        neighbourAttributes: bundle.product(hit.index).attributes,
-        topDims: TOP_DIMS,
+): Promise<ConditionNeighbours[]> {
+  const { store } = index;
+  const queryProduct = query.slot === undefined ? undefined : store.product(query.slot);
+  return Promise.all(
+    conditions.map(async ({ name: condition, index: c }) => {
+      const hits = await store.search(condition, query.slot ?? query.vector(c), k);
+      const vectors = await store.vectors(hits.map((hit) => hit.index));
+      const neighbours = hits.map((hit, rank): Neighbour => {
+        const explanation = explainPair({
+          condition: c,
+          spaces: store.spaces,
+          references: index.references,
+          queryVector: query.vector,
+          neighbourVector: (other) => vectors[rank][other],
+          queryAttributes: queryProduct?.attributes,
+          neighbourAttributes: store.product(hit.index).attributes,
+          topDims: TOP_DIMS,
+        });
+        const neighbour: Neighbour = {
+          rank: rank + 1,
+          product: toProduct(index, hit.index),
+          distance: explanation.distance,
+          score: explanation.score,
+          explanation: toExplanation(explanation),
+        };
+        if (heatmaps && queryProduct) {
+          neighbour.heatmapUrl =
+            `/similar/${encodeURIComponent(queryProduct.id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
+            `?condition=${encodeURIComponent(condition)}`;
+        }
+        return neighbour;
       });
-      const neighbour: Neighbour = {
-        rank: rank + 1,
-        product: toProduct(index, hit.index),
-        distance: explanation.distance,
-        score: explanation.score,
-        explanation: toExplanation(explanation),
-      };
-      if (heatmaps && queryProduct) {
-        neighbour.heatmapUrl =
-          `/similar/${encodeURIComponent(queryProduct.id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
-          `?condition=${encodeURIComponent(condition)}`;
-      }
-      return neighbour;
-    });
-    return { condition, metric: bundle.spaces[c].metric, neighbours };
-  });
+      return { condition, metric: store.spaces[c].metric, neighbours };
+    }),
+  );
 }
 
 export function conditionList(index: ServedIndex): ConditionList {
   return {
     version: index.version,
-    conditions: index.bundle.spaces.map((space, c) => ({
+    conditions: index.store.spaces.map((space, c) => ({
       name: space.condition,
       index: c,
       metric: space.metric,

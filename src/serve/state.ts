@@ -5,7 +5,13 @@
  * version is closed once its last lease is released (and its model too when no current version uses it).
  */
 import type { Logger } from 'pino';
-import { BundleError, openBundle, readManifest, type IndexBundle } from '../index/index.ts';
+import {
+  BundleError,
+  openVectorStore,
+  type StoreKind,
+  type StoreVersion,
+  type VectorStore,
+} from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
@@ -18,7 +24,10 @@ export interface Lease {
 }
 
 export interface StateOptions {
+  /** Where versions are published: the bundle directory (hnswlib) or the LanceDB URI (lancedb). */
   indexDir: string;
+  /** Which store `indexDir` is (default hnswlib, the embedded bundle). */
+  storeKind?: StoreKind;
   /** Checkpoint of the model behind the index; without it uploads and heat maps answer 503. */
   modelPath?: string;
   backend?: BackendPreference;
@@ -36,7 +45,8 @@ export class ServeState {
   /** The current version and retired ones still leased by running requests. */
   private readonly alive = new Set<ServedIndex>();
   private modelRunner: ModelRunner | undefined;
-  /** Manifest identity (version + hash) of what is loaded or was last refused, to avoid retrying a bad version. */
+  private store: VectorStore | undefined;
+  /** Published version that is loaded or was last refused, to avoid retrying a bad version. */
   private seen: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
@@ -111,23 +121,24 @@ export class ServeState {
     const { indexDir, log } = this.options;
     let identity: string;
     try {
-      const manifest = await readManifest(indexDir);
-      if (!manifest) {
+      this.store ??= await openVectorStore(this.options.storeKind ?? 'hnswlib', indexDir);
+      const published = await this.store.publishedVersion();
+      if (published === null) {
         this.lastError = `no index has been published in ${indexDir} yet`;
         return;
       }
-      identity = `${manifest.current}:${manifest.versionSha256}`;
+      identity = published;
     } catch (error) {
       this.lastError = (error as Error).message;
-      log.error({ err: error }, 'cannot read the index manifest');
+      log.error({ err: error }, 'cannot read which index version is published');
       return;
     }
     if (identity === this.seen) return;
     try {
-      const bundle = await this.openMatching();
-      if (this.closed) return;
+      const version = await this.openMatching(this.store);
+      if (this.closed) return version.close();
       this.seen = identity;
-      this.swap(new ServedIndex(bundle, imageRootFor(bundle, this.options.imageRoot), this.modelRunner));
+      this.swap(new ServedIndex(version, imageRootFor(version, this.options.imageRoot), this.modelRunner));
     } catch (error) {
       this.seen = identity;
       this.lastError = (error as Error).message;
@@ -139,14 +150,28 @@ export class ServeState {
     }
   }
 
+  /** The published version, refused (closed, BundleError 'model-mismatch') unless it was built from `modelId`. */
+  private async openFor(store: VectorStore, modelId: string | undefined): Promise<StoreVersion> {
+    const version = await store.open();
+    if (modelId !== undefined && version.info.model.id !== modelId) {
+      version.close();
+      throw new BundleError(
+        'model-mismatch',
+        store.location,
+        `version ${version.version} was built from model ${version.info.model.id.slice(0, 12)}, but the model ` +
+          `in use is ${modelId.slice(0, 12)}: re-run the index job with this model`,
+      );
+    }
+    return version;
+  }
+
   /**
    * Open the published version; when it was built from another model than the loaded one, reload the checkpoint
    * (it may have been retrained in place) and accept the version only if the ids then agree.
    */
-  private async openMatching(): Promise<IndexBundle> {
-    const { indexDir } = this.options;
+  private async openMatching(store: VectorStore): Promise<StoreVersion> {
     try {
-      return await openBundle(indexDir, { expectedModelId: this.modelRunner?.description.id });
+      return await this.openFor(store, this.modelRunner?.description.id);
     } catch (error) {
       if (!(error instanceof BundleError && error.code === 'model-mismatch' && this.options.modelPath))
         throw error;
@@ -156,12 +181,10 @@ export class ServeState {
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
       });
-      const bundle = await openBundle(indexDir, { expectedModelId: reloaded.description.id }).catch(
-        async (again) => {
-          await reloaded.close();
-          throw again;
-        },
-      );
+      const version = await this.openFor(store, reloaded.description.id).catch(async (again) => {
+        await reloaded.close();
+        throw again;
+      });
       // The previous model stays with the version that uses it until that version retires.
       this.modelRunner = reloaded;
       this.options.log.info(
@@ -169,7 +192,7 @@ export class ServeState {
         'model reloaded for the new index version',
       );
       if (previous && ![...this.alive].some((index) => index.model === previous)) await previous.close();
-      return bundle;
+      return version;
     }
   }
 
@@ -192,7 +215,7 @@ export class ServeState {
   }
 
   private retire(index: ServedIndex): void {
-    index.bundle.close();
+    index.store.close();
     this.alive.delete(index);
     const model = index.model;
     const stillUsed = model === this.modelRunner || [...this.alive].some((other) => other.model === model);
@@ -206,5 +229,6 @@ export class ServeState {
     const runners = new Set([this.modelRunner, ...[...this.alive].map((index) => index.model)]);
     await Promise.all([...runners].map((runner) => runner?.close()));
     this.modelRunner = undefined;
+    this.store?.close();
   }
 }

@@ -23,7 +23,7 @@ function readiness(state: ServeState): Schemas['Readiness'] {
     status: 'ready',
     version: index.version,
     products: index.liveSlots.length,
-    conditions: [...index.bundle.conditions],
+    conditions: [...index.store.conditions],
     model: model
       ? {
           loaded: true,
