@@ -1,6 +1,8 @@
 /**
  * Security headers (helmet): a strict Content-Security-Policy for the page and the API, and a looser one for the
- * rendered docs, whose Swagger UI page carries an inline <style> block and inline style attributes.
+ * rendered docs, whose Swagger UI page carries an inline <style> block and inline style attributes. HSTS means
+ * nothing over plain HTTP (RFC 6797 tells browsers to ignore it there): it is sent only on requests that came over
+ * TLS, or on all of them when the operator says TLS ends in front of the service (--hsts).
  */
 import type { RequestHandler } from 'express';
 import helmet from 'helmet';
@@ -24,10 +26,17 @@ function isDocs(path: string): boolean {
   return path === '/docs' || path.startsWith('/docs/');
 }
 
-export function securityHeaders(): RequestHandler {
+/** What helmet sends by default: a year, subdomains included. */
+const HSTS = 'max-age=31536000; includeSubDomains';
+
+export function securityHeaders(options: { hsts?: boolean } = {}): RequestHandler {
   const docsHeaders = helmet({
     contentSecurityPolicy: { directives: { ...CSP, styleSrc: ["'self'", "'unsafe-inline'"] } },
+    strictTransportSecurity: false,
   });
-  const headers = helmet({ contentSecurityPolicy: { directives: CSP } });
-  return (request, response, next) => (isDocs(request.path) ? docsHeaders : headers)(request, response, next);
+  const headers = helmet({ contentSecurityPolicy: { directives: CSP }, strictTransportSecurity: false });
+  return (request, response, next) => {
+    if (options.hsts || request.secure) response.setHeader('Strict-Transport-Security', HSTS);
+    (isDocs(request.path) ? docsHeaders : headers)(request, response, next);
+  };
 }

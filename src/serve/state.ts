@@ -15,7 +15,8 @@ import {
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
-import { startModel, type ModelRunner } from './model-runner.ts';
+import { startModel, type ModelRunner, type QueueLimits } from './model-runner.ts';
+import { RecurringProblemLog } from './recurring-log.ts';
 import { ServedIndex, imageRootFor } from './served-index.ts';
 
 export interface Lease {
@@ -32,6 +33,8 @@ export interface StateOptions {
   modelPath?: string;
   backend?: BackendPreference;
   modelThread?: ModelThread;
+  /** How many model calls of each kind may wait (see model-runner.ts). */
+  queueLimits?: Partial<QueueLimits>;
   /** Directory product images are relative to, when not the catalogue root the bundle records. */
   imageRoot?: string;
   /** How often the bundle's manifest is checked for a new version. */
@@ -51,12 +54,16 @@ export class ServeState {
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
   private closed = false;
-  /** Why there is no index (yet), for /readyz. */
+  /** Why there is no index (yet) or the last version was refused, as logged (may hold file-system paths). */
   lastError: string | undefined;
+  /** The same for clients (/readyz): a sentence without file-system paths. */
+  notReadyReason: string | undefined;
+  private readonly manifestProblems: RecurringProblemLog;
   private readonly firstLoad: Promise<void>;
   private resolveFirstLoad!: () => void;
 
   constructor(private readonly options: StateOptions) {
+    this.manifestProblems = new RecurringProblemLog(options.log);
     this.firstLoad = new Promise((resolve) => {
       this.resolveFirstLoad = resolve;
     });
@@ -69,6 +76,7 @@ export class ServeState {
         checkpoint: this.options.modelPath,
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
+        queueLimits: this.options.queueLimits,
       });
       const d = this.modelRunner.description;
       this.options.log.info({ model: d.id.slice(0, 12), kind: d.kind, backend: d.backend }, 'model loaded');
@@ -124,15 +132,21 @@ export class ServeState {
       this.store ??= await openVectorStore(this.options.storeKind ?? 'hnswlib', indexDir);
       const published = await this.store.publishedVersion();
       if (published === null) {
-        this.lastError = `no index has been published in ${indexDir} yet`;
+        this.notReady('No index has been published yet.', `no index has been published in ${indexDir} yet`);
+        this.manifestProblems.report('none', { indexDir }, 'no index has been published yet');
         return;
       }
       identity = published;
     } catch (error) {
-      this.lastError = (error as Error).message;
-      log.error({ err: error }, 'cannot read which index version is published');
+      this.notReady('The index manifest cannot be read (the server log says why).', (error as Error).message);
+      this.manifestProblems.report(
+        (error as Error).message,
+        { err: error, indexDir },
+        'cannot read which index version is published',
+      );
       return;
     }
+    this.manifestProblems.clear();
     if (identity === this.seen) return;
     try {
       const version = await this.openMatching(this.store);
@@ -141,7 +155,10 @@ export class ServeState {
       this.swap(new ServedIndex(version, imageRootFor(version, this.options.imageRoot), this.modelRunner));
     } catch (error) {
       this.seen = identity;
-      this.lastError = (error as Error).message;
+      this.notReady(
+        'The published index version was refused (the server log says why).',
+        (error as Error).message,
+      );
       this.options.metrics.swaps.inc({ outcome: 'rejected' });
       log.error(
         { err: error, indexDir },
@@ -180,6 +197,7 @@ export class ServeState {
         checkpoint: this.options.modelPath,
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
+        queueLimits: this.options.queueLimits,
       });
       const version = await this.openFor(store, reloaded.description.id).catch(async (again) => {
         await reloaded.close();
@@ -196,11 +214,18 @@ export class ServeState {
     }
   }
 
+  /** Record why no (new) index is served, for /readyz while nothing is. */
+  private notReady(reason: string, logged: string): void {
+    this.notReadyReason = reason;
+    this.lastError = logged;
+  }
+
   private swap(next: ServedIndex): void {
     const previous = this.current;
     this.current = next;
     this.alive.add(next);
     this.lastError = undefined;
+    this.notReadyReason = undefined;
     this.options.metrics.setIndexVersion(next.version);
     this.options.metrics.swaps.inc({ outcome: 'loaded' });
     this.options.log.info(

@@ -7,7 +7,7 @@ import * as lancedb from '@lancedb/lancedb';
 import type { ConditionSpace } from '../../model/types.ts';
 import type { Logger } from '../../util/log.ts';
 import { Rng } from '../../util/rng.ts';
-import { DEFAULT_PARAMS, resolveParams, type BundleSource } from '../build.ts';
+import { resolveParams, type BundleSource } from '../build.ts';
 import {
   BundleError,
   IndexQualityError,
@@ -432,5 +432,3 @@ export async function buildLanceStore(
     timings,
   );
 }
-
-export { DEFAULT_PARAMS };
