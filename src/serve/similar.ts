@@ -2,8 +2,8 @@
  * Assemble API responses from an index version: look products up, ask the index for neighbours and the explain
  * stage for explanations. No maths here, only lookups and shaping into the contract's types.
  */
-import { explainPair, type PairExplanation } from '../explain/index.ts';
-import type { components } from './generated/api-types.ts';
+import { conditionDistance, explainPair, type PairExplanation } from '../explain/index.ts';
+import type { components, operations } from './generated/api-types.ts';
 import { HttpProblem } from './problem.ts';
 import type { ServedCondition, ServedIndex } from './served-index.ts';
 
@@ -63,7 +63,7 @@ export function resolveConditions(index: ServedIndex, name: string | undefined):
   return [condition];
 }
 
-function toExplanation(explanation: PairExplanation): Neighbour['explanation'] {
+function toExplanation(explanation: PairExplanation): Schemas['Explanation'] {
   return {
     summary: explanation.summary,
     dimensions: {
@@ -83,9 +83,47 @@ export interface Query {
   slot?: number;
 }
 
+/** How much explanation a neighbour carries (the contract's `explain` parameter; `full` by default). */
+export type ExplainLevel = NonNullable<operations['getSimilar']['parameters']['query']>['explain'] & string;
+
+/** Distance, score and explanation of one neighbour at the asked level; `none` skips the explain stage. */
+function measureNeighbour(
+  index: ServedIndex,
+  query: Query,
+  queryAttributes: Readonly<Record<string, readonly string[]>> | undefined,
+  c: number,
+  slot: number,
+  /** The neighbour's vector in every condition space (from the store). */
+  vectors: readonly ArrayLike<number>[],
+  explain: ExplainLevel,
+): Pick<Neighbour, 'distance' | 'score' | 'explanation'> {
+  const { store } = index;
+  const neighbourVector = (other: number) => vectors[other];
+  if (explain === 'none') {
+    // The same number explainPair reports (its distance is this conditionDistance), without the rest.
+    const distance = conditionDistance(query.vector(c), neighbourVector(c), store.spaces[c].metric);
+    return { distance, score: index.references[c].score(distance) };
+  }
+  const explanation = explainPair({
+    condition: c,
+    spaces: store.spaces,
+    references: index.references,
+    queryVector: query.vector,
+    neighbourVector,
+    queryAttributes,
+    neighbourAttributes: store.product(slot).attributes,
+    topDims: TOP_DIMS,
+  });
+  return {
+    distance: explanation.distance,
+    score: explanation.score,
+    explanation: explain === 'summary' ? { summary: explanation.summary } : toExplanation(explanation),
+  };
+}
+
 /**
- * Neighbours of a query under the given conditions, each explained. The store answers the search and hands over
- * every condition vector of the neighbours (one round trip per condition for a remote store).
+ * Neighbours of a query under the given conditions, each explained as far as asked. The store answers the search
+ * and hands over every condition vector of the neighbours (one round trip per condition for a remote store).
  */
 export async function neighbourGroups(
   index: ServedIndex,
@@ -93,6 +131,7 @@ export async function neighbourGroups(
   conditions: ServedCondition[],
   k: number,
   heatmaps: boolean,
+  explain: ExplainLevel = 'full',
 ): Promise<ConditionNeighbours[]> {
   const { store } = index;
   const queryProduct = query.slot === undefined ? undefined : store.product(query.slot);
@@ -101,22 +140,10 @@ export async function neighbourGroups(
       const hits = await store.search(condition, query.slot ?? query.vector(c), k);
       const vectors = await store.vectors(hits.map((hit) => hit.index));
       const neighbours = hits.map((hit, rank): Neighbour => {
-        const explanation = explainPair({
-          condition: c,
-          spaces: store.spaces,
-          references: index.references,
-          queryVector: query.vector,
-          neighbourVector: (other) => vectors[rank][other],
-          queryAttributes: queryProduct?.attributes,
-          neighbourAttributes: store.product(hit.index).attributes,
-          topDims: TOP_DIMS,
-        });
         const neighbour: Neighbour = {
           rank: rank + 1,
           product: toProduct(index, hit.index),
-          distance: explanation.distance,
-          score: explanation.score,
-          explanation: toExplanation(explanation),
+          ...measureNeighbour(index, query, queryProduct?.attributes, c, hit.index, vectors[rank], explain),
         };
         if (heatmaps && queryProduct) {
           neighbour.heatmapUrl =

@@ -83,6 +83,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
           conditions,
           k,
           index.model !== undefined,
+          request.query.explain ?? 'full',
         ),
       };
       response.json(body);
@@ -108,7 +109,14 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         version: index.version,
         k,
         query: { source: 'upload' },
-        groups: await neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false),
+        groups: await neighbourGroups(
+          index,
+          { vector: (c) => rows[c] },
+          conditions,
+          k,
+          false,
+          request.query.explain ?? 'full',
+        ),
       };
       response.json(body);
     }),
