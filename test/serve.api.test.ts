@@ -28,7 +28,7 @@ before(async () => {
   fixture = await buildServeFixture(root);
   bundle = await openBundle(fixture.indexDir);
   server = await startLocalServer({
-    indexDir: fixture.indexDir,
+    ...fixture.served,
     modelPath: fixture.modelPath,
     maxUploadBytes: MAX_UPLOAD,
     validateResponses: true,
@@ -512,7 +512,7 @@ describe('heat maps', () => {
 describe('model on the main thread', () => {
   test('--model-thread main answers uploads and heat maps the same way', async () => {
     const local = await startLocalServer({
-      indexDir: fixture.indexDir,
+      ...fixture.served,
       modelPath: fixture.modelPath,
       modelThread: 'main',
     });

@@ -36,7 +36,7 @@ let server: RunningServer;
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-golden-'));
   fixture = await buildServeFixture(root, { products: 24, now: () => new Date('2026-01-02T03:04:05.000Z') });
-  server = await startLocalServer({ indexDir: fixture.indexDir, modelPath: fixture.modelPath });
+  server = await startLocalServer({ ...fixture.served, modelPath: fixture.modelPath });
   await server.ready;
 });
 

@@ -154,13 +154,11 @@ test('a request keeps the version it leased; the old version closes when its las
     assert.equal(server.state.index?.version, report.version, 'new requests get the new version');
     assert.notEqual(old.version, report.version);
     // the leased version still answers while it is held...
-    const hits = old.bundle.search('color', 0, 3);
+    const hits = await old.store.search('color', 0, 3);
     assert.equal(hits.length, 3);
-    assert.equal(old.bundle.isClosed, false);
     lease.release();
     // ...and is closed once released
-    assert.equal(old.bundle.isClosed, true);
-    assert.throws(() => old.bundle.search('color', 0, 3), /closed/);
+    await assert.rejects(old.store.search('color', 0, 3), /closed/);
   } finally {
     await server.stop();
   }

@@ -13,6 +13,7 @@ import { formatTable } from '../util/table.ts';
 import type { BuildProgress, BuildReport, BundleSource } from './build.ts';
 import { BUILD_DEFAULTS, DEFAULT_PARAMS, DEMO_BUNDLE_DIR } from './defaults.ts';
 import type { ProgressFactory, RateProgress } from '../util/progress.ts';
+import { STORE_KINDS, type StoreKind } from './store/types.ts';
 import type { ConditionQuality } from './types.ts';
 
 export function qualityTable(quality: ConditionQuality[], dims: Map<string, string>): string {
@@ -83,6 +84,10 @@ interface IndexFlags {
   seed: number;
   backend: BackendPreference;
   json?: boolean;
+  store: StoreKind;
+  uri?: string;
+  shard?: string;
+  commit?: boolean;
 }
 
 async function runIndex(flags: IndexFlags): Promise<void> {
@@ -106,6 +111,16 @@ async function runIndex(flags: IndexFlags): Promise<void> {
     const createProgress = await progressFactory(log);
     const source = await modelSource(model, catalogue, flags.model, createProgress, log);
     const bars = stageBars(createProgress);
+    if (flags.store === 'lancedb') {
+      const { runLanceJob } = await import('./store/lance-cli.ts');
+      const common = { ...lanceOptions(flags), log, onProgress: bars.onProgress };
+      const done = await runLanceJob(flags, source, catalogue, common, (r) =>
+        qualityTable(r.quality, new Map()),
+      );
+      bars.stop();
+      process.stdout.write(flags.json ? `${JSON.stringify(done.report, null, 2)}\n` : `${done.text}\n`);
+      return;
+    }
     let report: BuildReport;
     try {
       report = await buildBundle(flags.out, source, {
@@ -137,6 +152,22 @@ async function runIndex(flags: IndexFlags): Promise<void> {
   } finally {
     model.dispose();
   }
+}
+
+/** Build parameters shared by both stores. */
+function lanceOptions(flags: IndexFlags) {
+  const { m, efConstruction, efSearch, maskThreshold, minRecall, recallSample, seed, batchSize } = flags;
+  return {
+    m,
+    efConstruction,
+    efSearch,
+    maskThreshold,
+    minRecall,
+    recallSample,
+    seed,
+    batchSize,
+    keepVersions: flags.keepVersions,
+  };
 }
 
 /** The catalogue's products fingerprinted (so incremental runs see what changed) and embedded by the model. */
@@ -395,6 +426,23 @@ function registerIndexCommand(program: Command): void {
     )
     .option('--seed <n>', 'seed of HNSW levels and of the samples', integer('--seed', 0), p.seed)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_PREFERENCES).default('auto'))
+    .addOption(
+      new Option('--store <kind>', 'where to publish: an hnswlib bundle (--out) or a LanceDB table (--uri)')
+        .choices(STORE_KINDS)
+        .default(STORE_KINDS[0]),
+    )
+    .option(
+      '--uri <path|s3://...>',
+      'LanceDB database of --store lancedb (local directory or object store URI)',
+    )
+    .option(
+      '--shard <i/n>',
+      'lancedb: embed only share i of n (0-based) into a staging table; publish with --commit',
+    )
+    .option(
+      '--commit',
+      'lancedb: check that every shard is staged, then index, check and publish them as one version',
+    )
     .option('--json', 'print the build report as JSON')
     .action(async (flags: IndexFlags, command: Command) => runCommand(command, () => runIndex(flags)));
 }

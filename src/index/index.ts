@@ -31,7 +31,6 @@ export {
   modelProvenance,
   type ModelSourceOptions,
 } from './model-source.ts';
-export { progressFactory, type ProgressFactory, type RateProgress } from './progress.ts';
 export {
   conditionSpace,
   metricOf,
@@ -41,3 +40,15 @@ export {
   scoreFromQuantiles,
   type Neighbour,
 } from './vectors.ts';
+export * from './store/types.ts';
+export { openVectorStore } from './store/open.ts';
+export { HnswStore, HnswVersion } from './store/hnswlib.ts';
+export { LanceStore, LanceVersion, publishedLanceVersion } from './store/lance.ts';
+export {
+  buildLanceStore,
+  type LanceBuildOptions,
+  type LanceBuildReport,
+  type LanceBuildStage,
+} from './store/lance-build.ts';
+export { commitShards, embedShard, parseShard, shardRange, type ShardSpec } from './store/lance-shards.ts';
+export { matchesFilter } from './store/common.ts';

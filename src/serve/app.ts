@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import express, { type RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import type { StoreKind } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
 import { createHeatmapCache, createThumbnailCache } from './cache.ts';
 import { SPEC_PATH, contractValidator, plainIntegers, uploadLimits } from './contract.ts';
@@ -24,8 +25,10 @@ import { securityHeaders } from './security.ts';
 import { ServeState } from './state.ts';
 
 export interface CreateAppOptions {
-  /** Index bundle directory (the one holding manifest.json). */
+  /** Index bundle directory (the one holding manifest.json), or the LanceDB URI with `storeKind` lancedb. */
   indexDir: string;
+  /** Which store serves the index (default hnswlib: the embedded bundle). */
+  storeKind?: StoreKind;
   /** Model checkpoint the index was built with; needed for uploads and heat maps. */
   modelPath?: string;
   backend?: BackendPreference;
@@ -70,6 +73,7 @@ export interface ServeApp {
 function createState(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): ServeState {
   return new ServeState({
     indexDir: options.indexDir,
+    storeKind: options.storeKind,
     modelPath: options.modelPath,
     backend: options.backend,
     modelThread: options.modelThread,

@@ -1,5 +1,6 @@
 /**
- * One index version as the HTTP layer uses it: the bundle plus what is derived from it once at load time
+ * One index version as the HTTP layer uses it: the store's version (hnswlib bundle or LanceDB table) plus what is
+ * derived from it once at load time
  * (score references, mask summaries, label counts, search text), so that requests only look things up.
  */
 import { isAbsolute, resolve } from 'node:path';
@@ -9,7 +10,7 @@ import {
   type DistanceReference,
   type MaskSummary,
 } from '../explain/index.ts';
-import type { IndexBundle } from '../index/index.ts';
+import type { StoreVersion } from '../index/index.ts';
 import type { ModelRunner } from './model-runner.ts';
 
 export interface ValueCount {
@@ -17,17 +18,17 @@ export interface ValueCount {
   count: number;
 }
 
-/** One condition of an index version, resolved once from its name: where it sits in the bundle and in the model. */
+/** One condition of an index version, resolved once from its name: where it sits in the index and in the model. */
 export interface ServedCondition {
   name: string;
-  /** Position in the bundle's condition list (the index explanations use). */
+  /** Position in the index's condition list (the index explanations use). */
   index: number;
   /** Position in the loaded model's condition list; undefined without a model or when the model lacks it. */
   modelIndex: number | undefined;
 }
 
 export class ServedIndex {
-  /** The bundle's conditions in order; requests resolve a condition name to one of these at the edge. */
+  /** The index's conditions in order; requests resolve a condition name to one of these at the edge. */
   readonly conditions: ServedCondition[];
   readonly references: DistanceReference[];
   readonly masks: MaskSummary[];
@@ -41,25 +42,26 @@ export class ServedIndex {
   retired = false;
 
   constructor(
-    readonly bundle: IndexBundle,
-    /** Directory product image paths are relative to, or null when the bundle does not say and none was given. */
+    /** The published version being served, from whichever store (same answers from either). */
+    readonly store: StoreVersion,
+    /** Directory product image paths are relative to, or null when the index does not say and none was given. */
     readonly imageRoot: string | null,
     /** The model this version was built from (uploads and heat maps), when the service runs with one. */
     readonly model?: ModelRunner,
   ) {
-    const embedDim = bundle.info.model.embedDim;
-    this.conditions = bundle.conditions.map((name, index) => {
+    const embedDim = store.info.model.embedDim;
+    this.conditions = store.conditions.map((name, index) => {
       const m = model?.description.conditions.indexOf(name) ?? -1;
       return { name, index, modelIndex: m < 0 ? undefined : m };
     });
-    this.references = bundle.spaces.map((space) => new QuantileReference(space.quantiles));
-    this.masks = bundle.spaces.map((space) => summarizeMask(space, embedDim));
-    const counts = bundle.conditions.map(() => new Map<string, number>());
+    this.references = store.spaces.map((space) => new QuantileReference(space.quantiles));
+    this.masks = store.spaces.map((space) => summarizeMask(space, embedDim));
+    const counts = store.conditions.map(() => new Map<string, number>());
     this.liveSlots = [];
-    for (const [slot, product] of bundle.entries()) {
+    for (const [slot, product] of store.entries()) {
       this.liveSlots.push(slot);
       const words = [product.id, product.title];
-      bundle.conditions.forEach((condition, c) => {
+      store.conditions.forEach((condition, c) => {
         for (const value of product.attributes[condition] ?? []) {
           counts[c].set(value, (counts[c].get(value) ?? 0) + 1);
           words.push(value);
@@ -75,7 +77,7 @@ export class ServedIndex {
   }
 
   get version(): string {
-    return this.bundle.version;
+    return this.store.version;
   }
 
   /** Live slots whose text contains every whitespace-separated term of `query` (all of them for an empty query). */
@@ -91,7 +93,7 @@ export class ServedIndex {
   /** Absolute image path of a product, or null when the catalogue's location is unknown. */
   imagePath(slot: number): string | null {
     if (!this.imageRoot) return null;
-    const image = this.bundle.product(slot).image;
+    const image = this.store.product(slot).image;
     const path = resolve(this.imageRoot, image);
     // Image paths come from our own catalogue, but never let one point outside the catalogue root.
     if (isAbsolute(image) || !path.startsWith(resolve(this.imageRoot) + '/')) return null;
@@ -108,18 +110,18 @@ export interface Provenance {
 }
 
 /** The version's model and provenance; versions written before provenance was recorded say "unknown" (null). */
-export function provenanceOf(bundle: IndexBundle): Provenance {
-  const recorded = bundle.info.provenance;
+export function provenanceOf(version: StoreVersion): Provenance {
+  const recorded = version.info.provenance;
   return {
-    modelId: bundle.modelId,
+    modelId: version.info.model.id,
     trainedAt: recorded?.trainedAt ?? null,
     testAccuracy: recorded?.testAccuracy ?? null,
     refresh: recorded?.refresh ?? null,
   };
 }
 
-/** The catalogue root a bundle records, unless the operator gave another (e.g. images mounted elsewhere). */
-export function imageRootFor(bundle: IndexBundle, override: string | undefined): string | null {
+/** The catalogue root a version records, unless the operator gave another (e.g. images mounted elsewhere). */
+export function imageRootFor(version: StoreVersion, override: string | undefined): string | null {
   if (override) return resolve(override);
-  return bundle.info.catalogue?.root ? resolve(bundle.info.catalogue.root) : null;
+  return version.info.catalogue?.root ? resolve(version.info.catalogue.root) : null;
 }

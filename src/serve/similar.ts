@@ -23,7 +23,7 @@ export function productUrl(id: string): string {
 }
 
 export function toProduct(index: ServedIndex, slot: number): ProductBody {
-  const product = index.bundle.product(slot);
+  const product = index.store.product(slot);
   return {
     id: product.id,
     title: product.title,
@@ -33,7 +33,7 @@ export function toProduct(index: ServedIndex, slot: number): ProductBody {
 }
 
 export function requireSlot(index: ServedIndex, productId: string): number {
-  const slot = index.bundle.productIndex(productId);
+  const slot = index.store.productIndex(productId);
   if (slot === undefined) {
     throw new HttpProblem(
       404,
@@ -93,23 +93,25 @@ function measureNeighbour(
   queryAttributes: Readonly<Record<string, readonly string[]>> | undefined,
   c: number,
   slot: number,
+  /** The neighbour's vector in every condition space (from the store). */
+  vectors: readonly ArrayLike<number>[],
   explain: ExplainLevel,
 ): Pick<Neighbour, 'distance' | 'score' | 'explanation'> {
-  const { bundle } = index;
-  const neighbourVector = (other: number) => bundle.vector(bundle.conditions[other], slot);
+  const { store } = index;
+  const neighbourVector = (other: number) => vectors[other];
   if (explain === 'none') {
     // The same number explainPair reports (its distance is this conditionDistance), without the rest.
-    const distance = conditionDistance(query.vector(c), neighbourVector(c), bundle.spaces[c].metric);
+    const distance = conditionDistance(query.vector(c), neighbourVector(c), store.spaces[c].metric);
     return { distance, score: index.references[c].score(distance) };
   }
   const explanation = explainPair({
     condition: c,
-    spaces: bundle.spaces,
+    spaces: store.spaces,
     references: index.references,
     queryVector: query.vector,
     neighbourVector,
     queryAttributes,
-    neighbourAttributes: bundle.product(slot).attributes,
+    neighbourAttributes: store.product(slot).attributes,
     topDims: TOP_DIMS,
   });
   return {
@@ -119,40 +121,46 @@ function measureNeighbour(
   };
 }
 
-/** Neighbours of a query under the given conditions, each explained as far as asked. */
-export function neighbourGroups(
+/**
+ * Neighbours of a query under the given conditions, each explained as far as asked. The store answers the search
+ * and hands over every condition vector of the neighbours (one round trip per condition for a remote store).
+ */
+export async function neighbourGroups(
   index: ServedIndex,
   query: Query,
   conditions: ServedCondition[],
   k: number,
   heatmaps: boolean,
   explain: ExplainLevel = 'full',
-): ConditionNeighbours[] {
-  const { bundle } = index;
-  const queryProduct = query.slot === undefined ? undefined : bundle.product(query.slot);
-  return conditions.map(({ name: condition, index: c }) => {
-    const hits = bundle.search(condition, query.slot ?? query.vector(c), k);
-    const neighbours = hits.map((hit, rank): Neighbour => {
-      const neighbour: Neighbour = {
-        rank: rank + 1,
-        product: toProduct(index, hit.index),
-        ...measureNeighbour(index, query, queryProduct?.attributes, c, hit.index, explain),
-      };
-      if (heatmaps && queryProduct) {
-        neighbour.heatmapUrl =
-          `/similar/${encodeURIComponent(queryProduct.id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
-          `?condition=${encodeURIComponent(condition)}`;
-      }
-      return neighbour;
-    });
-    return { condition, metric: bundle.spaces[c].metric, neighbours };
-  });
+): Promise<ConditionNeighbours[]> {
+  const { store } = index;
+  const queryProduct = query.slot === undefined ? undefined : store.product(query.slot);
+  return Promise.all(
+    conditions.map(async ({ name: condition, index: c }) => {
+      const hits = await store.search(condition, query.slot ?? query.vector(c), k);
+      const vectors = await store.vectors(hits.map((hit) => hit.index));
+      const neighbours = hits.map((hit, rank): Neighbour => {
+        const neighbour: Neighbour = {
+          rank: rank + 1,
+          product: toProduct(index, hit.index),
+          ...measureNeighbour(index, query, queryProduct?.attributes, c, hit.index, vectors[rank], explain),
+        };
+        if (heatmaps && queryProduct) {
+          neighbour.heatmapUrl =
+            `/similar/${encodeURIComponent(queryProduct.id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
+            `?condition=${encodeURIComponent(condition)}`;
+        }
+        return neighbour;
+      });
+      return { condition, metric: store.spaces[c].metric, neighbours };
+    }),
+  );
 }
 
 export function conditionList(index: ServedIndex): ConditionList {
   return {
     version: index.version,
-    conditions: index.bundle.spaces.map((space, c) => ({
+    conditions: index.store.spaces.map((space, c) => ({
       name: space.condition,
       index: c,
       metric: space.metric,

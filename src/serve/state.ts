@@ -7,10 +7,11 @@
 import type { Logger } from 'pino';
 import {
   BundleError,
-  openBundle,
-  readManifest,
+  openVectorStore,
   readPublishedInfo,
-  type IndexBundle,
+  type StoreKind,
+  type StoreVersion,
+  type VectorStore,
 } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
@@ -25,7 +26,10 @@ export interface Lease {
 }
 
 export interface StateOptions {
+  /** Where versions are published: the bundle directory (hnswlib) or the LanceDB URI (lancedb). */
   indexDir: string;
+  /** Which store `indexDir` is (default hnswlib, the embedded bundle). */
+  storeKind?: StoreKind;
   /** Checkpoint of the model behind the index; without it uploads and heat maps answer 503. */
   modelPath?: string;
   backend?: BackendPreference;
@@ -45,7 +49,8 @@ export class ServeState {
   /** The current version and retired ones still leased by running requests. */
   private readonly alive = new Set<ServedIndex>();
   private modelRunner: ModelRunner | undefined;
-  /** Manifest identity (version + hash) of what is loaded or was last refused, to avoid retrying a bad version. */
+  private store: VectorStore | undefined;
+  /** Published version that is loaded or was last refused, to avoid retrying a bad version. */
   private seen: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
@@ -125,29 +130,30 @@ export class ServeState {
     const { indexDir, log } = this.options;
     let identity: string;
     try {
-      const manifest = await readManifest(indexDir);
-      if (!manifest) {
+      this.store ??= await openVectorStore(this.options.storeKind ?? 'hnswlib', indexDir);
+      const published = await this.store.publishedVersion();
+      if (published === null) {
         this.notReady('No index has been published yet.', `no index has been published in ${indexDir} yet`);
         this.manifestProblems.report('none', { indexDir }, 'no index has been published yet');
         return;
       }
-      identity = `${manifest.current}:${manifest.versionSha256}`;
+      identity = published;
     } catch (error) {
       this.notReady('The index manifest cannot be read (the server log says why).', (error as Error).message);
       this.manifestProblems.report(
         (error as Error).message,
         { err: error, indexDir },
-        'cannot read the index manifest',
+        'cannot read which index version is published',
       );
       return;
     }
     this.manifestProblems.clear();
     if (identity === this.seen) return;
     try {
-      const bundle = await this.openMatching();
-      if (this.closed) return;
+      const version = await this.openMatching(this.store);
+      if (this.closed) return version.close();
       this.seen = identity;
-      this.swap(new ServedIndex(bundle, imageRootFor(bundle, this.options.imageRoot), this.modelRunner));
+      this.swap(new ServedIndex(version, imageRootFor(version, this.options.imageRoot), this.modelRunner));
     } catch (error) {
       this.seen = identity;
       this.notReady(
@@ -162,32 +168,48 @@ export class ServeState {
     }
   }
 
+  /** The published version, refused (closed, BundleError 'model-mismatch') unless it was built from `modelId`. */
+  private async openFor(store: VectorStore, modelId: string | undefined): Promise<StoreVersion> {
+    const version = await store.open();
+    if (modelId !== undefined && version.info.model.id !== modelId) {
+      version.close();
+      throw new BundleError(
+        'model-mismatch',
+        store.location,
+        `version ${version.version} was built from model ${version.info.model.id.slice(0, 12)}, but the model ` +
+          `in use is ${modelId.slice(0, 12)}: re-run the index job with this model`,
+      );
+    }
+    return version;
+  }
+
   /**
    * Open the published version; when it was built from another model than the loaded one, load the checkpoint the
    * version carries (a refresh publishes its model with it), else reload --model (it may have been retrained in
    * place), and accept the version only if the ids then agree.
    */
-  private async openMatching(): Promise<IndexBundle> {
-    const { indexDir } = this.options;
+  private async openMatching(store: VectorStore): Promise<StoreVersion> {
     try {
-      return await openBundle(indexDir, { expectedModelId: this.modelRunner?.description.id });
+      return await this.openFor(store, this.modelRunner?.description.id);
     } catch (error) {
       if (!(error instanceof BundleError && error.code === 'model-mismatch' && this.options.modelPath))
         throw error;
       const previous = this.modelRunner;
-      const carried = (await readPublishedInfo(indexDir)).modelFile;
+      // A refresh publishes its checkpoint inside the bundle version; LanceDB versions carry none.
+      const carried =
+        (this.options.storeKind ?? 'hnswlib') === 'hnswlib'
+          ? (await readPublishedInfo(this.options.indexDir)).modelFile
+          : undefined;
       const reloaded = await startModel({
         checkpoint: carried ?? this.options.modelPath,
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
         queueLimits: this.options.queueLimits,
       });
-      const bundle = await openBundle(indexDir, { expectedModelId: reloaded.description.id }).catch(
-        async (again) => {
-          await reloaded.close();
-          throw again;
-        },
-      );
+      const version = await this.openFor(store, reloaded.description.id).catch(async (again) => {
+        await reloaded.close();
+        throw again;
+      });
       // The previous model stays with the version that uses it until that version retires.
       this.modelRunner = reloaded;
       this.options.log.info(
@@ -195,7 +217,7 @@ export class ServeState {
         'model reloaded for the new index version',
       );
       if (previous && ![...this.alive].some((index) => index.model === previous)) await previous.close();
-      return bundle;
+      return version;
     }
   }
 
@@ -212,7 +234,7 @@ export class ServeState {
     this.lastError = undefined;
     this.notReadyReason = undefined;
     this.options.metrics.setIndexVersion(next.version);
-    this.options.metrics.setProvenance(provenanceOf(next.bundle));
+    this.options.metrics.setProvenance(provenanceOf(next.store));
     this.options.metrics.swaps.inc({ outcome: 'loaded' });
     this.options.log.info(
       { version: next.version, previous: previous?.version, products: next.liveSlots.length },
@@ -226,7 +248,7 @@ export class ServeState {
   }
 
   private retire(index: ServedIndex): void {
-    index.bundle.close();
+    index.store.close();
     this.alive.delete(index);
     const model = index.model;
     const stillUsed = model === this.modelRunner || [...this.alive].some((other) => other.model === model);
@@ -240,5 +262,6 @@ export class ServeState {
     const runners = new Set([this.modelRunner, ...[...this.alive].map((index) => index.model)]);
     await Promise.all([...runners].map((runner) => runner?.close()));
     this.modelRunner = undefined;
+    this.store?.close();
   }
 }

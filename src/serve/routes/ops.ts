@@ -25,7 +25,7 @@ function readiness(state: ServeState): Schemas['Readiness'] {
     status: 'ready',
     version: index.version,
     products: index.liveSlots.length,
-    conditions: [...index.bundle.conditions],
+    conditions: [...index.store.conditions],
     model: model
       ? {
           loaded: true,
@@ -35,7 +35,7 @@ function readiness(state: ServeState): Schemas['Readiness'] {
           backend: model.description.backend,
         }
       : { loaded: false },
-    provenance: provenanceOf(index.bundle),
+    provenance: provenanceOf(index.store),
   };
 }
 

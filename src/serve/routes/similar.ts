@@ -67,19 +67,19 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
   app.get(
     '/similar/:productId',
     leaseIndex,
-    route<PathOf<'getSimilar'>, QueryOf<'getSimilar'>>((request, response) => {
+    route<PathOf<'getSimilar'>, QueryOf<'getSimilar'>>(async (request, response) => {
       const index = leased(response);
       const k = Number(request.query.k ?? 10);
       const conditions = resolveConditions(index, request.query.condition);
       const slot = requireSlot(index, request.params.productId);
-      const { bundle } = index;
+      const [own] = await index.store.vectors([slot]);
       const body: SimilarResponse = {
         version: index.version,
         k,
         query: { source: 'product', product: toProduct(index, slot) },
-        groups: neighbourGroups(
+        groups: await neighbourGroups(
           index,
-          { slot, vector: (c) => bundle.vector(bundle.conditions[c], slot) },
+          { slot, vector: (c) => own[c] },
           conditions,
           k,
           index.model !== undefined,
@@ -103,13 +103,13 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
       const rows = index.conditions.map((condition) => {
         const m = requireModelCondition(condition);
         const row = vectors.data.subarray(m * vectors.dims, (m + 1) * vectors.dims);
-        return index.bundle.fromConditionVector(condition.name, row);
+        return index.store.fromConditionVector(condition.name, row);
       });
       const body: SimilarResponse = {
         version: index.version,
         k,
         query: { source: 'upload' },
-        groups: neighbourGroups(
+        groups: await neighbourGroups(
           index,
           { vector: (c) => rows[c] },
           conditions,

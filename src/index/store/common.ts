@@ -1,0 +1,117 @@
+/**
+ * What every store does the same way: query vectors from model outputs, scores from quantiles, filters evaluated
+ * over loaded products, and polling for newly published versions.
+ */
+import { normalizeRows, scoreFromQuantiles } from '../vectors.ts';
+import type {
+  FilterClause,
+  StoreFilter,
+  StoreInfo,
+  StoreProduct,
+  StoreSpace,
+  StoreSwap,
+  StoreVersion,
+  VectorStore,
+} from './types.ts';
+
+export function spaceOf(spaces: readonly StoreSpace[], condition: string): StoreSpace {
+  const space = spaces.find((s) => s.condition === condition);
+  if (!space) {
+    throw new RangeError(
+      `unknown condition ${JSON.stringify(condition)}; this index has ${spaces.map((s) => s.condition).join(', ')}`,
+    );
+  }
+  return space;
+}
+
+/** Query vector from a shared embedding: the space's dims times its weights (unit length for cosine spaces). */
+export function queryFromEmbedding(
+  info: StoreInfo,
+  condition: string,
+  embedding: ArrayLike<number>,
+): Float32Array {
+  const space = spaceOf(info.spaces, condition);
+  if (embedding.length !== info.model.embedDim) {
+    throw new RangeError(`embedding has ${embedding.length} dims, the model ${info.model.embedDim}`);
+  }
+  const out = Float32Array.from(space.dims, (d, k) => embedding[d] * space.weights[k]);
+  return space.metric === 'cosine' ? normalizeRows(out, out.length) : out;
+}
+
+/** Query vector from the model's condition vector (mask already applied): only the kept dims are picked. */
+export function queryFromConditionVector(
+  info: StoreInfo,
+  condition: string,
+  vector: ArrayLike<number>,
+): Float32Array {
+  const space = spaceOf(info.spaces, condition);
+  if (vector.length !== info.model.embedDim) {
+    throw new RangeError(`condition vector has ${vector.length} dims, the model ${info.model.embedDim}`);
+  }
+  const out = Float32Array.from(space.dims, (d) => vector[d]);
+  return space.metric === 'cosine' ? normalizeRows(out, out.length) : out;
+}
+
+export function scoreOf(info: StoreInfo, condition: string, distance: number): number {
+  return scoreFromQuantiles(spaceOf(info.spaces, condition).quantiles, distance);
+}
+
+function clauseHolds(clause: FilterClause, product: StoreProduct): boolean {
+  if (clause.kind === 'label') {
+    const labels = product.attributes[clause.condition] ?? [];
+    return clause.values.some((value) => labels.includes(value));
+  }
+  const value = product.fields?.[clause.field];
+  if (clause.kind === 'equals') {
+    return typeof value !== 'number' && value !== undefined && clause.values.includes(value);
+  }
+  if (typeof value !== 'number') return false;
+  return clause.comparisons.some(({ op, value: bound }) =>
+    op === '<' ? value < bound : op === '<=' ? value <= bound : op === '>' ? value > bound : value >= bound,
+  );
+}
+
+/** The filter as a predicate over products (what the hnswlib store filters with, and how tests check results). */
+export function matchesFilter(filter: StoreFilter | undefined, product: StoreProduct): boolean {
+  return !filter || filter.clauses.every((clause) => clauseHolds(clause, product));
+}
+
+/**
+ * Poll a store for newly published versions: open each new one and hand it over. A version that fails to open is
+ * reported once and not retried until another one is published; the previous one keeps being served meanwhile.
+ */
+export function pollStore(
+  store: VectorStore,
+  initial: string | null,
+  onSwap: (swap: StoreSwap) => void,
+  options: { intervalMs?: number; onError?: (error: Error) => void } = {},
+): () => void {
+  let seen = initial;
+  let current: StoreVersion | undefined;
+  let busy = false;
+  let stopped = false;
+  const tick = async (): Promise<void> => {
+    if (busy || stopped) return;
+    busy = true;
+    try {
+      const published = await store.publishedVersion();
+      if (published === null || published === seen) return;
+      seen = published;
+      const next = await store.open();
+      if (stopped) return next.close();
+      const previous = current;
+      current = next;
+      onSwap({ previous, current: next });
+    } catch (error) {
+      options.onError?.(error as Error);
+    } finally {
+      busy = false;
+    }
+  };
+  const timer = setInterval(() => void tick(), options.intervalMs ?? 1000);
+  timer.unref();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}

@@ -1,0 +1,304 @@
+/**
+ * Serving from LanceDB: the published version's table on local disk or object storage (s3://, gs://, az://; the
+ * credentials come from the object store's usual environment variables), shared by any number of stateless
+ * readers. Product rows (ids, titles, labels, fields) are loaded once per version; vectors stay in the table and
+ * are fetched per query, so a replica's memory does not grow with the vectors.
+ */
+import * as lancedb from '@lancedb/lancedb';
+import { LRUCache } from 'lru-cache';
+import { BundleError } from '../types.ts';
+import { matchesFilter, pollStore, queryFromConditionVector, queryFromEmbedding, scoreOf } from './common.ts';
+import { currentManifestRow, openManifest, readManifestRows, type ManifestRow } from './lance-manifest.ts';
+import { annSearch, filterToSql, takeVectors } from './lance-query.ts';
+import { PRODUCT_COLUMNS, productFromRow, readTableMetadata, type TableMetadata } from './lance-schema.ts';
+import type {
+  ConditionVectors,
+  StoreHit,
+  StoreInfo,
+  StoreProduct,
+  StoreQuery,
+  StoreSearchOptions,
+  StoreSpace,
+  StoreSwap,
+  StoreVersion,
+  VectorStore,
+} from './types.ts';
+
+/**
+ * With a filter matching at most this share of the rows, search scans the matching rows exactly instead of
+ * walking the graph: a prefiltered HNSW walk has to visit many non-matching nodes to find k matching ones.
+ */
+const EXACT_FILTER_SHARE = 0.02;
+
+/**
+ * Product vectors kept per loaded version (all conditions of a product, ~6 x 28 floats = 0.7 kB): a query by product
+ * and the explanations of its neighbours then need no extra round trip for products asked about recently.
+ */
+const VECTOR_CACHE_PRODUCTS = 20_000;
+
+type ProductRow = Parameters<typeof productFromRow>[0] & { slot: number };
+
+async function loadProducts(table: lancedb.Table, where: string): Promise<StoreProduct[]> {
+  const rows = (await table.query().select(PRODUCT_COLUMNS).toArray()) as ProductRow[];
+  rows.forEach((row, i) => {
+    if (row.slot !== i)
+      throw new BundleError('corrupt', where, `row ${i} holds slot ${row.slot}: rows out of slot order`);
+  });
+  return rows.map(productFromRow);
+}
+
+export class LanceVersion implements StoreVersion {
+  readonly kind = 'lancedb' as const;
+  readonly conditions: readonly string[];
+  readonly spaces: readonly StoreSpace[];
+  private readonly slotOfId = new Map<string, number>();
+  private readonly cache = new LRUCache<number, ConditionVectors>({ max: VECTOR_CACHE_PRODUCTS });
+  private closed = false;
+
+  constructor(
+    private readonly table: lancedb.Table,
+    readonly info: StoreInfo,
+    private readonly meta: TableMetadata,
+    private readonly products: readonly StoreProduct[],
+  ) {
+    this.conditions = info.conditions;
+    this.spaces = info.spaces;
+    products.forEach((product, slot) => this.slotOfId.set(product.id, slot));
+  }
+
+  get version(): string {
+    return this.info.version;
+  }
+
+  get liveCount(): number {
+    return this.products.length;
+  }
+
+  productIndex(id: string): number | undefined {
+    return this.slotOfId.get(id);
+  }
+
+  product(slot: number): StoreProduct {
+    const product = this.products[slot];
+    if (!product) throw new RangeError(`no product in slot ${slot} of index version ${this.version}`);
+    return product;
+  }
+
+  *entries(): IterableIterator<[number, StoreProduct]> {
+    for (let slot = 0; slot < this.products.length; slot++) yield [slot, this.products[slot]];
+  }
+
+  fromEmbedding(condition: string, embedding: ArrayLike<number>): Float32Array {
+    return queryFromEmbedding(this.info, condition, embedding);
+  }
+
+  fromConditionVector(condition: string, vector: ArrayLike<number>): Float32Array {
+    return queryFromConditionVector(this.info, condition, vector);
+  }
+
+  score(condition: string, distance: number): number {
+    return scoreOf(this.info, condition, distance);
+  }
+
+  async search(
+    condition: string,
+    query: StoreQuery,
+    k: number,
+    options: StoreSearchOptions = {},
+  ): Promise<StoreHit[]> {
+    return this.find(condition, query, k, options, false);
+  }
+
+  async exactSearch(
+    condition: string,
+    query: StoreQuery,
+    k: number,
+    options: StoreSearchOptions = {},
+  ): Promise<StoreHit[]> {
+    return this.find(condition, query, k, options, true);
+  }
+
+  async vectors(slots: readonly number[]): Promise<ConditionVectors[]> {
+    this.checkOpen();
+    for (const slot of slots) this.product(slot);
+    const found = new Map<number, ConditionVectors>();
+    for (const slot of slots) {
+      const cached = this.cache.get(slot);
+      if (cached) found.set(slot, cached);
+    }
+    const missing = [...new Set(slots.filter((slot) => !found.has(slot)))];
+    if (missing.length > 0) {
+      const rows = await takeVectors(this.table, missing, this.conditions.length);
+      missing.forEach((slot, i) => {
+        found.set(slot, rows[i]);
+        this.cache.set(slot, rows[i]);
+      });
+    }
+    return slots.map((slot) => found.get(slot)!);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.table.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error(`index version ${this.version} is closed`);
+  }
+
+  private async find(
+    condition: string,
+    query: StoreQuery,
+    k: number,
+    options: StoreSearchOptions,
+    exact: boolean,
+  ): Promise<StoreHit[]> {
+    this.checkOpen();
+    const c = this.conditions.indexOf(condition);
+    if (c < 0)
+      throw new RangeError(
+        `unknown condition ${JSON.stringify(condition)}; this index has ${this.conditions.join(', ')}`,
+      );
+    const exclude = new Set(options.exclude ?? []);
+    let vector: ArrayLike<number>;
+    if (typeof query === 'number') {
+      exclude.add(query);
+      vector = (await this.vectors([query]))[0][c];
+    } else {
+      if (query.length !== this.spaces[c].dims.length) {
+        throw new RangeError(
+          `query for ${condition} has ${query.length} dims, the space keeps ${this.spaces[c].dims.length}`,
+        );
+      }
+      vector = query;
+    }
+    const where = filterToSql(options.filter, this.conditions, this.meta.fieldOrder);
+    // How many results are possible: matching products minus the excluded ones among them.
+    let possible = this.products.length;
+    if (options.filter) possible = this.products.filter((p) => matchesFilter(options.filter, p)).length;
+    const excludedMatching = [...exclude].filter(
+      (slot) => this.products[slot] && matchesFilter(options.filter, this.products[slot]),
+    ).length;
+    const wanted = Math.max(0, Math.min(k, possible - excludedMatching));
+    if (wanted === 0) return [];
+    const scan =
+      exact || (options.filter !== undefined && possible <= EXACT_FILTER_SHARE * this.products.length);
+    const run = async (useExact: boolean) =>
+      (
+        await annSearch(this.table, {
+          c,
+          metric: this.spaces[c].metric,
+          vector,
+          limit: wanted + exclude.size,
+          params: this.meta.index,
+          where,
+          exact: useExact,
+        })
+      )
+        .filter((hit) => !exclude.has(hit.slot))
+        .slice(0, wanted);
+    let hits = await run(scan);
+    // Exact k: a prefiltered graph walk can come back short; the exact scan over the matching rows cannot.
+    if (hits.length < wanted && !scan) hits = await run(true);
+    return hits.map((hit) => ({
+      index: hit.slot,
+      id: this.products[hit.slot].id,
+      distance: hit.distance,
+      score: scoreOf(this.info, condition, hit.distance),
+    }));
+  }
+}
+
+export interface LanceStoreOptions {
+  /** Passed to lancedb.connect (object-store settings beyond the environment variables). */
+  storageOptions?: Record<string, string>;
+  /** Refuse versions built from another model (the checkpoint the service runs). */
+  expectedModelId?: string;
+}
+
+/** A LanceDB database holding dressmatch versions, as a VectorStore. */
+export class LanceStore implements VectorStore {
+  readonly kind = 'lancedb' as const;
+  private manifest: lancedb.Table | null = null;
+
+  private constructor(
+    readonly location: string,
+    private readonly db: lancedb.Connection,
+    private readonly options: LanceStoreOptions,
+  ) {}
+
+  static async connect(uri: string, options: LanceStoreOptions = {}): Promise<LanceStore> {
+    const db = await lancedb.connect(
+      uri,
+      options.storageOptions ? { storageOptions: options.storageOptions } : {},
+    );
+    return new LanceStore(uri, db, options);
+  }
+
+  private async currentRow(): Promise<ManifestRow | null> {
+    this.manifest ??= await openManifest(this.db);
+    if (!this.manifest) return null;
+    return (await readManifestRows(this.manifest)).at(-1) ?? null;
+  }
+
+  async publishedVersion(): Promise<string | null> {
+    return (await this.currentRow())?.version ?? null;
+  }
+
+  async open(): Promise<StoreVersion> {
+    const row = await this.currentRow();
+    if (!row) {
+      throw new BundleError(
+        'not-found',
+        this.location,
+        'no index has been published here yet (run `dressmatch index --store lancedb`)',
+      );
+    }
+    const info = JSON.parse(row.info) as StoreInfo;
+    if (this.options.expectedModelId !== undefined && info.model.id !== this.options.expectedModelId) {
+      throw new BundleError(
+        'model-mismatch',
+        `${this.location}#${row.table}`,
+        `built from model ${info.model.id.slice(0, 12)}, but the model in use is ${this.options.expectedModelId.slice(0, 12)}`,
+      );
+    }
+    const where = `${this.location}#${row.table}`;
+    const table = await this.db.openTable(row.table);
+    try {
+      const meta = readTableMetadata(await table.schema(), where);
+      if (meta.model.id !== info.model.id || meta.version !== info.version) {
+        throw new BundleError('corrupt', where, 'the table does not hold the version the manifest names');
+      }
+      const products = await loadProducts(table, where);
+      if (products.length !== meta.rows)
+        throw new BundleError('corrupt', where, `expected ${meta.rows} rows, found ${products.length}`);
+      return new LanceVersion(table, info, meta, products);
+    } catch (error) {
+      table.close();
+      throw error;
+    }
+  }
+
+  subscribe(
+    onSwap: (swap: StoreSwap) => void,
+    options: { intervalMs?: number; onError?: (error: Error) => void; from?: string | null } = {},
+  ): () => void {
+    return pollStore(this, options.from ?? null, onSwap, options);
+  }
+
+  close(): void {
+    this.manifest?.close();
+    this.db.close();
+  }
+}
+
+/** The published version of a LanceDB database, or null (for `index-info` style checks). */
+export async function publishedLanceVersion(uri: string): Promise<string | null> {
+  const db = await lancedb.connect(uri);
+  try {
+    return (await currentManifestRow(db))?.version ?? null;
+  } finally {
+    db.close();
+  }
+}

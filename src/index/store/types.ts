@@ -1,0 +1,149 @@
+/**
+ * One interface in front of every place a published index can live: the embedded hnswlib bundle (the default) and
+ * a LanceDB table on local disk or object storage. The service talks only to these types, so it serves either store
+ * with the same answers: same products, same condition spaces, same distances, hence the same explanations.
+ *
+ * A store holds a sequence of published versions. A `StoreVersion` is one of them, immutable and complete; a
+ * reader never sees half of a version. Queries are async because a remote store answers over I/O.
+ */
+import type { ConditionSpace, ModelKind } from '../../model/index.ts';
+import type { BuildParams, ConditionQuality, IndexedProduct, ModelProvenance } from '../types.ts';
+import type { Metric } from '../vectors.ts';
+
+/** The stores the index job can write and the service can read; the first one is the default. */
+export const STORE_KINDS = ['hnswlib', 'lancedb'] as const;
+export type StoreKind = (typeof STORE_KINDS)[number];
+
+/** A product field's value (price, in_stock, brand...), as the catalogue's `fields` hold them. */
+export type StoreFieldValue = string | number | boolean;
+export type StoreFieldType = 'string' | 'number' | 'boolean';
+
+/** A product as a store returns it: the bundle's product plus its filterable fields, when the catalogue has any. */
+export interface StoreProduct extends IndexedProduct {
+  fields?: Record<string, StoreFieldValue>;
+}
+
+/** A condition's space as every store records it: which dims, which weights, distance quantiles, measured quality. */
+export interface StoreSpace extends ConditionSpace {
+  /** Distance at 0%, 1%, ..., 100% of random product pairs (Euclidean for l2, 1 - cosine for cosine). */
+  quantiles: number[];
+  quality: ConditionQuality;
+}
+
+/** What a published version is: the model behind it, its conditions and spaces, and how it was built. */
+export interface StoreInfo {
+  version: string;
+  createdAt: string;
+  model: { id: string; kind: ModelKind; embedDim: number };
+  catalogue: { name: string; root: string } | null;
+  conditions: string[];
+  /** Full masks, one row per condition (all ones for models without masks). */
+  masks: number[][];
+  params: BuildParams;
+  spaces: StoreSpace[];
+  /** Field name -> type of the products' filterable fields (empty when the catalogue has none). */
+  fields: Record<string, StoreFieldType>;
+  /** Who trained the model and which refresh published it (absent in versions written before it was recorded). */
+  provenance?: ModelProvenance | null;
+}
+
+/**
+ * A filter in conjunctive form: every clause must hold (AND); a clause holds when any of its alternatives does
+ * (OR). The filter parser of the serve layer produces it; each store turns it into its own form (a predicate over
+ * loaded products for hnswlib, a SQL prefilter for LanceDB).
+ */
+export interface StoreFilter {
+  clauses: FilterClause[];
+}
+
+export type FilterClause =
+  /** A condition label: the product carries one of `values` under `condition`. */
+  | { kind: 'label'; condition: string; values: string[] }
+  /** A string or boolean field equal to one of `values`. */
+  | { kind: 'equals'; field: string; values: (string | boolean)[] }
+  /** A numeric field satisfying any of the comparisons. */
+  | { kind: 'compare'; field: string; comparisons: { op: '<' | '<=' | '>' | '>='; value: number }[] };
+
+/** A query: an indexed product (its slot; the product itself is left out of the results) or a vector. */
+export type StoreQuery = number | ArrayLike<number>;
+
+export interface StoreSearchOptions {
+  /** Slots to leave out of the results. */
+  exclude?: Iterable<number>;
+  /** Only products matching this filter (exact k when at least k match). */
+  filter?: StoreFilter;
+}
+
+export interface StoreHit {
+  /** Slot of the product. */
+  index: number;
+  id: string;
+  /** Exact distance in the condition's space (Euclidean for l2, 1 - cosine for cosine). */
+  distance: number;
+  /** Fraction of random product pairs that are farther apart under this condition, in [0, 1]. */
+  score: number;
+}
+
+/** One product's vector in every condition space, in condition order. */
+export type ConditionVectors = Float32Array[];
+
+/** One published version of a store: immutable, complete, and answering queries until closed. */
+export interface StoreVersion {
+  readonly kind: StoreKind;
+  readonly version: string;
+  readonly info: StoreInfo;
+  readonly conditions: readonly string[];
+  readonly spaces: readonly StoreSpace[];
+  readonly liveCount: number;
+  productIndex(id: string): number | undefined;
+  product(slot: number): StoreProduct;
+  /** Live products with their slots, in slot order. */
+  entries(): IterableIterator<[number, StoreProduct]>;
+  /** A query vector for a condition from a shared embedding (CSN, unconditional). */
+  fromEmbedding(condition: string, embedding: ArrayLike<number>): Float32Array;
+  /** A query vector for a condition from the model's condition vector (mask already applied / ASEN vector). */
+  fromConditionVector(condition: string, vector: ArrayLike<number>): Float32Array;
+  /** Score in [0, 1] of a distance under a condition. */
+  score(condition: string, distance: number): number;
+  /** Approximate k nearest products under a condition, nearest first, with exact distances. */
+  search(condition: string, query: StoreQuery, k: number, options?: StoreSearchOptions): Promise<StoreHit[]>;
+  /** Exact k nearest products by brute force (checks and tests). */
+  exactSearch(
+    condition: string,
+    query: StoreQuery,
+    k: number,
+    options?: StoreSearchOptions,
+  ): Promise<StoreHit[]>;
+  /** Every condition vector of each slot, in the order asked (explanations need all conditions of a pair). */
+  vectors(slots: readonly number[]): Promise<ConditionVectors[]>;
+  close(): void;
+}
+
+/** A new version became the published one. */
+export interface StoreSwap {
+  previous: StoreVersion | undefined;
+  current: StoreVersion;
+}
+
+/** Where versions are published: the service opens the current one and follows new ones. */
+export interface VectorStore {
+  readonly kind: StoreKind;
+  /** Directory or URI of the store, for logs. */
+  readonly location: string;
+  /** Name of the published version (cheap: what a poller compares), or null when nothing is published yet. */
+  publishedVersion(): Promise<string | null>;
+  /** Open the published version. */
+  open(): Promise<StoreVersion>;
+  /**
+   * Poll for new versions every `intervalMs`; each newly published one is opened and handed to `onSwap`
+   * (the previous one is not closed here: its holder closes it once no request uses it). `from` is the version
+   * the caller already serves (not handed over again). Returns a stop function.
+   */
+  subscribe(
+    onSwap: (swap: StoreSwap) => void,
+    options?: { intervalMs?: number; onError?: (error: Error) => void; from?: string | null },
+  ): () => void;
+  close(): void;
+}
+
+export type { Metric };
