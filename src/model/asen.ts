@@ -164,16 +164,17 @@ export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
     };
   };
 
-  const forward = (images: tf.Tensor4D): AsenOutputs => head(backbone.featureMap(images));
+  const forward = (images: tf.Tensor4D, training = false): AsenOutputs =>
+    head(backbone.featureMap(images, training));
 
   const model: AsenModel = {
     config,
 
     trainableVariables: () => params.trainable(),
 
-    loss(batch: TripletBatch, coefficients: LossCoefficients): LossParts {
+    loss(batch: TripletBatch, coefficients: LossCoefficients, training: boolean): LossParts {
       checkBatch(batch, config);
-      return asenLoss(forward(batch.images).vectors, batch, coefficients);
+      return asenLoss(forward(batch.images, training).vectors, batch, coefficients);
     },
 
     conditionVectors(images: tf.Tensor4D): tf.Tensor3D {

@@ -2,11 +2,31 @@
 import { createAsenModel } from './asen.ts';
 import { createCsnModel } from './csn.ts';
 import { ModelInputError, type BuiltModel } from './common.ts';
-import type { ModelConfig, ModelSnapshot, SimilarityModel } from './types.ts';
+import {
+  fromTorchTensors,
+  type TorchLoadReport,
+  type TorchMapping,
+  type TorchTensor,
+} from './torch-names.ts';
+import type { Backbone, ModelConfig, ModelSnapshot, Preprocess, SimilarityModel } from './types.ts';
 
 export const MODEL_KINDS = ['csn', 'asen', 'unconditional'] as const;
-export const BACKBONES = ['small', 'resnet18'] as const;
+export const BACKBONES = ['small', 'resnet18', 'resnet18-skipinit'] as const;
 export const MASK_MODES = ['learned', 'prein', 'fixed'] as const;
+export const PREPROCESS_MODES = ['fit-pad', 'resize-crop'] as const;
+
+/**
+ * Input size, width and preprocessing each backbone is built for when a config does not say: resnet18 is
+ * upstream's network (112 px, 64 channels, Scale + CenterCrop); the others are ours, sized for CPU training.
+ */
+export const BACKBONE_DEFAULTS: Record<
+  Backbone,
+  { imageSize: number; width: number; preprocess: Preprocess }
+> = {
+  small: { imageSize: 48, width: 16, preprocess: 'fit-pad' },
+  resnet18: { imageSize: 112, width: 64, preprocess: 'resize-crop' },
+  'resnet18-skipinit': { imageSize: 48, width: 16, preprocess: 'fit-pad' },
+};
 
 /**
  * Defaults for CPU training on the wasm backend. 48 px is the size the demo images are drawn to stay legible
@@ -23,11 +43,19 @@ export const MODEL_DEFAULTS = {
   maskMode: 'learned',
   seed: 42,
   width: 16,
+  preprocess: 'fit-pad',
 } as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
 
-/** A complete config from the conditions plus any overrides. */
+/** A complete config from the conditions plus any overrides (image size, width and preprocessing per backbone). */
 export function defaultModelConfig(conditions: string[], overrides: Partial<ModelConfig> = {}): ModelConfig {
-  return { ...MODEL_DEFAULTS, ...overrides, conditions: overrides.conditions ?? [...conditions] };
+  const backbone = overrides.backbone ?? MODEL_DEFAULTS.backbone;
+  const perBackbone = BACKBONE_DEFAULTS[backbone] ?? {};
+  return {
+    ...MODEL_DEFAULTS,
+    ...perBackbone,
+    ...overrides,
+    conditions: overrides.conditions ?? [...conditions],
+  };
 }
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
@@ -59,8 +87,12 @@ export function resolveConfig(config: ModelConfig): Required<ModelConfig> {
     conditions,
     maskMode: oneOf(config.maskMode, MASK_MODES, 'maskMode'),
     seed: config.seed,
-    width: positiveInteger(config.width ?? MODEL_DEFAULTS.width, 'width'),
+    width: 0,
+    preprocess: 'fit-pad',
   };
+  const perBackbone = BACKBONE_DEFAULTS[resolved.backbone];
+  resolved.width = positiveInteger(config.width ?? perBackbone.width, 'width');
+  resolved.preprocess = oneOf(config.preprocess ?? perBackbone.preprocess, PREPROCESS_MODES, 'preprocess');
   if (!Number.isFinite(resolved.seed)) throw new ModelInputError(`seed must be a number, got ${config.seed}`);
   if (resolved.kind === 'csn' && resolved.maskMode !== 'learned' && resolved.embedDim < conditions.length) {
     throw new ModelInputError(
@@ -117,4 +149,26 @@ export function restoreModel(snapshot: ModelSnapshot): SimilarityModel {
     throw error;
   }
   return model;
+}
+
+/**
+ * A fresh model whose weights named in `tensors` (PyTorch names and layouts, mapped by `mapping`, e.g.
+ * torchvisionMapping or upstreamCsnMapping) replace the seeded ones. Throws on a shape mismatch, naming the
+ * tensor; the report says what was loaded, missing, unexpected and ignored (the caller decides what is fatal).
+ */
+export function createModelFromTorch(
+  config: ModelConfig,
+  tensors: readonly TorchTensor[],
+  mapping: (targets: readonly { name: string; shape: number[] }[]) => TorchMapping,
+): { model: SimilarityModel; report: TorchLoadReport } {
+  const { model, params } = build(config);
+  try {
+    const targets = params.shapes();
+    const { weights, report } = fromTorchTensors(tensors, mapping(targets));
+    params.restorePrefix(weights, '');
+    return { model, report };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }

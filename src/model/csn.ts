@@ -120,8 +120,9 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
     return (config.maskMode === 'fixed' ? tf.clone(maskWeights) : tf.relu(maskWeights)) as tf.Tensor2D;
   };
 
-  const embedImages = (images: tf.Tensor4D): tf.Tensor2D => {
-    const features = backbone.pooled(backbone.featureMap(images));
+  /** `training`: batch statistics in batch norm layers (and their running statistics move). */
+  const embedImages = (images: tf.Tensor4D, training = false): tf.Tensor2D => {
+    const features = backbone.pooled(backbone.featureMap(images, training));
     return tf.add(tf.matMul(features, embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
   };
 
@@ -130,9 +131,9 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
 
     trainableVariables: () => params.trainable(),
 
-    loss(batch: TripletBatch, coefficients: LossCoefficients): LossParts {
+    loss(batch: TripletBatch, coefficients: LossCoefficients, training: boolean): LossParts {
       checkBatch(batch, config);
-      return csnLoss(embedImages(batch.images), effectiveMasks(), batch, coefficients);
+      return csnLoss(embedImages(batch.images, training), effectiveMasks(), batch, coefficients);
     },
 
     embed(images: tf.Tensor4D): tf.Tensor2D {
