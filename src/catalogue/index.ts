@@ -18,6 +18,7 @@ export {
   decodeImageBytes,
   type ImageCacheOptions,
   type ImageDecodeReason,
+  type ImageFit,
 } from './images.ts';
 export { sampleTriplets, selectTriplets } from './sampler.ts';
 export { productSplit, hashSplit, stableHash } from './split.ts';
