@@ -6,7 +6,9 @@
  * - attribute-aware spatial attention: F → 1×1 conv → tanh (image in a common space of size A); the
  *   attribute vector → linear → tanh; their product → 1×1 conv to one logit per position (V1's conv2;
  *   V2's fixed 1/√A weighting is the special case of it) → softmax over positions → attention-weighted
- *   sum of F. No tanh on the logits (as V2), so the attention can become sharp.
+ *   sum of F. `attentionTanh` (default for new models, as V1): conv2 has a bias and tanh bounds the logits to
+ *   [−1, 1] before the softmax; without it (as V2, and models trained before the option) the attention can
+ *   become sharp.
  * - attribute-aware channel attention: [pooled feature, ReLU(linear(attribute))] → FC → ReLU → FC →
  *   sigmoid gates on the pooled feature's channels.
  * - FC to the embedding, L2-normalised.
@@ -120,6 +122,9 @@ export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
   };
   const spatialAttribute = addDense(params, 'asen/spatial/attribute_projection', attentionDim, attentionDim);
   const spatialLogit = params.add('asen/spatial/logit/kernel', [attentionDim], linearUniform(attentionDim));
+  const spatialLogitBias = config.attentionTanh
+    ? params.add('asen/spatial/logit/bias', [], linearUniform(attentionDim))
+    : undefined;
   const channelAttribute = addDense(params, 'asen/channel/attribute_projection', attentionDim, attentionDim);
   const channelHidden = addDense(params, 'asen/channel/fc1', channels + attentionDim, attentionDim);
   const channelGate = addDense(params, 'asen/channel/fc2', attentionDim, channels);
@@ -140,7 +145,8 @@ export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
       false,
       true,
     );
-    const perCondition = tf.transpose(tf.reshape(logits, [n, positions, conditionCount]), [0, 2, 1]);
+    let perCondition = tf.transpose(tf.reshape(logits, [n, positions, conditionCount]), [0, 2, 1]);
+    if (spatialLogitBias) perCondition = tf.tanh(tf.add(perCondition, spatialLogitBias));
     const attention = tf.softmax(perCondition) as tf.Tensor3D; // [n, C, hw]
     const flatFeatures = tf.reshape(features, [n, positions, channels]) as tf.Tensor3D;
     const pooled = tf.reshape(tf.matMul(attention, flatFeatures), [

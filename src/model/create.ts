@@ -44,6 +44,7 @@ export const MODEL_DEFAULTS = {
   seed: 42,
   width: 16,
   preprocess: 'fit-pad',
+  attentionTanh: true,
 } as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
 
 /** A complete config from the conditions plus any overrides (image size, width and preprocessing per backbone). */
@@ -89,6 +90,7 @@ export function resolveConfig(config: ModelConfig): Required<ModelConfig> {
     seed: config.seed,
     width: 0,
     preprocess: 'fit-pad',
+    attentionTanh: config.attentionTanh ?? false,
   };
   const perBackbone = BACKBONE_DEFAULTS[resolved.backbone];
   resolved.width = positiveInteger(config.width ?? perBackbone.width, 'width');

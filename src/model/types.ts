@@ -24,6 +24,11 @@ export interface ModelConfig {
   seed: number;
   /** Channels of the first backbone layer; later layers are multiples of it (default per backbone). */
   width?: number;
+  /**
+   * ASEN: tanh on the spatial attention logits (with a bias), as upstream V1. New models get it (MODEL_DEFAULTS);
+   * a config without the field (models trained before it existed) resolves to false.
+   */
+  attentionTanh?: boolean;
   /** Photo → square input (default per backbone: resize-crop for resnet18, as upstream; fit-pad otherwise). */
   preprocess?: Preprocess;
 }
