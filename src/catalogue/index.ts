@@ -17,11 +17,13 @@ export {
   decodeImage,
   decodeImageBytes,
   type ImageCacheOptions,
+  type ImageSource,
   type ImageDecodeReason,
   type ImageFit,
 } from './images.ts';
-export { sampleTriplets, selectTriplets } from './sampler.ts';
-export { productSplit, hashSplit, stableHash } from './split.ts';
+export { sampleTriplets, selectTriplets, splitTriplets } from './sampler.ts';
+export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from './split.ts';
+export { resolveConditions, restrictCatalogue, ConditionError } from './conditions.ts';
 export {
   generateDemoCatalogue,
   demoTitle,

@@ -73,7 +73,7 @@ export function registerDemoCommand(program: Command): void {
             ]);
           }
           // A run folder left by another model under this name must not be served as the one asked for.
-          const { readCheckpoint } = await import('../train/checkpoint.ts');
+          const { readCheckpoint } = await import('../checkpoint/index.ts');
           const trained = (await readCheckpoint(checkpoint)).model.config.kind;
           if (trained !== options.model) {
             throw new Error(

@@ -3,49 +3,20 @@ import { createAsenModel } from './asen.ts';
 import { createCsnModel } from './csn.ts';
 import { ModelInputError, type BuiltModel } from './common.ts';
 import {
+  BACKBONE_DEFAULTS,
+  BACKBONES,
+  MASK_MODES,
+  MODEL_DEFAULTS,
+  MODEL_KINDS,
+  PREPROCESS_MODES,
+} from './defaults.ts';
+import {
   fromTorchTensors,
   type TorchLoadReport,
   type TorchMapping,
   type TorchTensor,
 } from './torch-names.ts';
-import type { Backbone, ModelConfig, ModelSnapshot, Preprocess, SimilarityModel } from './types.ts';
-
-export const MODEL_KINDS = ['csn', 'asen', 'unconditional'] as const;
-export const BACKBONES = ['small', 'resnet18', 'resnet18-skipinit'] as const;
-export const MASK_MODES = ['learned', 'prein', 'fixed'] as const;
-export const PREPROCESS_MODES = ['fit-pad', 'resize-crop'] as const;
-
-/**
- * Input size, width and preprocessing each backbone is built for when a config does not say: resnet18 is
- * upstream's network (112 px, 64 channels, Scale + CenterCrop); the others are ours, sized for CPU training.
- */
-export const BACKBONE_DEFAULTS: Record<
-  Backbone,
-  { imageSize: number; width: number; preprocess: Preprocess }
-> = {
-  small: { imageSize: 48, width: 16, preprocess: 'fit-pad' },
-  resnet18: { imageSize: 112, width: 64, preprocess: 'resize-crop' },
-  'resnet18-skipinit': { imageSize: 48, width: 16, preprocess: 'fit-pad' },
-};
-
-/**
- * Defaults for CPU training on the wasm backend. 48 px is the size the demo images are drawn to stay legible
- * at, and with the small backbone (width 16) one Adam step on 96 images / 384 pooled triplets takes about
- * 0.22 s on an idle core (bench/model-speed.ts); 64 px doubles that and learned no more per second on the
- * demo catalogue, 32 px loses sleeve and neckline detail. embedDim 64 and learned masks are the upstream
- * defaults; `prein` masks learned faster in a five-minute demo run (bench/model-demo-accuracy.ts).
- */
-export const MODEL_DEFAULTS = {
-  kind: 'csn',
-  backbone: 'small',
-  imageSize: 48,
-  embedDim: 64,
-  maskMode: 'learned',
-  seed: 42,
-  width: 16,
-  preprocess: 'fit-pad',
-  attentionTanh: true,
-} as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
+import type { ModelConfig, ModelSnapshot, SimilarityModel } from './types.ts';
 
 /** A complete config from the conditions plus any overrides (image size, width and preprocessing per backbone). */
 export function defaultModelConfig(conditions: string[], overrides: Partial<ModelConfig> = {}): ModelConfig {

@@ -1,13 +1,6 @@
 /** The model stage: similarity networks as pure tensor maths (no file or network I/O). */
 export * from './types.ts';
-export {
-  selectBackend,
-  resolvePreference,
-  BackendError,
-  BACKEND_PREFERENCES,
-  type BackendPreference,
-  type BackendLog,
-} from './backend.ts';
+export { selectBackend, resolvePreference, BackendError, type BackendLog } from './backend.ts';
 export { registerWasmTrainingKernels } from './wasm-kernels.ts';
 export {
   createModel,
@@ -15,13 +8,17 @@ export {
   restoreModel,
   defaultModelConfig,
   resolveConfig,
+} from './create.ts';
+export {
+  BACKEND_PREFERENCES,
   MODEL_DEFAULTS,
   MODEL_KINDS,
   BACKBONES,
   MASK_MODES,
   PREPROCESS_MODES,
   BACKBONE_DEFAULTS,
-} from './create.ts';
+  type BackendPreference,
+} from './defaults.ts';
 export { csnLoss, blockMasks, type TripletIndices } from './csn.ts';
 export { asenLoss, isAsenModel, type AsenModel } from './asen.ts';
 export { ModelInputError, PAIRWISE_EPS } from './common.ts';

@@ -3,6 +3,7 @@
  * one request does not stall every other request on the event loop. A bounded queue turns overload into 503s.
  */
 import { Worker } from 'node:worker_threads';
+import type { ModelThread } from './defaults.ts';
 import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './model-host.ts';
 
 export type WorkerRequest =
@@ -185,7 +186,7 @@ class WorkerRunner extends QueuedRunner implements ModelRunner {
 
 export interface StartModelOptions extends LoadRequest {
   /** Run the model in a worker thread (default) or on the main thread. */
-  thread?: 'worker' | 'main';
+  thread?: ModelThread;
   maxPending?: number;
 }
 

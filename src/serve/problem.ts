@@ -3,7 +3,7 @@
  * Clients never see stack traces or internal messages, only a documented problem type and a plain sentence.
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import type { components } from './api-types.ts';
+import type { components } from './generated/api-types.ts';
 
 export type Problem = components['schemas']['Problem'];
 

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { BundleError, openBundle, readManifest, type IndexBundle } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
+import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
 import { startModel, type ModelRunner } from './model-runner.ts';
 import { ServedIndex, imageRootFor } from './served-index.ts';
@@ -21,7 +22,7 @@ export interface StateOptions {
   /** Checkpoint of the model behind the index; without it uploads and heat maps answer 503. */
   modelPath?: string;
   backend?: BackendPreference;
-  modelThread?: 'worker' | 'main';
+  modelThread?: ModelThread;
   /** Directory product images are relative to, when not the catalogue root the bundle records. */
   imageRoot?: string;
   /** How often the bundle's manifest is checked for a new version. */

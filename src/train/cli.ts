@@ -1,14 +1,12 @@
 /**
- * `train` (every flag of the upstream CSN trainer, plus model choice) and `eval`. Heavy modules load inside the
- * actions so that `--help` stays fast.
+ * `train` (every flag of the upstream CSN trainer, plus model choice). Heavy modules load inside the action so
+ * that `--help` stays fast.
  */
 import { basename, dirname, join } from 'node:path';
 import { Option, type Command } from 'commander';
+import { BACKBONES, BACKEND_PREFERENCES, MODEL_KINDS } from '../model/defaults.ts';
 import {
-  BACKBONES,
-  BACKENDS,
   BATCH_MODES,
-  MODEL_KINDS,
   TRAIN_DEFAULTS,
   defaultLearningRate,
   defaultRunName,
@@ -88,7 +86,7 @@ export async function resolveTrainOptions(
   }
   if (!flags.resume) return options;
 
-  const { readCheckpoint } = await import('./checkpoint.ts');
+  const { readCheckpoint } = await import('../checkpoint/index.ts');
   const checkpoint = await readCheckpoint(flags.resume);
   const saved = (checkpoint.args ?? {}) as Partial<TrainOptions>;
   const explicit = (key: keyof TrainOptions) =>
@@ -223,7 +221,7 @@ export function registerTrainCommands(program: Command): void {
         '--backend <name>',
         'tfjs backend (upstream --cuda): auto tries tfjs-node-gpu, tfjs-node, wasm, cpu',
       )
-        .choices(BACKENDS)
+        .choices(BACKEND_PREFERENCES)
         .default(d.backend),
     )
     .addOption(
@@ -322,52 +320,4 @@ export function registerTrainCommands(program: Command): void {
         process.off('SIGTERM', onSignal);
       }
     });
-
-  program
-    .command('eval')
-    .description('Evaluate a checkpoint: triplet accuracy and attribute-specific retrieval MAP per condition')
-    .requiredOption('--model <checkpoint>', 'checkpoint file (.dmck)')
-    .option(
-      '--data-dir <dir>',
-      'catalogue folder (default: the one the model was trained on, else data/demo)',
-    )
-    .addOption(
-      new Option('--split <split>', 'split to evaluate').choices(['train', 'val', 'test']).default('test'),
-    )
-    .option('--out <file>', 'also write the report as JSON')
-    .option(
-      '--triplets <n>',
-      "triplets to sample when the catalogue ships none (default: the run's count for the split)",
-      integer('--triplets', 0),
-    )
-    .option(
-      '--seed <n>',
-      "sampling seed (default: the run's, which reproduces its test triplets)",
-      integer('--seed', 0),
-    )
-    .option('--map-queries <n>', 'retrieval queries per condition', integer('--map-queries', 1), d.mapQueries)
-    .option('--no-map', 'skip retrieval MAP')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
-    .action(async (flags: EvalFlags, command: Command) => {
-      try {
-        const { runEval } = await import('../eval/run.ts');
-        await runEval(flags);
-      } catch (error) {
-        if (process.env.LOG_LEVEL === 'debug' && error instanceof Error)
-          process.stderr.write(`${error.stack}\n`);
-        command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
-      }
-    });
-}
-
-export interface EvalFlags {
-  model: string;
-  dataDir?: string;
-  split: 'train' | 'val' | 'test';
-  out?: string;
-  triplets?: number;
-  seed?: number;
-  mapQueries: number;
-  map: boolean;
-  backend: TrainOptions['backend'];
 }
