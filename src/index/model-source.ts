@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { mapWithConcurrency } from '../catalogue/pool.ts';
 import type { Catalogue, Product } from '../catalogue/types.ts';
+import { preprocessOf } from '../model/defaults.ts';
 import type { SimilarityModel } from '../model/types.ts';
 import type { Logger } from '../util/log.ts';
 import type { BundleSource, EmbeddedRows } from './build.ts';
@@ -77,7 +78,7 @@ export async function createModelSource(options: ModelSourceOptions): Promise<Bu
     let promise = pending.get(key);
     if (!promise) {
       promise = mapWithConcurrency(indices, concurrency, (i) =>
-        decodeImage(join(catalogue.root, products[i].image), size),
+        decodeImage(join(catalogue.root, products[i].image), size, preprocessOf(config)),
       ).then((images) => {
         const pixels = new Float32Array(indices.length * imageLength);
         images.forEach((image, row) => pixels.set(image, row * imageLength));

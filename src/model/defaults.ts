@@ -44,3 +44,8 @@ export const MODEL_DEFAULTS = {
   preprocess: 'fit-pad',
   attentionTanh: true,
 } as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
+
+/** How a model's photos become inputs: its config's choice, else its backbone's default (older checkpoints). */
+export function preprocessOf(config: Pick<ModelConfig, 'backbone' | 'preprocess'>): Preprocess {
+  return config.preprocess ?? BACKBONE_DEFAULTS[config.backbone]?.preprocess ?? 'fit-pad';
+}

@@ -49,7 +49,7 @@ async function readUpload(
     throw new HttpProblem(413, 'upload-too-large', `The image has more than ${MAX_UPLOAD_PIXELS} pixels.`);
   }
   try {
-    return await decodeImage(upload.buffer, model.description.imageSize);
+    return await decodeImage(upload.buffer, model.description.imageSize, model.description.preprocess);
   } catch {
     throw new HttpProblem(415, 'unsupported-media-type', 'The upload could not be decoded as an image.');
   }
