@@ -34,3 +34,4 @@ export {
   type DemoCatalogueOptions,
 } from './demo.ts';
 export { summarizeCatalogue, formatSummary, type CatalogueSummary, type ConditionSummary } from './info.ts';
+export { anchorHolders, drawMixedPool, type AnchorHolders } from './pool-mix.ts';
