@@ -267,5 +267,6 @@ describe('train --init-weights and --select-on', () => {
       `model_best is the best-MAP epoch (${String(values)})`,
     );
     assert.equal(best.training?.bestValMap, Math.max(...values));
+    assert.equal(best.model.config.attentionTanh, true, 'trained ASEN uses tanh attention logits by default');
   });
 });

@@ -57,6 +57,7 @@ const INHERITED: (keyof TrainOptions)[] = [
   'augment',
   'mapQueries',
   'selectOn',
+  'attentionTanh',
 ];
 
 /** Upstream mask flags → one mask mode; --prein and --fixed-masks win over the default --learned. */
@@ -258,6 +259,7 @@ export function registerTrainCommands(program: Command): void {
       '--init-weights <file>',
       'start the backbone from a safetensors file with torchvision resnet18 names (conv1.weight, bn1.*, layer1.0…)',
     )
+    .option('--no-attention-tanh', 'ASEN: no tanh on the spatial attention logits (upstream V2 style)')
     .addOption(
       new Option(
         '--select-on <metric>',

@@ -68,6 +68,8 @@ export interface TrainOptions {
   initWeights?: string;
   /** Validation metric that picks model_best (defaultSelectOn(model) when absent). */
   selectOn?: SelectOn;
+  /** ASEN: tanh on the spatial attention logits as upstream V1 (default true; false = V2-style logits). */
+  attentionTanh?: boolean;
   /** Validate every N epochs (the last epoch is always validated). */
   valEvery: number;
   /** Also write checkpoint_latest every N steps inside an epoch (0 = only at epoch ends). */

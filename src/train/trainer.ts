@@ -26,7 +26,7 @@ import {
   type Checkpoint,
   type TrainingState,
 } from '../checkpoint/index.ts';
-import { BACKBONE_DEFAULTS, preprocessOf } from '../model/defaults.ts';
+import { BACKBONE_DEFAULTS, MODEL_DEFAULTS, preprocessOf } from '../model/defaults.ts';
 import type { LossCoefficients, ModelConfig, SimilarityModel } from '../model/index.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger, type Logger } from '../util/log.ts';
@@ -170,6 +170,7 @@ function modelConfigFor(options: TrainOptions, conditions: string[], checkpoint?
     maskMode: options.model === 'csn' ? options.maskMode : 'learned',
     seed: options.seed,
     ...(options.width !== undefined ? { width: options.width } : {}),
+    attentionTanh: options.attentionTanh ?? MODEL_DEFAULTS.attentionTanh,
   };
   if (!checkpoint) return wanted;
   const saved = checkpoint.model.config;
