@@ -29,9 +29,21 @@ export {
   demoTitle,
   DEMO_ATTRIBUTES,
   DEMO_CONDITIONS,
+  DEMO_PARTS,
+  DEMO_CONDITION_PARTS,
+  DEMO_PARTS_MANIFEST,
   type DemoAttributes,
   type DemoCondition,
   type DemoCatalogueOptions,
 } from './demo.ts';
+export {
+  readPartsManifest,
+  readPartRegion,
+  partMaskPath,
+  conditionBits,
+  packPartLayers,
+  encodePartMask,
+  type PartsManifest,
+} from './masks.ts';
 export { summarizeCatalogue, formatSummary, type CatalogueSummary, type ConditionSummary } from './info.ts';
 export { anchorHolders, drawMixedPool, type AnchorHolders } from './pool-mix.ts';

@@ -121,13 +121,20 @@ export async function resolveTrainOptions(
 }
 
 export function registerTrainCommands(program: Command): void {
-  const d = TRAIN_DEFAULTS;
-  program
+  const command = program
     .command('train')
     .description(
       'Train a conditional similarity network (CSN), ASEN or the unconditional baseline on a catalogue. ' +
         'Writes {log-dir}/{name}/: model_best.dmck, checkpoint_latest.dmck, metrics.jsonl, metrics.png, args.json, test_results.json',
-    )
+    );
+  addUpstreamFlags(addModelAndOutputOptions(addResumeAndLossOptions(addDataOptions(command))));
+  command.action(runTrainCommand);
+}
+
+/** Catalogue, batches and the optimiser schedule. */
+function addDataOptions(command: Command): Command {
+  const d = TRAIN_DEFAULTS;
+  return command
     .option('--data-dir <dir>', 'catalogue folder (any supported layout)', d.dataDir)
     .option('--batch-size <n>', 'triplets per batch (upstream 512)', integer('--batch-size', 1), d.batchSize)
     .addOption(
@@ -171,7 +178,13 @@ export function registerTrainCommands(program: Command): void {
       'margin of the triplet loss',
       number('--margin', (n) => n >= 0, '>= 0'),
       d.margin,
-    )
+    );
+}
+
+/** Resuming, run name, losses, triplet counts and the mask mode. */
+function addResumeAndLossOptions(command: Command): Command {
+  const d = TRAIN_DEFAULTS;
+  return command
     .option('--resume <path>', 'continue from a checkpoint (weights, optimiser, epoch, rng, best so far)')
     .option(
       '--name <name>',
@@ -217,7 +230,13 @@ export function registerTrainCommands(program: Command): void {
       new Option('--fixed-masks', 'disjoint 0/1 masks, not trained (the paper\'s "fixed" CSN)').conflicts([
         'learned',
       ]),
-    )
+    );
+}
+
+/** Run folder, conditions, backend, network, validation, checkpoints and output. */
+function addModelAndOutputOptions(command: Command): Command {
+  const d = TRAIN_DEFAULTS;
+  return command
     .option('--log-dir <dir>', 'folder that holds run folders', d.logDir)
     .option(
       '--conditions <names...>',
@@ -286,7 +305,12 @@ export function registerTrainCommands(program: Command): void {
       d.mapQueries,
     )
     .option('--overwrite', 'replace an existing run folder of the same name', d.overwrite)
-    .option('--no-progress', 'no progress bar')
+    .option('--no-progress', 'no progress bar');
+}
+
+/** Upstream flags accepted for compatibility (hidden from --help), and the help epilogue. */
+function addUpstreamFlags(command: Command): Command {
+  return command
     .addOption(
       new Option('--cuda', 'upstream flag: same as --backend auto (tries tfjs-node-gpu first)').hideHelp(),
     )
@@ -308,43 +332,39 @@ export function registerTrainCommands(program: Command): void {
       '\nUpstream flags --cuda/--no-cuda map to --backend auto/wasm; --tensorboard/--visdom are accepted and ignored\n' +
         '(every run writes metrics.jsonl and metrics.png). Ctrl-C or SIGTERM finishes the current step, saves\n' +
         'checkpoint_latest.dmck and exits (130/143); continue with --resume.',
-    )
-    .action(async (flags: TrainFlags, command: Command) => {
-      const { createLogger } = await import('../util/log.ts');
-      const log = createLogger('train');
-      const controller = new AbortController();
-      let signalName: NodeJS.Signals | undefined;
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (signalName) {
-          log.error(`second ${signal}: stopping without saving`);
-          process.exit(signal === 'SIGINT' ? 130 : 143);
-        }
-        signalName = signal;
-        log.warn(
-          `${signal}: finishing the current step and saving checkpoint_latest (again to abort at once)`,
-        );
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        const options = await resolveTrainOptions(
-          flags,
-          (key) => command.getOptionValueSource(key) === 'cli',
-        );
-        if (flags.tensorboard || flags.visdom) {
-          log.info('--tensorboard/--visdom: metrics go to metrics.jsonl and metrics.png in the run folder');
-        }
-        const { train } = await import('./trainer.ts');
-        const result = await train(options, { logger: log, signal: controller.signal });
-        if (result.interrupted) process.exitCode = signalName === 'SIGTERM' ? 143 : 130;
-      } catch (error) {
-        if (process.env.LOG_LEVEL === 'debug' && error instanceof Error)
-          process.stderr.write(`${error.stack}\n`);
-        command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    });
+    );
+}
+
+/** The `train` action: Ctrl-C or SIGTERM finish the current step, save checkpoint_latest and exit 130/143. */
+async function runTrainCommand(flags: TrainFlags, command: Command): Promise<void> {
+  const { createLogger } = await import('../util/log.ts');
+  const log = createLogger('train');
+  const controller = new AbortController();
+  let signalName: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalName) {
+      log.error(`second ${signal}: stopping without saving`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    signalName = signal;
+    log.warn(`${signal}: finishing the current step and saving checkpoint_latest (again to abort at once)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const options = await resolveTrainOptions(flags, (key) => command.getOptionValueSource(key) === 'cli');
+    if (flags.tensorboard || flags.visdom) {
+      log.info('--tensorboard/--visdom: metrics go to metrics.jsonl and metrics.png in the run folder');
+    }
+    const { train } = await import('./trainer.ts');
+    const result = await train(options, { logger: log, signal: controller.signal });
+    if (result.interrupted) process.exitCode = signalName === 'SIGTERM' ? 143 : 130;
+  } catch (error) {
+    if (process.env.LOG_LEVEL === 'debug' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
