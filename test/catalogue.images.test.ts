@@ -68,6 +68,32 @@ describe('decodeImage', () => {
     assert.deepEqual(at(4, 4), [1, 0, 0]);
   });
 
+  test('resize-crop (upstream Scale + CenterCrop) resizes the shorter side and keeps the centre square', async () => {
+    const dir = await tempDir();
+    // 24 wide, 8 high: three 8×8 squares, red | green | blue; an 8-px shorter side needs no resampling.
+    const bytes: number[] = [];
+    for (let y = 0; y < 8; y++) {
+      for (let x = 0; x < 24; x++)
+        bytes.push(...[x < 8 ? [255, 0, 0] : x < 16 ? [0, 255, 0] : [0, 0, 255]][0]);
+    }
+    const path = await png(join(dir, 'strip.png'), 24, 8, 3, bytes);
+    const cropped = await decodeImage(path, 8, 'resize-crop');
+    assert.equal(cropped.length, 8 * 8 * 3);
+    for (let p = 0; p < 64; p++) {
+      assert.deepEqual(
+        Array.from(cropped.subarray(p * 3, p * 3 + 3)),
+        [0, 1, 0],
+        `pixel ${p} is the centre square`,
+      );
+    }
+    const padded = await decodeImage(path, 8);
+    assert.notDeepEqual(
+      Array.from(padded.subarray(0, 3)),
+      [0, 1, 0],
+      'fit-pad keeps the whole strip instead',
+    );
+  });
+
   test('grey images become RGB and transparency is flattened onto white', async () => {
     const dir = await tempDir();
     const grey = await decodeImage(await png(join(dir, 'grey.png'), 2, 2, 1, [0, 85, 170, 255]), 2);

@@ -50,21 +50,23 @@ describe('average precision', () => {
 });
 
 describe('mean average precision', () => {
-  it('averages defined APs and counts skipped queries', () => {
+  it('scores a query without relevant candidates as AP 0 (as upstream) and counts it as skipped', () => {
     const result = meanAveragePrecision([1, 0.5, undefined, 0.25]);
-    close(result.map, 1.75 / 3);
-    assert.equal(result.queries, 3);
+    close(result.map, 1.75 / 4);
+    assert.equal(result.queries, 4);
     assert.equal(result.skipped, 1);
-    assert.deepEqual(meanAveragePrecision([undefined]), { map: 0, queries: 0, skipped: 1 });
+    assert.deepEqual(meanAveragePrecision([undefined]), { map: 0, queries: 1, skipped: 1 });
   });
 
-  it('weights conditions by their number of queries', () => {
+  it('weights conditions by their number of queries and sums their skipped counts', () => {
     const overall = weightedMap([
-      { map: 0.5, queries: 2 },
-      { map: 1, queries: 6 },
+      { map: 0.5, queries: 2, skipped: 1 },
+      { map: 1, queries: 6, skipped: 0 },
+      { map: 0, queries: 3, skipped: 3 },
     ]);
-    close(overall.map, (0.5 * 2 + 1 * 6) / 8);
-    assert.equal(overall.queries, 8);
+    close(overall.map, (0.5 * 2 + 1 * 6) / 11);
+    assert.equal(overall.queries, 11);
+    assert.equal(overall.skipped, 4, 'overall skipped is the true total');
   });
 
   it('computes squared L2 distance matrices', () => {
@@ -98,7 +100,7 @@ describe('retrieval MAP on embedded products', () => {
     // color positions 0, 1, 0.1, 1.1: every query's nearest other product has the other colour.
     // Worked by hand: APs 1/2, 1/3, 1/3, 1/2 → MAP 5/12.
     // length: p3 unlabelled; p0 & p2 (mini) at 0 and 5, p1 (maxi) at 1: p0 → [p1 no, p2 yes] AP 1/2;
-    // p2 → [p1 no, p0 yes] AP 1/2; p1 has no other maxi → skipped.
+    // p2 → [p1 no, p0 yes] AP 1/2; p1 has no other maxi → AP 0, skipped.
     const vectors = vectorsFrom([
       [0, 1, 0.1, 1.1],
       [0, 1, 5, 9],
@@ -108,10 +110,11 @@ describe('retrieval MAP on embedded products', () => {
     const result = retrievalMap(vectors, protocol, catalogue.conditions, 'split');
     close(result.perCondition.color.map, 5 / 12, 'color MAP');
     assert.equal(result.perCondition.color.queries, 4);
-    close(result.perCondition.length.map, 0.5, 'length MAP');
-    assert.equal(result.perCondition.length.queries, 2);
+    close(result.perCondition.length.map, 1 / 3, 'length MAP, the unmatched query scored 0');
+    assert.equal(result.perCondition.length.queries, 3);
     assert.equal(result.perCondition.length.skipped, 1);
-    close(result.overall.map, (5 / 12) * (4 / 6) + 0.5 * (2 / 6), 'overall weighted by queries');
+    close(result.overall.map, ((5 / 12) * 4 + (1 / 3) * 3) / 7, 'overall weighted by queries');
+    assert.equal(result.overall.skipped, 1, 'overall skipped counts every condition');
   });
 
   it('uses shipped query and candidate lists as given (ASEN protocol)', () => {

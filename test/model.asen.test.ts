@@ -54,6 +54,37 @@ describe('model: ASEN', () => {
     model.dispose();
   });
 
+  it('attentionTanh bounds the attention logits to [−1, 1] (upstream V1); without it attention can be sharper', () => {
+    const { images } = syntheticImages();
+    /** Largest max/min attention ratio over images and conditions, with the logit kernel scaled up 50×. */
+    const sharpness = (attentionTanh: boolean): number => {
+      const model = createModel(config({ attentionTanh }));
+      const snapshot = model.snapshot();
+      snapshot.weights = snapshot.weights.map((w) =>
+        w.name === 'asen/spatial/logit/kernel' ? { ...w, data: w.data.map((v) => v * 50) } : w,
+      );
+      model.dispose();
+      const scaled = restoreModel(snapshot);
+      assert.ok(isAsenModel(scaled), 'an ASEN model');
+      const ratio = tf.tidy(() => {
+        const attention = scaled.attention(images);
+        return tf.max(tf.div(tf.max(attention, [2, 3]), tf.min(attention, [2, 3]))).dataSync()[0];
+      });
+      scaled.dispose();
+      return ratio;
+    };
+    const bounded = sharpness(true);
+    assert.ok(bounded <= Math.exp(2) * 1.0001, `tanh: max/min attention ${bounded} ≤ e²`);
+    assert.ok(sharpness(false) > Math.exp(2), 'without tanh the same logits give sharper attention');
+    const legacy = createModel({ ...config(), attentionTanh: undefined });
+    assert.equal(legacy.config.attentionTanh, false, 'a config from before the option keeps its behaviour');
+    const fresh = createModel(config());
+    assert.equal(fresh.config.attentionTanh, true, 'new models follow upstream V1');
+    legacy.dispose();
+    fresh.dispose();
+    images.dispose();
+  });
+
   it('loss matches a hand computation on cosine similarities', () => {
     const result = tf.tidy(() => {
       // vectors[image][condition]

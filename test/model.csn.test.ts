@@ -172,7 +172,7 @@ describe('model: CSN', () => {
     tf.dispose(Object.values(batch));
   });
 
-  for (const backbone of ['small', 'resnet18'] as const) {
+  for (const backbone of ['small', 'resnet18', 'resnet18-skipinit'] as const) {
     it(`a few training steps on wasm reduce the loss (${backbone} backbone)`, () => {
       const batch = syntheticBatch();
       const model = createModel(config({ backbone }));

@@ -31,11 +31,23 @@ function classify(error: Error): ImageDecodeReason {
 }
 
 /**
- * Decode any image sharp reads into size×size RGB bytes (HWC). EXIF orientation is applied, transparency is
- * flattened onto white, and the whole picture is kept: it is scaled to fit and non-square images are padded with
- * the mean colour of their corners (product photos have plain backgrounds), so no part of the garment is cropped.
+ * How a photo becomes a size×size input (the model's config says which; see ModelConfig.preprocess).
+ * - fit-pad: the whole picture is scaled to fit and non-square images are padded with the mean colour of their
+ *   corners (product photos have plain backgrounds), so no part of the garment is cropped;
+ * - resize-crop: upstream's transforms.Scale(size) + CenterCrop(size): the shorter side is resized (bilinear, as
+ *   torchvision's default) to size and the centre square kept.
  */
-export async function decodeImageBytes(input: string | Buffer, size: number): Promise<Uint8Array> {
+export type ImageFit = 'fit-pad' | 'resize-crop';
+
+/**
+ * Decode any image sharp reads into size×size RGB bytes (HWC). EXIF orientation is applied, transparency is
+ * flattened onto white, then the picture is fitted as `fit` says (default fit-pad).
+ */
+export async function decodeImageBytes(
+  input: string | Buffer,
+  size: number,
+  fit: ImageFit = 'fit-pad',
+): Promise<Uint8Array> {
   if (!Number.isInteger(size) || size < 1 || size > MAX_SIZE) {
     throw new RangeError(`image size must be an integer in 1..${MAX_SIZE}, got ${size}`);
   }
@@ -50,7 +62,13 @@ export async function decodeImageBytes(input: string | Buffer, size: number): Pr
       .rotate()
       .flatten({ background: '#ffffff' })
       .toColourspace('srgb')
-      .resize(size, size, { fit: 'inside', kernel: 'lanczos3' })
+      .resize(
+        size,
+        size,
+        fit === 'resize-crop'
+          ? { fit: 'cover', position: 'centre', kernel: 'linear' }
+          : { fit: 'inside', kernel: 'lanczos3' },
+      )
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (error) {
@@ -71,8 +89,12 @@ export async function decodeImageBytes(input: string | Buffer, size: number): Pr
 }
 
 /** Decode to float32 RGB in [0, 1], NHWC order for one image (length size*size*3). */
-export async function decodeImage(input: string | Buffer, size: number): Promise<Float32Array> {
-  return bytesToFloats(await decodeImageBytes(input, size));
+export async function decodeImage(
+  input: string | Buffer,
+  size: number,
+  fit: ImageFit = 'fit-pad',
+): Promise<Float32Array> {
+  return bytesToFloats(await decodeImageBytes(input, size, fit));
 }
 
 function toRgb(data: Buffer, pixels: number, channels: number): Uint8Array {
@@ -122,6 +144,8 @@ export interface ImageCacheOptions {
   onProgress?: (done: number, total: number) => void;
   /** Decodes in flight at once (sharp runs them on libuv's thread pool). */
   concurrency?: number;
+  /** Photo → square input (default fit-pad). */
+  fit?: ImageFit;
 }
 
 /**
@@ -154,7 +178,7 @@ export class ImageCache implements ImageSource {
       const path = join(catalogue.root, product.image);
       let bytes: Uint8Array;
       try {
-        bytes = await decodeImageBytes(path, size);
+        bytes = await decodeImageBytes(path, size, options.fit);
       } catch (error) {
         if (error instanceof ImageDecodeError) {
           throw new ImageDecodeError(path, error.reason, `product ${product.id}: ${error.message}`, {

@@ -19,6 +19,7 @@ export {
   type ImageCacheOptions,
   type ImageSource,
   type ImageDecodeReason,
+  type ImageFit,
 } from './images.ts';
 export { mapWithConcurrency } from './pool.ts';
 export { sampleTriplets, selectTriplets, splitTriplets } from './sampler.ts';
@@ -46,3 +47,4 @@ export {
   type PartsManifest,
 } from './masks.ts';
 export { summarizeCatalogue, formatSummary, type CatalogueSummary, type ConditionSummary } from './info.ts';
+export { anchorHolders, drawMixedPool, type AnchorHolders } from './pool-mix.ts';

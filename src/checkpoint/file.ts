@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ModelConfig, ModelSnapshot, NamedWeight, SimilarityModel } from '../model/index.ts';
+import { preprocessOf } from '../model/defaults.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import {
   CheckpointError,
@@ -81,6 +82,9 @@ function canonicalConfig(config: ModelConfig): unknown[] {
     config.maskMode,
     config.seed,
     config.width ?? null,
+    // Added later: present only when they differ from what configs without them mean, so older ids stay.
+    ...(preprocessOf(config) !== 'fit-pad' ? [preprocessOf(config)] : []),
+    ...(config.kind === 'asen' && config.attentionTanh ? ['attentionTanh'] : []),
   ];
 }
 

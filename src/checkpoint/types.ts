@@ -40,6 +40,8 @@ export interface TrainingState {
   rngState: number[];
   /** Best validation triplet accuracy so far, and the epoch it came from (0 = none yet). */
   bestValAccuracy: number;
+  /** Best validation MAP so far, when the run selects model_best on MAP (`--select-on map`). */
+  bestValMap?: number;
   bestEpoch: number;
   /** Partial sums of the epoch in progress (only when stepInEpoch > 0), so the epoch summary stays exact. */
   epochTotals?: Record<string, number>;

@@ -7,6 +7,7 @@ import { registerIndexCommands } from '../index/cli.ts';
 import { registerServeCommands } from '../serve/cli.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerRefreshCommand } from '../refresh/cli.ts';
+import { registerWeightCommands } from './weights.ts';
 
 const program = new Command('dressmatch')
   .description('Explainable similar-product recommendations with conditional similarity networks')
@@ -19,5 +20,6 @@ registerIndexCommands(program);
 registerServeCommands(program);
 registerDemoCommand(program);
 registerRefreshCommand(program);
+registerWeightCommands(program);
 
 await program.parseAsync(process.argv);

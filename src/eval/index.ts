@@ -2,6 +2,8 @@
 export {
   embedProducts,
   productsOf,
+  retrievalFromProducts,
+  retrievalMap,
   tripletAccuracy,
   type ProductVectors,
   type RetrievalSummary,

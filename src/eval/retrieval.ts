@@ -4,13 +4,15 @@
  * Attribute-specific retrieval as in ASEN: under one condition, every candidate is ranked by its distance to the
  * query; a candidate is relevant when it shares a label of that condition with the query. Average precision (AP)
  * of one ranking is the mean, over the ranks k that hold a relevant candidate, of precision@k. MAP is the mean AP
- * over queries; the overall MAP over conditions weights each condition by its number of queries (= mean AP over
- * all queries of all conditions).
+ * over queries; a query with no relevant candidate counts as AP 0, as upstream's scorer does (ASEN's
+ * mean_average_precision divides by the number of queries; leaving them out inflated MAP), and is also counted in
+ * `skipped`. The overall MAP over conditions weights each condition by its number of queries (= mean AP over all
+ * queries of all conditions).
  */
 
 /**
- * AP of one ranked list of relevance flags (best match first). Undefined when nothing is relevant: such a query
- * has no defined AP and is left out of MAP (and counted separately).
+ * AP of one ranked list of relevance flags (best match first). Undefined when nothing is relevant: MAP scores
+ * such a query 0 and counts it in `skipped`.
  */
 export function averagePrecision(rankedRelevance: ArrayLike<boolean>): number | undefined {
   let hits = 0;
@@ -46,30 +48,30 @@ export function queryAveragePrecision(query: RetrievalQuery): number | undefined
 }
 
 export interface MapResult {
-  /** Mean AP over the queries that have at least one relevant candidate (0 when there are none). */
+  /** Mean AP over all queries, those without a relevant candidate scored 0 (0 when there are no queries). */
   map: number;
-  /** Queries that count towards the mean. */
+  /** Queries in the mean (all of them). */
   queries: number;
-  /** Queries left out because no candidate was relevant. */
+  /** Queries with no relevant candidate (scored AP 0). */
   skipped: number;
 }
 
-/** MAP of a set of per-query APs (undefined entries = queries without relevant candidates). */
+/** MAP of a set of per-query APs (undefined entries = queries without relevant candidates, scored 0). */
 export function meanAveragePrecision(aps: ReadonlyArray<number | undefined>): MapResult {
-  const defined = aps.filter((ap): ap is number => ap !== undefined);
-  const sum = defined.reduce((total, ap) => total + ap, 0);
+  const sum = aps.reduce<number>((total, ap) => total + (ap ?? 0), 0);
   return {
-    map: defined.length > 0 ? sum / defined.length : 0,
-    queries: defined.length,
-    skipped: aps.length - defined.length,
+    map: aps.length > 0 ? sum / aps.length : 0,
+    queries: aps.length,
+    skipped: aps.filter((ap) => ap === undefined).length,
   };
 }
 
-/** Overall MAP: per-condition MAPs weighted by their number of counted queries. */
-export function weightedMap(perCondition: ReadonlyArray<Pick<MapResult, 'map' | 'queries'>>): MapResult {
+/** Overall MAP: per-condition MAPs weighted by their number of queries; `skipped` is the sum over conditions. */
+export function weightedMap(perCondition: ReadonlyArray<MapResult>): MapResult {
   const queries = perCondition.reduce((total, entry) => total + entry.queries, 0);
   const sum = perCondition.reduce((total, entry) => total + entry.map * entry.queries, 0);
-  return { map: queries > 0 ? sum / queries : 0, queries, skipped: 0 };
+  const skipped = perCondition.reduce((total, entry) => total + entry.skipped, 0);
+  return { map: queries > 0 ? sum / queries : 0, queries, skipped };
 }
 
 /** Two label lists share at least one label. */

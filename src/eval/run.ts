@@ -6,6 +6,7 @@ import { ImageCache, loadCatalogue, resolveConditions, restrictCatalogue } from 
 import { readCheckpoint, modelId, type RunArgs } from '../checkpoint/index.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger } from '../util/log.ts';
+import { preprocessOf } from '../model/defaults.ts';
 import type { BackendPreference } from '../model/index.ts';
 import { EVAL_DEFAULTS } from './defaults.ts';
 import { evaluateModel, formatReport, type EvaluationReport } from './report.ts';
@@ -45,7 +46,7 @@ export async function runEval(
   await selectBackend(flags.backend, log);
   const full = await loadCatalogue(dataDir);
   const catalogue = restrictCatalogue(full, resolveConditions(config.conditions, full.conditions));
-  const images = await ImageCache.load(catalogue, config.imageSize);
+  const images = await ImageCache.load(catalogue, config.imageSize, { fit: preprocessOf(config) });
   const model = restoreModel(checkpoint.model);
   try {
     const partial = await evaluateModel(model, catalogue, images, {

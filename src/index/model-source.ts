@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { mapWithConcurrency, type Catalogue, type Product } from '../catalogue/index.ts';
+import { preprocessOf } from '../model/defaults.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
 import type { BundleSource, EmbeddedRows } from './build.ts';
@@ -103,7 +104,7 @@ export async function createModelSource(options: ModelSourceOptions): Promise<Bu
     let promise = pending.get(key);
     if (!promise) {
       promise = mapWithConcurrency(indices, concurrency, (i) =>
-        decodeImage(join(catalogue.root, products[i].image), size),
+        decodeImage(join(catalogue.root, products[i].image), size, preprocessOf(config)),
       ).then((images) => {
         const pixels = new Float32Array(indices.length * imageLength);
         images.forEach((image, row) => pixels.set(image, row * imageLength));

@@ -6,7 +6,9 @@
  * - attribute-aware spatial attention: F → 1×1 conv → tanh (image in a common space of size A); the
  *   attribute vector → linear → tanh; their product → 1×1 conv to one logit per position (V1's conv2;
  *   V2's fixed 1/√A weighting is the special case of it) → softmax over positions → attention-weighted
- *   sum of F. No tanh on the logits (as V2), so the attention can become sharp.
+ *   sum of F. `attentionTanh` (default for new models, as V1): conv2 has a bias and tanh bounds the logits to
+ *   [−1, 1] before the softmax; without it (as V2, and models trained before the option) the attention can
+ *   become sharp.
  * - attribute-aware channel attention: [pooled feature, ReLU(linear(attribute))] → FC → ReLU → FC →
  *   sigmoid gates on the pooled feature's channels.
  * - FC to the embedding, L2-normalised.
@@ -102,6 +104,8 @@ interface AsenWeights {
   imageProjection: Dense;
   spatialAttribute: Dense;
   spatialLogit: tf.Variable;
+  /** V1's conv2 bias, present with attentionTanh (tanh on the logits). */
+  spatialLogitBias?: tf.Variable;
   channelAttribute: Dense;
   channelHidden: Dense;
   channelGate: Dense;
@@ -131,7 +135,7 @@ export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
     conditionCount: config.conditions.length,
     embedDim: config.embedDim,
   };
-  const weights = addAsenWeights(params, shape);
+  const weights = addAsenWeights(params, shape, config.attentionTanh);
   const head = (features: tf.Tensor4D): AsenOutputs => asenHead(weights, shape, features);
   return { model: asenModel(config, params, backbone, head), params };
 }
@@ -143,15 +147,16 @@ function asenModel(
   head: (features: tf.Tensor4D) => AsenOutputs,
 ): AsenModel {
   const conditionCount = config.conditions.length;
-  const forward = (images: tf.Tensor4D): AsenOutputs => head(backbone.featureMap(images));
+  const forward = (images: tf.Tensor4D, training = false): AsenOutputs =>
+    head(backbone.featureMap(images, training));
   const model: AsenModel = {
     config,
 
     trainableVariables: () => params.trainable(),
 
-    loss(batch: TripletBatch, coefficients: LossCoefficients): LossParts {
+    loss(batch: TripletBatch, coefficients: LossCoefficients, training: boolean): LossParts {
       checkBatch(batch, config);
-      return asenLoss(forward(batch.images).vectors, batch, coefficients);
+      return asenLoss(forward(batch.images, training).vectors, batch, coefficients);
     },
 
     conditionVectors(images: tf.Tensor4D): tf.Tensor3D {
@@ -209,7 +214,7 @@ function asenModel(
 }
 
 /** ASEN's head weights, created in a fixed order (the seeded initialisation depends on it). */
-function addAsenWeights(params: ParamStore, shape: AsenShape): AsenWeights {
+function addAsenWeights(params: ParamStore, shape: AsenShape, tanhLogits: boolean): AsenWeights {
   const { channels, attentionDim, conditionCount, embedDim } = shape;
   const attributeEmbedding = params.add('asen/attribute_embedding', [conditionCount, attentionDim], {
     kind: 'normal',
@@ -226,6 +231,9 @@ function addAsenWeights(params: ParamStore, shape: AsenShape): AsenWeights {
   };
   const spatialAttribute = addDense(params, 'asen/spatial/attribute_projection', attentionDim, attentionDim);
   const spatialLogit = params.add('asen/spatial/logit/kernel', [attentionDim], linearUniform(attentionDim));
+  const spatialLogitBias = tanhLogits
+    ? params.add('asen/spatial/logit/bias', [], linearUniform(attentionDim))
+    : undefined;
   const channelAttribute = addDense(params, 'asen/channel/attribute_projection', attentionDim, attentionDim);
   const channelHidden = addDense(params, 'asen/channel/fc1', channels + attentionDim, attentionDim);
   const channelGate = addDense(params, 'asen/channel/fc2', attentionDim, channels);
@@ -236,6 +244,7 @@ function addAsenWeights(params: ParamStore, shape: AsenShape): AsenWeights {
     imageProjection,
     spatialAttribute,
     spatialLogit,
+    spatialLogitBias,
     channelAttribute,
     channelHidden,
     channelGate,
@@ -261,7 +270,8 @@ function asenHead(w: AsenWeights, shape: AsenShape, features: tf.Tensor4D): Asen
     false,
     true,
   );
-  const perCondition = tf.transpose(tf.reshape(logits, [n, positions, conditionCount]), [0, 2, 1]);
+  let perCondition = tf.transpose(tf.reshape(logits, [n, positions, conditionCount]), [0, 2, 1]);
+  if (w.spatialLogitBias) perCondition = tf.tanh(tf.add(perCondition, w.spatialLogitBias));
   const attention = tf.softmax(perCondition) as tf.Tensor3D; // [n, C, hw]
   const flatFeatures = tf.reshape(features, [n, positions, channels]) as tf.Tensor3D;
   const pooled = tf.reshape(tf.matMul(attention, flatFeatures), [

@@ -8,7 +8,9 @@
  *   activations: measured on wasm at 48 px, 160 images, one training step took 576 ms with a stride-1
  *   3×3 stem + pool and 344 ms with this one. Stride-2 convolutions instead of the two poolings halved
  *   the step again but reached lower accuracy in the same time on the demo catalogue, so pooling stays.
- * - resnet18: ResNet-18 layout (3×3 stem + 2×2 max pool, four stages of two basic blocks, strides 1/2/2/2,
+ * - resnet18: upstream CSN's torchvision ResNet-18 to layer3 with batch norm (resnet.ts).
+ * - resnet18-skipinit: our earlier BN-free variant, kept for comparison: ResNet-18 layout (3×3 stem + 2×2 max
+ *   pool, four stages of two basic blocks, strides 1/2/2/2,
  *   projection shortcuts) with widths w, 2w, 4w, 8w instead of 64…512 so that it trains on a CPU; batch norm is
  *   replaced by a learnable residual scale initialised at 0 (SkipInit), which keeps training and
  *   inference identical and deterministic. Feature map at S/16 like upstream CSN's ResNet; the CSN
@@ -16,20 +18,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heNormal, zeros, type ParamStore } from './params.ts';
+import { normaliseImageNet, upstreamResnet18, type FeatureExtractor } from './resnet.ts';
 import type { Backbone as BackboneName } from './types.ts';
 
-/** ImageNet statistics, as the upstream trainers normalise inputs with them. */
-const MEAN = [0.485, 0.456, 0.406];
-const STD = [0.229, 0.224, 0.225];
-
-export interface Backbone {
-  /** Spatial features [n, h, w, c] (what ASEN attends over). */
-  featureMap(images: tf.Tensor4D): tf.Tensor4D;
-  /** Feature vector per image [n, pooledSize] (what the CSN embedding layer reads). */
-  pooled(featureMap: tf.Tensor4D): tf.Tensor2D;
-  readonly featureShape: [number, number, number];
-  readonly pooledSize: number;
-}
+/** Spatial features (what ASEN attends over) and pooled vectors (what the CSN embedding reads). */
+export type Backbone = FeatureExtractor;
 
 interface Conv {
   kernel: tf.Variable;
@@ -95,10 +88,6 @@ export const maxPool2x2 = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) =
   };
 }) as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor4D) => tf.Tensor4D;
 
-function normalise(images: tf.Tensor4D): tf.Tensor4D {
-  return tf.div(tf.sub(images, tf.tensor1d(MEAN)), tf.tensor1d(STD));
-}
-
 /** Side after `halvings` 2×2 poolings or stride-2 convolutions with 'same' padding. */
 function halve(side: number, halvings: number): number {
   let s = side;
@@ -120,7 +109,7 @@ function smallBackbone(params: ParamStore, imageSize: number, width: number): Ba
     pooledSize: pooledSide * pooledSide * channels,
     featureMap(images) {
       // A strided 5×5 stem: full-resolution activations are the most expensive ones to pool and backpropagate.
-      let x = applyInputConv(normalise(images), stem, 2);
+      let x = applyInputConv(normaliseImageNet(images), stem, 2);
       x = maxPool2x2(applyConv(x, convs[0], 1, true));
       x = maxPool2x2(applyConv(x, convs[1], 1, true));
       return applyConv(x, convs[2], 1, true);
@@ -140,7 +129,7 @@ interface BasicBlock {
   stride: number;
 }
 
-function resnet18Backbone(params: ParamStore, imageSize: number, width: number): Backbone {
+function skipInitResnet(params: ParamStore, imageSize: number, width: number): Backbone {
   const stem = addConv(params, 'backbone/stem', 3, 3, width);
   const blocks: BasicBlock[] = [];
   let inChannels = width;
@@ -167,7 +156,7 @@ function resnet18Backbone(params: ParamStore, imageSize: number, width: number):
     featureShape: [side, side, inChannels],
     pooledSize: inChannels,
     featureMap(images) {
-      let x = maxPool2x2(applyInputConv(normalise(images), stem, 1));
+      let x = maxPool2x2(applyInputConv(normaliseImageNet(images), stem, 1));
       for (const block of blocks) {
         const residual = applyConv(applyConv(x, block.conv1, block.stride, true), block.conv2, 1, false);
         const shortcut = block.shortcut ? applyConv(x, block.shortcut, block.stride, false) : x;
@@ -191,7 +180,9 @@ export function createBackbone(
     case 'small':
       return smallBackbone(params, imageSize, width);
     case 'resnet18':
-      return resnet18Backbone(params, imageSize, width);
+      return upstreamResnet18(params, imageSize, width);
+    case 'resnet18-skipinit':
+      return skipInitResnet(params, imageSize, width);
     default:
       throw new Error(`unknown backbone ${String(name)}`);
   }

@@ -2,12 +2,32 @@
 import { createAsenModel } from './asen.ts';
 import { createCsnModel } from './csn.ts';
 import { ModelInputError, type BuiltModel } from './common.ts';
-import { BACKBONES, MASK_MODES, MODEL_DEFAULTS, MODEL_KINDS } from './defaults.ts';
+import {
+  BACKBONE_DEFAULTS,
+  BACKBONES,
+  MASK_MODES,
+  MODEL_DEFAULTS,
+  MODEL_KINDS,
+  PREPROCESS_MODES,
+} from './defaults.ts';
+import {
+  fromTorchTensors,
+  type TorchLoadReport,
+  type TorchMapping,
+  type TorchTensor,
+} from './torch-names.ts';
 import type { ModelConfig, ModelSnapshot, SimilarityModel } from './types.ts';
 
-/** A complete config from the conditions plus any overrides. */
+/** A complete config from the conditions plus any overrides (image size, width and preprocessing per backbone). */
 export function defaultModelConfig(conditions: string[], overrides: Partial<ModelConfig> = {}): ModelConfig {
-  return { ...MODEL_DEFAULTS, ...overrides, conditions: overrides.conditions ?? [...conditions] };
+  const backbone = overrides.backbone ?? MODEL_DEFAULTS.backbone;
+  const perBackbone = BACKBONE_DEFAULTS[backbone] ?? {};
+  return {
+    ...MODEL_DEFAULTS,
+    ...perBackbone,
+    ...overrides,
+    conditions: overrides.conditions ?? [...conditions],
+  };
 }
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
@@ -39,8 +59,13 @@ export function resolveConfig(config: ModelConfig): Required<ModelConfig> {
     conditions,
     maskMode: oneOf(config.maskMode, MASK_MODES, 'maskMode'),
     seed: config.seed,
-    width: positiveInteger(config.width ?? MODEL_DEFAULTS.width, 'width'),
+    width: 0,
+    preprocess: 'fit-pad',
+    attentionTanh: config.attentionTanh ?? false,
   };
+  const perBackbone = BACKBONE_DEFAULTS[resolved.backbone];
+  resolved.width = positiveInteger(config.width ?? perBackbone.width, 'width');
+  resolved.preprocess = oneOf(config.preprocess ?? perBackbone.preprocess, PREPROCESS_MODES, 'preprocess');
   if (!Number.isFinite(resolved.seed)) throw new ModelInputError(`seed must be a number, got ${config.seed}`);
   if (resolved.kind === 'csn' && resolved.maskMode !== 'learned' && resolved.embedDim < conditions.length) {
     throw new ModelInputError(
@@ -97,4 +122,26 @@ export function restoreModel(snapshot: ModelSnapshot): SimilarityModel {
     throw error;
   }
   return model;
+}
+
+/**
+ * A fresh model whose weights named in `tensors` (PyTorch names and layouts, mapped by `mapping`, e.g.
+ * torchvisionMapping or upstreamCsnMapping) replace the seeded ones. Throws on a shape mismatch, naming the
+ * tensor; the report says what was loaded, missing, unexpected and ignored (the caller decides what is fatal).
+ */
+export function createModelFromTorch(
+  config: ModelConfig,
+  tensors: readonly TorchTensor[],
+  mapping: (targets: readonly { name: string; shape: number[] }[]) => TorchMapping,
+): { model: SimilarityModel; report: TorchLoadReport } {
+  const { model, params } = build(config);
+  try {
+    const targets = params.shapes();
+    const { weights, report } = fromTorchTensors(tensors, mapping(targets));
+    params.restorePrefix(weights, '');
+    return { model, report };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }

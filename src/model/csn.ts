@@ -97,6 +97,12 @@ export function csnLoss(
   return { total, triplet, embedNorm, maskNorm, correct };
 }
 
+/** The condition masks [C, D] (learned, pre-initialised or fixed). */
+function addMasks(params: ParamStore, config: Required<ModelConfig>): tf.Variable {
+  const { init, trainable } = maskInit(config.maskMode, config.conditions.length, config.embedDim);
+  return params.add('masks', [config.conditions.length, config.embedDim], init, trainable);
+}
+
 export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
   const conditional = config.kind === 'csn';
   const params = new ParamStore(freeScope(config.kind), config.seed);
@@ -108,11 +114,7 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
   );
   const embedBias = params.add('embedding/bias', [config.embedDim], linearUniform(backbone.pooledSize));
   const conditionCount = config.conditions.length;
-  let maskWeights: tf.Variable | undefined;
-  if (conditional) {
-    const { init, trainable } = maskInit(config.maskMode, conditionCount, config.embedDim);
-    maskWeights = params.add('masks', [conditionCount, config.embedDim], init, trainable);
-  }
+  const maskWeights = conditional ? addMasks(params, config) : undefined;
 
   /** Effective masks [C, D]: ReLU for learned and pre-initialised masks (as upstream), raw when fixed. */
   const effectiveMasks = (): tf.Tensor2D | undefined => {
@@ -122,7 +124,9 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
 
   const embedFeatures = (featureMap: tf.Tensor4D): tf.Tensor2D =>
     tf.add(tf.matMul(backbone.pooled(featureMap), embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
-  const embedImages = (images: tf.Tensor4D): tf.Tensor2D => embedFeatures(backbone.featureMap(images));
+  /** `training`: batch statistics in batch norm layers (and their running statistics move). */
+  const embedImages = (images: tf.Tensor4D, training = false): tf.Tensor2D =>
+    embedFeatures(backbone.featureMap(images, training));
   /** Embeddings [n, D] → condition vectors [n, C, D]: times each mask, or repeated without masks. */
   const maskEmbeddings = (embeddings: tf.Tensor2D): tf.Tensor3D => {
     const rows = tf.expandDims(embeddings, 1);
@@ -136,9 +140,9 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
 
     trainableVariables: () => params.trainable(),
 
-    loss(batch: TripletBatch, coefficients: LossCoefficients): LossParts {
+    loss(batch: TripletBatch, coefficients: LossCoefficients, training: boolean): LossParts {
       checkBatch(batch, config);
-      return csnLoss(embedImages(batch.images), effectiveMasks(), batch, coefficients);
+      return csnLoss(embedImages(batch.images, training), effectiveMasks(), batch, coefficients);
     },
 
     embed(images: tf.Tensor4D): tf.Tensor2D {

@@ -2,15 +2,29 @@
  * The model stage's lists of choices and defaults, in a file free of tfjs so that command lines can offer them
  * in --help without loading the network code (the model face takes seconds to import; this file milliseconds).
  */
-import type { ModelConfig } from './types.ts';
+import type { Backbone, ModelConfig, Preprocess } from './types.ts';
 
 /** tfjs backend preferences: 'auto' tries native TensorFlow (GPU, then CPU), then wasm, then cpu. */
 export const BACKEND_PREFERENCES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
 
 export const MODEL_KINDS = ['csn', 'asen', 'unconditional'] as const;
-export const BACKBONES = ['small', 'resnet18'] as const;
+export const BACKBONES = ['small', 'resnet18', 'resnet18-skipinit'] as const;
 export const MASK_MODES = ['learned', 'prein', 'fixed'] as const;
+export const PREPROCESS_MODES = ['fit-pad', 'resize-crop'] as const;
+
+/**
+ * Input size, width and preprocessing each backbone is built for when a config does not say: resnet18 is
+ * upstream's network (112 px, 64 channels, Scale + CenterCrop); the others are ours, sized for CPU training.
+ */
+export const BACKBONE_DEFAULTS: Record<
+  Backbone,
+  { imageSize: number; width: number; preprocess: Preprocess }
+> = {
+  small: { imageSize: 48, width: 16, preprocess: 'fit-pad' },
+  resnet18: { imageSize: 112, width: 64, preprocess: 'resize-crop' },
+  'resnet18-skipinit': { imageSize: 48, width: 16, preprocess: 'fit-pad' },
+};
 
 /**
  * Defaults for CPU training on the wasm backend. 48 px is the size the demo images are drawn to stay legible
@@ -27,4 +41,11 @@ export const MODEL_DEFAULTS = {
   maskMode: 'learned',
   seed: 42,
   width: 16,
+  preprocess: 'fit-pad',
+  attentionTanh: true,
 } as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
+
+/** How a model's photos become inputs: its config's choice, else its backbone's default (older checkpoints). */
+export function preprocessOf(config: Pick<ModelConfig, 'backbone' | 'preprocess'>): Preprocess {
+  return config.preprocess ?? BACKBONE_DEFAULTS[config.backbone]?.preprocess ?? 'fit-pad';
+}

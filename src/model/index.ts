@@ -2,15 +2,47 @@
 export * from './types.ts';
 export { selectBackend, resolvePreference, BackendError, type BackendLog } from './backend.ts';
 export { registerWasmTrainingKernels } from './wasm-kernels.ts';
-export { createModel, restoreModel, defaultModelConfig, resolveConfig } from './create.ts';
+export {
+  createModel,
+  createModelFromTorch,
+  restoreModel,
+  defaultModelConfig,
+  resolveConfig,
+} from './create.ts';
 export {
   BACKEND_PREFERENCES,
   MODEL_DEFAULTS,
   MODEL_KINDS,
   BACKBONES,
   MASK_MODES,
+  PREPROCESS_MODES,
+  BACKBONE_DEFAULTS,
   type BackendPreference,
 } from './defaults.ts';
 export { csnLoss, blockMasks, type TripletIndices } from './csn.ts';
 export { asenLoss, isAsenModel, type AsenModel } from './asen.ts';
 export { ModelInputError, PAIRWISE_EPS } from './common.ts';
+export { BN_EPSILON, BN_MOMENTUM } from './batchnorm.ts';
+export {
+  parseSafetensors,
+  serializeSafetensors,
+  SafetensorsError,
+  type SafeTensor,
+  type SafetensorsFile,
+} from './safetensors.ts';
+export {
+  fromTorchTensors,
+  torchvisionMapping,
+  upstreamCsnMapping,
+  upstreamCsnName,
+  toTorchTensors,
+  toTorchLayout,
+  torchName,
+  permute,
+  hasUpstreamNames,
+  CSN_NETWORK_PREFIX,
+  CSN_MASKS_NAME,
+  type TorchLoadReport,
+  type TorchMapping,
+  type TorchTensor,
+} from './torch-names.ts';

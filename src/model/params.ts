@@ -106,6 +106,11 @@ export class ParamStore {
     return this.entries.filter((e) => e.variable.trainable).map((e) => e.variable);
   }
 
+  /** Path and shape of every weight, in creation order. */
+  shapes(): { name: string; shape: number[] }[] {
+    return this.entries.map(({ path, variable }) => ({ name: path, shape: [...variable.shape] }));
+  }
+
   /** Every weight, trainable or not, copied out of the backend. */
   snapshot(): NamedWeight[] {
     return this.entries.map(({ path, variable }) => ({

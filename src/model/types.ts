@@ -2,7 +2,13 @@
 import type * as tf from '@tensorflow/tfjs';
 
 export type ModelKind = 'csn' | 'asen' | 'unconditional';
-export type Backbone = 'small' | 'resnet18';
+/** resnet18: upstream's torchvision ResNet-18 to layer3 with batch norm; resnet18-skipinit: our BN-free variant. */
+export type Backbone = 'small' | 'resnet18' | 'resnet18-skipinit';
+/**
+ * How a photo becomes a square input. fit-pad: scaled to fit, padded with the corners' colour (nothing cropped);
+ * resize-crop: shorter side resized to the input size, then centre-cropped (upstream's Scale + CenterCrop).
+ */
+export type Preprocess = 'fit-pad' | 'resize-crop';
 /** learned: ReLU(w), w ~ N(0.9, 0.7); prein: disjoint blocks of 1 and 0.1 elsewhere, trainable; fixed: disjoint 0/1 blocks, frozen. */
 export type MaskMode = 'learned' | 'prein' | 'fixed';
 
@@ -16,8 +22,15 @@ export interface ModelConfig {
   maskMode: MaskMode;
   /** Seed for weight initialisation. */
   seed: number;
-  /** Channels of the first backbone layer; later layers are multiples of it (default 16). */
+  /** Channels of the first backbone layer; later layers are multiples of it (default per backbone). */
   width?: number;
+  /**
+   * ASEN: tanh on the spatial attention logits (with a bias), as upstream V1. New models get it (MODEL_DEFAULTS);
+   * a config without the field (models trained before it existed) resolves to false.
+   */
+  attentionTanh?: boolean;
+  /** Photo → square input (default per backbone: resize-crop for resnet18, as upstream; fit-pad otherwise). */
+  preprocess?: Preprocess;
 }
 
 export interface LossCoefficients {

@@ -2,6 +2,8 @@
  * The model side of serving: load a checkpoint, run conditionVectors and saliency on plain float arrays.
  * Runs inside the model worker (or in-process when asked to); tensors never leave this module.
  */
+import type { ImageFit } from '../catalogue/index.ts';
+import { preprocessOf } from '../model/defaults.ts';
 import type { BackendPreference, ModelKind, SimilarityModel } from '../model/index.ts';
 
 export interface ModelDescription {
@@ -9,6 +11,8 @@ export interface ModelDescription {
   id: string;
   kind: ModelKind;
   imageSize: number;
+  /** How photos become inputs (the model's config: fit-pad or upstream's resize-crop). */
+  preprocess: ImageFit;
   embedDim: number;
   conditions: string[];
   backend: string;
@@ -45,6 +49,7 @@ export class ModelHost {
       id,
       kind: config.kind,
       imageSize: config.imageSize,
+      preprocess: preprocessOf(config),
       embedDim: config.embedDim,
       conditions: [...config.conditions],
       backend,

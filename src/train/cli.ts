@@ -4,13 +4,15 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { BACKBONES, BACKEND_PREFERENCES, MODEL_KINDS } from '../model/defaults.ts';
+import { BACKBONE_DEFAULTS, BACKBONES, BACKEND_PREFERENCES, MODEL_KINDS } from '../model/defaults.ts';
 import {
   BATCH_MODES,
   TRAIN_DEFAULTS,
   defaultLearningRate,
   defaultRunName,
   type TrainOptions,
+  SELECT_ON,
+  defaultSelectOn,
 } from './options.ts';
 import { choice, integer, number } from '../util/cli.ts';
 
@@ -54,6 +56,8 @@ const INHERITED: (keyof TrainOptions)[] = [
   'checkpointEvery',
   'augment',
   'mapQueries',
+  'selectOn',
+  'attentionTanh',
 ];
 
 /** Upstream mask flags → one mask mode; --prein and --fixed-masks win over the default --learned. */
@@ -79,6 +83,9 @@ export async function resolveTrainOptions(
   };
   if (fromCommandLine('cuda') && flags.cuda === false && !fromCommandLine('backend'))
     options.backend = 'wasm';
+  // Each backbone has its own input size (resnet18: upstream's 112 px) unless --image-size says otherwise.
+  if (!fromCommandLine('imageSize')) options.imageSize = BACKBONE_DEFAULTS[options.backbone].imageSize;
+  options.selectOn ??= defaultSelectOn(options.model);
   // `train --test --name x` evaluates the best model of run x.
   if (options.test && !options.resume && flags.name) {
     options.resume = join(options.logDir, flags.name, 'model_best.dmck');
@@ -256,8 +263,28 @@ function addModelAndOutputOptions(command: Command): Command {
         .argParser(choice('--backbone', BACKBONES))
         .default(d.backbone),
     )
-    .option('--image-size <px>', 'square input side', integer('--image-size', 16), d.imageSize)
-    .option('--width <n>', 'channels of the first backbone layer (model default 16)', integer('--width', 1))
+    .option(
+      '--image-size <px>',
+      'square input side (default per backbone: small 48, resnet18 112 as upstream)',
+      integer('--image-size', 16),
+      d.imageSize,
+    )
+    .option(
+      '--width <n>',
+      'channels of the first backbone layer (default per backbone: small 16, resnet18 64 as upstream)',
+      integer('--width', 1),
+    )
+    .option(
+      '--init-weights <file>',
+      'start the backbone from a safetensors file with torchvision resnet18 names (conv1.weight, bn1.*, layer1.0…)',
+    )
+    .option('--no-attention-tanh', 'ASEN: no tanh on the spatial attention logits (upstream V2 style)')
+    .addOption(
+      new Option(
+        '--select-on <metric>',
+        'validation metric that picks model_best (default: map for asen as upstream, accuracy otherwise)',
+      ).choices(SELECT_ON),
+    )
     .option(
       '--val-every <n>',
       'validate every n epochs (the last epoch always)',

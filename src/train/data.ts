@@ -2,7 +2,14 @@
  * Training batches: triplet batches (with random flips) and the pool sampler of the 'pool' batch mode.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Catalogue, ImageSource, Triplet } from '../catalogue/index.ts';
+import {
+  anchorHolders,
+  drawMixedPool,
+  type AnchorHolders,
+  type Catalogue,
+  type ImageSource,
+  type Triplet,
+} from '../catalogue/index.ts';
 import type { TripletBatch } from '../model/index.ts';
 import type { Rng } from '../util/rng.ts';
 
@@ -73,17 +80,20 @@ export function disposeBatch(batch: TripletBatch): void {
  * three images per triplet; drawing many triplets among a pool of P products embeds only P images for the same
  * number of triplets, which on a CPU is the difference between a few hundred and a few thousand triplets per
  * second. Every triplet follows the sampler's rule: anchor and close share a label of the condition, far shares
- * none with the anchor.
+ * none with the anchor. Pools are seeded with holders of every label (catalogue pool-mix.ts), so anchors follow
+ * the triplets mode's label mix; `labelMix: false` draws plain random pools (rare labels under-sampled).
  */
 export class PoolSampler {
   /** Train products with at least one label among the conditions. */
   readonly products: number[];
   private readonly labels: (readonly string[] | undefined)[][];
+  private readonly holders: AnchorHolders | undefined;
 
   constructor(
     catalogue: Catalogue,
     products: readonly number[],
     readonly poolSize: number,
+    options: { labelMix?: boolean } = {},
   ) {
     this.labels = catalogue.conditions.map((name) =>
       catalogue.products.map((product) => {
@@ -92,6 +102,7 @@ export class PoolSampler {
       }),
     );
     this.products = products.filter((p) => this.labels.some((byProduct) => byProduct[p] !== undefined));
+    this.holders = options.labelMix === false ? undefined : anchorHolders(this.products, this.labels);
   }
 
   /** Whether any condition can form a triplet at all among these products (at most one pool's worth checked). */
@@ -104,8 +115,9 @@ export class PoolSampler {
    * condition that cannot form a triplet in this pool is skipped). Returns fewer when the pool runs dry.
    */
   sample(count: number, rng: Rng): Triplet[] {
-    const pool =
-      this.products.length <= this.poolSize
+    const pool = this.holders
+      ? drawMixedPool(this.products, this.holders, this.poolSize, rng)
+      : this.products.length <= this.poolSize
         ? [...this.products]
         : rng.shuffle([...this.products]).slice(0, this.poolSize);
     const conditions = this.labels

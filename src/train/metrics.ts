@@ -39,7 +39,8 @@ export interface EpochRecord {
   trainAccuracy: number;
   embedNorm: number;
   maskNorm: number;
-  val?: AccuracySummary & { loss: number };
+  /** Validation accuracy, loss and (when model_best is selected on it) MAP. */
+  val?: AccuracySummary & { loss: number; map?: number };
   best: boolean;
   bestValAccuracy: number;
   seconds: number;

@@ -14,6 +14,15 @@ import type { Backbone, MaskMode, ModelKind } from '../model/index.ts';
 export type BatchMode = 'pool' | 'triplets';
 export const BATCH_MODES: readonly BatchMode[] = ['pool', 'triplets'];
 
+/** The validation metric that decides which epoch is model_best. */
+export const SELECT_ON = ['accuracy', 'map'] as const;
+export type SelectOn = (typeof SELECT_ON)[number];
+
+/** As upstream: ASEN keeps the epoch with the best validation MAP (Maryeon/asen), CSN the best triplet accuracy. */
+export function defaultSelectOn(kind: ModelKind): SelectOn {
+  return kind === 'asen' ? 'map' : 'accuracy';
+}
+
 export interface TrainOptions {
   dataDir: string;
   batchSize: number;
@@ -55,6 +64,12 @@ export interface TrainOptions {
   imageSize: number;
   /** Channels of the first backbone layer (the model stage's default when absent). */
   width?: number;
+  /** Safetensors file with torchvision resnet18 names to start the backbone from. */
+  initWeights?: string;
+  /** Validation metric that picks model_best (defaultSelectOn(model) when absent). */
+  selectOn?: SelectOn;
+  /** ASEN: tanh on the spatial attention logits as upstream V1 (default true; false = V2-style logits). */
+  attentionTanh?: boolean;
   /** Validate every N epochs (the last epoch is always validated). */
   valEvery: number;
   /** Also write checkpoint_latest every N steps inside an epoch (0 = only at epoch ends). */
@@ -209,6 +224,12 @@ export function validateOptions(options: TrainOptions): void {
   }
   if (!/^[A-Za-z0-9._-]+$/.test(options.name) || options.name === '.' || options.name === '..') {
     throw new OptionsError(`--name "${options.name}" must be a plain folder name (letters, digits, . _ -)`);
+  }
+  if (options.selectOn !== undefined && !SELECT_ON.includes(options.selectOn)) {
+    throw new OptionsError(`--select-on must be one of ${SELECT_ON.join(', ')}, got "${options.selectOn}"`);
+  }
+  if (options.initWeights !== undefined && options.resume) {
+    throw new OptionsError('--init-weights starts a new run; a resumed run continues from its own weights');
   }
   if (options.test && !options.resume) {
     throw new OptionsError('--test evaluates a trained model: give it with --resume <checkpoint>');

@@ -15,6 +15,7 @@ import {
   splitProducts,
   splitTriplets,
   type Catalogue,
+  type ImageFit,
   type Triplet,
 } from '../catalogue/index.ts';
 import {
@@ -25,6 +26,7 @@ import {
   type Checkpoint,
   type TrainingState,
 } from '../checkpoint/index.ts';
+import { BACKBONE_DEFAULTS, MODEL_DEFAULTS, preprocessOf } from '../model/defaults.ts';
 import type { LossCoefficients, ModelConfig, SimilarityModel } from '../model/index.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger, type Logger } from '../util/log.ts';
@@ -35,10 +37,13 @@ import {
   evaluateModel,
   formatReport,
   productsOf,
+  retrievalFromProducts,
+  retrievalMap,
   tripletAccuracy,
   type EvaluationReport,
 } from '../eval/index.ts';
 import { PoolSampler, buildBatch, disposeBatch } from './data.ts';
+import { modelFromInitWeights } from './init-weights.ts';
 import { MetricsLog, recordsBefore, type EpochRecord } from './metrics.ts';
 import {
   createAdam,
@@ -47,7 +52,18 @@ import {
   learningRateForEpoch,
   setLearningRate,
 } from './optimizer.ts';
-import { OptionsError, validateOptions, type TrainOptions } from './options.ts';
+import {
+  OptionsError,
+  defaultSelectOn,
+  validateOptions,
+  type SelectOn,
+  type TrainOptions,
+} from './options.ts';
+
+/** The validation metric that picks model_best. */
+function selectOn(options: TrainOptions): SelectOn {
+  return options.selectOn ?? defaultSelectOn(options.model);
+}
 import { renderMetricsPlot } from './plot.ts';
 
 export const RUN_FILES = {
@@ -157,6 +173,7 @@ function modelConfigFor(options: TrainOptions, conditions: string[], checkpoint?
     maskMode: options.model === 'csn' ? options.maskMode : 'learned',
     seed: options.seed,
     ...(options.width !== undefined ? { width: options.width } : {}),
+    attentionTanh: options.attentionTanh ?? MODEL_DEFAULTS.attentionTanh,
   };
   if (!checkpoint) return wanted;
   const saved = checkpoint.model.config;
@@ -177,7 +194,7 @@ function modelConfigFor(options: TrainOptions, conditions: string[], checkpoint?
   return saved;
 }
 
-async function loadData(options: TrainOptions, requested: string[] | undefined, log: Logger) {
+async function loadData(options: TrainOptions, requested: string[] | undefined, log: Logger, fit: ImageFit) {
   const full = await loadCatalogue(options.dataDir);
   const conditions = resolveConditions(requested, full.conditions);
   const catalogue = restrictCatalogue(full, conditions);
@@ -186,7 +203,7 @@ async function loadData(options: TrainOptions, requested: string[] | undefined, 
     `catalogue ${catalogue.name}: ${catalogue.products.length} products`,
   );
   const started = performance.now();
-  const images = await ImageCache.load(catalogue, options.imageSize);
+  const images = await ImageCache.load(catalogue, options.imageSize, { fit });
   log.info(
     {
       images: images.count,
@@ -267,6 +284,7 @@ async function testOnly(options: TrainOptions, checkpoint: Checkpoint, runDir: s
     { ...options, imageSize: config.imageSize },
     config.conditions,
     log,
+    preprocessOf(config),
   );
   const model = restoreModel(checkpoint.model);
   try {
@@ -413,10 +431,15 @@ async function prepareRun(
   const { selectBackend, createModel, restoreModel } = await import('../model/index.ts');
   const backend = await selectBackend(options.backend, log);
   const requestedConditions = resumed ? resumed.model.config.conditions : options.conditions;
-  const { catalogue, images } = await loadData(options, requestedConditions, log);
+  const fit = resumed ? preprocessOf(resumed.model.config) : BACKBONE_DEFAULTS[options.backbone].preprocess;
+  const { catalogue, images } = await loadData(options, requestedConditions, log, fit);
   const config = modelConfigFor(options, catalogue.conditions, resumed);
   const data = prepareTriplets(options, catalogue, log);
-  const model = resumed ? restoreModel(resumed.model) : createModel(config);
+  const model = resumed
+    ? restoreModel(resumed.model)
+    : options.initWeights
+      ? (await modelFromInitWeights(config, options.initWeights, log)).model
+      : createModel(config);
   const variables = model.trainableVariables();
   const optimizer = createAdam(options.lr);
   const out = hooks.out === undefined ? process.stdout : hooks.out;
@@ -726,15 +749,25 @@ async function redrawPlot(session: Session): Promise<void> {
 async function validateEpoch(
   session: Session,
   epoch: number,
-): Promise<(AccuracySummary & { loss: number }) | undefined> {
+): Promise<(AccuracySummary & { loss: number; map?: number }) | undefined> {
   const { options, data } = session;
   const validate =
     data.valTriplets.length > 0 &&
     ((epoch - options.startEpoch + 1) % options.valEvery === 0 || epoch === options.epochs);
   if (!validate) return undefined;
-  const vectors = await embedProducts(session.model, session.images, productsOf(data.valTriplets));
+  // Selecting on MAP (ASEN, as upstream) ranks the val products too; accuracy needs only the triplets' images.
+  const protocol =
+    selectOn(options) === 'map'
+      ? retrievalFromProducts(session.catalogue, splitProducts(session.catalogue, 'val'), {
+          maxQueries: options.mapQueries,
+          rng: new Rng(deriveSeed(options.seed, 'map/val')),
+        })
+      : [];
+  const vectors = await embedProducts(session.model, session.images, productsOf(data.valTriplets, protocol));
   const summary = tripletAccuracy(vectors, data.valTriplets, session.catalogue.conditions, options.margin);
-  return { ...summary, loss: summary.loss ?? 0 };
+  if (protocol.length === 0) return { ...summary, loss: summary.loss ?? 0 };
+  const map = retrievalMap(vectors, protocol, session.catalogue.conditions, 'split').overall.map;
+  return { ...summary, loss: summary.loss ?? 0, map };
 }
 
 /** End of epoch: validate, keep the best, then the latest (best first: a crash in between re-runs the epoch). */
@@ -742,9 +775,12 @@ async function endEpoch(session: Session, run: EpochRun): Promise<void> {
   const { state, metrics, runDir } = session;
   const { epoch, totals } = run;
   const val = await validateEpoch(session, epoch);
-  const isBest = val !== undefined && val.overall > state.bestValAccuracy;
+  const isBest =
+    val !== undefined &&
+    (val.map !== undefined ? val.map > (state.bestValMap ?? -1) : val.overall > state.bestValAccuracy);
   if (isBest && val) {
     state.bestValAccuracy = val.overall;
+    if (val.map !== undefined) state.bestValMap = val.map;
     state.bestEpoch = epoch;
   }
   const trainAccuracy = totals.correct / totals.triplets;
@@ -775,6 +811,7 @@ async function endEpoch(session: Session, run: EpochRun): Promise<void> {
     globalStep: state.globalStep,
     rngState: run.rng.state(),
     bestValAccuracy: state.bestValAccuracy,
+    ...(state.bestValMap !== undefined ? { bestValMap: state.bestValMap } : {}),
     bestEpoch: state.bestEpoch,
   };
   if (isBest) {

@@ -38,10 +38,10 @@ async function renderHeatmap(context: RouteContext, request: HeatmapRequest): Pr
   }
   const imageSize = model.description.imageSize;
   const [image, reference, photo] = await Promise.all([
-    decodeImage(paths[0], imageSize),
-    decodeImage(paths[1], imageSize),
+    decodeImage(paths[0], imageSize, model.description.preprocess),
+    decodeImage(paths[1], imageSize, model.description.preprocess),
     // The photo shown is decoded at the output size with the same fit and padding, so the map lines up.
-    decodeImage(paths[0], size),
+    decodeImage(paths[0], size, model.description.preprocess),
   ]);
   const saliency = await timedModelCall(context.metrics, 'saliency', () =>
     model.saliency(image, reference, 1, requireModelCondition(request.condition)),

@@ -56,7 +56,7 @@ async function readUpload(
     );
   }
   try {
-    return await decodeImage(upload.buffer, model.description.imageSize);
+    return await decodeImage(upload.buffer, model.description.imageSize, model.description.preprocess);
   } catch {
     throw new HttpProblem(415, 'unsupported-media-type', 'The upload could not be decoded as an image.');
   }
