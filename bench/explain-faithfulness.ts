@@ -50,7 +50,7 @@ import { selectBackend, type SimilarityModel } from '../src/model/index.ts';
 import { loadModelFromCheckpoint } from '../src/checkpoint/index.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { createLogger } from '../src/util/log.ts';
-import { createProgress } from '../src/catalogue/progress.ts';
+import { createProgress } from '../src/util/progress.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const { values: args } = parseArgs({
@@ -315,7 +315,7 @@ async function run(): Promise<void> {
   const load = loadavg()[0];
   // Warm up every method once (kernels compile on first use).
   for (const m of methods) heatMaps(model, m, single(set.images, 0), single(set.images, 1), 0).dispose();
-  const progress = await createProgress('heat maps', log);
+  const progress = await createProgress('heat maps', 'maps', log);
   const total = model.config.conditions.length * PAIRS * methods.length;
   let done = 0;
   const results: Results = {};

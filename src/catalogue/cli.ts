@@ -76,10 +76,10 @@ async function runDemoData(options: DemoDataOptions): Promise<void> {
   const [{ generateDemoCatalogue }, { createLogger }, { createProgress }] = await Promise.all([
     import('./demo.ts'),
     import('../util/log.ts'),
-    import('./progress.ts'),
+    import('../util/progress.ts'),
   ]);
   const log = createLogger('demo-data');
-  const progress = await createProgress('rendering', log);
+  const progress = await createProgress('rendering', 'images', log);
   const started = performance.now();
   try {
     await generateDemoCatalogue(options.out, {
@@ -111,7 +111,7 @@ async function runImport(options: ImportOptions): Promise<void> {
     import('./native.ts'),
     import('./staging.ts'),
     import('../util/log.ts'),
-    import('./progress.ts'),
+    import('../util/progress.ts'),
   ]);
   const { resolve } = await import('node:path');
   if (resolve(options.from) === resolve(options.out)) throw new Error('--out must differ from --from');
@@ -122,7 +122,11 @@ async function runImport(options: ImportOptions): Promise<void> {
     { layout, products: catalogue.products.length, conditions: catalogue.conditions },
     'catalogue loaded',
   );
-  const progress = await createProgress(options.images === 'copy' ? 'copying images' : 'linking images', log);
+  const progress = await createProgress(
+    options.images === 'copy' ? 'copying images' : 'linking images',
+    'images',
+    log,
+  );
   try {
     await replaceDirectory(
       options.out,

@@ -6,9 +6,9 @@
  * sum_d (v_d - w_d)^2. For cosine spaces (ASEN, no masks) both vectors are L2-normalised first; then
  * ||a - b||^2 = 2 (1 - cos), so the same per-dimension shares explain the cosine distance.
  */
-import type { ConditionSpace } from '../model/index.ts';
+import type { ConditionSpace, Metric } from '../model/index.ts';
 
-export type Metric = ConditionSpace['metric'];
+export type { Metric };
 export type Vector = ArrayLike<number>;
 
 /** What an explanation needs to know about a space (ConditionSpace satisfies it). */

@@ -3,7 +3,6 @@ export {
   conditionDistance,
   squaredTerms,
   dimensionBreakdown,
-  type Metric,
   type Vector,
   type SpaceDescription,
   type DimensionContribution,

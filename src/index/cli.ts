@@ -12,7 +12,7 @@ import type { Logger } from '../util/log.ts';
 import { formatTable } from '../util/table.ts';
 import type { BuildProgress, BuildReport, BundleSource } from './build.ts';
 import { BUILD_DEFAULTS, DEFAULT_PARAMS, DEMO_BUNDLE_DIR } from './defaults.ts';
-import type { ProgressFactory, RateProgress } from './progress.ts';
+import type { ProgressFactory, RateProgress } from '../util/progress.ts';
 import type { ConditionQuality } from './types.ts';
 
 export function qualityTable(quality: ConditionQuality[], dims: Map<string, string>): string {
@@ -95,7 +95,7 @@ async function runIndex(flags: IndexFlags): Promise<void> {
     ]);
   const [{ buildBundle }, { progressFactory }, { IndexQualityError }] = await Promise.all([
     import('./build.ts'),
-    import('./progress.ts'),
+    import('../util/progress.ts'),
     import('./types.ts'),
   ]);
   const log = createLogger('index');

@@ -39,6 +39,5 @@ export {
   recallAtK,
   quantiles,
   scoreFromQuantiles,
-  type Metric,
   type Neighbour,
 } from './vectors.ts';

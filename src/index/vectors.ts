@@ -3,10 +3,10 @@
  * Distances follow the explain stage: Euclidean (not squared) for l2 spaces, 1 - cosine similarity for cosine ones.
  * Rows live in flat Float32Arrays (row-major), the layout the bundle stores on disk.
  */
-import type { ConditionSpace, ModelKind } from '../model/index.ts';
+import type { ConditionSpace, Metric, ModelKind } from '../model/index.ts';
 import type { Rng } from '../util/rng.ts';
 
-export type Metric = ConditionSpace['metric'];
+export type { Metric };
 
 /** CSN and the unconditional baseline compare masked embeddings by L2 (as upstream); ASEN compares by cosine. */
 export function metricOf(kind: ModelKind): Metric {

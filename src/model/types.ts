@@ -57,10 +57,16 @@ export interface ModelSnapshot {
   weights: NamedWeight[];
 }
 
+/**
+ * How distances are measured in a condition space: Euclidean (CSN, unconditional) or 1 - cosine similarity (ASEN).
+ * The one definition that the index and explain stages share.
+ */
+export type Metric = 'l2' | 'cosine';
+
 /** How a condition compares products: the vector space an index is built over. */
 export interface ConditionSpace {
   condition: string;
-  metric: 'l2' | 'cosine';
+  metric: Metric;
   /** Embedding dimensions this space keeps (all for ASEN / unconditional). */
   dims: number[];
   /** Weight each kept dimension is multiplied by (the mask for CSN, 1 otherwise). */

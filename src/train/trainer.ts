@@ -29,6 +29,7 @@ import type { LossCoefficients, ModelConfig, SimilarityModel } from '../model/in
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
+import { terminalBar } from '../util/progress.ts';
 import {
   embedProducts,
   evaluateModel,
@@ -204,17 +205,9 @@ function accuracyText(summary: AccuracySummary): string {
 }
 
 async function createBar(enabled: boolean) {
-  if (!enabled || !process.stderr.isTTY) return undefined;
-  const { default: cliProgress } = await import('cli-progress');
-  return new cliProgress.SingleBar(
-    {
-      format:
-        'epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | acc {acc}% | {tps} triplets/s | eta {eta_formatted}',
-      stream: process.stderr,
-      hideCursor: true,
-      etaBuffer: 50,
-    },
-    cliProgress.Presets.shades_classic,
+  if (!enabled) return undefined;
+  return terminalBar(
+    'epoch {epoch} |{bar}| {value}/{total} steps | loss {loss} | acc {acc}% | {tps} triplets/s | eta {eta_formatted}',
   );
 }
 
