@@ -92,6 +92,11 @@ test('browse, open a product, read the explanations, view a heat map, upload a p
   assert.equal(await page.locator('#grid .card').count(), 24);
   assert.equal(await imagesLoaded('#grid .card img'), 24);
   assert.match((await page.textContent('#index-version')) ?? '', /^index v/);
+  assert.match(
+    (await page.textContent('#provenance')) ?? '',
+    /^model [0-9a-f]{12} · .*published by/,
+    'what is served',
+  );
   assert.equal(await page.textContent('#result-count'), `${fixture.products.length} products`);
   await page.click('#next');
   await page.waitForFunction(() => document.querySelectorAll('#grid .card').length === 6);

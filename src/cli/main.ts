@@ -6,6 +6,7 @@ import { registerEvalCommands } from '../eval/cli.ts';
 import { registerIndexCommands } from '../index/cli.ts';
 import { registerServeCommands } from '../serve/cli.ts';
 import { registerDemoCommand } from './demo.ts';
+import { registerRefreshCommand } from '../refresh/cli.ts';
 
 const program = new Command('dressmatch')
   .description('Explainable similar-product recommendations with conditional similarity networks')
@@ -17,5 +18,6 @@ registerEvalCommands(program);
 registerIndexCommands(program);
 registerServeCommands(program);
 registerDemoCommand(program);
+registerRefreshCommand(program);
 
 await program.parseAsync(process.argv);

@@ -6,7 +6,7 @@
  * rename the previous manifest, and so the previous version, is what readers see; a killed job leaves at most a
  * temp or unpublished directory, which the next job removes. A lock keeps two jobs from building at once.
  */
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { ModelKind } from '../model/index.ts';
@@ -35,6 +35,7 @@ import {
   BUNDLE_FORMAT_VERSION,
   BundleError,
   EMBEDDINGS_FILE,
+  MODEL_FILE,
   IndexQualityError,
   failsRecall,
   PRODUCTS_FILE,
@@ -46,6 +47,7 @@ import {
   type FileRecord,
   type IndexedProduct,
   type Manifest,
+  type ModelProvenance,
   type SpaceRecord,
   type VersionInfo,
 } from './types.ts';
@@ -84,6 +86,9 @@ export interface BundleSource {
   embed(indices: number[]): Promise<EmbeddedRows>;
   /** Hint: these products are embedded next (a source can decode their images while the model runs). */
   prefetch?(indices: number[]): void;
+  /** The model's checkpoint file: copied into the version (MODEL_FILE) so that the version carries its model. */
+  checkpointFile?: string;
+  provenance?: ModelProvenance;
 }
 
 export type BuildStage = 'locked' | 'embedded' | 'indexed' | 'files-written' | 'renamed' | 'published';
@@ -400,6 +405,20 @@ export async function collectGarbage(
   }
   if (removed.length > 0) await fsyncDirectory(versionsPath(bundleDir));
   return removed;
+}
+
+/**
+ * Remove what killed index jobs left behind (temp and unpublished version directories, manifest temp files),
+ * under the bundle lock, without building anything. Published versions are kept. Returns what was removed.
+ */
+export async function removeLeftovers(bundleDir: string, lockStaleMs = 10_000): Promise<string[]> {
+  const release = await acquireLock(bundleDir, lockStaleMs, () => undefined);
+  try {
+    const manifest = await readManifest(bundleDir);
+    return await collectGarbage(bundleDir, manifest?.current ?? null, Number.MAX_SAFE_INTEGER);
+  } finally {
+    await release().catch(() => undefined);
+  }
 }
 
 async function nextVersionName(bundleDir: string, manifest: Manifest | null, now: Date): Promise<string> {
@@ -853,6 +872,10 @@ async function writeVersion(
     await indexes[c].writeIndex(join(tempDir, record.indexFile));
     files[record.indexFile] = await syncAndHash(join(tempDir, record.indexFile));
   }
+  if (build.source.checkpointFile) {
+    await copyFile(build.source.checkpointFile, join(tempDir, MODEL_FILE));
+    files[MODEL_FILE] = await syncAndHash(join(tempDir, MODEL_FILE));
+  }
   build.timings.write = seconds(start);
   const info = versionInfo(build, spaceRecords, files, vectors.embeddings !== null);
   const infoText = `${JSON.stringify(info, null, 1)}\n`;
@@ -876,7 +899,13 @@ function versionInfo(
     createdAt: (options.now?.() ?? new Date()).toISOString(),
     mode: build.mode,
     previousVersion: build.manifest?.current ?? null,
-    model: { id: source.modelId, kind: source.modelKind, embedDim: source.embedDim },
+    model: {
+      id: source.modelId,
+      kind: source.modelKind,
+      embedDim: source.embedDim,
+      ...(source.checkpointFile ? { checkpoint: MODEL_FILE } : {}),
+    },
+    provenance: source.provenance ?? null,
     catalogue: source.catalogue ?? null,
     conditions: [...source.conditions],
     masks: source.masks.map((row) => [...row]),

@@ -95,6 +95,12 @@ export class IndexBundle {
     return this.info.model.id;
   }
 
+  /** Path of the checkpoint this version carries (the model it was built from), if the job was given one. */
+  get modelFile(): string | undefined {
+    const file = this.info.model.checkpoint;
+    return file ? join(versionPath(this.dir, this.version), file) : undefined;
+  }
+
   get modelKind(): ModelKind {
     return this.info.model.kind;
   }
@@ -430,6 +436,24 @@ export async function openBundle(bundleDir: string, options: OpenBundleOptions =
       if (again?.current === manifest.current) throw error;
     }
   }
+}
+
+/**
+ * The published version's description (checked against the manifest's hash) without loading its indexes: what a
+ * reader needs to decide how to load it, e.g. the model checkpoint it carries (`modelFile`, absolute).
+ */
+export async function readPublishedInfo(
+  bundleDir: string,
+): Promise<{ info: VersionInfo; modelFile: string | undefined }> {
+  const manifest = await requireManifest(bundleDir);
+  const dir = versionPath(bundleDir, manifest.current);
+  const path = join(dir, VERSION_FILE);
+  const bytes = await readFile(path);
+  if (sha256(bytes) !== manifest.versionSha256) {
+    throw new BundleError('checksum', path, 'SHA-256 does not match manifest.json');
+  }
+  const info = parseVersionInfo(path, bytes, manifest.current);
+  return { info, modelFile: info.model.checkpoint ? join(dir, info.model.checkpoint) : undefined };
 }
 
 export async function requireManifest(bundleDir: string): Promise<Manifest> {

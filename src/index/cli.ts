@@ -148,7 +148,7 @@ async function modelSource(
   createProgress: ProgressFactory,
   log: Logger,
 ): Promise<BundleSource> {
-  const [{ modelId }, { createModelSource, fingerprintProducts }] = await Promise.all([
+  const [{ modelId }, { createModelSource, fingerprintProducts, modelProvenance }] = await Promise.all([
     import('../checkpoint/index.ts'),
     import('./model-source.ts'),
   ]);
@@ -174,7 +174,12 @@ async function modelSource(
     onProgress: (done, total) => hashing.update(done, total),
   });
   hashing.stop();
-  return createModelSource({ model, modelId: id, catalogue, products, log });
+  // The version carries its checkpoint and what the service shows about it (refresh reads them back).
+  return {
+    ...(await createModelSource({ model, modelId: id, catalogue, products, log })),
+    checkpointFile: checkpoint,
+    provenance: await modelProvenance(checkpoint, id),
+  };
 }
 
 /** Progress of a build: one bar for embedding, one per condition for building, one for the recall check. */

@@ -3,6 +3,7 @@ export * from './types.ts';
 export {
   buildBundle,
   collectGarbage,
+  removeLeftovers,
   resolveParams,
   type BundleSource,
   type BuildOptions,
@@ -16,6 +17,7 @@ export {
   openBundle,
   loadVersion,
   requireManifest,
+  readPublishedInfo,
   IndexBundle,
   type OpenBundleOptions,
   type SearchQuery,
@@ -23,7 +25,13 @@ export {
   type SearchHit,
 } from './bundle.ts';
 export { readManifest, listVersionDirs } from './files.ts';
-export { createModelSource, fingerprintProducts, type ModelSourceOptions } from './model-source.ts';
+export {
+  createModelSource,
+  fingerprintProducts,
+  modelProvenance,
+  type ModelSourceOptions,
+} from './model-source.ts';
+export { progressFactory, type ProgressFactory, type RateProgress } from './progress.ts';
 export {
   conditionSpace,
   metricOf,

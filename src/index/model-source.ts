@@ -4,13 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { mapWithConcurrency, type Catalogue, type Product } from '../catalogue/index.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
 import type { BundleSource, EmbeddedRows } from './build.ts';
-import type { IndexedProduct } from './types.ts';
+import type { IndexedProduct, ModelProvenance } from './types.ts';
 
 /** Attributes with sorted keys and values, so that the fingerprint does not depend on how a file listed them. */
 function canonicalAttributes(attributes: Record<string, string[]>): [string, string[]][] {
@@ -30,6 +30,7 @@ export async function fingerprintProducts(
   let done = 0;
   return mapWithConcurrency(catalogue.products, options.concurrency ?? 16, async (product: Product) => {
     const bytes = await readFile(join(catalogue.root, product.image));
+    const imageSha256 = createHash('sha256').update(bytes).digest('hex');
     const fingerprint = createHash('sha256')
       .update(JSON.stringify([product.title, product.image, canonicalAttributes(product.attributes)]))
       .update('\u0000')
@@ -42,8 +43,34 @@ export async function fingerprintProducts(
       image: product.image,
       attributes: product.attributes,
       fingerprint,
+      imageSha256,
     };
   });
+}
+
+/**
+ * Provenance of a checkpoint written by `train`: when it was written, and the test accuracy its run measured
+ * (`test_results.json` beside it, only if that file is about this very model).
+ */
+export async function modelProvenance(checkpointPath: string, modelId: string): Promise<ModelProvenance> {
+  const [{ readCheckpoint }, { RUN_FILES }] = await Promise.all([
+    import('../checkpoint/index.ts'),
+    import('../train/index.ts'),
+  ]);
+  const checkpoint = await readCheckpoint(checkpointPath);
+  let testAccuracy: number | null = null;
+  try {
+    const path = join(dirname(checkpointPath), RUN_FILES.testResults);
+    const results = JSON.parse(await readFile(path, 'utf8')) as {
+      model?: { id?: string };
+      triplets?: { overall?: number };
+    };
+    if (results.model?.id === modelId && typeof results.triplets?.overall === 'number')
+      testAccuracy = results.triplets.overall;
+  } catch {
+    // No readable test results beside the checkpoint: the accuracy is unknown.
+  }
+  return { trainedAt: checkpoint.createdAt ?? null, testAccuracy, refresh: null };
 }
 
 export interface ModelSourceOptions {

@@ -8,6 +8,8 @@ export const VERSIONS_DIR = 'versions';
 export const VERSION_FILE = 'version.json';
 export const PRODUCTS_FILE = 'products.json';
 export const EMBEDDINGS_FILE = 'embeddings.f32';
+/** The checkpoint of the model a version was built from, when the job was given its file (refresh reads it back). */
+export const MODEL_FILE = 'model.dmck';
 /** Prefix of the directory a version is built in before it is renamed into place. */
 export const TEMP_PREFIX = '.tmp-';
 
@@ -85,6 +87,18 @@ export interface IndexedProduct {
    * an incremental run re-embeds a product exactly when its fingerprint changes.
    */
   fingerprint: string;
+  /** SHA-256 of the image file alone (recorded since refresh exists): tells an image change from a label change. */
+  imageSha256?: string;
+}
+
+/** What the service shows about the model of a version: when it was trained, how well, who published it. */
+export interface ModelProvenance {
+  /** When the model's checkpoint was written; null when unknown. */
+  trainedAt: string | null;
+  /** Overall test triplet accuracy (0-1) measured for this model; null when unknown. */
+  testAccuracy: number | null;
+  /** Name of the refresh run that published the version; null for the index command. */
+  refresh: string | null;
 }
 
 /** Build parameters, recorded in every version. */
@@ -158,7 +172,10 @@ export interface VersionInfo {
   mode: 'full' | 'incremental';
   /** Version this one was derived from (incremental), or the one it replaced (full). */
   previousVersion: string | null;
-  model: { id: string; kind: ModelKind; embedDim: number };
+  /** `checkpoint`: the model's file in the version directory (MODEL_FILE), when the job was given one. */
+  model: { id: string; kind: ModelKind; embedDim: number; checkpoint?: string };
+  /** Absent in versions written before refresh existed. */
+  provenance?: ModelProvenance | null;
   catalogue: { name: string; root: string } | null;
   conditions: string[];
   /** Full masks, one row per condition (all ones for models without masks). */

@@ -5,12 +5,15 @@
  */
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Provenance } from './served-index.ts';
 
 export interface ServeMetrics {
   registry: Registry;
   /** Records every request's duration by route template, method and status. */
   middleware: RequestHandler;
   setIndexVersion(version: string): void;
+  /** The served model: id, refresh and training time as labels of an info gauge, test accuracy as a value. */
+  setProvenance(provenance: Provenance): void;
   swaps: Counter<'outcome'>;
   modelCalls: Histogram<'operation'>;
   /** Lookups in the image caches by cache (thumbnail, heatmap) and outcome (hit, miss). */
@@ -84,9 +87,49 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
       version.reset();
       version.set({ version: current }, 1);
     },
+    setProvenance: provenanceGauges(registry),
     swaps,
     modelCalls,
     cacheLookups,
     exposition: source ?? (() => registry.metrics()),
+  };
+}
+
+/** Gauges of what is served (model id, trained at, refresh as info labels; test accuracy and training time). */
+function provenanceGauges(registry: Registry): (provenance: Provenance) => void {
+  const modelInfo = new Gauge({
+    name: 'dressmatch_model_info',
+    help: 'Model behind the served index version (value 1): its id, when it was trained, the refresh that published it',
+    labelNames: ['model_id', 'trained_at', 'refresh'] as const,
+    registers: [registry],
+  });
+  const testAccuracy = new Gauge({
+    name: 'dressmatch_model_test_accuracy',
+    help: 'Test triplet accuracy (0-1) recorded for the served model (no sample when unknown)',
+    labelNames: ['model_id'] as const,
+    registers: [registry],
+  });
+  const trainedAt = new Gauge({
+    name: 'dressmatch_model_trained_timestamp_seconds',
+    help: 'When the served model was trained, Unix time (no sample when unknown)',
+    labelNames: ['model_id'] as const,
+    registers: [registry],
+  });
+  return (provenance: Provenance) => {
+    modelInfo.reset();
+    modelInfo.set(
+      {
+        model_id: provenance.modelId,
+        trained_at: provenance.trainedAt ?? '',
+        refresh: provenance.refresh ?? '',
+      },
+      1,
+    );
+    testAccuracy.reset();
+    const model = { model_id: provenance.modelId };
+    if (provenance.testAccuracy !== null) testAccuracy.set(model, provenance.testAccuracy);
+    trainedAt.reset();
+    const time = provenance.trainedAt ? Date.parse(provenance.trainedAt) : NaN;
+    if (Number.isFinite(time)) trainedAt.set(model, time / 1000);
   };
 }

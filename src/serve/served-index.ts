@@ -99,6 +99,25 @@ export class ServedIndex {
   }
 }
 
+/** What the service shows about what it serves (readiness, metrics, page header). */
+export interface Provenance {
+  modelId: string;
+  trainedAt: string | null;
+  testAccuracy: number | null;
+  refresh: string | null;
+}
+
+/** The version's model and provenance; versions written before provenance was recorded say "unknown" (null). */
+export function provenanceOf(bundle: IndexBundle): Provenance {
+  const recorded = bundle.info.provenance;
+  return {
+    modelId: bundle.modelId,
+    trainedAt: recorded?.trainedAt ?? null,
+    testAccuracy: recorded?.testAccuracy ?? null,
+    refresh: recorded?.refresh ?? null,
+  };
+}
+
 /** The catalogue root a bundle records, unless the operator gave another (e.g. images mounted elsewhere). */
 export function imageRootFor(bundle: IndexBundle, override: string | undefined): string | null {
   if (override) return resolve(override);

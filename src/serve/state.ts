@@ -5,13 +5,19 @@
  * version is closed once its last lease is released (and its model too when no current version uses it).
  */
 import type { Logger } from 'pino';
-import { BundleError, openBundle, readManifest, type IndexBundle } from '../index/index.ts';
+import {
+  BundleError,
+  openBundle,
+  readManifest,
+  readPublishedInfo,
+  type IndexBundle,
+} from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
 import { startModel, type ModelRunner, type QueueLimits } from './model-runner.ts';
 import { RecurringProblemLog } from './recurring-log.ts';
-import { ServedIndex, imageRootFor } from './served-index.ts';
+import { ServedIndex, imageRootFor, provenanceOf } from './served-index.ts';
 
 export interface Lease {
   index: ServedIndex;
@@ -157,8 +163,9 @@ export class ServeState {
   }
 
   /**
-   * Open the published version; when it was built from another model than the loaded one, reload the checkpoint
-   * (it may have been retrained in place) and accept the version only if the ids then agree.
+   * Open the published version; when it was built from another model than the loaded one, load the checkpoint the
+   * version carries (a refresh publishes its model with it), else reload --model (it may have been retrained in
+   * place), and accept the version only if the ids then agree.
    */
   private async openMatching(): Promise<IndexBundle> {
     const { indexDir } = this.options;
@@ -168,8 +175,9 @@ export class ServeState {
       if (!(error instanceof BundleError && error.code === 'model-mismatch' && this.options.modelPath))
         throw error;
       const previous = this.modelRunner;
+      const carried = (await readPublishedInfo(indexDir)).modelFile;
       const reloaded = await startModel({
-        checkpoint: this.options.modelPath,
+        checkpoint: carried ?? this.options.modelPath,
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
         queueLimits: this.options.queueLimits,
@@ -204,6 +212,7 @@ export class ServeState {
     this.lastError = undefined;
     this.notReadyReason = undefined;
     this.options.metrics.setIndexVersion(next.version);
+    this.options.metrics.setProvenance(provenanceOf(next.bundle));
     this.options.metrics.swaps.inc({ outcome: 'loaded' });
     this.options.log.info(
       { version: next.version, previous: previous?.version, products: next.liveSlots.length },

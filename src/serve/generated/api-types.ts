@@ -256,6 +256,15 @@ export interface components {
             products: number;
             conditions: string[];
             model: components["schemas"]["ModelInfo"];
+            provenance: components["schemas"]["Provenance"];
+        };
+        /** @description What is served: the model the current index version was built from, when it was trained, its test triplet accuracy, and the refresh run that published the version (null when the index command did, or unknown for versions written before this was recorded). */
+        Provenance: {
+            modelId: string;
+            /** Format: date-time */
+            trainedAt: string | null;
+            testAccuracy: number | null;
+            refresh: string | null;
         };
         ModelInfo: {
             loaded: boolean;

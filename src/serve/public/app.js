@@ -75,6 +75,7 @@ async function loadStatus() {
     $('model-info').textContent = ready.model.loaded
       ? `${ready.model.kind.toUpperCase()} · ${ready.model.embedDim} dims · ${ready.model.backend}`
       : 'no model (uploads and heat maps off)';
+    $('provenance').textContent = provenanceText(ready.provenance);
     $('upload-form').hidden = !ready.model.loaded;
     $('heatmaps').disabled = !ready.model.loaded;
     return true;
@@ -84,6 +85,15 @@ async function loadStatus() {
     $('model-info').textContent = error.message;
     return false;
   }
+}
+
+/** Model id, training date, test accuracy and publishing refresh of what is served, in one short line. */
+function provenanceText(p) {
+  const parts = [`model ${p.modelId.slice(0, 12)}`];
+  if (p.trainedAt) parts.push(`trained ${p.trainedAt.slice(0, 16).replace('T', ' ')} UTC`);
+  if (p.testAccuracy !== null) parts.push(`test accuracy ${(100 * p.testAccuracy).toFixed(1)} %`);
+  parts.push(p.refresh ? `published by ${p.refresh}` : 'published by the index command');
+  return parts.join(' · ');
 }
 
 async function waitUntilReady() {

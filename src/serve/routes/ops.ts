@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Express, RequestHandler } from 'express';
 import type { components } from '../generated/api-types.ts';
 import { HttpProblem, PROBLEM_TYPES, type ProblemSlug } from '../problem.ts';
+import { provenanceOf } from '../served-index.ts';
 import type { ServeState } from '../state.ts';
 import { route, type RouteContext } from './context.ts';
 
@@ -34,6 +35,7 @@ function readiness(state: ServeState): Schemas['Readiness'] {
           backend: model.description.backend,
         }
       : { loaded: false },
+    provenance: provenanceOf(index.bundle),
   };
 }
 

@@ -1,0 +1,18 @@
+/** The refresh stage: keep a published bundle in step with a changing catalogue (change report, rule, gate). */
+export * from './types.ts';
+export {
+  compareCatalogue,
+  describeChanges,
+  nothingChanged,
+  productChange,
+  type ComparedProduct,
+  type ServedSide,
+  type CatalogueSide,
+} from './changes.ts';
+export { decide, retrainReasons, type DecisionOptions } from './decision.ts';
+export { applyGate, formatGate, type ConditionScores } from './gate.ts';
+export { warmStart, perConditionWeights, type WarmStart } from './warm-start.ts';
+export { scoreOnSharedTriplets, type SharedScores } from './compare.ts';
+export { REFRESH_DEFAULTS, defaultRefreshName } from './options.ts';
+export { acquireRefreshLock, type RefreshLock } from './lock.ts';
+export { newReport, ReportWriter, markAbandoned } from './report.ts';

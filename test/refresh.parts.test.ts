@@ -1,0 +1,166 @@
+/**
+ * Refresh parts over real files and processes: both models scored on the very same test triplets of a rendered
+ * catalogue, the refresh lock (busy for a second run, taken over after the holder is killed with SIGKILL), and the
+ * run report (written atomically, abandoned runs marked by the next run).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { generateDemoCatalogue, loadCatalogue } from '../src/catalogue/index.ts';
+import { createModel, selectBackend } from '../src/model/index.ts';
+import { scoreOnSharedTriplets } from '../src/refresh/compare.ts';
+import { acquireRefreshLock } from '../src/refresh/lock.ts';
+import { REFRESH_DEFAULTS } from '../src/refresh/options.ts';
+import { markAbandoned, newReport, ReportWriter } from '../src/refresh/report.ts';
+import { REFRESH_EXIT, RefreshError } from '../src/refresh/types.ts';
+import { quiet } from './fixtures/model/synthetic.ts';
+
+let root: string;
+let dataDir: string;
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'dressmatch-refresh-parts-'));
+  dataDir = join(root, 'catalogue');
+  await generateDemoCatalogue(dataDir, { count: 80, imageSize: 32, seed: 4 });
+  assert.equal(await selectBackend('wasm', quiet), 'wasm');
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('refresh: shared test triplets', () => {
+  it('scores both models on the same triplets, the served one only under the conditions it knows', async () => {
+    const catalogue = await loadCatalogue(dataDir);
+    const conditions = catalogue.conditions;
+    const config = { imageSize: 32, width: 4, embedDim: 8, backbone: 'small' as const, seed: 1 };
+    const candidate = createModel({ kind: 'csn', maskMode: 'learned', conditions, ...config });
+    const twin = createModel({ kind: 'csn', maskMode: 'learned', conditions, ...config });
+    const older = createModel({
+      kind: 'csn',
+      maskMode: 'learned',
+      conditions: [...conditions.slice(1)].reverse(),
+      ...config,
+    });
+    try {
+      const sampling = { count: 60, seed: 7, margin: 0.2 };
+      const same = await scoreOnSharedTriplets(catalogue, conditions, { candidate, served: twin }, sampling);
+      assert.ok(same.triplets > 0, 'test triplets were drawn');
+      assert.deepEqual(same.candidate.perCondition, same.served.perCondition, 'same weights, same scores');
+      const mixed = await scoreOnSharedTriplets(
+        catalogue,
+        conditions,
+        { candidate, served: older },
+        sampling,
+      );
+      assert.deepEqual(mixed.candidate, same.candidate, 'the candidate is scored on the same triplets again');
+      const first = conditions[0];
+      assert.equal(mixed.served.perCondition[first], undefined, `the served model never learned ${first}`);
+      for (const name of conditions.slice(1)) {
+        assert.equal(
+          mixed.served.perCondition[name].triplets,
+          mixed.candidate.perCondition[name].triplets,
+          `${name}: both models answered the same triplets`,
+        );
+      }
+    } finally {
+      candidate.dispose();
+      twin.dispose();
+      older.dispose();
+    }
+  });
+});
+
+/** A child process that takes the refresh lock, prints LOCKED and waits to be killed. */
+function lockHolder(bundle: string): Promise<{ kill: () => Promise<void> }> {
+  const code =
+    `import { acquireRefreshLock } from ${JSON.stringify(join(process.cwd(), 'src/refresh/lock.ts'))};\n` +
+    `await acquireRefreshLock(${JSON.stringify(bundle)}, 2000);\n` +
+    `process.stdout.write('LOCKED\\n');\nsetInterval(() => undefined, 1 << 30);\n`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (status) => reject(new Error(`lock holder exited with ${status}`)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (!chunk.toString().includes('LOCKED')) return;
+      child.removeAllListeners('exit');
+      resolve({
+        kill: () =>
+          new Promise((done) => {
+            child.once('exit', () => done());
+            child.kill('SIGKILL');
+          }),
+      });
+    });
+  });
+}
+
+describe('refresh: lock', () => {
+  it('refuses a second refresh of the same bundle with the busy code, and takes over after kill -9', async () => {
+    const bundle = join(root, 'bundle-lock');
+    const holder = await lockHolder(bundle);
+    await assert.rejects(
+      acquireRefreshLock(bundle, 2000),
+      (error: unknown) => error instanceof RefreshError && error.exitCode === REFRESH_EXIT.busy,
+    );
+    await holder.kill();
+    // The killed holder's lock is no longer refreshed: once stale, the next run takes it over (retry until then).
+    let lock = null;
+    for (let attempt = 0; attempt < 40 && !lock; attempt++) {
+      lock = await acquireRefreshLock(bundle, 2000).catch(async (error: unknown) => {
+        assert.ok(
+          error instanceof RefreshError,
+          `only busy errors while the lock is fresh: ${String(error)}`,
+        );
+        await new Promise((done) => setTimeout(done, 250));
+        return null;
+      });
+    }
+    assert.ok(lock, 'the lock of a killed refresh is taken over');
+    const other = join(root, 'bundle-other');
+    const independent = await acquireRefreshLock(other, 2000);
+    await independent.release();
+    await lock.release();
+    const again = await acquireRefreshLock(bundle, 2000);
+    await again.release();
+  });
+});
+
+describe('refresh: run report', () => {
+  it('writes refresh.json and marks runs of the same bundle left running as abandoned', async () => {
+    const logDir = join(root, 'runs');
+    const bundle = join(root, 'bundle-report');
+    const killed = new ReportWriter(
+      join(logDir, 'old'),
+      newReport({ run: 'old', bundle, dataDir, dryRun: false }),
+    );
+    await killed.save();
+    const elsewhere = new ReportWriter(
+      join(logDir, 'elsewhere'),
+      newReport({ run: 'elsewhere', bundle: join(root, 'x'), dataDir, dryRun: false }),
+    );
+    await elsewhere.save();
+    await mkdir(join(logDir, 'not-a-run'), { recursive: true });
+    await writeFile(join(logDir, 'not-a-run', REFRESH_DEFAULTS.reportFile), 'garbage');
+    const current = new ReportWriter(
+      join(logDir, 'new'),
+      newReport({ run: 'new', bundle, dataDir, dryRun: false }),
+    );
+    await current.save();
+    assert.deepEqual(await markAbandoned(logDir, bundle, 'new'), ['old']);
+    const read = async (run: string) =>
+      JSON.parse(await readFile(join(logDir, run, REFRESH_DEFAULTS.reportFile), 'utf8'));
+    assert.equal((await read('old')).status, 'abandoned');
+    assert.equal((await read('elsewhere')).status, 'running', 'another bundle is not ours to judge');
+    assert.equal((await read('new')).status, 'running');
+    await current.time('phase', async () => undefined);
+    await current.finish('nothing-to-do', REFRESH_EXIT.ok);
+    const done = await read('new');
+    assert.deepEqual([done.status, done.outcome, done.exitCode], ['finished', 'nothing-to-do', 0]);
+    assert.equal(typeof done.timings.phase, 'number');
+  });
+});
