@@ -31,7 +31,6 @@ export {
   modelProvenance,
   type ModelSourceOptions,
 } from './model-source.ts';
-export { progressFactory, type ProgressFactory, type RateProgress } from './progress.ts';
 export {
   conditionSpace,
   metricOf,

@@ -8,16 +8,15 @@ import type { Catalogue } from '../catalogue/index.ts';
 import {
   buildBundle,
   createModelSource,
-  progressFactory,
   type BuildProgress,
   type BuildReport,
   type IndexBundle,
   type IndexedProduct,
   type ModelProvenance,
-  type RateProgress,
 } from '../index/index.ts';
 import { restoreModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
+import { progressFactory, type RateProgress } from '../util/progress.ts';
 import type { ModelFile } from './inputs.ts';
 
 export interface PublishInput {
