@@ -26,7 +26,7 @@ import { MODEL_KINDS } from '../src/model/index.ts';
 import { TRAIN_DEFAULTS, defaultLearningRate, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
 import { integer } from '../src/util/cli.ts';
-import { createLogger } from '../src/util/log.ts';
+import { createLogger, type Logger } from '../src/util/log.ts';
 import { formatTable } from '../src/util/table.ts';
 
 interface BenchFlags {
@@ -158,16 +158,38 @@ function conditionTable(results: ModelResult[], conditions: string[]): string {
   return formatTable(header, rows, { totalRow: true, align: 'first-left' });
 }
 
+type Budget = Pick<
+  TrainOptions,
+  'dataDir' | 'epochs' | 'trainTriplets' | 'valTriplets' | 'testTriplets' | 'batchSize' | 'imageSize' | 'seed'
+>;
+
+/** What the training loop gathers: one result per model and the conditions of the last test report. */
+interface Comparison {
+  results: ModelResult[];
+  conditions: string[];
+}
+
+/** Train every model, compare them, print the tables and write bench/results/compare-models.{json,md}. */
 async function main(): Promise<void> {
   program.parse();
   const flags = program.opts<BenchFlags>();
   const log = createLogger('bench');
-  if (!existsSync(join(flags.dataDir, 'products.jsonl'))) {
-    log.info({ dataDir: flags.dataDir }, 'demo catalogue missing: generating it');
-    await generateDemoCatalogue(flags.dataDir);
+  await ensureCatalogue(flags.dataDir, log);
+  const budget = budgetOf(flags);
+  const comparison = await trainAll(flags, budget, log);
+  await report(flags, budget, comparison, log);
+}
+
+async function ensureCatalogue(dataDir: string, log: Logger): Promise<void> {
+  if (!existsSync(join(dataDir, 'products.jsonl'))) {
+    log.info({ dataDir }, 'demo catalogue missing: generating it');
+    await generateDemoCatalogue(dataDir);
   }
-  // Every model gets the same data, triplets, budget and seed: the comparison is only fair that way.
-  const budget = {
+}
+
+/** Every model gets the same data, triplets, budget and seed: the comparison is only fair that way. */
+function budgetOf(flags: BenchFlags): Budget {
+  return {
     dataDir: flags.dataDir,
     epochs: flags.epochs,
     trainTriplets: flags.trainTriplets,
@@ -177,56 +199,86 @@ async function main(): Promise<void> {
     imageSize: flags.imageSize,
     seed: flags.seed,
   };
+}
+
+/** Train the models one after the other in run folders under a temporary directory (or --keep-runs). */
+async function trainAll(flags: BenchFlags, budget: Budget, log: Logger): Promise<Comparison> {
   const logDir = flags.keepRuns ?? (await mkdtemp(join(tmpdir(), 'dressmatch-bench-')));
-  const results: ModelResult[] = [];
-  let conditions: string[] = [];
+  const comparison: Comparison = { results: [], conditions: [] };
   try {
     for (const kind of flags.models) {
       log.info({ model: kind }, `training ${kind}`);
-      const options: TrainOptions = {
-        ...TRAIN_DEFAULTS,
-        ...budget,
-        logDir,
-        name: kind,
-        model: kind,
-        lr: defaultLearningRate(kind),
-        backend: flags.backend,
-        overwrite: true,
-      };
-      const started = performance.now();
       try {
-        const result = await train(options, { logger: log, out: null });
-        const trainSeconds = (performance.now() - started) / 1000;
-        conditions = result.test?.conditions ?? conditions;
-        const model = await loadModelFromCheckpoint(join(result.runDir, RUN_FILES.best));
-        let embedImagesPerSecond: number;
-        try {
-          const full = await loadCatalogue(flags.dataDir);
-          const images = await ImageCache.load(
-            restrictCatalogue(full, model.config.conditions),
-            model.config.imageSize,
-          );
-          embedImagesPerSecond = await embeddingSpeed(model, images, 512);
-        } finally {
-          model.dispose();
-        }
-        results.push({
-          model: kind,
-          test: result.test,
-          bestEpoch: result.bestEpoch,
-          trainSeconds,
-          trainTripletsPerSecond: result.tripletsPerSecond,
-          embedImagesPerSecond,
-        });
+        comparison.results.push(await trainOne(kind, flags, budget, logDir, comparison, log));
       } catch (error) {
         log.error({ err: error, model: kind }, `${kind} failed`);
-        results.push({ model: kind, error: error instanceof Error ? error.message : String(error) });
+        comparison.results.push({
+          model: kind,
+          error: error instanceof Error ? error.message : String(error),
+        });
       }
     }
   } finally {
     if (!flags.keepRuns) await rm(logDir, { recursive: true, force: true });
   }
+  return comparison;
+}
 
+/** Train one model with the shared budget, then time embedding with its best checkpoint. */
+async function trainOne(
+  kind: ModelKind,
+  flags: BenchFlags,
+  budget: Budget,
+  logDir: string,
+  comparison: Comparison,
+  log: Logger,
+): Promise<ModelResult> {
+  const options: TrainOptions = {
+    ...TRAIN_DEFAULTS,
+    ...budget,
+    logDir,
+    name: kind,
+    model: kind,
+    lr: defaultLearningRate(kind),
+    backend: flags.backend,
+    overwrite: true,
+  };
+  const started = performance.now();
+  const result = await train(options, { logger: log, out: null });
+  const trainSeconds = (performance.now() - started) / 1000;
+  comparison.conditions = result.test?.conditions ?? comparison.conditions;
+  const embedImagesPerSecond = await bestModelEmbeddingSpeed(
+    join(result.runDir, RUN_FILES.best),
+    flags.dataDir,
+  );
+  return {
+    model: kind,
+    test: result.test,
+    bestEpoch: result.bestEpoch,
+    trainSeconds,
+    trainTripletsPerSecond: result.tripletsPerSecond,
+    embedImagesPerSecond,
+  };
+}
+
+/** Images per second of a checkpoint's model on 512 images of its catalogue. */
+async function bestModelEmbeddingSpeed(checkpoint: string, dataDir: string): Promise<number> {
+  const model = await loadModelFromCheckpoint(checkpoint);
+  try {
+    const full = await loadCatalogue(dataDir);
+    const images = await ImageCache.load(
+      restrictCatalogue(full, model.config.conditions),
+      model.config.imageSize,
+    );
+    return await embeddingSpeed(model, images, 512);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Print the summary and per-condition tables and write them, with the set-up, as JSON and Markdown. */
+async function report(flags: BenchFlags, budget: Budget, comparison: Comparison, log: Logger): Promise<void> {
+  const { results, conditions } = comparison;
   const failures = results.filter((r) => r.error).map((r) => `${r.model} failed: ${r.error}`);
   const summary = [summaryTable(results), ...failures].join('\n');
   const perCondition = conditionTable(results, conditions);
@@ -242,7 +294,12 @@ async function main(): Promise<void> {
   };
   await mkdir(flags.out, { recursive: true });
   await writeFile(join(flags.out, 'compare-models.json'), `${JSON.stringify({ setup, results }, null, 2)}\n`);
-  const markdown = [
+  await writeFile(join(flags.out, 'compare-models.md'), markdownReport(setup, summary, perCondition));
+  log.info({ out: flags.out }, 'results written');
+}
+
+function markdownReport(setup: Record<string, unknown>, summary: string, perCondition: string): string {
+  return [
     '# Model comparison (same data, triplets, budget and seed)',
     '',
     `Setup: ${Object.entries(setup)
@@ -260,8 +317,6 @@ async function main(): Promise<void> {
     '```',
     '',
   ].join('\n');
-  await writeFile(join(flags.out, 'compare-models.md'), markdown);
-  log.info({ out: flags.out }, 'results written');
 }
 
 await main();

@@ -47,7 +47,7 @@ import {
   type HeatmapMethod,
 } from '../src/explain/index.ts';
 import { selectBackend, type SimilarityModel } from '../src/model/index.ts';
-import { loadModelFromCheckpoint } from '../src/checkpoint/index.ts';
+import { DEMO_CHECKPOINT, loadModelFromCheckpoint } from '../src/checkpoint/index.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { createLogger } from '../src/util/log.ts';
 import { createProgress } from '../src/util/progress.ts';
@@ -56,7 +56,7 @@ import { Rng } from '../src/util/rng.ts';
 const { values: args } = parseArgs({
   options: {
     data: { type: 'string', default: 'data/demo' },
-    model: { type: 'string', default: 'models/demo/model_best.dmck' },
+    model: { type: 'string', default: DEMO_CHECKPOINT },
     pairs: { type: 'string' },
     steps: { type: 'string' },
     methods: { type: 'string' },

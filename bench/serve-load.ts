@@ -1,19 +1,20 @@
 /**
- * Load benchmark of the HTTP service: requests/s and latency percentiles of GET /similar against the real server
- * (started through the CLI in its own process, on loopback), for the demo catalogue and a synthetic 100k-product
- * catalogue. Each scenario runs for a fixed time with autocannon; every request asks for a random product.
+ * Load benchmark of the HTTP service against a bare express app measured in the same run (issue 9): every figure is
+ * also a share of the reference, so that a busy shared machine moves both. The service is started through the CLI
+ * in its own process (as users run it, info-level request logs to /dev/null); the reference is express answering
+ * res.json({status:'ok'}) on the same Node. Endpoints: /healthz, GET /similar for one condition and for all, at
+ * each explain level; with 1 and 2 workers. Then the server's RSS at a synthetic catalogue (100k products) against
+ * the size of its index files.
  *
- *   npx tsx bench/serve-load.ts [--duration 10] [--connections 8] [--synthetic 100000] [--demo-index indexes/demo]
- *                               [--work-dir .tmp/bench-serve] [--out bench/results/serve-load.json]
+ *   npx tsx bench/serve-load.ts [--quick] [--duration 8] [--connections 8] [--workers 1,2] [--synthetic 100000]
+ *                               [--demo-index indexes/demo] [--work-dir .tmp/bench-serve] [--out bench/results/serve-load.json]
  *
- * Demo catalogue: the bundle at --demo-index when one was published there (`npm run demo`), otherwise the demo
- * catalogue is generated and indexed with an untrained model of the demo configuration (query latency does not
- * depend on training). Synthetic: 64-dim embeddings clustered around 1000 random centres and CSN-like masks,
- * indexed through the index stage's buildBundle with its default parameters; reused from --work-dir when present.
+ * --quick: 3 s per run, explain levels with 1 worker only, and the synthetic catalogue at 20k products unless a
+ * 100k bundle is already in --work-dir (building 100k takes minutes here); under 2 minutes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -28,26 +29,27 @@ const EMBED_DIM = 64;
 const CLUSTERS = 1000;
 
 interface Options {
+  quick: boolean;
   duration: number;
   connections: number;
+  workers: string;
   synthetic: number;
   demoIndex: string;
   workDir: string;
   out: string;
 }
 
-interface ScenarioResult {
-  catalogue: string;
-  products: number;
-  conditions: number;
+interface Run {
+  server: 'bare express' | 'dressmatch';
+  workers: number;
   endpoint: string;
-  connections: number;
-  durationSeconds: number;
-  requests: number;
   requestsPerSecond: number;
-  latencyMs: { mean: number; p50: number; p90: number; p99: number; max: number };
+  latencyMs: { p50: number; p99: number };
+  bytesPerResponse: number;
   errors: number;
-  non2xx: number;
+  /** This run's req/s and p99 over the bare express reference's measured in the same block. */
+  share?: number;
+  p99Ratio?: number;
 }
 
 function log(message: string): void {
@@ -136,14 +138,22 @@ function syntheticSource(count: number, seed: number): BundleSource {
   };
 }
 
-async function syntheticBundle(options: Options): Promise<string> {
-  const indexDir = join(options.workDir, `synthetic-${options.synthetic}`);
+/**
+ * A synthetic bundle of `products` products (reused from the work dir). Graph quality does not matter for memory,
+ * so the graph is built cheaply (efConstruction 16) and the recall gate is off: 100k products build in minutes.
+ */
+async function syntheticBundle(options: Options, products: number): Promise<string> {
+  const indexDir = join(options.workDir, `synthetic-${products}`);
   if (existsSync(join(indexDir, 'manifest.json'))) return indexDir;
-  log(`building a synthetic bundle of ${options.synthetic} products in ${indexDir} (one-off)`);
+  log(`building a synthetic bundle of ${products} products in ${indexDir} (one-off)`);
   const started = Date.now();
   let last = 0;
-  await buildBundle(indexDir, syntheticSource(options.synthetic, 7), {
-    batchSize: 2048,
+  await buildBundle(indexDir, syntheticSource(products, 7), {
+    batchSize: 4096,
+    efConstruction: 16,
+    minRecall: 0,
+    recallSample: 20,
+    quantilePairs: 2000,
     onProgress: (p) => {
       if (Date.now() - last > 5000) {
         last = Date.now();
@@ -167,160 +177,296 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The service as users run it (its default info-level request logs included, sent to /dev/null). */
-async function startServe(indexDir: string): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', MAIN, 'serve', '--index', indexDir, '--host', '127.0.0.1', '--port', String(port)],
-    { stdio: 'ignore' },
-  );
-  let exited = false;
+interface Started {
+  url: string;
+  child: ChildProcess;
+}
+
+async function waitFor(url: string, child: ChildProcess, what: string): Promise<void> {
+  let exited = child.exitCode !== null;
   child.once('exit', () => {
     exited = true;
   });
-  const url = `http://127.0.0.1:${port}`;
   for (;;) {
-    if (exited) throw new Error(`serve --index ${indexDir} exited before it was ready`);
-    const ready = await fetch(`${url}/readyz`).catch(() => undefined);
-    if (ready?.status === 200) break;
+    if (exited) throw new Error(`${what} exited before it was ready`);
+    const ready = await fetch(url).catch(() => undefined);
+    if (ready?.status === 200) return;
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** The reference: bare express on the same Node, answering what /healthz answers. */
+async function startBare(): Promise<Started> {
+  const port = await freePort();
+  const script =
+    "import express from 'express'; const app = express();" +
+    "app.get('/healthz', (_q, r) => { r.json({ status: 'ok' }); });" +
+    `app.listen(${port}, '127.0.0.1');`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/healthz`, child, 'bare express');
   return { url, child };
 }
 
-async function stopServe(child: ChildProcess): Promise<void> {
+/** The service as users run it (its default info-level request logs included, sent to /dev/null). */
+async function startServe(indexDir: string, workers: number): Promise<Started> {
+  const port = await freePort();
+  const args = ['serve', '--index', indexDir, '--host', '127.0.0.1', '--port', String(port)];
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--workers', String(workers)], {
+    stdio: 'ignore',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/readyz`, child, `serve --index ${indexDir}`);
+  return { url, child };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
 }
 
-async function load(url: string, ids: string[], path: (id: string) => string, options: Options) {
+async function measure(
+  url: string,
+  path: (rng: Rng) => string,
+  seconds: number,
+  connections: number,
+): Promise<Omit<Run, 'server' | 'workers' | 'endpoint'>> {
   const rng = new Rng(11);
-  const result = await autocannon({
-    url,
-    connections: options.connections,
-    duration: options.duration,
-    requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: path(rng.pick(ids)) }) }],
-  });
-  return result;
+  const request = { method: 'GET' as const, setupRequest: (r: object) => ({ ...r, path: path(rng) }) };
+  // A short warm-up so that JIT and caches are not part of the measurement.
+  await autocannon({ url, connections, amount: connections * 20, requests: [request] });
+  const r = await autocannon({ url, connections, duration: seconds, requests: [request] });
+  return {
+    requestsPerSecond: r.requests.average,
+    latencyMs: { p50: r.latency.p50, p99: r.latency.p99 },
+    bytesPerResponse: r.requests.total > 0 ? Math.round(r.throughput.total / r.requests.total) : 0,
+    errors: r.errors + r.timeouts + r.non2xx,
+  };
 }
 
-async function scenario(name: string, indexDir: string, options: Options): Promise<ScenarioResult[]> {
+/** The endpoints measured with `workers` workers (explain levels only with 1 worker in quick mode). */
+function endpoints(ids: string[], condition: string, all: boolean): [string, (rng: Rng) => string][] {
+  const similar = (query: string) => (rng: Rng) => `/similar/${encodeURIComponent(rng.pick(ids))}?${query}`;
+  const levels = all ? ['full', 'summary', 'none'] : ['full'];
+  return [
+    ['/healthz', () => '/healthz'],
+    ...levels.map((level): [string, (rng: Rng) => string] => [
+      `one condition, explain=${level}`,
+      similar(`condition=${condition}&k=10${level === 'full' ? '' : `&explain=${level}`}`),
+    ]),
+    ...levels.map((level): [string, (rng: Rng) => string] => [
+      `all conditions, explain=${level}`,
+      similar(`k=10${level === 'full' ? '' : `&explain=${level}`}`),
+    ]),
+  ];
+}
+
+/** One block: bare express /healthz, then the service's endpoints with `workers` workers, then bare again. */
+async function block(
+  indexDir: string,
+  workers: number,
+  options: Options,
+  everyLevel: boolean,
+): Promise<Run[]> {
   const bundle = await openBundle(indexDir, { verify: false });
   const ids = [...bundle.entries()].map(([, product]) => product.id);
-  const conditions = [...bundle.conditions];
+  const condition = bundle.conditions[0];
   bundle.close();
-  const { url, child } = await startServe(indexDir);
-  const results: ScenarioResult[] = [];
+  const bare = await startBare();
+  const serve = await startServe(indexDir, workers);
+  const runs: Run[] = [];
   try {
-    const endpoints: [string, (id: string) => string][] = [
-      [
-        `/similar/:id?condition=${conditions[0]}&k=10`,
-        (id) => `/similar/${encodeURIComponent(id)}?condition=${conditions[0]}&k=10`,
-      ],
-      ['/similar/:id?k=10 (all conditions)', (id) => `/similar/${encodeURIComponent(id)}?k=10`],
-    ];
-    for (const [endpoint, path] of endpoints) {
-      // A short warm-up so that JIT and caches are not part of the measurement.
-      await load(url, ids, path, { ...options, duration: 1 });
-      log(`${name}: ${endpoint} for ${options.duration} s with ${options.connections} connections`);
-      const r = await load(url, ids, path, options);
-      results.push({
-        catalogue: name,
-        products: ids.length,
-        conditions: conditions.length,
-        endpoint,
-        connections: options.connections,
-        durationSeconds: options.duration,
-        requests: r.requests.total,
-        requestsPerSecond: r.requests.average,
-        latencyMs: {
-          mean: r.latency.average,
-          p50: r.latency.p50,
-          p90: r.latency.p90,
-          p99: r.latency.p99,
-          max: r.latency.max,
-        },
-        errors: r.errors + r.timeouts,
-        non2xx: r.non2xx,
-      });
+    const reference: Run[] = [];
+    const bareRun = async () => {
+      log(`bare express /healthz for ${options.duration} s`);
+      const run = await measure(bare.url, () => '/healthz', options.duration, options.connections);
+      reference.push({ server: 'bare express', workers: 1, endpoint: '/healthz', ...run });
+    };
+    await bareRun();
+    for (const [endpoint, path] of endpoints(ids, condition, everyLevel)) {
+      log(`dressmatch (${workers} worker${workers > 1 ? 's' : ''}) ${endpoint} for ${options.duration} s`);
+      const run = await measure(serve.url, path, options.duration, options.connections);
+      runs.push({ server: 'dressmatch', workers, endpoint, ...run });
     }
+    await bareRun();
+    const bareRps = reference.reduce((sum, r) => sum + r.requestsPerSecond, 0) / reference.length;
+    const bareP99 = reference.reduce((sum, r) => sum + r.latencyMs.p99, 0) / reference.length;
+    for (const run of runs) {
+      run.share = run.requestsPerSecond / bareRps;
+      run.p99Ratio = run.latencyMs.p99 / Math.max(bareP99, 1);
+    }
+    return [...reference, ...runs];
   } finally {
-    await stopServe(child);
+    await Promise.all([stop(serve.child), stop(bare.child)]);
   }
-  return results;
 }
 
-function table(results: ScenarioResult[]): string {
+/** Resident memory of the serve process once it answers, against the bytes of the version it loaded. */
+async function memoryAt(indexDir: string, products: number): Promise<MemoryReport> {
+  const serve = await startServe(indexDir, 1);
+  try {
+    const bundle = await openBundle(indexDir, { verify: false });
+    const ids = [...bundle.entries()].slice(0, 50).map(([, product]) => product.id);
+    const versionDir = join(indexDir, 'versions', bundle.version);
+    bundle.close();
+    for (const id of ids) await (await fetch(`${serve.url}/similar/${id}?k=10`)).arrayBuffer();
+    const status = await readFile(`/proc/${serve.child.pid}/status`, 'utf8');
+    const rssKiB = Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? NaN);
+    const indexBytes = await directoryBytes(versionDir);
+    return {
+      products,
+      rssMiB: rssKiB / 1024,
+      indexMiB: indexBytes / 2 ** 20,
+      ratio: (rssKiB * 1024) / indexBytes,
+    };
+  } finally {
+    await stop(serve.child);
+  }
+}
+
+interface MemoryReport {
+  products: number;
+  rssMiB: number;
+  indexMiB: number;
+  ratio: number;
+}
+
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    total += entry.isDirectory() ? await directoryBytes(path) : (await stat(path)).size;
+  }
+  return total;
+}
+
+const GOALS: [string, (run: Run) => boolean, string][] = [
+  ['/healthz', (r) => (r.share ?? 0) >= 0.8, 'share >= 0.8'],
+  [
+    'one condition, explain=full',
+    (r) => (r.share ?? 0) >= 0.6 && (r.p99Ratio ?? Infinity) <= 3,
+    'share >= 0.6, p99 <= 3x',
+  ],
+  ['all conditions, explain=full', (r) => (r.share ?? 0) >= 0.25, 'share >= 0.25'],
+];
+
+function table(runs: Run[]): string {
   const header = [
-    'catalogue',
-    'products',
+    'server',
+    'workers',
     'endpoint',
     'req/s',
+    'share',
     'p50 ms',
-    'p90 ms',
     'p99 ms',
-    'max ms',
-    'errors',
+    'p99 / bare',
+    'KiB/resp',
+    'goal',
   ];
-  const rows = results.map((r) => [
-    r.catalogue,
-    String(r.products),
-    r.endpoint,
-    r.requestsPerSecond.toFixed(0),
-    r.latencyMs.p50.toFixed(1),
-    r.latencyMs.p90.toFixed(1),
-    r.latencyMs.p99.toFixed(1),
-    r.latencyMs.max.toFixed(1),
-    String(r.errors + r.non2xx),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  const rows = runs.map((r) => {
+    const goal = r.server === 'dressmatch' ? GOALS.find(([endpoint]) => endpoint === r.endpoint) : undefined;
+    return [
+      r.server,
+      String(r.workers),
+      r.endpoint,
+      r.requestsPerSecond.toFixed(0),
+      r.share === undefined ? '1.00' : r.share.toFixed(2),
+      r.latencyMs.p50.toFixed(1),
+      r.latencyMs.p99.toFixed(1),
+      r.p99Ratio === undefined ? '' : r.p99Ratio.toFixed(1),
+      (r.bytesPerResponse / 1024).toFixed(1),
+      goal ? `${goal[2]}: ${goal[1](r) ? 'met' : 'NOT met'}` : '',
+    ];
+  });
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function parseOptions(): Options {
+  const program = new Command('serve-load')
+    .option('--quick', 'short runs (under 2 minutes)', false)
+    .option('--duration <s>', 'seconds per measured run (default 8, quick 3)', Number)
+    .option('--connections <n>', 'concurrent connections', Number, 8)
+    .option('--workers <list>', 'worker counts to measure', '1,2')
+    .option(
+      '--synthetic <n>',
+      'products in the synthetic catalogue for the memory figure (0 to skip)',
+      Number,
+      100_000,
+    )
+    .option('--demo-index <dir>', 'published demo index to use when present', 'indexes/demo')
+    .option('--work-dir <dir>', 'where generated bundles are kept between runs', '.tmp/bench-serve')
+    .option(
+      '--out <file>',
+      'results file (.json; a .md table is written beside it)',
+      'bench/results/serve-load.json',
+    )
+    .parse();
+  const options = program.opts<Options>();
+  options.duration ??= options.quick ? 3 : 8;
+  options.workDir = resolve(options.workDir);
+  return options;
 }
 
 async function main(): Promise<void> {
-  const program = new Command('serve-load')
-    .option('--duration <s>', 'seconds per measured run', Number, 10)
-    .option('--connections <n>', 'concurrent connections', Number, 8)
-    .option('--synthetic <n>', 'products in the synthetic catalogue (0 to skip)', Number, 100_000)
-    .option('--demo-index <dir>', 'published demo index to use when present', 'indexes/demo')
-    .option('--work-dir <dir>', 'where generated bundles are kept between runs', '.tmp/bench-serve')
-    .option('--out <file>', 'results file', 'bench/results/serve-load.json')
-    .parse();
-  const options = program.opts<Options>();
-  options.workDir = resolve(options.workDir);
+  const options = parseOptions();
   await mkdir(options.workDir, { recursive: true });
-
-  const results: ScenarioResult[] = [];
+  const started = Date.now();
   const demoIndex = await demoBundle(options);
-  const demoSource =
-    demoIndex === options.demoIndex
-      ? `published demo index ${demoIndex}`
-      : 'demo catalogue generated and indexed with an untrained model of the demo configuration';
-  results.push(...(await scenario('demo', demoIndex, options)));
-  if (options.synthetic > 0) {
-    results.push(
-      ...(await scenario(`synthetic ${options.synthetic / 1000}k`, await syntheticBundle(options), options)),
-    );
+  const runs: Run[] = [];
+  const workerCounts = options.workers.split(',').map(Number);
+  for (const workers of workerCounts) {
+    runs.push(...(await block(demoIndex, workers, options, !options.quick || workers === workerCounts[0])));
   }
-
-  process.stdout.write(`\n${table(results)}\n`);
-  const report = {
+  let memory: MemoryReport | undefined;
+  if (options.synthetic > 0) {
+    const cached = existsSync(join(options.workDir, `synthetic-${options.synthetic}`, 'manifest.json'));
+    const products = options.quick && !cached ? Math.min(options.synthetic, 20_000) : options.synthetic;
+    memory = await memoryAt(await syntheticBundle(options, products), products);
+  }
+  const markdown = report(
+    runs,
+    memory,
+    demoIndex === options.demoIndex ? demoIndex : 'generated demo bundle',
+  );
+  process.stdout.write(`\n${markdown}\n`);
+  const json = {
     date: new Date().toISOString(),
     node: process.version,
     cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
     loadAverageAtEnd: loadavg().map((l) => Number(l.toFixed(2))),
-    demoIndex: demoSource,
-    note: 'server and load generator share this machine (loopback); the server runs in its own process',
-    results,
+    quick: options.quick,
+    seconds: Math.round((Date.now() - started) / 1000),
+    connections: options.connections,
+    durationSeconds: options.duration,
+    runs,
+    memory,
   };
   await mkdir(dirname(options.out), { recursive: true });
-  await writeFile(options.out, `${JSON.stringify(report, null, 2)}\n`);
-  log(`results written to ${options.out}`);
+  await writeFile(options.out, `${JSON.stringify(json, null, 2)}\n`);
+  await writeFile(options.out.replace(/\.json$/, '.md'), `${markdown}\n`);
+  log(`results written to ${options.out} and .md (${json.seconds} s)`);
+}
+
+function report(runs: Run[], memory: MemoryReport | undefined, demo: string): string {
+  const lines = [
+    `# serve-load (${new Date().toISOString().slice(0, 16)}Z, Node ${process.version}, ${cpus().length} cores, load ${loadavg()[0].toFixed(1)})`,
+    '',
+    `Catalogue: ${demo}. autocannon, 8 connections, loopback; shares are of bare express /healthz measured before`,
+    'and after each block on the same machine; p99 / bare is the p99 over bare express p99.',
+    '',
+    table(runs),
+  ];
+  if (memory) {
+    lines.push(
+      '',
+      `Memory: ${memory.products} synthetic products, server RSS ${memory.rssMiB.toFixed(0)} MiB against index files of ` +
+        `${memory.indexMiB.toFixed(0)} MiB: ${memory.ratio.toFixed(2)}x (goal at most 2x: ${memory.ratio <= 2 ? 'met' : 'NOT met'}).`,
+    );
+  }
+  return lines.join('\n');
 }
 
 await main();

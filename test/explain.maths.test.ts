@@ -7,15 +7,12 @@ import {
   dimensionBreakdown,
   explainPair,
   overlaySaliency,
-  PairReference,
   QuantileReference,
   rampColour,
   resizeMap,
-  samplePairReference,
   summarizeMask,
   type SpaceDescription,
 } from '../src/explain/index.ts';
-import { Rng } from '../src/util/rng.ts';
 
 const close = (actual: number, expected: number, message?: string) =>
   assert.ok(Math.abs(actual - expected) < 1e-9, `${message ?? ''} expected ${expected}, got ${actual}`);
@@ -78,33 +75,6 @@ test('vectors that do not match the space are rejected', () => {
   assert.throws(() => conditionDistance([1], [1, 2], 'l2'), RangeError);
 });
 
-test('a score is the fraction of random pairs farther apart, ties counted half', () => {
-  const reference = new PairReference([4, 2, 1, 3, 2]);
-  close(reference.score(2), (2 + 2 / 2) / 5); // 3 and 4 are farther, the two 2s tie
-  close(reference.score(0.5), 1);
-  close(reference.score(5), 0);
-  close(reference.score(2.5), 2 / 5);
-  assert.equal(reference.quantile(0.5), 2);
-  assert.equal(reference.quantile(1), 4);
-  assert.equal(new PairReference([]).score(1), 0);
-});
-
-test('random pair references use distinct products and are reproducible', () => {
-  const vectors = [
-    [0, 0],
-    [3, 4],
-  ];
-  const reference = samplePairReference(2, (i) => vectors[i], 'l2', new Rng(1), 50);
-  assert.equal(reference.size, 50);
-  assert.equal(reference.quantile(0), 5); // never a product paired with itself
-  assert.equal(reference.quantile(1), 5);
-  const many = Array.from({ length: 30 }, (_, i) => [i, i % 7]);
-  const first = samplePairReference(30, (i) => many[i], 'l2', new Rng(7), 100);
-  const again = samplePairReference(30, (i) => many[i], 'l2', new Rng(7), 100);
-  for (const q of [0.1, 0.5, 0.9]) assert.equal(first.quantile(q), again.quantile(q));
-  assert.equal(samplePairReference(1, (i) => many[i], 'l2', new Rng(1)).size, 0);
-});
-
 test('attributes are compared per condition: shared, differing, unlabelled', () => {
   const comparison = compareAttributes(
     { color: ['red', 'white'], sleeve: ['long'], length: [] },
@@ -143,14 +113,15 @@ test('a pair explanation covers the asked condition, every other condition and t
   const explanation = explainPair({
     condition: 0,
     spaces: [colour, sleeve],
-    references: [new PairReference([1, 2, 3, 4]), new PairReference([1, 2, 4, 5])],
+    // Random pairs spread evenly from 0 to twice the pair's distance: the pair sits at their median.
+    references: [new QuantileReference([0, 2 * Math.sqrt(6)]), new QuantileReference([0, 6])],
     queryVector: (c) => queryVectors[c],
     neighbourVector: (c) => neighbourVectors[c],
     queryAttributes: { color: ['red'], sleeve: ['long'] },
     neighbourAttributes: { color: ['red'], sleeve: ['short'] },
     topDims: 1,
   });
-  close(explanation.distance, Math.sqrt(6)); // 2.449: farther than 1 and 2, closer than 3 and 4
+  close(explanation.distance, Math.sqrt(6)); // 2.449: half of the random pairs are closer
   close(explanation.score, 0.5);
   assert.equal(explanation.dimensions.top[0].dim, 1);
   assert.equal(explanation.otherConditions.length, 1);
@@ -164,7 +135,7 @@ test('a pair explanation covers the asked condition, every other condition and t
   const upload = explainPair({
     condition: 1,
     spaces: [colour, sleeve],
-    references: [new PairReference([1]), new PairReference([1])],
+    references: [new QuantileReference([1, 1]), new QuantileReference([1, 1])],
     queryVector: (c) => queryVectors[c],
     neighbourVector: (c) => neighbourVectors[c],
   });

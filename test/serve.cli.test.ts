@@ -1,6 +1,7 @@
 /**
  * `dressmatch serve` as a user runs it: a separate process started through the CLI, answering on the port it
- * logs, and shutting down gracefully on SIGTERM (a request already running still gets its answer).
+ * logs, and shutting down gracefully on SIGTERM (a request already running still gets its answer); with
+ * --workers, as a cluster whose /metrics, /readyz and hot swap hold across workers.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,7 +49,7 @@ test('serve --index --model --port 0 serves the bundle and stops cleanly on SIGT
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "listening" log line:\n${logs}`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`no "listening" log line:\n${logs}`)), 120_000);
       child.stderr.on('data', (chunk: Buffer) => {
         logs += chunk.toString();
         const match = logs.match(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
@@ -73,6 +74,67 @@ test('serve --index --model --port 0 serves the bundle and stops cleanly on SIGT
     assert.match(logs, /shutting down/);
     // every request was logged with its id
     assert.match(logs, /"req":\{"id":"[0-9a-f-]{36}","method":"GET","url":"\/readyz"\}/);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('serve --workers 2: /metrics sums over the workers, a new version reaches every worker, SIGTERM drains both', async () => {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      'serve',
+      '--index',
+      fixture.indexDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--workers',
+      '2',
+      '--poll',
+      '200',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
+  );
+  let logs = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    // Both workers log their "listening" line; wait for two different pids.
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        logs += chunk.toString();
+        const lines = [
+          ...logs.matchAll(/"pid":(\d+)[^\n]*"msg":"listening on (http:\/\/127\.0\.0\.1:\d+)"/g),
+        ];
+        if (new Set(lines.map((m) => m[1])).size === 2) resolve(lines[0][2]);
+      });
+      child.on('exit', () => reject(new Error(`serve exited early:\n${logs}`)));
+    });
+    for (let i = 0; i < 10; i++) assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const count = Number(
+      metrics.match(
+        /dressmatch_http_request_duration_seconds_count\{[^}]*route="\/healthz"[^}]*\} (\d+)/,
+      )?.[1],
+    );
+    // ten from the test and one warm-up per worker, whichever worker answered which
+    assert.equal(count, 12, `healthz counted over both workers:\n${metrics.slice(0, 400)}`);
+    const report = await fixture.publish();
+    for (let attempt = 0; ; attempt++) {
+      const versions = new Set<string>();
+      for (let i = 0; i < 8; i++) {
+        versions.add(((await (await fetch(`${url}/readyz`)).json()) as { version: string }).version);
+      }
+      if (versions.size === 1 && versions.has(report.version ?? '')) break;
+      assert.ok(attempt < 100, `every worker serves ${report.version}; seen ${[...versions].join(', ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, 'the primary exits 0 once both workers drained');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }

@@ -409,7 +409,7 @@ describe('issue 16: also', () => {
 
   test(
     'SIGTERM to demo reaches its serve child, which drains and exits; nothing is left listening',
-    { timeout: 90_000 },
+    { timeout: 300_000 },
     async () => {
       const models = join(root, 'models');
       await mkdir(join(models, 'demo'), { recursive: true });

@@ -3,6 +3,9 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
+import { DEMO_DATA_DIR } from '../catalogue/defaults.ts';
+import { BEST_CHECKPOINT, DEMO_MODELS_DIR } from '../checkpoint/defaults.ts';
+import { MODEL_KINDS } from '../model/defaults.ts';
 import { runCommand } from '../util/cli.ts';
 
 const mainScript = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -44,13 +47,9 @@ export function registerDemoCommand(program: Command): void {
     .description(
       'End to end on the embedded default: make the demo catalogue, train the demo model (CSN unless --model), index it and serve it (the catalogue and model are made only when missing)',
     )
-    .option('--data-dir <dir>', 'demo catalogue directory', 'data/demo')
-    .option('--models-dir <dir>', 'where the demo run folder goes', 'models')
-    .addOption(
-      new Option('--model <kind>', 'model to train and serve')
-        .choices(['csn', 'asen', 'unconditional'])
-        .default('csn'),
-    )
+    .option('--data-dir <dir>', 'demo catalogue directory', DEMO_DATA_DIR)
+    .option('--models-dir <dir>', 'where the demo run folder goes', DEMO_MODELS_DIR)
+    .addOption(new Option('--model <kind>', 'model to train and serve').choices(MODEL_KINDS).default('csn'))
     .option('--name <name>', 'demo run name (default: demo for csn, demo-<model> otherwise)')
     .option('--index-dir <dir>', 'index bundle directory (default: indexes/<name>)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -77,7 +76,7 @@ export function registerDemoCommand(program: Command): void {
           if (!existsSync(`${options.dataDir}/products.jsonl`)) {
             await runStage(['demo-data', '--out', options.dataDir]);
           }
-          const checkpoint = `${options.modelsDir}/${name}/model_best.dmck`;
+          const checkpoint = `${options.modelsDir}/${name}/${BEST_CHECKPOINT}`;
           if (!existsSync(checkpoint)) {
             await runStage([
               'train',

@@ -8,7 +8,6 @@
  */
 import type { ConditionSpace, Metric } from '../model/index.ts';
 
-export type { Metric };
 export type Vector = ArrayLike<number>;
 
 /** What an explanation needs to know about a space (ConditionSpace satisfies it). */

@@ -8,12 +8,7 @@ export {
   type DimensionContribution,
   type DimensionBreakdown,
 } from './distance.ts';
-export {
-  PairReference,
-  QuantileReference,
-  samplePairReference,
-  type DistanceReference,
-} from './reference.ts';
+export { QuantileReference, type DistanceReference } from './reference.ts';
 export {
   compareAttributes,
   type AttributeComparison,

@@ -4,6 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { DEMO_DATA_DIR } from '../catalogue/defaults.ts';
+import { DEMO_CHECKPOINT } from '../checkpoint/defaults.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { SimilarityModel } from '../model/index.ts';
@@ -382,7 +383,7 @@ function registerIndexCommand(program: Command): void {
         'subspace, check recall@10 against brute force, and publish the result as a new bundle version ' +
         '(atomically: the service keeps serving the previous version until the switch)',
     )
-    .option('--model <checkpoint>', 'trained model (.dmck)', 'models/demo/model_best.dmck')
+    .option('--model <checkpoint>', 'trained model (.dmck)', DEMO_CHECKPOINT)
     .option('--data-dir <dir>', 'catalogue folder (any supported layout)', DEMO_DATA_DIR)
     .option('--out <dir>', 'bundle folder (manifest.json + versions/)', DEMO_BUNDLE_DIR)
     .option('--incremental', 're-embed only new and changed products and edit a copy of the current version')

@@ -54,6 +54,8 @@ export interface CreateAppOptions {
   metricsRoute?: boolean;
   /** Send Strict-Transport-Security on every response (TLS ends in front of the service). */
   hsts?: boolean;
+  /** Where /metrics gets its text (cluster workers ask the primary for the total); default: this app's registry. */
+  metricsSource?: () => Promise<string>;
   /** Share of successful requests logged (errors always are): 1 logs all. */
   logSample?: number;
   /** Check every response against openapi.yaml too (tests turn this on; it costs time per request). */
@@ -101,7 +103,7 @@ function frontMiddleware(options: CreateAppOptions, log: Logger, metrics: ServeM
 
 export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   const log = options.logger ?? createServeLogger();
-  const metrics = createMetrics();
+  const metrics = createMetrics(options.metricsSource);
   const spec = await readFile(SPEC_PATH, 'utf8');
   const state = createState(options, log, metrics);
   await state.start();

@@ -1,5 +1,5 @@
 /** `dressmatch serve`: the HTTP API, web page and docs over an index bundle. Flag defaults live in defaults.ts. */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { STORE_KINDS, type StoreKind } from '../index/index.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../model/index.ts';
 import { integer } from '../util/cli.ts';
@@ -30,6 +30,8 @@ interface ServeFlags {
   metricsPort?: number;
   metricsToken?: string;
   hsts: boolean;
+  workers: number;
+  logSample: number;
 }
 
 const ms = (name: string) => integer(name, 1, 3_600_000);
@@ -137,9 +139,32 @@ function limitOptions(command: Command): Command {
     );
 }
 
-/** Who may read /metrics, and HSTS. */
+/** A share in [0, 1]. */
+function share(name: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!/^(0|1|0?\.\d+|1\.0*)$/.test(value) || parsed < 0 || parsed > 1) {
+      throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
+    }
+    return parsed;
+  };
+}
+
+/** Who may read /metrics, HSTS, processes and logs. */
 function exposureOptions(command: Command): Command {
   return command
+    .option(
+      '--workers <n>',
+      'worker processes sharing the port (node:cluster); /metrics sums over them',
+      integer('--workers', 1, 256),
+      D.workers,
+    )
+    .option(
+      '--log-sample <share>',
+      'share of successful requests logged (errors always are), e.g. 0.1 for every tenth',
+      share('--log-sample'),
+      D.logSample,
+    )
     .option(
       '--metrics-port <port>',
       'serve /metrics on this port instead of the API port',
@@ -187,6 +212,7 @@ function toOptions(flags: ServeFlags): StartServerOptions {
     metricsPort: flags.metricsPort,
     metricsToken: flags.metricsToken ?? (process.env.DRESSMATCH_METRICS_TOKEN || undefined),
     hsts: flags.hsts,
+    logSample: flags.logSample,
     handleSignals: true,
   };
 }
@@ -198,9 +224,9 @@ export function registerServeCommands(program: Command): void {
       'Serve similar-product recommendations with explanations over HTTP (API, web page at /, docs at /docs)',
     );
   exposureOptions(limitOptions(sourceOptions(serve))).action(async (flags: ServeFlags, command: Command) => {
-    const { startServer } = await import('./server.ts');
+    const { runServe } = await import('./server.ts');
     try {
-      await startServer(toOptions(flags));
+      await runServe(toOptions(flags), flags.workers);
     } catch (error) {
       command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
     }

@@ -31,6 +31,8 @@ export const SERVE_DEFAULTS = {
   thumbnailConcurrency: 2,
   /** Share of successful requests logged (errors always are); 1 logs every request. */
   logSample: 1,
+  /** Worker processes (node:cluster); 1 runs the service in this process. */
+  workers: 1,
   /** Requests per client per minute; 0 turns rate limiting off (the default). */
   rateLimitPerMinute: 0,
 };

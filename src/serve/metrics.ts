@@ -1,4 +1,8 @@
-/** Prometheus metrics of one app instance (its own registry, so several apps in one process do not collide). */
+/**
+ * Prometheus metrics of one app instance (its own registry, so several apps in one process do not collide). Under
+ * `serve --workers N` every worker keeps its own and /metrics answers the sum over all workers, which the primary
+ * process collects (prom-client's AggregatorRegistry); see cluster.ts.
+ */
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Provenance } from './served-index.ts';
@@ -14,9 +18,11 @@ export interface ServeMetrics {
   modelCalls: Histogram<'operation'>;
   /** Lookups in the image caches by cache (thumbnail, heatmap) and outcome (hit, miss). */
   cacheLookups: Counter<'cache' | 'outcome'>;
+  /** The exposition text /metrics answers: this registry's, or all workers' when running as a cluster worker. */
+  exposition(): Promise<string>;
 }
 
-export function createMetrics(): ServeMetrics {
+export function createMetrics(source?: () => Promise<string>): ServeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requests = new Histogram({
@@ -31,6 +37,8 @@ export function createMetrics(): ServeMetrics {
     help: 'Index bundle version being served (value 1 on the current version)',
     labelNames: ['version'] as const,
     registers: [registry],
+    // Across workers: 1 while any worker serves the version (a sum would say N).
+    aggregator: 'max',
   });
   const swaps = new Counter({
     name: 'dressmatch_index_swaps_total',
@@ -83,6 +91,7 @@ export function createMetrics(): ServeMetrics {
     swaps,
     modelCalls,
     cacheLookups,
+    exposition: source ?? (() => registry.metrics()),
   };
 }
 

@@ -3,16 +3,24 @@
  * a connection cap), optionally /metrics on a port of its own, and stop it gracefully: stop accepting, let running
  * requests finish within the drain timeout, then close.
  */
+import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
 import { createApp, type CreateAppOptions, type ServeApp } from './app.ts';
 import { SERVE_DEFAULTS } from './defaults.ts';
 import { createServeLogger } from './logging.ts';
-import type { ServeMetrics } from './metrics.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
-import { metricsHandler } from './routes/ops.ts';
+import { metricsHandler, type MetricsSource } from './routes/ops.ts';
+import {
+  askPrimaryForMetrics,
+  isClusterWorker,
+  offerRegistry,
+  onClusterShutdown,
+  runPrimary,
+} from './cluster.ts';
 
 export interface StartServerOptions extends CreateAppOptions {
   host: string;
@@ -72,14 +80,14 @@ function listen(server: Server, port: number, host: string): Promise<string> {
 }
 
 /** A server answering GET /metrics only (for a port the scraper reaches but clients do not). */
-async function startMetricsServer(
+export async function startMetricsServer(
   options: StartServerOptions,
-  metrics: ServeMetrics,
+  source: MetricsSource,
   log: Logger,
 ): Promise<[Server, string]> {
   const app = express();
   app.disable('x-powered-by');
-  app.get('/metrics', metricsHandler(metrics, options.metricsToken));
+  app.get('/metrics', metricsHandler(source, options.metricsToken));
   app.use(notFoundHandler);
   app.use(problemHandler(log));
   const server = boundedServer(options, app);
@@ -101,13 +109,26 @@ function drain(server: Server, drainMs: number): Promise<void> {
 
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const log = options.logger ?? createServeLogger();
+  const worker = isClusterWorker();
   const separateMetrics = options.metricsPort !== undefined;
-  const served = await createApp({ ...options, logger: log, metricsRoute: !separateMetrics });
+  const served = await createApp({
+    ...options,
+    logger: log,
+    metricsRoute: !separateMetrics,
+    metricsSource: worker ? askPrimaryForMetrics() : undefined,
+  });
+  if (worker) offerRegistry(served.metrics.registry);
   const server = boundedServer(options, served.app);
   const url = await listen(server, options.port, options.host);
-  const [metricsServer, metricsUrl] = separateMetrics
-    ? await startMetricsServer(options, served.metrics, log)
-    : [undefined, undefined];
+  // Workers leave the metrics port to the primary, which serves the total.
+  const [metricsServer, metricsUrl] =
+    separateMetrics && !worker
+      ? await startMetricsServer(
+          options,
+          { contentType: served.metrics.registry.contentType, exposition: served.metrics.exposition },
+          log,
+        )
+      : [undefined, undefined];
   // The validator compiles openapi.yaml on the first request it sees: pay that now, not on a client's request.
   await fetch(`${url}/healthz`)
     .then((response) => response.arrayBuffer())
@@ -127,7 +148,36 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     return stopping;
   };
   if (options.handleSignals) handleSignals(stop, log);
+  if (worker) onClusterShutdown(stop);
   return { ...served, server, url, metricsUrl, stop };
+}
+
+/**
+ * The serve command: one process, or with `workers` > 1 a primary that forks that many workers (each running
+ * startServer on the shared port) and serves the aggregated /metrics port when there is one.
+ */
+export async function runServe(options: StartServerOptions, workers: number): Promise<void> {
+  if (workers <= 1 || !cluster.isPrimary) {
+    await startServer(options);
+    return;
+  }
+  const log = options.logger ?? createServeLogger();
+  await runPrimary({
+    workers,
+    drainTimeoutMs: options.drainTimeoutMs ?? SERVE_DEFAULTS.drainTimeoutMs,
+    log,
+    serveMetrics:
+      options.metricsPort === undefined
+        ? undefined
+        : async (collect) => {
+            const [, metricsUrl] = await startMetricsServer(
+              options,
+              { contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE, exposition: collect },
+              log,
+            );
+            log.info({ metricsUrl, workers }, `metrics of ${workers} workers on ${metricsUrl}`);
+          },
+  });
 }
 
 /** SIGTERM/SIGINT: drain and exit 0; a second signal while draining exits at once. */

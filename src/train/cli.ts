@@ -5,6 +5,7 @@
 import { basename, dirname, join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BACKBONE_DEFAULTS, BACKBONES, BACKEND_PREFERENCES, MODEL_KINDS } from '../model/defaults.ts';
+import { BEST_CHECKPOINT, LATEST_CHECKPOINT } from '../checkpoint/defaults.ts';
 import {
   BATCH_MODES,
   TRAIN_DEFAULTS,
@@ -88,7 +89,7 @@ export async function resolveTrainOptions(
   options.selectOn ??= defaultSelectOn(options.model);
   // `train --test --name x` evaluates the best model of run x.
   if (options.test && !options.resume && flags.name) {
-    options.resume = join(options.logDir, flags.name, 'model_best.dmck');
+    options.resume = join(options.logDir, flags.name, BEST_CHECKPOINT);
     flags = { ...flags, resume: options.resume };
   }
   if (!flags.resume) return options;
@@ -125,7 +126,7 @@ export function registerTrainCommands(program: Command): void {
     .command('train')
     .description(
       'Train a conditional similarity network (CSN), ASEN or the unconditional baseline on a catalogue. ' +
-        'Writes {log-dir}/{name}/: model_best.dmck, checkpoint_latest.dmck, metrics.jsonl, metrics.png, args.json, test_results.json',
+        `Writes {log-dir}/{name}/: ${BEST_CHECKPOINT}, ${LATEST_CHECKPOINT}, metrics.jsonl, metrics.png, args.json, test_results.json`,
     );
   addUpstreamFlags(addModelAndOutputOptions(addResumeAndLossOptions(addDataOptions(command))));
   command.action(runTrainCommand);

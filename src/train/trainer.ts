@@ -32,6 +32,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { terminalBar } from '../util/progress.ts';
+import { BEST_CHECKPOINT, LATEST_CHECKPOINT } from '../checkpoint/defaults.ts';
 import {
   embedProducts,
   evaluateModel,
@@ -67,8 +68,8 @@ function selectOn(options: TrainOptions): SelectOn {
 import { renderMetricsPlot } from './plot.ts';
 
 export const RUN_FILES = {
-  latest: 'checkpoint_latest.dmck',
-  best: 'model_best.dmck',
+  latest: LATEST_CHECKPOINT,
+  best: BEST_CHECKPOINT,
   metrics: 'metrics.jsonl',
   plot: 'metrics.png',
   args: 'args.json',

@@ -47,7 +47,12 @@ export interface MetricsAccess {
 }
 
 /** A request handler for /metrics: the exposition, behind the token when there is one. */
-export function metricsHandler(metrics: RouteContext['metrics'], token: string | undefined): RequestHandler {
+export interface MetricsSource {
+  contentType: string;
+  exposition(): Promise<string>;
+}
+
+export function metricsHandler(metrics: MetricsSource, token: string | undefined): RequestHandler {
   const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`);
   return route(async (request, response) => {
     if (expected) {
@@ -64,7 +69,7 @@ export function metricsHandler(metrics: RouteContext['metrics'], token: string |
         );
       }
     }
-    response.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    response.type(metrics.contentType).send(await metrics.exposition());
   });
 }
 
@@ -92,5 +97,8 @@ export function registerOpsRoutes(
   app.get('/readyz', (_request, response) => {
     response.json(readiness(state));
   });
-  if (access.metricsRoute) app.get('/metrics', metricsHandler(metrics, access.metricsToken));
+  if (access.metricsRoute) {
+    const source = { contentType: metrics.registry.contentType, exposition: metrics.exposition };
+    app.get('/metrics', metricsHandler(source, access.metricsToken));
+  }
 }
