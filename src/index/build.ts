@@ -28,7 +28,8 @@ import {
   versionsPath,
   writeDurable,
 } from './files.ts';
-import { buildIndex, RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
+import { RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
+import { buildConditionIndexes } from './parallel-build.ts';
 import {
   BUNDLE_FORMAT,
   BUNDLE_FORMAT_VERSION,
@@ -504,6 +505,30 @@ async function measureQuality(
   };
 }
 
+/** Every condition's index from scratch, in parallel; progress is one count over all conditions. */
+async function buildAllConditions(
+  spaces: readonly ConditionSpace[],
+  rows: readonly Float32Array[],
+  liveSlots: readonly number[],
+  params: BuildParams,
+  options: BuildOptions,
+): Promise<HnswIndex[]> {
+  const done = spaces.map(() => 0);
+  const condition = spaces.map((space) => space.condition).join(', ');
+  return buildConditionIndexes(
+    spaces.map((space, c) => ({ rows: rows[c], d: space.dims.length, metric: space.metric })),
+    liveSlots,
+    params,
+    {
+      onProgress: (c, count) => {
+        done[c] = count;
+        const total = liveSlots.length * spaces.length;
+        options.onProgress?.({ stage: 'index', done: done.reduce((a, b) => a + b, 0), total, condition });
+      },
+    },
+  );
+}
+
 /**
  * Build a new version of the bundle at `bundleDir` from `source` and publish it. Full rebuild by default;
  * `incremental` edits a copy of the current version (falling back to a full rebuild, with the reason in the report,
@@ -643,6 +668,11 @@ export async function buildBundle(
     const live = Uint8Array.from(layout.slots, (p) => (p ? 1 : 0));
     const liveSlots = layout.slots.flatMap((p, slot) => (p ? [slot] : []));
     const indexes: HnswIndex[] = [];
+    // A full build makes every condition's index at once, in worker threads (parallel-build.ts, issue 13).
+    const built =
+      layout.inPlace && previous
+        ? null
+        : await buildAllConditions(spaces, vectors.rows, liveSlots, params, options);
     for (const [c, space] of spaces.entries()) {
       const d = space.dims.length;
       const progress = (done: number, total: number): void =>
@@ -663,9 +693,7 @@ export async function buildBundle(
         progress(layout.upsert.length, layout.upsert.length);
         indexes.push(index);
       } else {
-        indexes.push(
-          await buildIndex(vectors.rows[c], d, liveSlots, space.metric, params, { onProgress: progress }),
-        );
+        indexes.push(built![c]);
       }
     }
     timings.index = seconds(start);
