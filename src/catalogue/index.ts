@@ -20,6 +20,7 @@ export {
   type ImageSource,
   type ImageDecodeReason,
 } from './images.ts';
+export { mapWithConcurrency } from './pool.ts';
 export { sampleTriplets, selectTriplets, splitTriplets } from './sampler.ts';
 export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from './split.ts';
 export { resolveConditions, restrictCatalogue, ConditionError } from './conditions.ts';
@@ -28,8 +29,20 @@ export {
   demoTitle,
   DEMO_ATTRIBUTES,
   DEMO_CONDITIONS,
+  DEMO_PARTS,
+  DEMO_CONDITION_PARTS,
+  DEMO_PARTS_MANIFEST,
   type DemoAttributes,
   type DemoCondition,
   type DemoCatalogueOptions,
 } from './demo.ts';
+export {
+  readPartsManifest,
+  readPartRegion,
+  partMaskPath,
+  conditionBits,
+  packPartLayers,
+  encodePartMask,
+  type PartsManifest,
+} from './masks.ts';
 export { summarizeCatalogue, formatSummary, type CatalogueSummary, type ConditionSummary } from './info.ts';

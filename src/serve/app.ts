@@ -4,15 +4,13 @@
  * request leased.
  */
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import express from 'express';
-import * as OpenApiValidator from 'express-openapi-validator';
+import express, { type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { BackendPreference } from '../model/index.ts';
-import { createLogger } from '../util/log.ts';
-import { createHeatmapCache } from './cache.ts';
+import { createHeatmapCache, createThumbnailCache } from './cache.ts';
+import { SPEC_PATH, contractValidator, plainIntegers, uploadLimits } from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
-import { requestLogger } from './logging.ts';
+import { createServeLogger, requestLogger } from './logging.ts';
 import { createMetrics, type ServeMetrics } from './metrics.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
 import { registerCatalogueRoutes } from './routes/catalogue.ts';
@@ -21,10 +19,9 @@ import { registerHeatmapRoutes } from './routes/heatmap.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPages } from './routes/pages.ts';
 import { registerSimilarRoutes } from './routes/similar.ts';
+import { rateLimiter } from './rate-limit.ts';
 import { securityHeaders } from './security.ts';
 import { ServeState } from './state.ts';
-
-const SPEC_PATH = fileURLToPath(new URL('../../openapi.yaml', import.meta.url));
 
 export interface CreateAppOptions {
   /** Index bundle directory (the one holding manifest.json). */
@@ -36,10 +33,26 @@ export interface CreateAppOptions {
   modelThread?: ModelThread;
   /** Product images are relative to this directory instead of the catalogue root the bundle records. */
   imageRoot?: string;
-  /** How often to look for a newly published index version (default: SERVE_DEFAULTS). */
+  /** How often to look for a newly published index version (defaults of these options: SERVE_DEFAULTS). */
   pollIntervalMs?: number;
-  /** Largest accepted upload in bytes (default: SERVE_DEFAULTS). */
+  /** Largest accepted upload in bytes. */
   maxUploadBytes?: number;
+  /** Uploads, and heat maps, that may wait for the model before new ones get 503 (separate queues). */
+  maxQueuedUploads?: number;
+  maxQueuedHeatmaps?: number;
+  /** Bytes of resized product images kept, and how many are resized at once. */
+  thumbnailCacheBytes?: number;
+  thumbnailConcurrency?: number;
+  /** Requests per client per minute (0: no limit). */
+  rateLimitPerMinute?: number;
+  /** When set, /metrics answers only requests with `Authorization: Bearer <token>`. */
+  metricsToken?: string;
+  /** False when /metrics is served elsewhere (a port of its own): this app then has no /metrics. */
+  metricsRoute?: boolean;
+  /** Send Strict-Transport-Security on every response (TLS ends in front of the service). */
+  hsts?: boolean;
+  /** Share of successful requests logged (errors always are): 1 logs all. */
+  logSample?: number;
   /** Check every response against openapi.yaml too (tests turn this on; it costs time per request). */
   validateResponses?: boolean;
   logger?: Logger;
@@ -54,42 +67,57 @@ export interface ServeApp {
   close(): Promise<void>;
 }
 
-/** Request validation (and optionally response validation) against the contract, uploads parsed on the way. */
-function contractValidator(options: CreateAppOptions): express.RequestHandler[] {
-  const maxUploadBytes = options.maxUploadBytes ?? SERVE_DEFAULTS.maxUploadBytes;
-  return OpenApiValidator.middleware({
-    apiSpec: SPEC_PATH,
-    validateRequests: { allowUnknownQueryParameters: false },
-    validateResponses: options.validateResponses ?? false,
-    validateApiSpec: true,
-    ignorePaths: /^\/docs(\/|$)/,
-    fileUploader: { limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 5 } },
-  });
-}
-
-export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
-  const log = options.logger ?? createLogger('serve');
-  const metrics = createMetrics();
-  const spec = await readFile(SPEC_PATH, 'utf8');
-  const state = new ServeState({
+function createState(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): ServeState {
+  return new ServeState({
     indexDir: options.indexDir,
     modelPath: options.modelPath,
     backend: options.backend,
     modelThread: options.modelThread,
     imageRoot: options.imageRoot,
     pollIntervalMs: options.pollIntervalMs ?? SERVE_DEFAULTS.pollIntervalMs,
+    queueLimits: {
+      embed: options.maxQueuedUploads ?? SERVE_DEFAULTS.maxQueuedUploads,
+      saliency: options.maxQueuedHeatmaps ?? SERVE_DEFAULTS.maxQueuedHeatmaps,
+    },
     log,
     metrics,
   });
+}
+
+/** Logs, metrics, headers and limits every request passes through before any route. */
+function frontMiddleware(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): RequestHandler[] {
+  const limiter = rateLimiter(options.rateLimitPerMinute ?? SERVE_DEFAULTS.rateLimitPerMinute);
+  return [
+    requestLogger(log, options.logSample ?? SERVE_DEFAULTS.logSample),
+    metrics.middleware,
+    securityHeaders({ hsts: options.hsts }),
+    ...(limiter ? [limiter] : []),
+  ];
+}
+
+export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
+  const log = options.logger ?? createServeLogger();
+  const metrics = createMetrics();
+  const spec = await readFile(SPEC_PATH, 'utf8');
+  const state = createState(options, log, metrics);
   await state.start();
-  const context: RouteContext = { state, metrics, log, heatmaps: createHeatmapCache() };
+  const context: RouteContext = {
+    state,
+    metrics,
+    log,
+    heatmaps: createHeatmapCache(),
+    thumbnails: createThumbnailCache(
+      options.thumbnailCacheBytes ?? SERVE_DEFAULTS.thumbnailCacheBytes,
+      options.thumbnailConcurrency ?? SERVE_DEFAULTS.thumbnailConcurrency,
+      metrics.cacheLookups,
+    ),
+  };
+  const limits = uploadLimits(options.maxUploadBytes ?? SERVE_DEFAULTS.maxUploadBytes);
 
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', 'strong');
-  app.use(requestLogger(log));
-  app.use(metrics.middleware);
-  app.use(securityHeaders());
+  app.use(frontMiddleware(options, log, metrics));
   registerPages(app);
   // HEAD is GET without a body (RFC 9110): Node already dropped the body for this response, so route it as GET
   // and let the contract's GET operations answer probes that use HEAD.
@@ -97,8 +125,12 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
     if (request.method === 'HEAD') request.method = 'GET';
     next();
   });
-  app.use(contractValidator(options));
-  registerOpsRoutes(app, context, spec);
+  app.use(contractValidator(limits, options.validateResponses ?? false));
+  app.use(plainIntegers(spec));
+  registerOpsRoutes(app, context, spec, {
+    metricsRoute: options.metricsRoute ?? true,
+    metricsToken: options.metricsToken,
+  });
   registerCatalogueRoutes(app, context);
   registerSimilarRoutes(app, context);
   registerHeatmapRoutes(app, context);

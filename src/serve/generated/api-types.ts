@@ -45,7 +45,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (process, request latency by route and status, index version). */
+        /**
+         * Prometheus metrics (process, request latency by route and status, index version).
+         * @description Served here unless the server was started with `--metrics-port` (then only on that port). With `--metrics-token` it needs `Authorization: Bearer <token>`.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -342,7 +345,12 @@ export interface components {
             score: number;
             /** @description Heat map of the regions that drive this distance (catalogue queries only). */
             heatmapUrl?: string;
-            explanation: components["schemas"]["Explanation"];
+            /** @description The explanation (`explain=full`, the default) or only its sentence (`explain=summary`); absent with `explain=none`. */
+            explanation?: components["schemas"]["Explanation"] | components["schemas"]["ExplanationSummary"];
+        };
+        ExplanationSummary: {
+            /** @description The explanation in one or two sentences. */
+            summary: string;
         };
         Explanation: {
             /** @description The explanation in one or two sentences. */
@@ -438,6 +446,8 @@ export interface components {
         Condition: string;
         /** @description Neighbours per condition. */
         K: number;
+        /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+        Explain: "none" | "summary" | "full";
     };
     requestBodies: never;
     headers: {
@@ -505,6 +515,15 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description The server requires a bearer token for metrics and the request has none or a wrong one. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -576,7 +595,7 @@ export interface operations {
     listProducts: {
         parameters: {
             query?: {
-                /** @description Case-insensitive text matched against the id, the title and the label values. */
+                /** @description Case-insensitive text matched against the id, the title and the label values; every whitespace-separated word must match (`+` is a space, as in any query string). */
                 q?: string;
                 offset?: number;
                 limit?: number;
@@ -659,6 +678,8 @@ export interface operations {
                 condition?: components["parameters"]["Condition"];
                 /** @description Neighbours per condition. */
                 k?: components["parameters"]["K"];
+                /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+                explain?: components["parameters"]["Explain"];
             };
             header?: never;
             path: {
@@ -690,6 +711,8 @@ export interface operations {
                 condition?: components["parameters"]["Condition"];
                 /** @description Neighbours per condition. */
                 k?: components["parameters"]["K"];
+                /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+                explain?: components["parameters"]["Explain"];
             };
             header?: never;
             path?: never;

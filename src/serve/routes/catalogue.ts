@@ -66,7 +66,10 @@ export function registerCatalogueRoutes(app: Express, context: RouteContext): vo
         throw new HttpProblem(404, 'not-found', 'The image of this product is not available on this server.');
       response.setHeader('Cache-Control', 'public, max-age=300');
       const size = request.query.size === undefined ? undefined : Number(request.query.size);
-      const image = await productImage(path, size);
+      const image =
+        size === undefined
+          ? await productImage(path, undefined)
+          : await context.thumbnails.get(`${index.version}|${slot}|${size}`, () => productImage(path, size));
       if (size !== undefined) response.type('image/webp');
       else await setImageType(response, image);
       response.send(image);

@@ -4,7 +4,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
-import type { ImageCache } from '../cache.ts';
+import type { ImageCache, RenderedImageCache } from '../cache.ts';
 import type { operations } from '../generated/api-types.ts';
 import type { ServeMetrics } from '../metrics.ts';
 import { ModelBusyError, type ModelRunner } from '../model-runner.ts';
@@ -17,6 +17,7 @@ export interface RouteContext {
   metrics: ServeMetrics;
   log: Logger;
   heatmaps: ImageCache;
+  thumbnails: RenderedImageCache;
 }
 
 export type QueryOf<K extends keyof operations> = operations[K]['parameters'] extends { query?: infer Q }
@@ -83,10 +84,12 @@ export async function timedModelCall<T>(
     return await call();
   } catch (error) {
     if (error instanceof ModelBusyError) {
+      // Only the kind whose queue is full is refused: heat maps never fill the uploads' queue.
+      const what = error.kind === 'embed' ? 'uploads' : 'heat maps';
       throw new HttpProblem(
         503,
         'model-unavailable',
-        'The model is busy; retry shortly.',
+        `Too many ${what} are waiting for the model; retry shortly.`,
         {},
         { 'Retry-After': '1' },
       );

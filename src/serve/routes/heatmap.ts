@@ -68,6 +68,7 @@ export function registerHeatmapRoutes(app: Express, context: RouteContext): void
         '|',
       );
       let png = context.heatmaps.get(key);
+      context.metrics.cacheLookups.inc({ cache: 'heatmap', outcome: png ? 'hit' : 'miss' });
       if (!png) {
         const [shown, other] = side === 'query' ? [query, neighbour] : [neighbour, query];
         png = await renderHeatmap(context, { index, model, condition, shown, other, size });

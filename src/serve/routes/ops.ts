@@ -1,5 +1,6 @@
 /** Operations and documents, answered without leasing an index: health, readiness, metrics, the contract, problem pages. */
-import type { Express } from 'express';
+import { timingSafeEqual } from 'node:crypto';
+import type { Express, RequestHandler } from 'express';
 import type { components } from '../generated/api-types.ts';
 import { HttpProblem, PROBLEM_TYPES, type ProblemSlug } from '../problem.ts';
 import type { ServeState } from '../state.ts';
@@ -14,7 +15,7 @@ function readiness(state: ServeState): Schemas['Readiness'] {
     throw new HttpProblem(
       503,
       'not-ready',
-      state.lastError ? `No index is being served: ${state.lastError}` : 'Still loading the index.',
+      state.notReadyReason ? `No index is being served: ${state.notReadyReason}` : 'Still loading the index.',
       {},
       { 'Retry-After': '2' },
     );
@@ -36,7 +37,41 @@ function readiness(state: ServeState): Schemas['Readiness'] {
   };
 }
 
-export function registerOpsRoutes(app: Express, context: RouteContext, spec: string): void {
+export interface MetricsAccess {
+  /** False: /metrics is served on a port of its own, not here. */
+  metricsRoute: boolean;
+  /** When set, /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken?: string;
+}
+
+/** A request handler for /metrics: the exposition, behind the token when there is one. */
+export function metricsHandler(metrics: RouteContext['metrics'], token: string | undefined): RequestHandler {
+  const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`);
+  return route(async (request, response) => {
+    if (expected) {
+      const given = Buffer.from(request.headers.authorization ?? '');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new HttpProblem(
+          401,
+          'unauthorized',
+          '/metrics needs a bearer token.',
+          {},
+          {
+            'WWW-Authenticate': 'Bearer realm="metrics"',
+          },
+        );
+      }
+    }
+    response.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+}
+
+export function registerOpsRoutes(
+  app: Express,
+  context: RouteContext,
+  spec: string,
+  access: MetricsAccess,
+): void {
   const { state, metrics } = context;
   app.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' } satisfies Schemas['Health']);
@@ -55,10 +90,5 @@ export function registerOpsRoutes(app: Express, context: RouteContext, spec: str
   app.get('/readyz', (_request, response) => {
     response.json(readiness(state));
   });
-  app.get(
-    '/metrics',
-    route(async (_request, response) => {
-      response.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-    }),
-  );
+  if (access.metricsRoute) app.get('/metrics', metricsHandler(metrics, access.metricsToken));
 }

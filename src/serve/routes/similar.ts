@@ -35,7 +35,10 @@ async function readUpload(
 ): Promise<Float32Array> {
   const upload = (files ?? []).find((file) => file.fieldname === 'image');
   if (!upload) throw new HttpProblem(400, 'invalid-request', 'The form has no file in its "image" field.');
-  const metadata = await sharp(upload.buffer)
+  // sharp throws synchronously on an empty buffer (that was a 500).
+  if (upload.size === 0) throw new HttpProblem(400, 'invalid-request', 'The uploaded file is empty.');
+  // Only the header is read here, so no pixel limit: a bomb must reach the size check below and get its 413.
+  const metadata = await sharp(upload.buffer, { limitInputPixels: false })
     .metadata()
     .catch(() => undefined);
   if (!metadata?.format || !IMAGE_FORMATS.has(metadata.format)) {
@@ -46,7 +49,11 @@ async function readUpload(
     );
   }
   if ((metadata.width ?? 0) * (metadata.height ?? 0) > MAX_UPLOAD_PIXELS) {
-    throw new HttpProblem(413, 'upload-too-large', `The image has more than ${MAX_UPLOAD_PIXELS} pixels.`);
+    throw new HttpProblem(
+      413,
+      'upload-too-large',
+      `The image has ${metadata.width}x${metadata.height} pixels; the limit is ${MAX_UPLOAD_PIXELS} pixels.`,
+    );
   }
   try {
     return await decodeImage(upload.buffer, model.description.imageSize);
@@ -76,6 +83,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
           conditions,
           k,
           index.model !== undefined,
+          request.query.explain ?? 'full',
         ),
       };
       response.json(body);
@@ -101,7 +109,14 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         version: index.version,
         k,
         query: { source: 'upload' },
-        groups: neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false),
+        groups: neighbourGroups(
+          index,
+          { vector: (c) => rows[c] },
+          conditions,
+          k,
+          false,
+          request.query.explain ?? 'full',
+        ),
       };
       response.json(body);
     }),
