@@ -421,11 +421,22 @@ async function runParallel(options: Options, argv: string[]): Promise<void> {
       speedup: sequentialSeconds / parallelSeconds,
       sameNeighbours,
     });
+    await writeParallel(rounds, options, argv, threads);
     process.stderr.write(
       `round ${round}: one thread ${fmt(sequentialSeconds, 1)} s, ${threads} threads ${fmt(parallelSeconds, 1)} s, ` +
         `${fmt(sequentialSeconds / parallelSeconds)}x, same neighbours: ${sameNeighbours}\n`,
     );
   }
+}
+
+/** Results so far (written after every round, so that an interrupted run keeps them). */
+async function writeParallel(
+  rounds: ParallelRound[],
+  options: Options,
+  argv: string[],
+  threads: number,
+): Promise<void> {
+  const size = options.parallel ?? 0;
   const os = await import('node:os');
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}`;
   const speedups = rounds.map((r) => r.speedup);

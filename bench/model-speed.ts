@@ -222,8 +222,11 @@ interface Round {
   oneThreadImagesPerSecond: number;
   threadedImagesPerSecond: number;
   torchImagesPerSecond: number | null;
+  torchOneThreadImagesPerSecond: number | null;
   threadSpeedup: number;
   ratioToTorch: number | null;
+  /** One thread each: per-core efficiency, the figure least moved by other load on the machine. */
+  ratioToTorchOneThread: number | null;
 }
 
 function range(values: number[], digits = 2): string {
@@ -246,14 +249,17 @@ if (workerArg > 0) {
     const [one] = await child('reference', 1);
     const [many] = await child('reference');
     const twin = await torchTwin(threads);
+    const twinOne = await torchTwin(1);
     twinInfo = twin ?? twinInfo;
     rounds.push({
       round,
       oneThreadImagesPerSecond: one.imagesPerSecond,
       threadedImagesPerSecond: many.imagesPerSecond,
       torchImagesPerSecond: twin ? Math.round(twin.imagesPerSecond) : null,
+      torchOneThreadImagesPerSecond: twinOne ? Math.round(twinOne.imagesPerSecond) : null,
       threadSpeedup: many.imagesPerSecond / one.imagesPerSecond,
       ratioToTorch: twin ? many.imagesPerSecond / twin.imagesPerSecond : null,
+      ratioToTorchOneThread: twinOne ? one.imagesPerSecond / twinOne.imagesPerSecond : null,
     });
     process.stderr.write(`round ${round}: ${JSON.stringify(rounds[rounds.length - 1])}\n`);
   }
@@ -267,6 +273,9 @@ if (workerArg > 0) {
     );
   }
   const ratios = rounds.flatMap((r) => (r.ratioToTorch === null ? [] : [r.ratioToTorch]));
+  const ratiosOne = rounds.flatMap((r) =>
+    r.ratioToTorchOneThread === null ? [] : [r.ratioToTorchOneThread],
+  );
   console.log(
     `\nreference step (48 px, 96 images, 384 triplets), ${ROUNDS} rounds: 1 thread ` +
       `${range(
@@ -282,7 +291,8 @@ if (workerArg > 0) {
         ? `${range(
             rounds.flatMap((r) => (r.torchImagesPerSecond ? [r.torchImagesPerSecond] : [])),
             0,
-          )} images/s, ` + `ours / PyTorch ${range(ratios)}`
+          )} images/s, ` +
+          `ours / PyTorch ${range(ratios)} (${threads} threads each), ${range(ratiosOne)} (1 thread each)`
         : 'not run (no python3 with torch)'),
   );
   const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'model-speed.json');

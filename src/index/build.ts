@@ -29,7 +29,8 @@ import {
   versionsPath,
   writeDurable,
 } from './files.ts';
-import { buildIndex, RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
+import { RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
+import { buildConditionIndexes } from './parallel-build.ts';
 import {
   BUNDLE_FORMAT,
   BUNDLE_FORMAT_VERSION,
@@ -724,6 +725,8 @@ async function buildIndexes(build: Build, vectors: SlotVectors): Promise<HnswInd
   const { layout, previous, options } = build;
   const start = performance.now();
   const indexes: HnswIndex[] = [];
+  // A full build makes every condition's index at once, in worker threads (parallel-build.ts, issue 13).
+  const built = layout.inPlace && previous ? null : await buildAllConditions(build, vectors);
   for (const [c, space] of build.spaces.entries()) {
     const d = space.dims.length;
     const progress = (done: number, total: number): void =>
@@ -733,16 +736,31 @@ async function buildIndexes(build: Build, vectors: SlotVectors): Promise<HnswInd
         await editIndex(previous.editableIndex(c), layout, new RowReader(vectors.rows[c], d), progress),
       );
     } else {
-      indexes.push(
-        await buildIndex(vectors.rows[c], d, build.liveSlots, space.metric, build.params, {
-          onProgress: progress,
-        }),
-      );
+      indexes.push(built![c]);
     }
   }
   build.timings.index = seconds(start);
   await stage(build, 'indexed');
   return indexes;
+}
+
+/** Every condition's index from scratch, in parallel; progress is one count over all conditions. */
+async function buildAllConditions(build: Build, vectors: SlotVectors): Promise<HnswIndex[]> {
+  const { spaces, liveSlots, options } = build;
+  const done = spaces.map(() => 0);
+  const condition = spaces.map((space) => space.condition).join(', ');
+  return buildConditionIndexes(
+    spaces.map((space, c) => ({ rows: vectors.rows[c], d: space.dims.length, metric: space.metric })),
+    liveSlots,
+    build.params,
+    {
+      onProgress: (c, count) => {
+        done[c] = count;
+        const total = liveSlots.length * spaces.length;
+        options.onProgress?.({ stage: 'index', done: done.reduce((a, b) => a + b, 0), total, condition });
+      },
+    },
+  );
 }
 
 /** The previous version's index with removed slots marked deleted and new or changed slots (re)added. */

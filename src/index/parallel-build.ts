@@ -29,10 +29,11 @@ export interface ParallelBuildOptions {
 }
 
 /**
- * Below this many inserts in total, building in this thread is faster: a worker takes about 0.3 s to start (tsx
- * and hnswlib loaded again) and the index is read back from disk.
+ * Below this many inserts in total, building in this thread is about as fast: a worker takes about 0.3–0.5 s to
+ * start (tsx and hnswlib loaded again) and the index is read back from disk. The demo catalogue (3000 products ×
+ * 6 conditions) is above it.
  */
-export const PARALLEL_MIN_INSERTS = 50_000;
+export const PARALLEL_MIN_INSERTS = 10_000;
 
 export function indexThreadCount(): number {
   const fromEnv = Number(process.env.DRESSMATCH_INDEX_THREADS);
