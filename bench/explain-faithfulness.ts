@@ -20,6 +20,7 @@
  * The chosen default is the method meeting the goal (energy ≥ 2 and a deletion interval above 0) on the most
  * conditions among those whose fastest heat map takes under 200 ms on every condition.
  */
+import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,7 +105,11 @@ export interface MethodResult {
 /** Test products with a part mask, their pixels at the model's size and their condition vectors. */
 async function loadTestSet(catalogue: Catalogue, model: SimilarityModel) {
   const size = model.config.imageSize;
-  const products = catalogue.products.filter((p) => p.split === 'test');
+  const products = catalogue.products.filter(
+    (p) => p.split === 'test' && existsSync(partMaskPath(catalogue.root, p.id)),
+  );
+  if (products.length < 2)
+    throw new Error(`${catalogue.root}: fewer than two test products have a part mask`);
   const pixels = await Promise.all(products.map((p) => decodeImage(join(catalogue.root, p.image), size)));
   const images = tf.tensor4d(concat(pixels), [products.length, size, size, 3]);
   const chunks: tf.Tensor3D[] = [];
@@ -305,7 +310,11 @@ async function run(): Promise<void> {
   const backend = await selectBackend('auto');
   const model = await loadModelFromCheckpoint(args.model);
   const catalogue = await loadCatalogue(args.data);
-  const manifest = await readPartsManifest(catalogue.root);
+  const manifest = await readPartsManifest(catalogue.root).catch((error: Error) => {
+    throw new Error(
+      `${catalogue.root} has no part masks (${error.message}); regenerate it: npx tsx src/cli/main.ts demo-data --out ${args.data} --force`,
+    );
+  });
   const kind = model.config.kind;
   const methods = (args.methods?.split(',') as HeatmapMethod[] | undefined) ?? methodsFor(kind);
   const set = await loadTestSet(catalogue, model);
@@ -385,4 +394,10 @@ async function run(): Promise<void> {
   process.stdout.write(`${md}\n`);
 }
 
-await run();
+try {
+  await run();
+} catch (error) {
+  // A plain message: an uncaught error would also print the wasm backend's source.
+  process.stderr.write(`explain-faithfulness: ${(error as Error).message}\n`);
+  process.exit(1);
+}
