@@ -20,6 +20,7 @@ export {
   type ImageSource,
   type ImageDecodeReason,
 } from './images.ts';
+export { mapWithConcurrency } from './pool.ts';
 export { sampleTriplets, selectTriplets, splitTriplets } from './sampler.ts';
 export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from './split.ts';
 export { resolveConditions, restrictCatalogue, ConditionError } from './conditions.ts';

@@ -6,7 +6,7 @@
  * sum_d (v_d - w_d)^2. For cosine spaces (ASEN, no masks) both vectors are L2-normalised first; then
  * ||a - b||^2 = 2 (1 - cos), so the same per-dimension shares explain the cosine distance.
  */
-import type { ConditionSpace } from '../model/types.ts';
+import type { ConditionSpace } from '../model/index.ts';
 
 export type Metric = ConditionSpace['metric'];
 export type Vector = ArrayLike<number>;

@@ -2,7 +2,7 @@
  * The heat-map methods: the one list of them, the default per model kind, and what "bright" means in each.
  * Plain data (no tensors), so that the HTTP layer and the page can use it without loading tfjs.
  */
-import type { ModelKind } from '../model/types.ts';
+import type { ModelKind } from '../model/index.ts';
 
 export const HEATMAP_METHODS = [
   'gradient',

@@ -6,9 +6,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { mapWithConcurrency } from '../catalogue/pool.ts';
-import type { Catalogue, Product } from '../catalogue/types.ts';
-import type { SimilarityModel } from '../model/types.ts';
+import { mapWithConcurrency, type Catalogue, type Product } from '../catalogue/index.ts';
+import type { SimilarityModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
 import type { BundleSource, EmbeddedRows } from './build.ts';
 import type { IndexedProduct } from './types.ts';
@@ -64,7 +63,7 @@ export interface ModelSourceOptions {
  */
 export async function createModelSource(options: ModelSourceOptions): Promise<BundleSource> {
   const tfjs = await import('@tensorflow/tfjs');
-  const { decodeImage } = await import('../catalogue/images.ts');
+  const { decodeImage } = await import('../catalogue/index.ts');
   const { model, catalogue, products } = options;
   const config = model.config;
   const size = config.imageSize;

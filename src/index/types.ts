@@ -1,5 +1,5 @@
 /** The index stage: versioned bundles of per-condition HNSW indexes, as written by the index job and read by serve. */
-import type { ConditionSpace, ModelKind } from '../model/types.ts';
+import type { ConditionSpace, ModelKind } from '../model/index.ts';
 
 export const BUNDLE_FORMAT = 'dressmatch-index';
 export const BUNDLE_FORMAT_VERSION = 1;

@@ -2,8 +2,8 @@
  * Assemble API responses from an index version: look products up, ask the index for neighbours and the explain
  * stage for explanations. No maths here, only lookups and shaping into the contract's types.
  */
-import { explainPair, type PairExplanation } from '../explain/index.ts';
-import type { components } from './generated/api-types.ts';
+import { conditionDistance, explainPair, type PairExplanation } from '../explain/index.ts';
+import type { components, operations } from './generated/api-types.ts';
 import { HttpProblem } from './problem.ts';
 import type { ServedCondition, ServedIndex } from './served-index.ts';
 
@@ -63,7 +63,7 @@ export function resolveConditions(index: ServedIndex, name: string | undefined):
   return [condition];
 }
 
-function toExplanation(explanation: PairExplanation): Neighbour['explanation'] {
+function toExplanation(explanation: PairExplanation): Schemas['Explanation'] {
   return {
     summary: explanation.summary,
     dimensions: {
@@ -83,35 +83,60 @@ export interface Query {
   slot?: number;
 }
 
-/** Neighbours of a query under the given conditions, each explained. */
+/** How much explanation a neighbour carries (the contract's `explain` parameter; `full` by default). */
+export type ExplainLevel = NonNullable<operations['getSimilar']['parameters']['query']>['explain'] & string;
+
+/** Distance, score and explanation of one neighbour at the asked level; `none` skips the explain stage. */
+function measureNeighbour(
+  index: ServedIndex,
+  query: Query,
+  queryAttributes: Readonly<Record<string, readonly string[]>> | undefined,
+  c: number,
+  slot: number,
+  explain: ExplainLevel,
+): Pick<Neighbour, 'distance' | 'score' | 'explanation'> {
+  const { bundle } = index;
+  const neighbourVector = (other: number) => bundle.vector(bundle.conditions[other], slot);
+  if (explain === 'none') {
+    // The same number explainPair reports (its distance is this conditionDistance), without the rest.
+    const distance = conditionDistance(query.vector(c), neighbourVector(c), bundle.spaces[c].metric);
+    return { distance, score: index.references[c].score(distance) };
+  }
+  const explanation = explainPair({
+    condition: c,
+    spaces: bundle.spaces,
+    references: index.references,
+    queryVector: query.vector,
+    neighbourVector,
+    queryAttributes,
+    neighbourAttributes: bundle.product(slot).attributes,
+    topDims: TOP_DIMS,
+  });
+  return {
+    distance: explanation.distance,
+    score: explanation.score,
+    explanation: explain === 'summary' ? { summary: explanation.summary } : toExplanation(explanation),
+  };
+}
+
+/** Neighbours of a query under the given conditions, each explained as far as asked. */
 export function neighbourGroups(
   index: ServedIndex,
   query: Query,
   conditions: ServedCondition[],
   k: number,
   heatmaps: boolean,
+  explain: ExplainLevel = 'full',
 ): ConditionNeighbours[] {
   const { bundle } = index;
   const queryProduct = query.slot === undefined ? undefined : bundle.product(query.slot);
   return conditions.map(({ name: condition, index: c }) => {
     const hits = bundle.search(condition, query.slot ?? query.vector(c), k);
     const neighbours = hits.map((hit, rank): Neighbour => {
-      const explanation = explainPair({
-        condition: c,
-        spaces: bundle.spaces,
-        references: index.references,
-        queryVector: query.vector,
-        neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
-        queryAttributes: queryProduct?.attributes,
-        neighbourAttributes: bundle.product(hit.index).attributes,
-        topDims: TOP_DIMS,
-      });
       const neighbour: Neighbour = {
         rank: rank + 1,
         product: toProduct(index, hit.index),
-        distance: explanation.distance,
-        score: explanation.score,
-        explanation: toExplanation(explanation),
+        ...measureNeighbour(index, query, queryProduct?.attributes, c, hit.index, explain),
       };
       if (heatmaps && queryProduct) {
         neighbour.heatmapUrl =

@@ -9,7 +9,7 @@
  * them.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NamedWeight } from '../model/types.ts';
+import type { NamedWeight } from '../model/index.ts';
 import type { OptimizerState } from '../checkpoint/index.ts';
 
 export const ADAM_BETA1 = 0.9;
@@ -45,10 +45,6 @@ export function createAdam(learningRate: number): tf.AdamOptimizer {
 
 export function setLearningRate(optimizer: tf.AdamOptimizer, learningRate: number): void {
   internals(optimizer).learningRate = learningRate;
-}
-
-export function learningRateOf(optimizer: tf.AdamOptimizer): number {
-  return internals(optimizer).learningRate;
 }
 
 /** Upstream CSN's schedule: lr × (1 − decay)^epoch, epochs counted from 1. */

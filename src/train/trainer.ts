@@ -29,8 +29,14 @@ import type { LossCoefficients, ModelConfig, SimilarityModel } from '../model/in
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
-import { embedProducts, productsOf, tripletAccuracy } from '../eval/evaluate.ts';
-import { evaluateModel, formatReport, type EvaluationReport } from '../eval/report.ts';
+import {
+  embedProducts,
+  evaluateModel,
+  formatReport,
+  productsOf,
+  tripletAccuracy,
+  type EvaluationReport,
+} from '../eval/index.ts';
 import { PoolSampler, buildBatch, disposeBatch } from './data.ts';
 import { MetricsLog, recordsBefore, type EpochRecord } from './metrics.ts';
 import {

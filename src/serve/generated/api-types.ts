@@ -365,7 +365,12 @@ export interface components {
             score: number;
             /** @description Heat map of the regions that drive this distance (catalogue queries only). */
             heatmapUrl?: string;
-            explanation: components["schemas"]["Explanation"];
+            /** @description The explanation (`explain=full`, the default) or only its sentence (`explain=summary`); absent with `explain=none`. */
+            explanation?: components["schemas"]["Explanation"] | components["schemas"]["ExplanationSummary"];
+        };
+        ExplanationSummary: {
+            /** @description The explanation in one or two sentences. */
+            summary: string;
         };
         Explanation: {
             /** @description The explanation in one or two sentences. */
@@ -461,6 +466,8 @@ export interface components {
         Condition: string;
         /** @description Neighbours per condition. */
         K: number;
+        /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+        Explain: "none" | "summary" | "full";
     };
     requestBodies: never;
     headers: {
@@ -691,6 +698,8 @@ export interface operations {
                 condition?: components["parameters"]["Condition"];
                 /** @description Neighbours per condition. */
                 k?: components["parameters"]["K"];
+                /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+                explain?: components["parameters"]["Explain"];
             };
             header?: never;
             path: {
@@ -722,6 +731,8 @@ export interface operations {
                 condition?: components["parameters"]["Condition"];
                 /** @description Neighbours per condition. */
                 k?: components["parameters"]["K"];
+                /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+                explain?: components["parameters"]["Explain"];
             };
             header?: never;
             path?: never;

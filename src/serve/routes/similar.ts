@@ -84,6 +84,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
           conditions,
           k,
           index.model !== undefined,
+          request.query.explain ?? 'full',
         ),
       };
       if (index.model) body.heatmap = heatmapInfo(index.model.description.kind);
@@ -110,7 +111,14 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         version: index.version,
         k,
         query: { source: 'upload' },
-        groups: neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false),
+        groups: neighbourGroups(
+          index,
+          { vector: (c) => rows[c] },
+          conditions,
+          k,
+          false,
+          request.query.explain ?? 'full',
+        ),
       };
       response.json(body);
     }),
