@@ -5,6 +5,7 @@
  *   npx tsx bench/explain-faithfulness.ts            # data/demo, models/demo/model_best.dmck, 40 pairs per condition
  *   npx tsx bench/explain-faithfulness.ts --quick    # 8 pairs per condition, 8 curve steps (under 3 minutes)
  *   npx tsx bench/explain-faithfulness.ts --data /tmp/demo --model models/demo-asen/model_best.dmck --pairs 60
+ *   npx tsx bench/explain-faithfulness.ts --methods integrated-gradients --ig-steps 8 --out explain-faithfulness-ig8
  *
  * A pair is a test product (the query, the reference) and its nearest other test product under the condition
  * (the neighbour, whose picture the heat map is drawn on), as the service shows them. Per condition and method:
@@ -62,6 +63,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string' },
     methods: { type: 'string' },
     seed: { type: 'string', default: '1' },
+    'ig-steps': { type: 'string' },
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'explain-faithfulness' },
   },
@@ -69,6 +71,8 @@ const { values: args } = parseArgs({
 const PAIRS = Number(args.pairs ?? (args.quick ? 8 : 40));
 const STEPS = Number(args.steps ?? (args.quick ? 8 : 16));
 const SEED = Number(args.seed);
+/** Integrated-gradients steps (default: the method's own). */
+const IG_STEPS = args['ig-steps'] === undefined ? undefined : Number(args['ig-steps']);
 /** Deletion blocks: 3×3 pixels at 48 px (256 blocks). */
 const BLOCK_FRACTION = 1 / 16;
 /** The latency goal of a default method: a heat map is computed once per pair and then cached. */
@@ -218,7 +222,7 @@ async function measure(
   const image = single(set.images, pair.neighbour);
   const reference = single(set.images, pair.query);
   const started = performance.now();
-  const map = heatMaps(model, method, image, reference, c);
+  const map = heatMaps(model, method, image, reference, c, { steps: IG_STEPS });
   const heat = (await map.data()) as Float32Array;
   const ms = performance.now() - started;
   map.dispose();
@@ -366,6 +370,7 @@ async function run(): Promise<void> {
     quick: args.quick,
     pairsPerCondition: PAIRS,
     steps: STEPS,
+    integratedGradientSteps: IG_STEPS ?? 'default',
     block: Math.round(size * BLOCK_FRACTION),
     seconds: Math.round(seconds),
     loadAverage: { start: Math.round(load * 10) / 10, end: Math.round(loadavg()[0] * 10) / 10 },

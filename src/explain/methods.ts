@@ -15,15 +15,18 @@ export const HEATMAP_METHODS = [
 export type HeatmapMethod = (typeof HEATMAP_METHODS)[number];
 
 /**
- * Chosen by bench/explain-faithfulness.ts (bench/results/explain-faithfulness.md). On the demo CSN (40 test pairs
- * per condition) integrated gradients is the only method with energy on part ≥ 2 (2.06–4.38) and a deletion
- * interval above 0 on all six conditions; the input gradient managed 2 of 6 (energy 1.42–2.60), occlusion 5 of 6
- * at 4–10× the time. The unconditional baseline is the same network and is assumed to behave alike (not measured).
+ * Chosen by bench/explain-faithfulness.ts (bench/results/explain-faithfulness*.md): among methods whose fastest heat
+ * map took under 200 ms, the one meeting energy on part ≥ 2 and a deletion interval above 0 on most conditions.
+ * Demo CSN (40 test pairs per condition): integrated gradients, the only method meeting both on all six (energy
+ * 2.06–4.38); the input gradient met 2 of 6 (energy 1.42–2.60), occlusion 5 of 6 at 4–10× the time. ASEN (a 2-epoch
+ * run, 20 pairs): its attention map put 0.41–1.40× the uniform share on the parts; integrated gradients met all six
+ * but took 122–354 ms even at best, so gradient × input (4 of 6, energy 1.83–2.50). The unconditional baseline is
+ * the CSN network without masks and is assumed to behave like it (not measured).
  */
 export const DEFAULT_HEATMAP_METHOD: Record<ModelKind, HeatmapMethod> = {
   csn: 'integrated-gradients',
   unconditional: 'integrated-gradients',
-  asen: 'attention',
+  asen: 'gradient-input',
 };
 
 /** One line per method for the page: what a bright region means. */
