@@ -5,6 +5,7 @@
  *   npx tsx bench/explain-faithfulness.ts            # data/demo, models/demo/model_best.dmck, 40 pairs per condition
  *   npx tsx bench/explain-faithfulness.ts --quick    # 8 pairs per condition, 8 curve steps (under 3 minutes)
  *   npx tsx bench/explain-faithfulness.ts --data /tmp/demo --model models/demo-asen/model_best.dmck --pairs 60
+ *   npx tsx bench/explain-faithfulness.ts --methods integrated-gradients --ig-steps 8 --out explain-faithfulness-ig8
  *
  * A pair is a test product (the query, the reference) and its nearest other test product under the condition
  * (the neighbour, whose picture the heat map is drawn on), as the service shows them. Per condition and method:
@@ -20,6 +21,7 @@
  * The chosen default is the method meeting the goal (energy ≥ 2 and a deletion interval above 0) on the most
  * conditions among those whose fastest heat map takes under 200 ms on every condition.
  */
+import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +63,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string' },
     methods: { type: 'string' },
     seed: { type: 'string', default: '1' },
+    'ig-steps': { type: 'string' },
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'explain-faithfulness' },
   },
@@ -68,6 +71,8 @@ const { values: args } = parseArgs({
 const PAIRS = Number(args.pairs ?? (args.quick ? 8 : 40));
 const STEPS = Number(args.steps ?? (args.quick ? 8 : 16));
 const SEED = Number(args.seed);
+/** Integrated-gradients steps (default: the method's own). */
+const IG_STEPS = args['ig-steps'] === undefined ? undefined : Number(args['ig-steps']);
 /** Deletion blocks: 3×3 pixels at 48 px (256 blocks). */
 const BLOCK_FRACTION = 1 / 16;
 /** The latency goal of a default method: a heat map is computed once per pair and then cached. */
@@ -104,7 +109,11 @@ export interface MethodResult {
 /** Test products with a part mask, their pixels at the model's size and their condition vectors. */
 async function loadTestSet(catalogue: Catalogue, model: SimilarityModel) {
   const size = model.config.imageSize;
-  const products = catalogue.products.filter((p) => p.split === 'test');
+  const products = catalogue.products.filter(
+    (p) => p.split === 'test' && existsSync(partMaskPath(catalogue.root, p.id)),
+  );
+  if (products.length < 2)
+    throw new Error(`${catalogue.root}: fewer than two test products have a part mask`);
   const pixels = await Promise.all(products.map((p) => decodeImage(join(catalogue.root, p.image), size)));
   const images = tf.tensor4d(concat(pixels), [products.length, size, size, 3]);
   const chunks: tf.Tensor3D[] = [];
@@ -213,7 +222,7 @@ async function measure(
   const image = single(set.images, pair.neighbour);
   const reference = single(set.images, pair.query);
   const started = performance.now();
-  const map = heatMaps(model, method, image, reference, c);
+  const map = heatMaps(model, method, image, reference, c, { steps: IG_STEPS });
   const heat = (await map.data()) as Float32Array;
   const ms = performance.now() - started;
   map.dispose();
@@ -305,7 +314,11 @@ async function run(): Promise<void> {
   const backend = await selectBackend('auto');
   const model = await loadModelFromCheckpoint(args.model);
   const catalogue = await loadCatalogue(args.data);
-  const manifest = await readPartsManifest(catalogue.root);
+  const manifest = await readPartsManifest(catalogue.root).catch((error: Error) => {
+    throw new Error(
+      `${catalogue.root} has no part masks (${error.message}); regenerate it: npx tsx src/cli/main.ts demo-data --out ${args.data} --force`,
+    );
+  });
   const kind = model.config.kind;
   const methods = (args.methods?.split(',') as HeatmapMethod[] | undefined) ?? methodsFor(kind);
   const set = await loadTestSet(catalogue, model);
@@ -357,6 +370,7 @@ async function run(): Promise<void> {
     quick: args.quick,
     pairsPerCondition: PAIRS,
     steps: STEPS,
+    integratedGradientSteps: IG_STEPS ?? 'default',
     block: Math.round(size * BLOCK_FRACTION),
     seconds: Math.round(seconds),
     loadAverage: { start: Math.round(load * 10) / 10, end: Math.round(loadavg()[0] * 10) / 10 },
@@ -385,4 +399,10 @@ async function run(): Promise<void> {
   process.stdout.write(`${md}\n`);
 }
 
-await run();
+try {
+  await run();
+} catch (error) {
+  // A plain message: an uncaught error would also print the wasm backend's source.
+  process.stderr.write(`explain-faithfulness: ${(error as Error).message}\n`);
+  process.exit(1);
+}

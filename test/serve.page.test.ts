@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../src/serve/server.ts';
 import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import { DEFAULT_HEATMAP_METHOD } from '../src/explain/index.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -161,6 +162,15 @@ test('browse, open a product, read the explanations, view a heat map, upload a p
     return img?.src.includes('heatmap.png') && img.complete && img.naturalWidth === 224;
   });
   assert.equal(await firstCard.locator('.heat-toggle').getAttribute('aria-pressed'), 'true');
+  // the page says which method drew it and what bright means
+  const legend = page.locator('#heatmap-legend');
+  assert.ok(await legend.isVisible(), 'the heat-map legend is shown with a heat map');
+  assert.equal(await legend.getAttribute('data-method'), DEFAULT_HEATMAP_METHOD.csn);
+  const methodName = DEFAULT_HEATMAP_METHOD.csn.replaceAll('-', ' ');
+  assert.ok(
+    ((await legend.textContent()) ?? '').startsWith(`Heat maps: ${methodName}. Bright: `),
+    'the legend names the method and says what bright means',
+  );
   await screenshot('heatmap');
 
   // clicking a neighbour's title navigates to it

@@ -30,6 +30,7 @@ export {
   HEATMAP_LEGEND,
   methodsFor,
   isHeatmapMethod,
+  heatmapInfo,
   type HeatmapMethod,
 } from './methods.ts';
 export type { AttributionOptions } from './attribution.ts';

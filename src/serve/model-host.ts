@@ -2,6 +2,7 @@
  * The model side of serving: load a checkpoint, run conditionVectors and saliency on plain float arrays.
  * Runs inside the model worker (or in-process when asked to); tensors never leave this module.
  */
+import { loadAttribution, type HeatmapMethod } from '../explain/index.ts';
 import type { ImageFit } from '../catalogue/index.ts';
 import { preprocessOf } from '../model/defaults.ts';
 import type { BackendPreference, ModelKind, SimilarityModel } from '../model/index.ts';
@@ -75,18 +76,25 @@ export class ModelHost {
     }
   }
 
-  /** Saliency maps of `images` with respect to their distance to `references` under `condition`: count x S x S. */
+  /**
+   * Heat maps of `images` with respect to their distance to `references` under `condition`, by `method`
+   * (src/explain/methods.ts): count x S x S in [0, 1].
+   */
   async saliency(
     images: Float32Array,
     references: Float32Array,
     count: number,
     condition: number,
+    method: HeatmapMethod,
   ): Promise<Float32Array> {
     const tf = await import('@tensorflow/tfjs');
+    const { heatMaps } = await loadAttribution();
     const model = this.loaded();
     const size = model.config.imageSize;
     const maps = tf.tidy(() =>
-      model.saliency(
+      heatMaps(
+        model,
+        method,
         tf.tensor4d(images, [count, size, size, 3]),
         tf.tensor4d(references, [count, size, size, 3]),
         condition,

@@ -3,6 +3,7 @@
  * one request does not stall every other request on the event loop. A bounded queue turns overload into 503s.
  */
 import { Worker } from 'node:worker_threads';
+import type { HeatmapMethod } from '../explain/index.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
 import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './model-host.ts';
 
@@ -16,6 +17,7 @@ export type WorkerRequest =
       references: Float32Array;
       count: number;
       condition: number;
+      method: HeatmapMethod;
     }
   | { id: number; op: 'dispose' };
 
@@ -63,6 +65,7 @@ export interface ModelRunner {
     references: Float32Array,
     count: number,
     condition: number,
+    method: HeatmapMethod,
   ): Promise<Float32Array>;
   /** Calls queued or running. */
   readonly pending: number;
@@ -133,9 +136,10 @@ abstract class QueuedRunner {
     references: Float32Array,
     count: number,
     condition: number,
+    method: HeatmapMethod,
   ): Promise<Float32Array> {
     return this.enqueue('saliency', () =>
-      this.perform<Float32Array>({ op: 'saliency', images, references, count, condition }),
+      this.perform<Float32Array>({ op: 'saliency', images, references, count, condition, method }),
     );
   }
 
@@ -163,7 +167,7 @@ class InProcessRunner extends QueuedRunner implements ModelRunner {
     const result =
       call.op === 'vectors'
         ? this.host.vectors(call.images, call.count)
-        : this.host.saliency(call.images, call.references, call.count, call.condition);
+        : this.host.saliency(call.images, call.references, call.count, call.condition, call.method);
     return result as Promise<T>;
   }
 

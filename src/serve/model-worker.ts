@@ -28,6 +28,7 @@ async function handle(request: WorkerRequest): Promise<Outgoing> {
           request.references,
           request.count,
           request.condition,
+          request.method,
         );
         return { id: request.id, ok: true, result: maps, transfer: [maps.buffer as ArrayBuffer] };
       }

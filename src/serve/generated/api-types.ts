@@ -206,10 +206,13 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Which image regions drive the masked distance between two products under a condition.
-         * @description A gradient-based saliency map of one product's image with respect to its distance to the other under
-         *     `condition`, painted over the image (warm and opaque = drives the distance most). `side` chooses
-         *     whose image is shown.
+         * Which image regions make two products close under a condition.
+         * @description A heat map of one product's image with respect to its distance to the other under `condition`, painted
+         *     over the image (warm and opaque = matters most). `side` chooses whose image is shown. `method` chooses how
+         *     the map is computed; without it the model kind's default, chosen by `bench/explain-faithfulness.ts`, is
+         *     used (the `heatmap` field of `GET /similar/{productId}` names it, with a one-line legend).
+         *     `occlusion` measures the effect of greying out each region and is several times slower; `attention`
+         *     exists only for ASEN models. The method used is returned in `X-Heatmap-Method`.
          */
         get: operations["getHeatmap"];
         put?: never;
@@ -333,6 +336,23 @@ export interface components {
             query: components["schemas"]["Query"];
             /** @description One group per condition asked (all conditions when none was given). */
             groups: components["schemas"]["ConditionNeighbours"][];
+            heatmap?: components["schemas"]["HeatmapInfo"];
+        };
+        /**
+         * @description How a heat map is computed. `gradient`: input gradient of the distance; `gradient-input`: gradient ×
+         *     (image − grey); `integrated-gradients`: gradients integrated from a grey image; `grad-cam`: Grad-CAM on the
+         *     backbone's last feature map; `occlusion`: distance rise when a grey patch covers each region (exact,
+         *     slower); `attention`: ASEN's spatial attention for the condition.
+         * @enum {string}
+         */
+        HeatmapMethod: "gradient" | "gradient-input" | "integrated-gradients" | "grad-cam" | "occlusion" | "attention";
+        /** @description How the neighbours' `heatmapUrl` maps are drawn (present when the server has a model). */
+        HeatmapInfo: {
+            method: components["schemas"]["HeatmapMethod"];
+            /** @description One line saying what a bright region means for this method. */
+            legend: string;
+            /** @description Every method this model offers (pass one as `method` to the heat-map URL). */
+            methods: components["schemas"]["HeatmapMethod"][];
         };
         Query: {
             /** @enum {string} */
@@ -762,6 +782,8 @@ export interface operations {
                 side?: "neighbour" | "query";
                 /** @description Side of the returned square PNG in pixels. */
                 size?: number;
+                /** @description How the map is computed (default the model kind's default; see `HeatmapMethod`). */
+                method?: components["schemas"]["HeatmapMethod"];
             };
             header?: never;
             path: {
@@ -776,6 +798,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Index-Version": components["headers"]["IndexVersion"];
+                    /** @description The method that drew this heat map. */
+                    "X-Heatmap-Method"?: components["schemas"]["HeatmapMethod"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -306,7 +306,7 @@ function otherConditions(others) {
   );
 }
 
-function neighbourCard(neighbour, condition, showHeatmap) {
+function neighbourCard(neighbour, condition, showHeatmap, heatmap) {
   const thumb = `${neighbour.product.imageUrl}?size=${THUMB}`;
   const image = h('img', {
     src: thumb,
@@ -319,6 +319,7 @@ function neighbourCard(neighbour, condition, showHeatmap) {
     image.src = on && neighbour.heatmapUrl ? neighbour.heatmapUrl : thumb;
     image.classList.toggle('heatmap', on);
     toggle.setAttribute('aria-pressed', String(on));
+    renderHeatmapLegend(heatmap);
   };
   const toggle = neighbour.heatmapUrl
     ? h(
@@ -327,7 +328,9 @@ function neighbourCard(neighbour, condition, showHeatmap) {
           type: 'button',
           class: 'heat-toggle',
           'aria-pressed': 'false',
-          title: 'Which regions drive the distance',
+          title: heatmap
+            ? `Heat map by ${heatmap.method}: ${heatmap.legend}`
+            : 'Which regions drive the distance',
           onclick: () => useHeatmap(toggle.getAttribute('aria-pressed') !== 'true'),
         },
         'Heat map',
@@ -350,6 +353,18 @@ function neighbourCard(neighbour, condition, showHeatmap) {
   );
   if (toggle && showHeatmap) useHeatmap(true);
   return card;
+}
+
+/** Which method draws the heat maps and what bright means, shown while heat maps are visible. */
+function renderHeatmapLegend(heatmap) {
+  const legend = $('heatmap-legend');
+  legend.replaceChildren(
+    ...(heatmap
+      ? [h('strong', {}, `Heat maps: ${heatmap.method.replaceAll('-', ' ')}.`), ` ${heatmap.legend}`]
+      : []),
+  );
+  legend.dataset.method = heatmap?.method ?? '';
+  legend.hidden = !heatmap || !document.querySelector('.heat-toggle[aria-pressed="true"]');
 }
 
 function renderGroups(response) {
@@ -378,12 +393,13 @@ function renderGroups(response) {
           ? h(
               'div',
               { class: 'neighbours' },
-              group.neighbours.map((n) => neighbourCard(n, group.condition, showHeatmaps)),
+              group.neighbours.map((n) => neighbourCard(n, group.condition, showHeatmaps, response.heatmap)),
             )
           : h('p', { class: 'muted' }, 'No neighbours.'),
       );
     }),
   );
+  renderHeatmapLegend(response.heatmap);
 }
 
 function neighbourParams() {

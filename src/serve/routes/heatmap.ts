@@ -2,7 +2,13 @@
 import type { Express } from 'express';
 import sharp from 'sharp';
 import { decodeImage } from '../../catalogue/index.ts';
-import { overlaySaliency, resizeMap } from '../../explain/index.ts';
+import {
+  DEFAULT_HEATMAP_METHOD,
+  methodsFor,
+  overlaySaliency,
+  resizeMap,
+  type HeatmapMethod,
+} from '../../explain/index.ts';
 import type { ModelRunner } from '../model-runner.ts';
 import { HttpProblem } from '../problem.ts';
 import type { ServedCondition, ServedIndex } from '../served-index.ts';
@@ -27,6 +33,21 @@ interface HeatmapRequest {
   shown: number;
   other: number;
   size: number;
+  method: HeatmapMethod;
+}
+
+/** The asked method, or the model kind's default; a method the model does not offer is a 400. */
+function chooseMethod(model: ModelRunner, asked: HeatmapMethod | undefined): HeatmapMethod {
+  const kind = model.description.kind;
+  const method = asked ?? DEFAULT_HEATMAP_METHOD[kind];
+  if (!methodsFor(kind).includes(method)) {
+    throw new HttpProblem(
+      400,
+      'invalid-request',
+      `Heat-map method ${method} is not available for ${kind} models.`,
+    );
+  }
+  return method;
 }
 
 /** Render one heat map as PNG: saliency of the shown photo against the other, laid over the shown photo. */
@@ -44,7 +65,7 @@ async function renderHeatmap(context: RouteContext, request: HeatmapRequest): Pr
     decodeImage(paths[0], size, model.description.preprocess),
   ]);
   const saliency = await timedModelCall(context.metrics, 'saliency', () =>
-    model.saliency(image, reference, 1, requireModelCondition(request.condition)),
+    model.saliency(image, reference, 1, requireModelCondition(request.condition), request.method),
   );
   const overlay = overlaySaliency(photo, resizeMap(saliency, imageSize, size), size);
   return sharp(overlay, { raw: { width: size, height: size, channels: 3 } })
@@ -64,17 +85,26 @@ export function registerHeatmapRoutes(app: Express, context: RouteContext): void
       const model = requireModel(index);
       const side = request.query.side ?? 'neighbour';
       const size = Number(request.query.size ?? 224);
-      const key = [index.version, model.description.id, query, neighbour, condition.index, side, size].join(
-        '|',
-      );
-      let png = context.heatmaps.get(key);
+      const method = chooseMethod(model, request.query.method);
+      const key = [
+        index.version,
+        model.description.id,
+        query,
+        neighbour,
+        condition.index,
+        side,
+        size,
+        method,
+      ];
+      let png = context.heatmaps.get(key.join('|'));
       context.metrics.cacheLookups.inc({ cache: 'heatmap', outcome: png ? 'hit' : 'miss' });
       if (!png) {
         const [shown, other] = side === 'query' ? [query, neighbour] : [neighbour, query];
-        png = await renderHeatmap(context, { index, model, condition, shown, other, size });
-        context.heatmaps.set(key, png);
+        png = await renderHeatmap(context, { index, model, condition, shown, other, size, method });
+        context.heatmaps.set(key.join('|'), png);
       }
       response.setHeader('Cache-Control', 'public, max-age=300');
+      response.setHeader('X-Heatmap-Method', method);
       response.type('image/png').send(png);
     }),
   );

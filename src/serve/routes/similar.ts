@@ -2,6 +2,7 @@
 import type { Express } from 'express';
 import sharp from 'sharp';
 import { decodeImage } from '../../catalogue/index.ts';
+import { heatmapInfo } from '../../explain/index.ts';
 import type { ModelRunner } from '../model-runner.ts';
 import { HttpProblem } from '../problem.ts';
 import {
@@ -86,6 +87,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
           request.query.explain ?? 'full',
         ),
       };
+      if (index.model) body.heatmap = heatmapInfo(index.model.description.kind);
       response.json(body);
     }),
   );

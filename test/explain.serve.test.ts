@@ -1,0 +1,91 @@
+/**
+ * The heat-map method over real HTTP: the API names the default method and its legend, `method=` picks another,
+ * the answer says which method drew it, and a method the model lacks is a problem. openapi.yaml lists exactly the
+ * methods src/explain offers.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_HEATMAP_METHOD, HEATMAP_LEGEND, HEATMAP_METHODS, methodsFor } from '../src/explain/index.ts';
+import type { components } from '../src/serve/generated/api-types.ts';
+import type { RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+
+type Schemas = components['schemas'];
+
+let root: string;
+let fixture: ServeFixture;
+let server: RunningServer;
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'dressmatch-explain-serve-'));
+  fixture = await buildServeFixture(root);
+  server = await startLocalServer({
+    indexDir: fixture.indexDir,
+    modelPath: fixture.modelPath,
+    validateResponses: true,
+  });
+  await server.ready;
+});
+
+after(async () => {
+  await server?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+test('openapi.yaml lists exactly the heat-map methods of src/explain', async () => {
+  const spec = parseYaml(await readFile('openapi.yaml', 'utf8')) as {
+    components: { schemas: { HeatmapMethod: { enum: string[] } } };
+  };
+  assert.deepEqual(spec.components.schemas.HeatmapMethod.enum, [...HEATMAP_METHODS]);
+});
+
+test('GET /similar names the default heat-map method, its legend and the methods offered', async () => {
+  const [a] = fixture.products;
+  const response = await fetch(`${server.url}/similar/${a.id}?condition=color&k=2`);
+  assert.equal(response.status, 200);
+  const body = (await response.json()) as Schemas['SimilarResponse'];
+  const method = DEFAULT_HEATMAP_METHOD.csn;
+  assert.deepEqual(body.heatmap, { method, legend: HEATMAP_LEGEND[method], methods: methodsFor('csn') });
+});
+
+test('heatmap.png draws with the default or the asked method and says which', async () => {
+  const [a, b] = fixture.products;
+  const url = (query: string) =>
+    `${server.url}/similar/${a.id}/${b.id}/heatmap.png?condition=color&size=64${query}`;
+  const byDefault = await fetch(url(''));
+  assert.equal(byDefault.status, 200);
+  assert.equal(byDefault.headers.get('x-heatmap-method'), DEFAULT_HEATMAP_METHOD.csn);
+  const pictures = new Map<string, Buffer>();
+  for (const method of ['gradient', 'occlusion']) {
+    const response = await fetch(url(`&method=${method}`));
+    assert.equal(response.status, 200, `${method} answers 200`);
+    assert.equal(response.headers.get('x-heatmap-method'), method);
+    const { data } = await sharp(Buffer.from(await response.arrayBuffer()))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    pictures.set(method, data);
+  }
+  assert.notDeepEqual(
+    pictures.get('gradient'),
+    pictures.get('occlusion'),
+    'two methods paint different maps',
+  );
+});
+
+test('a method the model does not offer, or an unknown one, is a 400 problem', async () => {
+  const [a, b] = fixture.products;
+  for (const method of ['attention', 'magic']) {
+    const response = await fetch(
+      `${server.url}/similar/${a.id}/${b.id}/heatmap.png?condition=color&method=${method}`,
+    );
+    assert.equal(response.status, 400, `${method} is refused`);
+    assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    const problem = (await response.json()) as Schemas['Problem'];
+    assert.equal(problem.type, '/problems/invalid-request');
+  }
+});
