@@ -1,0 +1,107 @@
+/**
+ * Filtered nearest-neighbour search in one condition space: HNSW with a filter callback while enough products
+ * match, exact search over the matching products below a measured selectivity (bench/filters.ts), and always k
+ * results when at least k products match.
+ */
+import { fromIndexDistance, type HnswIndex } from './hnsw.ts';
+import type { Selection } from './filter.ts';
+import { exactSearch, type Metric, type Neighbour } from './vectors.ts';
+
+/** One condition space as search needs it: the vectors (row = slot) and, when built, its HNSW index (label = slot). */
+export interface SpaceData {
+  metric: Metric;
+  /** Dims per row. */
+  d: number;
+  rows: Float32Array;
+  index: HnswIndex | null;
+}
+
+/**
+ * Below this fraction of live products matching, filtered search is exact (brute force over the matching rows).
+ * Measured by bench/filters.ts on 100k synthetic products (16-dim subspace, efSearch 64): exact search over the
+ * matches is faster than HNSW with a filter callback below about 3 % (at 5 % HNSW took 0.26 ms, exact 0.65 ms; at
+ * 0.5 % HNSW 2.3 ms, exact 0.08 ms: the graph walk visits ~ef / selectivity nodes and calls the filter for each).
+ * Mature engines switch the same way (Qdrant's full_scan_threshold, Weaviate's flatSearchCutoff).
+ */
+export const EXACT_BELOW_SELECTIVITY = 0.03;
+
+/** How often efSearch is multiplied when filtered HNSW returns fewer than k matches. */
+const EF_GROWTH = 4;
+
+export interface FilteredSearchOptions {
+  /** Products allowed (live and passing the filter); absent = every live product (then `live` is required). */
+  selection: Selection;
+  /** Live products in the index (the denominator of the selectivity). */
+  liveCount: number;
+  efSearch: number;
+  /** Slots never returned (the query product, recommendation examples). */
+  exclude?: ReadonlySet<number>;
+  /** Override EXACT_BELOW_SELECTIVITY (benchmarks and tests force one path with 0 or 1). */
+  exactBelow?: number;
+}
+
+export interface FilteredResult {
+  neighbours: Neighbour[];
+  /** Which path answered, and the ef of the last HNSW attempt (0 for exact). */
+  method: 'hnsw' | 'exact';
+  ef: number;
+}
+
+/** Matching products that may be returned: the selection minus excluded slots that it contains. */
+export function allowedCount(selection: Selection, exclude?: ReadonlySet<number>): number {
+  let excluded = 0;
+  for (const slot of exclude ?? []) if (selection.bits[slot]) excluded++;
+  return selection.count - excluded;
+}
+
+/**
+ * The k nearest allowed products to `query`, nearest first (ties by slot). Exactly min(k, allowed) come back: the
+ * HNSW path retries with a larger ef when the graph walk ends early, and falls back to exact search.
+ */
+export function filteredSearch(
+  space: SpaceData,
+  query: ArrayLike<number>,
+  k: number,
+  options: FilteredSearchOptions,
+): FilteredResult {
+  const { selection, exclude } = options;
+  const want = Math.min(k, allowedCount(selection, exclude));
+  if (want <= 0) return { neighbours: [], method: 'exact', ef: 0 };
+  const selectivity = options.liveCount > 0 ? selection.count / options.liveCount : 0;
+  const exactBelow = options.exactBelow ?? EXACT_BELOW_SELECTIVITY;
+  if (!space.index || selectivity < exactBelow) {
+    return { neighbours: exactOver(space, query, want, selection, exclude), method: 'exact', ef: 0 };
+  }
+  const bits = selection.bits;
+  const filter =
+    exclude && exclude.size > 0
+      ? (label: number) => bits[label] === 1 && !exclude.has(label)
+      : (label: number) => bits[label] === 1;
+  const point = Array.from(query);
+  for (let ef = Math.max(options.efSearch, want); ; ef *= EF_GROWTH) {
+    space.index.setEf(ef);
+    const result = space.index.searchKnn(point, want, filter);
+    if (result.neighbors.length >= want) {
+      const neighbours = result.neighbors.map((label, j) => ({
+        index: label,
+        distance: fromIndexDistance(space.metric, result.distances[j]),
+      }));
+      neighbours.sort((a, b) => a.distance - b.distance || a.index - b.index);
+      return { neighbours, method: 'hnsw', ef };
+    }
+    // The walk ran out of reachable matches: a larger ef rarely helps once it exceeds the matches themselves.
+    if (ef >= selection.count) break;
+  }
+  return { neighbours: exactOver(space, query, want, selection, exclude), method: 'exact', ef: 0 };
+}
+
+/** Exact k nearest among the selected rows. */
+export function exactOver(
+  space: SpaceData,
+  query: ArrayLike<number>,
+  k: number,
+  selection: Selection,
+  exclude?: ReadonlySet<number>,
+): Neighbour[] {
+  return exactSearch(space.rows, space.d, query, k, space.metric, { live: selection.bits, exclude });
+}
