@@ -8,7 +8,7 @@ import { combinedSearch, effectiveWeights, parseConditionParts } from '../src/in
 import { FilterTable, filterKey, parseFilter, type Selection } from '../src/index/filter.ts';
 import { QueryError, type QueryErrorCode } from '../src/index/query-error.ts';
 import { averageQuery, checkExamples, recommend, MAX_EXAMPLES } from '../src/index/recommend.ts';
-import { exactOver, filteredSearch, type SpaceData } from '../src/index/search.ts';
+import { exactBelowSelectivity, exactOver, filteredSearch, type SpaceData } from '../src/index/search.ts';
 import { exactSearch, recallAtK } from '../src/index/vectors.ts';
 import { filterData, SELECTIVITIES, spaceOf, type FilterData } from './fixtures/index/filter-data.ts';
 
@@ -238,12 +238,21 @@ describe('filtered search', () => {
       assert.equal(selection.count, N * fraction);
       const { recall, methods } = checkFiltered(color, selection, 10);
       assert.ok(recall >= 0.99, `recall@10 ${recall.toFixed(3)} at ${fraction * 100} %`);
-      assert.deepEqual([...methods], [fraction >= 0.05 ? 'hnsw' : 'exact'], `path at ${fraction * 100} %`);
+      const path = fraction >= exactBelowSelectivity(N, 64) ? 'hnsw' : 'exact';
+      assert.deepEqual([...methods], [path], `path at ${fraction * 100} %`);
     });
   }
 
-  test('HNSW with a filter callback keeps exact k and recall when forced at 5 % and 0.5 %', () => {
-    for (const limit of [500, 50]) {
+  test('the exact-search threshold is a selectivity that shrinks as the catalogue grows', () => {
+    assert.ok(exactBelowSelectivity(N, 64) > 0.5, `small catalogue: ${exactBelowSelectivity(N, 64)}`);
+    const at100k = exactBelowSelectivity(100_000, 64);
+    assert.ok(at100k > 0.05 && at100k < 0.2, `100k: ${at100k}`);
+    assert.ok(exactBelowSelectivity(1_000_000, 64) < at100k, 'smaller at 1M than at 100k');
+    assert.ok(exactBelowSelectivity(1_000_000, 256) > exactBelowSelectivity(1_000_000, 64), 'larger with ef');
+  });
+
+  test('HNSW with a filter callback keeps exact k and recall when forced at 50, 5 and 0.5 %', () => {
+    for (const limit of [5000, 500, 50]) {
       const { recall, methods } = checkFiltered(pattern, select(`bucket<${limit}`), 10, 0);
       assert.deepEqual([...methods], ['hnsw'], `forced HNSW at bucket<${limit}`);
       assert.ok(recall >= 0.99, `recall@10 ${recall.toFixed(3)} at bucket<${limit}`);

@@ -100,55 +100,75 @@ export function averageQuery(
   return pos.map((p, k) => 2 * p - neg[k]);
 }
 
-/** Combined distance (keyDistance) between row i and example slot e. */
-function exampleDistance(parts: readonly WeightedSpace[], i: number, e: number): number {
-  let key = 0;
-  for (const { space, weight } of parts)
-    key += weight * partTerm(space, i, space.rows.subarray(e * space.d, (e + 1) * space.d));
-  return keyDistance(parts, key);
-}
+/** The examples' rows, copied once per request so the scan over every product allocates nothing. */
+class ExampleRows {
+  private readonly rows: Float64Array[][];
 
-function closest(parts: readonly WeightedSpace[], i: number, examples: readonly number[]): [number, number] {
-  let best = examples[0];
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const e of examples) {
-    const distance = exampleDistance(parts, i, e);
-    if (distance < bestDistance || (distance === bestDistance && e < best))
-      [best, bestDistance] = [e, distance];
+  constructor(
+    private readonly parts: readonly WeightedSpace[],
+    readonly slots: readonly number[],
+  ) {
+    this.rows = parts.map(({ space }) =>
+      slots.map((e) => prepareQuery(space, space.rows.subarray(e * space.d, (e + 1) * space.d))),
+    );
   }
-  return [best, bestDistance];
+
+  /** Combined distance (keyDistance) between row i and example number j. */
+  distance(i: number, j: number): number {
+    let key = 0;
+    for (let p = 0; p < this.parts.length; p++) {
+      key += this.parts[p].weight * partTerm(this.parts[p].space, i, this.rows[p][j]);
+    }
+    return keyDistance(this.parts, key);
+  }
+
+  /** The nearest example to row i (ties: smaller slot) and its distance. */
+  closest(i: number): [number, number] {
+    let best = this.slots[0];
+    let bestDistance = Number.POSITIVE_INFINITY;
+    for (let j = 0; j < this.slots.length; j++) {
+      const distance = this.distance(i, j);
+      const e = this.slots[j];
+      if (distance < bestDistance || (distance === bestDistance && e < best))
+        [best, bestDistance] = [e, distance];
+    }
+    return [best, bestDistance];
+  }
+
+  /** Row `j`'s prepared vectors, one per part. */
+  vectors(slot: number): Float64Array[] {
+    const j = this.slots.indexOf(slot);
+    return this.rows.map((perPart) => perPart[j]);
+  }
 }
 
 function toHit(
   parts: readonly WeightedSpace[],
-  positives: readonly number[],
+  positives: ExampleRows,
   index: number,
   distance: number,
   rankValue: number,
 ): RecommendHit {
-  const [closestPositive, closestPositiveDistance] = closest(parts, index, positives);
-  const examples = parts.map(({ space }) =>
-    space.rows.subarray(closestPositive * space.d, (closestPositive + 1) * space.d),
-  );
+  const [closestPositive, closestPositiveDistance] = positives.closest(index);
   return {
     index,
     distance,
     rankValue,
     closestPositive,
     closestPositiveDistance,
-    parts: describeParts(
-      parts,
-      examples.map((row, p) => prepareQuery(parts[p].space, row)),
-      index,
-    ).parts,
+    parts: describeParts(parts, positives.vectors(closestPositive), index).parts,
   };
 }
 
-function recommendAverage(request: RecommendRequest, exclude: ReadonlySet<number>): RecommendHit[] {
-  const { parts, positives, negatives } = request;
+function recommendAverage(
+  request: RecommendRequest,
+  positives: ExampleRows,
+  exclude: ReadonlySet<number>,
+): RecommendHit[] {
+  const { parts } = request;
   const queries: WeightedQuery[] = parts.map((part) => ({
     ...part,
-    query: averageQuery(part.space, positives, negatives),
+    query: averageQuery(part.space, request.positives, request.negatives),
   }));
   if (parts.length === 1) {
     const { neighbours } = filteredSearch(parts[0].space, queries[0].query, request.k, {
@@ -164,15 +184,23 @@ function recommendAverage(request: RecommendRequest, exclude: ReadonlySet<number
   );
 }
 
-function recommendBest(request: RecommendRequest, exclude: ReadonlySet<number>): RecommendHit[] {
-  const { parts, positives, negatives } = request;
+function recommendBest(
+  request: RecommendRequest,
+  positives: ExampleRows,
+  exclude: ReadonlySet<number>,
+): RecommendHit[] {
+  const negatives = new ExampleRows(request.parts, request.negatives);
   const top = new TopK(request.k);
   const nearestPositive = new Map<number, number>();
   const { bits } = request.selection;
   for (let i = 0; i < bits.length; i++) {
     if (!bits[i] || exclude.has(i)) continue;
-    const [, toPositive] = closest(parts, i, positives);
-    const toNegative = negatives.length > 0 ? closest(parts, i, negatives)[1] : 0;
+    let toPositive = Number.POSITIVE_INFINITY;
+    for (let j = 0; j < positives.slots.length; j++)
+      toPositive = Math.min(toPositive, positives.distance(i, j));
+    let toNegative = negatives.slots.length > 0 ? Number.POSITIVE_INFINITY : 0;
+    for (let j = 0; j < negatives.slots.length; j++)
+      toNegative = Math.min(toNegative, negatives.distance(i, j));
     const value = toPositive - toNegative;
     if (value < top.bound) nearestPositive.set(i, toPositive);
     top.push(value, i);
@@ -180,7 +208,7 @@ function recommendBest(request: RecommendRequest, exclude: ReadonlySet<number>):
   const hits: RecommendHit[] = [];
   for (let j = 0; j < top.size; j++) {
     const i = top.ids[j];
-    hits.push(toHit(parts, positives, i, nearestPositive.get(i) ?? Number.NaN, top.keys[j]));
+    hits.push(toHit(request.parts, positives, i, nearestPositive.get(i) ?? Number.NaN, top.keys[j]));
   }
   return hits;
 }
@@ -189,7 +217,8 @@ function recommendBest(request: RecommendRequest, exclude: ReadonlySet<number>):
 export function recommend(request: RecommendRequest): RecommendHit[] {
   if (request.positives.length === 0) throw new RangeError('recommend needs at least one positive example');
   const exclude = new Set([...request.positives, ...request.negatives]);
+  const positives = new ExampleRows(request.parts, request.positives);
   return request.strategy === 'average'
-    ? recommendAverage(request, exclude)
-    : recommendBest(request, exclude);
+    ? recommendAverage(request, positives, exclude)
+    : recommendBest(request, positives, exclude);
 }

@@ -17,13 +17,20 @@ export interface SpaceData {
 }
 
 /**
- * Below this fraction of live products matching, filtered search is exact (brute force over the matching rows).
- * Measured by bench/filters.ts on 100k synthetic products (16-dim subspace, efSearch 64): exact search over the
- * matches is faster than HNSW with a filter callback below about 3 % (at 5 % HNSW took 0.26 ms, exact 0.65 ms; at
- * 0.5 % HNSW 2.3 ms, exact 0.08 ms: the graph walk visits ~ef / selectivity nodes and calls the filter for each).
- * Mature engines switch the same way (Qdrant's full_scan_threshold, Weaviate's flatSearchCutoff).
+ * When filtered search turns exact. HNSW with a filter callback walks about ef / selectivity nodes (calling the
+ * filter on each) before it has ef matches; exact search computes one distance per match. So HNSW costs ~ ef / s
+ * and exact ~ s x n: exact wins when matches x s < FILTER_COST_RATIO x ef, i.e. below the selectivity
+ * s* = sqrt(FILTER_COST_RATIO x ef / n). The ratio is measured by bench/filters.ts (crossover of the two p50s):
+ * at ef 64, s* is about 11 % at 100k products, 34 % at 10k and 3.4 % at 1M. Mature engines switch the same way
+ * (Qdrant's full_scan_threshold, Weaviate's flatSearchCutoff), but on a fixed count; a count ignores that the
+ * walk grows as matches get rarer.
  */
-export const EXACT_BELOW_SELECTIVITY = 0.03;
+export const FILTER_COST_RATIO = 18;
+
+/** The selectivity below which filtered search is exact, for an index of `liveCount` products. */
+export function exactBelowSelectivity(liveCount: number, efSearch: number): number {
+  return liveCount > 0 ? Math.min(1, Math.sqrt((FILTER_COST_RATIO * efSearch) / liveCount)) : 1;
+}
 
 /** How often efSearch is multiplied when filtered HNSW returns fewer than k matches. */
 const EF_GROWTH = 4;
@@ -36,7 +43,7 @@ export interface FilteredSearchOptions {
   efSearch: number;
   /** Slots never returned (the query product, recommendation examples). */
   exclude?: ReadonlySet<number>;
-  /** Override EXACT_BELOW_SELECTIVITY (benchmarks and tests force one path with 0 or 1). */
+  /** Override exactBelowSelectivity (benchmarks and tests force one path with 0 or above 1). */
   exactBelow?: number;
 }
 
@@ -68,7 +75,7 @@ export function filteredSearch(
   const want = Math.min(k, allowedCount(selection, exclude));
   if (want <= 0) return { neighbours: [], method: 'exact', ef: 0 };
   const selectivity = options.liveCount > 0 ? selection.count / options.liveCount : 0;
-  const exactBelow = options.exactBelow ?? EXACT_BELOW_SELECTIVITY;
+  const exactBelow = options.exactBelow ?? exactBelowSelectivity(options.liveCount, options.efSearch);
   if (!space.index || selectivity < exactBelow) {
     return { neighbours: exactOver(space, query, want, selection, exclude), method: 'exact', ef: 0 };
   }
