@@ -37,13 +37,17 @@ export async function fingerprintProducts(
       .update(bytes)
       .digest('hex');
     options.onProgress?.(++done, catalogue.products.length);
-    return {
+    // Fields (price, stock...) do not change the vectors, so they stay out of the fingerprint; every run copies
+    // them from the catalogue, also for unchanged products.
+    const indexed: IndexedProduct = {
       id: product.id,
       title: product.title,
       image: product.image,
       attributes: product.attributes,
       fingerprint,
     };
+    if (product.fields && Object.keys(product.fields).length > 0) indexed.fields = product.fields;
+    return indexed;
   });
 }
 
