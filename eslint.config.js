@@ -10,7 +10,7 @@ export default tseslint.config(
       'models/**',
       'runs/**',
       'indexes/**',
-      'src/serve/api-types.ts',
+      'src/serve/generated/**',
       'src/serve/public/**',
       '.tmp/**',
       'bench/results/**',

@@ -13,12 +13,17 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { generateDemoCatalogue, ImageCache, loadCatalogue } from '../src/catalogue/index.ts';
+import {
+  generateDemoCatalogue,
+  ImageCache,
+  loadCatalogue,
+  restrictCatalogue,
+} from '../src/catalogue/index.ts';
 import type { ModelKind, SimilarityModel } from '../src/model/types.ts';
 import { formatTable, type EvaluationReport } from '../src/eval/report.ts';
-import { loadModelFromCheckpoint } from '../src/train/checkpoint.ts';
-import { restrictCatalogue } from '../src/train/data.ts';
-import { MODEL_KINDS, TRAIN_DEFAULTS, defaultLearningRate, type TrainOptions } from '../src/train/options.ts';
+import { loadModelFromCheckpoint } from '../src/checkpoint/index.ts';
+import { MODEL_KINDS } from '../src/model/index.ts';
+import { TRAIN_DEFAULTS, defaultLearningRate, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
 import { integer } from '../src/util/cli.ts';
 import { createLogger } from '../src/util/log.ts';

@@ -78,7 +78,7 @@ async function demoBundle(options: Options): Promise<string> {
   if (!existsSync(join(catalogueDir, 'products.jsonl'))) await runCli(['demo-data', '--out', catalogueDir]);
   const { loadCatalogue } = await import('../src/catalogue/index.ts');
   const { createModel, defaultModelConfig, selectBackend } = await import('../src/model/index.ts');
-  const { modelId, writeCheckpoint } = await import('../src/train/checkpoint.ts');
+  const { modelId, writeCheckpoint } = await import('../src/checkpoint/index.ts');
   const { createModelSource, fingerprintProducts } = await import('../src/index/index.ts');
   await selectBackend('auto');
   const catalogue = await loadCatalogue(catalogueDir);

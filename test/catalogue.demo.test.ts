@@ -116,6 +116,7 @@ describe('generateDemoCatalogue', () => {
       'conditions.txt',
       'generator.json',
       'images',
+      'masks',
       'products.jsonl',
     ]);
   });

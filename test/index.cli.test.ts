@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { generateDemoCatalogue } from '../src/catalogue/demo.ts';
 import { createModel, defaultModelConfig } from '../src/model/create.ts';
-import { modelId, writeCheckpoint } from '../src/train/checkpoint.ts';
+import { modelId, writeCheckpoint } from '../src/checkpoint/index.ts';
 
 const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 let root = '';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { parse as parseYaml } from 'yaml';
 import { openBundle, type IndexBundle } from '../src/index/index.ts';
-import type { components } from '../src/serve/api-types.ts';
+import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
 import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
 

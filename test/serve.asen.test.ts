@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { openBundle, type IndexBundle } from '../src/index/index.ts';
-import type { components } from '../src/serve/api-types.ts';
+import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
 import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
 

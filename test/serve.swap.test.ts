@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, createModelSource } from '../src/index/index.ts';
 import { createModel, type SimilarityModel } from '../src/model/index.ts';
-import { modelId, writeCheckpoint } from '../src/train/checkpoint.ts';
-import type { components } from '../src/serve/api-types.ts';
+import { modelId, writeCheckpoint } from '../src/checkpoint/index.ts';
+import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
 import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
 

@@ -14,7 +14,7 @@ import {
   readCheckpoint,
   writeCheckpoint,
   type Checkpoint,
-} from '../src/train/checkpoint.ts';
+} from '../src/checkpoint/index.ts';
 
 function sampleCheckpoint(seed = 1): Checkpoint {
   const weights = [

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { generateDemoCatalogue } from '../src/catalogue/index.ts';
-import { readCheckpoint } from '../src/train/checkpoint.ts';
+import { readCheckpoint } from '../src/checkpoint/index.ts';
 import { readMetrics } from '../src/train/metrics.ts';
 
 const cli = fileURLToPath(new URL('./fixtures/train/cli.ts', import.meta.url));

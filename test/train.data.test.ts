@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Catalogue, Product } from '../src/catalogue/types.ts';
-import { PoolSampler, buildBatch, flipHorizontal, restrictCatalogue } from '../src/train/data.ts';
+import { restrictCatalogue } from '../src/catalogue/index.ts';
+import { PoolSampler, buildBatch, flipHorizontal } from '../src/train/data.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const COLORS = ['red', 'blue', 'green'];

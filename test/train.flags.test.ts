@@ -5,15 +5,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerTrainCommands, resolveTrainOptions } from '../src/train/cli.ts';
-import { writeCheckpoint } from '../src/train/checkpoint.ts';
+import { writeCheckpoint } from '../src/checkpoint/index.ts';
 import {
   OptionsError,
   TRAIN_DEFAULTS,
   defaultRunName,
-  resolveConditions,
   validateOptions,
   type TrainOptions,
 } from '../src/train/options.ts';
+import { resolveConditions } from '../src/catalogue/index.ts';
 import { MODEL_DEFAULTS } from '../src/model/index.ts';
 
 /** Parse `train` flags with the real command definition; the action is replaced so nothing trains. */

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { generateDemoCatalogue } from '../src/catalogue/index.ts';
-import { loadModelFromCheckpoint, readCheckpoint, type Checkpoint } from '../src/train/checkpoint.ts';
+import { loadModelFromCheckpoint, readCheckpoint, type Checkpoint } from '../src/checkpoint/index.ts';
 import { readMetrics, TIMING_FIELDS, type MetricsRecord } from '../src/train/metrics.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';

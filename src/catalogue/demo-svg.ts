@@ -264,8 +264,8 @@ function armPath(armPose: Arm, from: number, to: number): string {
     : `M${pt(start)} L${pt(end)}`;
 }
 
-/** Outline of the dress body (without sleeves) as an SVG path. */
-function dressPath(attributes: DemoAttributes, hemY: number, rng: Rng): string {
+/** Outline of the dress body (without sleeves) as an SVG path, and the half width of its hem. */
+function dressPath(attributes: DemoAttributes, hemY: number, rng: Rng): { d: string; hemHalf: number } {
   const offShoulder = attributes.neckline === 'off-shoulder';
   const topY = offShoulder ? 26 : SHOULDER_Y;
   const shoulder = offShoulder ? 14.5 : attributes.sleeve === 'sleeveless' ? 9.5 : 12.5;
@@ -338,7 +338,7 @@ function dressPath(attributes: DemoAttributes, hemY: number, rng: Rng): string {
     attributes.neckline === 'collar'
       ? `M${side(-1, shoulder)} ${f(topY)} L${side(-1, 4)} ${f(topY)} L${side(-1, 3.2)} ${f(collarTop)} L${side(1, 3.2)} ${f(collarTop)} L${side(1, 4)} ${f(topY)} L${side(1, shoulder)} ${f(topY)}`
       : `M${side(-1, shoulder)} ${f(topY)} L${side(1, shoulder)} ${f(topY)}`;
-  return `${top} ${right.join(' ')} ${hem} ${left.join(' ')} Z`;
+  return { d: `${top} ${right.join(' ')} ${hem} ${left.join(' ')} Z`, hemHalf };
 }
 
 function neckline(attributes: DemoAttributes, skin: string, garment: Rgb, rng: Rng): string {
@@ -370,11 +370,136 @@ function neckline(attributes: DemoAttributes, skin: string, garment: Rgb, rng: R
   }
 }
 
+/** Sleeve strokes over the arms (none when sleeveless). */
+function sleevePaths(attributes: DemoAttributes, arms: Arm[]): { path: string; width: number }[] {
+  const reach = SLEEVE_REACH[attributes.sleeve];
+  if (reach === 0) return [];
+  const start = attributes.neckline === 'off-shoulder' ? 0.12 : 0;
+  const width = attributes.sleeve === 'short' ? 8 : 7;
+  return arms.map((pose) => ({ path: armPath(pose, start, reach), width }));
+}
+
+/**
+ * Ground-truth regions for checking explanations (bench/explain-faithfulness.ts). The order is the bit order of
+ * the part masks: bit k of a mask pixel is set when the pixel belongs to DEMO_PARTS[k]. Parts overlap (a sleeve is
+ * both garment and sleeves).
+ */
+export const DEMO_PARTS = ['garment', 'sleeves', 'neckline', 'hem', 'outline'] as const;
+export type DemoPart = (typeof DEMO_PARTS)[number];
+
+/** Which parts each condition is about: what its heat map should light up. */
+export const DEMO_CONDITION_PARTS: Record<DemoCondition, DemoPart[]> = {
+  color: ['garment'],
+  pattern: ['garment'],
+  sleeve: ['sleeves'],
+  neckline: ['neckline'],
+  length: ['hem'],
+  silhouette: ['outline'],
+};
+
+/** The geometry of a drawn scene that the part masks are made from (figure coordinates, before the transform). */
+interface SceneShapes {
+  attributes: DemoAttributes;
+  dress: string;
+  hemY: number;
+  hemHalf: number;
+  arms: Arm[];
+  sleeves: { path: string; width: number }[];
+  /** The neckline's SVG elements as drawn (skin cut-outs, or the collar's flaps). */
+  neckline: string;
+}
+
+const ON = '#ffffff';
+const OFF = '#000000';
+
+/** The same elements painted in one flat colour (fills and strokes; pattern and shade references included). */
+function repaint(elements: string, colour: string): string {
+  return elements.replace(/(fill|stroke)="(#[0-9a-f]{6}|url\(#\w+\))"/g, `$1="${colour}"`);
+}
+
+function sleeveStrokes(shapes: SceneShapes, colour: string): string {
+  return shapes.sleeves
+    .map(
+      ({ path, width }) =>
+        `<path d="${path}" stroke="${colour}" stroke-width="${width}" stroke-linecap="butt" stroke-linejoin="round" fill="none"/>`,
+    )
+    .join('');
+}
+
+const PART_DRAWERS: Record<DemoPart, (shapes: SceneShapes) => string> = {
+  // The dress and its sleeves, without the skin showing through the neckline (a collar is garment).
+  garment: (s) =>
+    `<path d="${s.dress}" fill="${ON}"/>${sleeveStrokes(s, ON)}` +
+    repaint(s.neckline, s.attributes.neckline === 'collar' ? ON : OFF),
+  // Arms and hands where visible (the dress hides the upper arm's inner edge), then the sleeves over them.
+  sleeves: (s) =>
+    s.arms
+      .map(
+        (pose) =>
+          `<path d="${armPath(pose, 0, 1)}" stroke="${ON}" stroke-width="4.8" stroke-linecap="round" stroke-linejoin="round" fill="none"/>` +
+          `<circle cx="${f(pose.wrist.x)}" cy="${f(pose.wrist.y + 1.2)}" r="2.6" fill="${ON}"/>`,
+      )
+      .join('') + `<path d="${s.dress}" fill="${OFF}"/>${sleeveStrokes(s, ON)}`,
+  // Shoulders to the deepest neckline (v-neck, 33.5): every neckline style is drawn inside this ellipse.
+  neckline: () => `<ellipse cx="50" cy="25.5" rx="15" ry="9.5" fill="${ON}"/>`,
+  // A band of ±5 units around the hem line, 2 units wider than the hem on each side (folds reach 2.2 below).
+  hem: (s) =>
+    `<rect x="${f(50 - s.hemHalf - 2)}" y="${f(s.hemY - 5)}" width="${f(2 * s.hemHalf + 4)}" height="10" fill="${ON}"/>`,
+  // The dress outline, 5 units wide (about 2.5 px at 48 px).
+  outline: (s) =>
+    `<path d="${s.dress}" fill="none" stroke="${ON}" stroke-width="5" stroke-linejoin="round"/>`,
+};
+
+function partSvg(elements: string, size: number, transform: string): string {
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 100 100">` +
+    `<rect width="100" height="100" fill="${OFF}"/><g transform="${transform}">${elements}</g></svg>`
+  );
+}
+
 export interface DressScene {
   attributes: DemoAttributes;
   svg: string;
+  /** One SVG per part, white where the part is and black elsewhere, aligned with `svg` (see DEMO_PARTS). */
+  parts: Record<DemoPart, string>;
   /** Standard deviation of the pixel noise to add after rasterising (0-255 scale). */
   noise: number;
+}
+
+/** The figure under the dress: legs and shoes, arms and hands, neck and chest, head and hair. */
+function drawFigure(look: {
+  skin: string;
+  hair: string;
+  shoes: string;
+  legSpread: number;
+  arms: Arm[];
+  bun: boolean;
+}): string[] {
+  const { skin, hair, shoes, legSpread, arms, bun } = look;
+  const body: string[] = [];
+  for (const s of [-1, 1] as const) {
+    const hipX = 50 + s * 4.3;
+    const ankleX = 50 + s * (4.3 + legSpread);
+    body.push(
+      `<path d="M${f(hipX)} 50 L${f(ankleX)} 88.5" stroke="${skin}" stroke-width="5.4" stroke-linecap="round"/>`,
+    );
+    body.push(`<ellipse cx="${f(ankleX + s * 1.2)}" cy="90.3" rx="3.8" ry="2.1" fill="${shoes}"/>`);
+  }
+  for (const pose of arms) {
+    body.push(
+      `<path d="${armPath(pose, 0, 1)}" stroke="${skin}" stroke-width="4.8" stroke-linecap="round" stroke-linejoin="round" fill="none"/>`,
+    );
+    body.push(`<circle cx="${f(pose.wrist.x)}" cy="${f(pose.wrist.y + 1.2)}" r="2.6" fill="${skin}"/>`);
+  }
+  // Neck, shoulders and chest (visible through necklines and around straps).
+  body.push(`<rect x="47.3" y="13.5" width="5.4" height="9" fill="${skin}"/>`);
+  body.push(`<path d="M37.5 21 Q50 18 62.5 21 L61 30 L39 30 Z" fill="${skin}"/>`);
+  body.push(`<circle cx="50" cy="9.8" r="5.6" fill="${skin}"/>`);
+  body.push(
+    `<path d="M44.2 10.5 Q44 3.4 50 3.6 Q56 3.4 55.8 10.5 Q53 6.8 50 7.2 Q47 6.8 44.2 10.5 Z" fill="${hair}"/>`,
+  );
+  if (bun) body.push(`<circle cx="50" cy="3.4" r="2.4" fill="${hair}"/>`);
+  return body;
 }
 
 /** Compose one scene: figure, dress and background, all varied by `rng`. */
@@ -407,36 +532,11 @@ export function drawDress(attributes: DemoAttributes, size: number, rng: Rng): D
     `<stop offset="0" stop-color="#ffffff" stop-opacity="${f(rng.range(0, 0.14))}"/>` +
     `<stop offset="1" stop-color="#000000" stop-opacity="${f(rng.range(0.05, 0.22))}"/></linearGradient></defs>`;
 
-  const body: string[] = [];
-  // Legs and shoes.
-  for (const s of [-1, 1] as const) {
-    const hipX = 50 + s * 4.3;
-    const ankleX = 50 + s * (4.3 + legSpread);
-    body.push(
-      `<path d="M${f(hipX)} 50 L${f(ankleX)} 88.5" stroke="${skin}" stroke-width="5.4" stroke-linecap="round"/>`,
-    );
-    body.push(`<ellipse cx="${f(ankleX + s * 1.2)}" cy="90.3" rx="3.8" ry="2.1" fill="${shoes}"/>`);
-  }
-  // Arms and hands.
-  for (const pose of arms) {
-    body.push(
-      `<path d="${armPath(pose, 0, 1)}" stroke="${skin}" stroke-width="4.8" stroke-linecap="round" stroke-linejoin="round" fill="none"/>`,
-    );
-    body.push(`<circle cx="${f(pose.wrist.x)}" cy="${f(pose.wrist.y + 1.2)}" r="2.6" fill="${skin}"/>`);
-  }
-  // Neck, shoulders and chest (visible through necklines and around straps).
-  body.push(`<rect x="47.3" y="13.5" width="5.4" height="9" fill="${skin}"/>`);
-  body.push(`<path d="M37.5 21 Q50 18 62.5 21 L61 30 L39 30 Z" fill="${skin}"/>`);
-  // Head and hair.
-  body.push(`<circle cx="50" cy="9.8" r="5.6" fill="${skin}"/>`);
   const bun = rng.next() < 0.5;
-  body.push(
-    `<path d="M44.2 10.5 Q44 3.4 50 3.6 Q56 3.4 55.8 10.5 Q53 6.8 50 7.2 Q47 6.8 44.2 10.5 Z" fill="${hair}"/>`,
-  );
-  if (bun) body.push(`<circle cx="50" cy="3.4" r="2.4" fill="${hair}"/>`);
+  const body = drawFigure({ skin, hair, shoes, legSpread, arms, bun });
 
   // The dress, its lighting, a darker outline and the waist seam of a fit-and-flare.
-  const dress = dressPath(attributes, hemY, rng);
+  const { d: dress, hemHalf } = dressPath(attributes, hemY, rng);
   body.push(`<path d="${dress}" fill="url(#fabric)"/>`);
   body.push(
     `<path d="${dress}" fill="url(#shade)" stroke="${edge}" stroke-width="0.6" stroke-linejoin="round"/>`,
@@ -447,25 +547,24 @@ export function drawDress(attributes: DemoAttributes, size: number, rng: Rng): D
     );
   }
   // Sleeves over the arms.
-  const reach = SLEEVE_REACH[attributes.sleeve];
-  if (reach > 0) {
-    const start = attributes.neckline === 'off-shoulder' ? 0.12 : 0;
-    const width = attributes.sleeve === 'short' ? 8 : 7;
-    for (const pose of arms) {
-      const path = armPath(pose, start, reach);
+  const sleeves = sleevePaths(attributes, arms);
+  for (const { path, width } of sleeves) {
+    for (const paint of ['url(#fabric)', 'url(#shade)']) {
       body.push(
-        `<path d="${path}" stroke="url(#fabric)" stroke-width="${width}" stroke-linecap="butt" stroke-linejoin="round" fill="none"/>`,
-      );
-      body.push(
-        `<path d="${path}" stroke="url(#shade)" stroke-width="${width}" stroke-linecap="butt" stroke-linejoin="round" fill="none"/>`,
+        `<path d="${path}" stroke="${paint}" stroke-width="${width}" stroke-linecap="butt" stroke-linejoin="round" fill="none"/>`,
       );
     }
   }
-  body.push(neckline(attributes, skin, garment, rng));
+  const neck = neckline(attributes, skin, garment, rng);
+  body.push(neck);
 
   const transform = `translate(${f(50 + dx)} ${f(50 + dy)}) rotate(${f(rotation)}) scale(${f(scale)}) translate(-50 -50)`;
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 100 100">${defs}` +
     `<rect width="100" height="100" fill="url(#bg)"/><g transform="${transform}">${body.join('')}</g></svg>`;
-  return { attributes, svg, noise: rng.range(2, 8) };
+  const shapes: SceneShapes = { attributes, dress, hemY, hemHalf, arms, sleeves, neckline: neck };
+  const parts = Object.fromEntries(
+    DEMO_PARTS.map((part) => [part, partSvg(PART_DRAWERS[part](shapes), size, transform)]),
+  ) as Record<DemoPart, string>;
+  return { attributes, svg, parts, noise: rng.range(2, 8) };
 }

@@ -4,17 +4,33 @@ import sharp from 'sharp';
 import { Rng } from '../util/rng.ts';
 import {
   DEMO_ATTRIBUTES,
+  DEMO_CONDITION_PARTS,
   DEMO_CONDITIONS,
+  DEMO_PARTS,
   drawDress,
   type DemoAttributes,
   type DemoCondition,
 } from './demo-svg.ts';
+import { encodePartMask, packPartLayers, type PartsManifest } from './masks.ts';
 import { writeCatalogue } from './native.ts';
 import { mapWithConcurrency } from './pool.ts';
 import { replaceDirectory } from './staging.ts';
 import type { Catalogue, Product, Split } from './types.ts';
 
-export { DEMO_ATTRIBUTES, DEMO_CONDITIONS, type DemoAttributes, type DemoCondition };
+export {
+  DEMO_ATTRIBUTES,
+  DEMO_CONDITIONS,
+  DEMO_PARTS,
+  DEMO_CONDITION_PARTS,
+  type DemoAttributes,
+  type DemoCondition,
+};
+
+/** Which parts each demo condition is about, as written to masks/parts.json and generator.json. */
+export const DEMO_PARTS_MANIFEST: PartsManifest = {
+  parts: [...DEMO_PARTS],
+  conditions: Object.fromEntries(DEMO_CONDITIONS.map((c) => [c, [...DEMO_CONDITION_PARTS[c]]])),
+};
 
 export interface DemoCatalogueOptions {
   count?: number;
@@ -102,7 +118,20 @@ function noiseSource(seed: number): () => number {
   };
 }
 
-async function renderDress(attributes: DemoAttributes, size: number, rng: Rng): Promise<Buffer> {
+/** Rasterise each part's SVG and pack the parts into one bit-flag mask (bit k = DEMO_PARTS[k]). */
+async function renderPartMask(parts: Record<string, string>, size: number): Promise<Buffer> {
+  const layers = await Promise.all(
+    DEMO_PARTS.map((part) => sharp(Buffer.from(parts[part])).extractChannel(0).raw().toBuffer()),
+  );
+  return encodePartMask(packPartLayers(layers), size);
+}
+
+/** The photo (JPEG) and its part mask (PNG). */
+async function renderDress(
+  attributes: DemoAttributes,
+  size: number,
+  rng: Rng,
+): Promise<{ jpeg: Buffer; mask: Buffer }> {
   const scene = drawDress(attributes, size, rng);
   const { data, info } = await sharp(Buffer.from(scene.svg))
     .removeAlpha()
@@ -116,9 +145,13 @@ async function renderDress(attributes: DemoAttributes, size: number, rng: Rng): 
     const v = data[i] + n;
     data[i] = v < 0 ? 0 : v > 255 ? 255 : v;
   }
-  return sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
-    .jpeg({ quality: 92, chromaSubsampling: '4:4:4' })
-    .toBuffer();
+  const [jpeg, mask] = await Promise.all([
+    sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
+      .jpeg({ quality: 92, chromaSubsampling: '4:4:4' })
+      .toBuffer(),
+    renderPartMask(scene.parts, size),
+  ]);
+  return { jpeg, mask };
 }
 
 /**
@@ -170,16 +203,28 @@ export async function generateDemoCatalogue(
     target,
     async (staging) => {
       await mkdir(join(staging, 'images'), { recursive: true });
+      await mkdir(join(staging, 'masks'), { recursive: true });
       let done = 0;
       options.onProgress?.(0, count);
       await mapWithConcurrency(products, options.concurrency ?? 4, async (product, i) => {
-        const jpeg = await renderDress(attributes[i], imageSize, new Rng(productSeeds[i]));
+        const { jpeg, mask } = await renderDress(attributes[i], imageSize, new Rng(productSeeds[i]));
         await writeFile(join(staging, product.image), jpeg);
+        await writeFile(join(staging, 'masks', `${product.id}.png`), mask);
         options.onProgress?.(++done, count);
       });
+      // Version 2 adds the part masks; images are byte-identical to version 1 for the same seed.
+      const record = {
+        generator: 'dressmatch demo-data',
+        version: 2,
+        count,
+        seed,
+        imageSize,
+        masks: DEMO_PARTS_MANIFEST,
+      };
+      await writeFile(join(staging, 'generator.json'), `${JSON.stringify(record, null, 2)}\n`);
       await writeFile(
-        join(staging, 'generator.json'),
-        `${JSON.stringify({ generator: 'dressmatch demo-data', version: 1, count, seed, imageSize }, null, 2)}\n`,
+        join(staging, 'masks', 'parts.json'),
+        `${JSON.stringify(DEMO_PARTS_MANIFEST, null, 2)}\n`,
       );
       // Images are already in place: write the catalogue files as if the staging folder were its root.
       await writeCatalogue({ ...catalogue, root: staging }, staging);

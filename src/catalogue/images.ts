@@ -108,6 +108,12 @@ function bytesToFloats(bytes: Uint8Array, out = new Float32Array(bytes.length), 
   return out;
 }
 
+/** Anything that hands out a batch of decoded images (ImageCache does). */
+export interface ImageSource {
+  readonly size: number;
+  batch(indices: readonly number[]): Float32Array;
+}
+
 export interface ImageCacheOptions {
   onProgress?: (done: number, total: number) => void;
   /** Decodes in flight at once (sharp runs them on libuv's thread pool). */
@@ -118,7 +124,7 @@ export interface ImageCacheOptions {
  * Every product image of a catalogue decoded once at size×size. Pixels are kept as bytes (4× smaller than
  * float32, and exactly what the decoder produced) and converted to float32 in [0, 1] per batch.
  */
-export class ImageCache {
+export class ImageCache implements ImageSource {
   private constructor(
     readonly size: number,
     readonly count: number,

@@ -18,18 +18,32 @@ export {
   decodeImage,
   decodeImageBytes,
   type ImageCacheOptions,
+  type ImageSource,
   type ImageDecodeReason,
 } from './images.ts';
-export { sampleTriplets, selectTriplets } from './sampler.ts';
-export { productSplit, hashSplit, stableHash } from './split.ts';
+export { sampleTriplets, selectTriplets, splitTriplets } from './sampler.ts';
+export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from './split.ts';
+export { resolveConditions, restrictCatalogue, ConditionError } from './conditions.ts';
 export {
   generateDemoCatalogue,
   demoTitle,
   DEMO_ATTRIBUTES,
   DEMO_CONDITIONS,
   DEMO_CATEGORIES,
+  DEMO_PARTS,
+  DEMO_CONDITION_PARTS,
+  DEMO_PARTS_MANIFEST,
   type DemoAttributes,
   type DemoCondition,
   type DemoCatalogueOptions,
 } from './demo.ts';
+export {
+  readPartsManifest,
+  readPartRegion,
+  partMaskPath,
+  conditionBits,
+  packPartLayers,
+  encodePartMask,
+  type PartsManifest,
+} from './masks.ts';
 export { summarizeCatalogue, formatSummary, type CatalogueSummary, type ConditionSummary } from './info.ts';

@@ -1,5 +1,5 @@
-import type { Rng } from '../util/rng.ts';
-import { productSplit } from './split.ts';
+import { Rng } from '../util/rng.ts';
+import { deriveSeed, productSplit } from './split.ts';
 import { SPLITS, type Catalogue, type Split, type Triplet } from './types.ts';
 
 /** The products of one split that carry labels for one condition. */
@@ -140,4 +140,13 @@ export function selectTriplets(catalogue: Catalogue, split: Split, count: number
   const shipped = catalogue.triplets?.[split];
   if (!shipped || shipped.length === 0) return sampleTriplets(catalogue, split, count, rng);
   return rng.shuffle([...shipped]).slice(0, count);
+}
+
+/**
+ * Triplets of one split: the catalogue's own lists when it ships them, else sampled from labels. Each split has its
+ * own random stream derived from the seed, so `eval` reproduces the test triplets of a run from its seed and count.
+ */
+export function splitTriplets(catalogue: Catalogue, split: Split, count: number, seed: number): Triplet[] {
+  if (count === 0) return [];
+  return selectTriplets(catalogue, split, count, new Rng(deriveSeed(seed, `triplets/${split}`)));
 }

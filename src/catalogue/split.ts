@@ -30,3 +30,13 @@ export function hashSplit(id: string): Split {
 export function productSplit(catalogue: Pick<Catalogue, 'products'>): Split[] {
   return catalogue.products.map((product) => product.split ?? hashSplit(product.id));
 }
+
+/** A seed for one named purpose, derived from the run seed (independent streams per split and per use). */
+export function deriveSeed(seed: number, purpose: string): number {
+  return stableHash(`${seed}/${purpose}`) & 0x7fffffff;
+}
+
+/** Product indices of a split. */
+export function splitProducts(catalogue: Pick<Catalogue, 'products'>, split: Split): number[] {
+  return productSplit(catalogue).flatMap((s, index) => (s === split ? [index] : []));
+}

@@ -1,18 +1,37 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { runCommand } from '../util/cli.ts';
 
 const mainScript = fileURLToPath(new URL('./main.ts', import.meta.url));
 
-/** Run one stage of the pipeline as its own CLI process, so each stage is exactly what a user would run by hand. */
+/** Signals a stage gets passed on: stopping the demo stops (and waits for) the stage it is running. */
+const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+/**
+ * Run one stage of the pipeline as its own CLI process, so each stage is exactly what a user would run by hand.
+ * The stage runs in its own process group, so a Ctrl-C reaches it once, through us: we pass SIGTERM/SIGINT/SIGHUP
+ * on, wait for the stage to finish (serve drains its running requests), and exit with its status.
+ */
 function runStage(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     process.stderr.write(`\n> dressmatch ${args.join(' ')}\n`);
-    const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], { stdio: 'inherit' });
+    const child = spawn(process.execPath, ['--import', 'tsx', mainScript, ...args], {
+      stdio: 'inherit',
+      detached: true,
+    });
+    let stopping: NodeJS.Signals | undefined;
+    const forward = (signal: NodeJS.Signals) => {
+      stopping = signal;
+      child.kill(signal);
+    };
+    for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
     child.on('error', reject);
     child.on('exit', (code, signal) => {
+      for (const forwarded of FORWARDED_SIGNALS) process.off(forwarded, forward);
+      if (stopping) process.exit(code ?? 128 + (constants.signals[signal ?? stopping] ?? 0));
       if (code === 0) resolve();
       else reject(new Error(`dressmatch ${args[0]} failed (${signal ?? `exit code ${code}`})`));
     });
@@ -73,7 +92,7 @@ export function registerDemoCommand(program: Command): void {
             ]);
           }
           // A run folder left by another model under this name must not be served as the one asked for.
-          const { readCheckpoint } = await import('../train/checkpoint.ts');
+          const { readCheckpoint } = await import('../checkpoint/index.ts');
           const trained = (await readCheckpoint(checkpoint)).model.config.kind;
           if (trained !== options.model) {
             throw new Error(

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerCatalogueCommands } from '../catalogue/cli.ts';
 import { registerTrainCommands } from '../train/cli.ts';
+import { registerEvalCommands } from '../eval/cli.ts';
 import { registerIndexCommands } from '../index/cli.ts';
 import { registerServeCommands } from '../serve/cli.ts';
 import { registerDemoCommand } from './demo.ts';
@@ -12,6 +13,7 @@ const program = new Command('dressmatch')
 
 registerCatalogueCommands(program);
 registerTrainCommands(program);
+registerEvalCommands(program);
 registerIndexCommands(program);
 registerServeCommands(program);
 registerDemoCommand(program);

@@ -6,8 +6,9 @@
  * train with, and ranks exactly like cosine for ASEN's L2-normalised vectors.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Catalogue, RetrievalSet, Triplet } from '../catalogue/types.ts';
-import type { SimilarityModel } from '../model/types.ts';
+import type { Catalogue, ImageSource, RetrievalSet, Triplet } from '../catalogue/index.ts';
+import type { AccuracySummary } from '../checkpoint/index.ts';
+import type { SimilarityModel } from '../model/index.ts';
 import { Rng } from '../util/rng.ts';
 import {
   meanAveragePrecision,
@@ -17,12 +18,6 @@ import {
   type MapResult,
 } from './retrieval.ts';
 
-/** Anything that hands out a batch of decoded images (ImageCache does). */
-export interface ImageSource {
-  readonly size: number;
-  batch(indices: readonly number[]): Float32Array;
-}
-
 /** Condition-space vectors of a set of products: row r holds C vectors of D values. */
 export interface ProductVectors {
   /** Product index → row. */
@@ -30,14 +25,6 @@ export interface ProductVectors {
   data: Float32Array;
   conditions: number;
   dim: number;
-}
-
-export interface AccuracySummary {
-  overall: number;
-  triplets: number;
-  perCondition: Record<string, { accuracy: number; triplets: number }>;
-  /** Mean margin ranking loss max(0, margin + d(anchor, close) − d(anchor, far)) on L2 distances, when asked for. */
-  loss?: number;
 }
 
 export interface RetrievalSummary {

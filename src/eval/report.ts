@@ -1,9 +1,16 @@
 /**
  * Evaluation reports: triplet accuracy and retrieval MAP of a model on one split, as JSON and as a table.
  */
-import type { Catalogue, Split } from '../catalogue/types.ts';
-import type { SimilarityModel } from '../model/types.ts';
-import { deriveSeed, splitProducts, splitTriplets } from '../train/data.ts';
+import {
+  deriveSeed,
+  splitProducts,
+  splitTriplets,
+  type Catalogue,
+  type ImageSource,
+  type Split,
+} from '../catalogue/index.ts';
+import type { AccuracySummary } from '../checkpoint/index.ts';
+import type { SimilarityModel } from '../model/index.ts';
 import { Rng } from '../util/rng.ts';
 import {
   embedProducts,
@@ -12,9 +19,7 @@ import {
   retrievalFromSet,
   retrievalMap,
   tripletAccuracy,
-  type AccuracySummary,
   type ConditionRetrieval,
-  type ImageSource,
   type RetrievalSummary,
 } from './evaluate.ts';
 

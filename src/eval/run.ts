@@ -2,14 +2,26 @@
  * The `eval` command: load a checkpoint, evaluate it on a split, print the table and optionally write JSON.
  */
 import { resolve } from 'node:path';
-import { ImageCache, loadCatalogue } from '../catalogue/index.ts';
-import { readCheckpoint, modelId } from '../train/checkpoint.ts';
-import type { EvalFlags } from '../train/cli.ts';
-import { restrictCatalogue } from '../train/data.ts';
-import { TRAIN_DEFAULTS, resolveConditions, type TrainOptions } from '../train/options.ts';
+import { ImageCache, loadCatalogue, resolveConditions, restrictCatalogue } from '../catalogue/index.ts';
+import { readCheckpoint, modelId, type RunArgs } from '../checkpoint/index.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger } from '../util/log.ts';
+import type { BackendPreference } from '../model/index.ts';
+import { EVAL_DEFAULTS } from './defaults.ts';
 import { evaluateModel, formatReport, type EvaluationReport } from './report.ts';
+
+/** The `eval` command's flags (src/eval/cli.ts). */
+export interface EvalFlags {
+  model: string;
+  dataDir?: string;
+  split: 'train' | 'val' | 'test';
+  out?: string;
+  triplets?: number;
+  seed?: number;
+  mapQueries: number;
+  map: boolean;
+  backend: BackendPreference;
+}
 
 export async function runEval(
   flags: EvalFlags,
@@ -17,17 +29,17 @@ export async function runEval(
 ): Promise<EvaluationReport> {
   const log = createLogger('eval');
   const checkpoint = await readCheckpoint(flags.model);
-  const args = (checkpoint.args ?? {}) as Partial<TrainOptions>;
+  const args = (checkpoint.args ?? {}) as RunArgs;
   const config = checkpoint.model.config;
-  const dataDir = flags.dataDir ?? args.dataDir ?? TRAIN_DEFAULTS.dataDir;
+  const dataDir = flags.dataDir ?? args.dataDir ?? EVAL_DEFAULTS.dataDir;
   const countForSplit =
     flags.split === 'train'
       ? args.trainTriplets
       : flags.split === 'val'
         ? args.valTriplets
         : args.testTriplets;
-  const triplets = flags.triplets ?? countForSplit ?? TRAIN_DEFAULTS.testTriplets;
-  const seed = flags.seed ?? args.seed ?? TRAIN_DEFAULTS.seed;
+  const triplets = flags.triplets ?? countForSplit ?? EVAL_DEFAULTS.testTriplets;
+  const seed = flags.seed ?? args.seed ?? EVAL_DEFAULTS.seed;
 
   const { selectBackend, restoreModel } = await import('../model/index.ts');
   await selectBackend(flags.backend, log);
@@ -40,7 +52,7 @@ export async function runEval(
       split: flags.split,
       triplets,
       seed,
-      margin: args.margin ?? TRAIN_DEFAULTS.margin,
+      margin: args.margin ?? EVAL_DEFAULTS.margin,
       retrieval: flags.map,
       mapQueries: flags.mapQueries,
     });

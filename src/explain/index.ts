@@ -1,4 +1,4 @@
-/** Explanation maths for the service: pure functions over vectors, masks and labels (no I/O, no HTTP). */
+/** Explanation maths for the service: pure functions over vectors, masks, labels and (lazily) model tensors; no I/O, no HTTP. */
 export {
   conditionDistance,
   squaredTerms,
@@ -30,3 +30,23 @@ export {
   type OtherCondition,
 } from './pair.ts';
 export { overlaySaliency, rampColour, resizeMap } from './heatmap.ts';
+export {
+  HEATMAP_METHODS,
+  DEFAULT_HEATMAP_METHOD,
+  HEATMAP_LEGEND,
+  methodsFor,
+  isHeatmapMethod,
+  type HeatmapMethod,
+} from './methods.ts';
+export type { AttributionOptions } from './attribution.ts';
+export {
+  energyOnPart,
+  blockOrder,
+  deletionMasks,
+  curveArea,
+  ratioOfSums,
+  bootstrapInterval,
+} from './faithfulness.ts';
+
+/** The tensor side of explanations (heat-map methods); loaded on demand so that importing this stage never loads tfjs. */
+export const loadAttribution = () => import('./attribution.ts');

@@ -97,7 +97,7 @@ async function runIndex(flags: IndexFlags): Promise<void> {
     await Promise.all([
       import('../util/log.ts'),
       import('../model/index.ts'),
-      import('../train/checkpoint.ts'),
+      import('../checkpoint/index.ts'),
       import('../catalogue/load.ts'),
     ]);
   const [

@@ -193,6 +193,11 @@ export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
       return config.conditions.map(() => new Array<number>(config.embedDim).fill(1));
     },
 
+    featureSplit: () => ({
+      featureMap: (images) => backbone.featureMap(images),
+      vectorsFromFeatures: (features) => head(features).vectors,
+    }),
+
     /** Attention over feature-map positions [n, C, h, w] (each map sums to 1). */
     attention(images: tf.Tensor4D): tf.Tensor4D {
       checkImages(images, config);

@@ -5,10 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createLogger, type Logger } from '../util/log.ts';
+import { BACKEND_PREFERENCES, type BackendPreference } from './defaults.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels.ts';
 
-export const BACKEND_PREFERENCES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
 export type BackendLog = Pick<Logger, 'info' | 'warn'>;
 
 /** Native bindings, best first. Imported by a computed name: they are optional and absent here. */

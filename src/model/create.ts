@@ -2,28 +2,8 @@
 import { createAsenModel } from './asen.ts';
 import { createCsnModel } from './csn.ts';
 import { ModelInputError, type BuiltModel } from './common.ts';
+import { BACKBONES, MASK_MODES, MODEL_DEFAULTS, MODEL_KINDS } from './defaults.ts';
 import type { ModelConfig, ModelSnapshot, SimilarityModel } from './types.ts';
-
-export const MODEL_KINDS = ['csn', 'asen', 'unconditional'] as const;
-export const BACKBONES = ['small', 'resnet18'] as const;
-export const MASK_MODES = ['learned', 'prein', 'fixed'] as const;
-
-/**
- * Defaults for CPU training on the wasm backend. 48 px is the size the demo images are drawn to stay legible
- * at, and with the small backbone (width 16) one Adam step on 96 images / 384 pooled triplets takes about
- * 0.22 s on an idle core (bench/model-speed.ts); 64 px doubles that and learned no more per second on the
- * demo catalogue, 32 px loses sleeve and neckline detail. embedDim 64 and learned masks are the upstream
- * defaults; `prein` masks learned faster in a five-minute demo run (bench/model-demo-accuracy.ts).
- */
-export const MODEL_DEFAULTS = {
-  kind: 'csn',
-  backbone: 'small',
-  imageSize: 48,
-  embedDim: 64,
-  maskMode: 'learned',
-  seed: 42,
-  width: 16,
-} as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
 
 /** A complete config from the conditions plus any overrides. */
 export function defaultModelConfig(conditions: string[], overrides: Partial<ModelConfig> = {}): ModelConfig {

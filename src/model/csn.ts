@@ -120,9 +120,15 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
     return (config.maskMode === 'fixed' ? tf.clone(maskWeights) : tf.relu(maskWeights)) as tf.Tensor2D;
   };
 
-  const embedImages = (images: tf.Tensor4D): tf.Tensor2D => {
-    const features = backbone.pooled(backbone.featureMap(images));
-    return tf.add(tf.matMul(features, embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
+  const embedFeatures = (featureMap: tf.Tensor4D): tf.Tensor2D =>
+    tf.add(tf.matMul(backbone.pooled(featureMap), embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
+  const embedImages = (images: tf.Tensor4D): tf.Tensor2D => embedFeatures(backbone.featureMap(images));
+  /** Embeddings [n, D] → condition vectors [n, C, D]: times each mask, or repeated without masks. */
+  const maskEmbeddings = (embeddings: tf.Tensor2D): tf.Tensor3D => {
+    const rows = tf.expandDims(embeddings, 1);
+    const masks = effectiveMasks();
+    if (!masks) return tf.tile(rows, [1, conditionCount, 1]) as tf.Tensor3D;
+    return tf.mul(rows, tf.expandDims(masks, 0)) as tf.Tensor3D;
   };
 
   const model: SimilarityModel = {
@@ -142,13 +148,13 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
 
     conditionVectors(images: tf.Tensor4D): tf.Tensor3D {
       checkImages(images, config);
-      return tf.tidy(() => {
-        const embeddings = tf.expandDims(embedImages(images), 1);
-        const masks = effectiveMasks();
-        if (!masks) return tf.tile(embeddings, [1, conditionCount, 1]) as tf.Tensor3D;
-        return tf.mul(embeddings, tf.expandDims(masks, 0)) as tf.Tensor3D;
-      });
+      return tf.tidy(() => maskEmbeddings(embedImages(images)));
     },
+
+    featureSplit: () => ({
+      featureMap: (images) => backbone.featureMap(images),
+      vectorsFromFeatures: (features) => maskEmbeddings(embedFeatures(features)),
+    }),
 
     masks(): number[][] {
       const masks = tf.tidy(() => effectiveMasks() ?? tf.ones([conditionCount, config.embedDim]));

@@ -1,24 +1,16 @@
 /** The model stage: similarity networks as pure tensor maths (no file or network I/O). */
 export * from './types.ts';
-export {
-  selectBackend,
-  resolvePreference,
-  BackendError,
-  BACKEND_PREFERENCES,
-  type BackendPreference,
-  type BackendLog,
-} from './backend.ts';
+export { selectBackend, resolvePreference, BackendError, type BackendLog } from './backend.ts';
 export { registerWasmTrainingKernels } from './wasm-kernels.ts';
+export { createModel, restoreModel, defaultModelConfig, resolveConfig } from './create.ts';
 export {
-  createModel,
-  restoreModel,
-  defaultModelConfig,
-  resolveConfig,
+  BACKEND_PREFERENCES,
   MODEL_DEFAULTS,
   MODEL_KINDS,
   BACKBONES,
   MASK_MODES,
-} from './create.ts';
+  type BackendPreference,
+} from './defaults.ts';
 export { csnLoss, blockMasks, type TripletIndices } from './csn.ts';
 export { asenLoss, isAsenModel, type AsenModel } from './asen.ts';
 export { ModelInputError, PAIRWISE_EPS } from './common.ts';

@@ -87,6 +87,16 @@ export interface SimilarityModel {
    * under `condition` (gradient-based for CSN, spatial attention for ASEN), scaled to [0, 1].
    */
   saliency(images: tf.Tensor4D, references: tf.Tensor4D, condition: number): tf.Tensor3D;
+  /** The same network cut at the backbone's last feature map (what Grad-CAM-style explanations differentiate). */
+  featureSplit(): FeatureSplit;
   snapshot(): ModelSnapshot;
   dispose(): void;
+}
+
+/** conditionVectors(x) = vectorsFromFeatures(featureMap(x)); both differentiable, call inside tf.tidy. */
+export interface FeatureSplit {
+  /** Last backbone feature map [n, h, w, c]. */
+  featureMap(images: tf.Tensor4D): tf.Tensor4D;
+  /** Condition-space vectors [n, C, D] from a feature map. */
+  vectorsFromFeatures(features: tf.Tensor4D): tf.Tensor3D;
 }

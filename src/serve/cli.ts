@@ -1,6 +1,9 @@
-/** `dressmatch serve`: the HTTP API, web page and docs over an index bundle. */
+/** `dressmatch serve`: the HTTP API, web page and docs over an index bundle. Flag defaults live in defaults.ts. */
 import { Option, type Command } from 'commander';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../model/index.ts';
 import { integer } from '../util/cli.ts';
+import { MODEL_THREADS, SERVE_DEFAULTS as D, type ModelThread } from './defaults.ts';
+import type { StartServerOptions } from './server.ts';
 
 interface ServeFlags {
   index: string;
@@ -8,65 +11,178 @@ interface ServeFlags {
   images?: string;
   host: string;
   port: number;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: BackendPreference;
   poll: number;
   maxUpload: number;
-  modelThread: 'worker' | 'main';
+  modelThread: ModelThread;
+  maxQueuedUploads: number;
+  maxQueuedHeatmaps: number;
+  requestTimeout: number;
+  headersTimeout: number;
+  keepAliveTimeout: number;
+  maxConnections: number;
+  drainTimeout: number;
+  thumbnailCache: number;
+  rateLimit: number;
+  metricsPort?: number;
+  metricsToken?: string;
+  hsts: boolean;
 }
 
-export function registerServeCommands(program: Command): void {
-  program
-    .command('serve')
-    .description(
-      'Serve similar-product recommendations with explanations over HTTP (API, web page at /, docs at /docs)',
-    )
-    .option('--index <dir>', 'index bundle directory (holding manifest.json)', 'indexes/demo')
+const ms = (name: string) => integer(name, 1, 3_600_000);
+
+/** Where the data comes from and how the model runs. */
+function sourceOptions(command: Command): Command {
+  return command
+    .option('--index <dir>', 'index bundle directory (holding manifest.json)', D.indexDir)
     .option(
       '--model <checkpoint>',
       'model checkpoint the index was built with (enables uploads and heat maps)',
     )
     .option('--images <dir>', 'catalogue root for product images (default: the one the index recorded)')
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0 picks a free one)', integer('--port', 0, 65535), 8080)
     .addOption(
       new Option('--backend <name>', 'tfjs backend for the model')
-        .choices(['auto', 'tensorflow', 'wasm', 'cpu'])
-        .default('auto'),
+        .choices(BACKEND_PREFERENCES)
+        .default(D.backend),
+    )
+    .addOption(
+      new Option('--model-thread <where>', 'where the model runs: its own worker thread, or the main thread')
+        .choices(MODEL_THREADS)
+        .default(D.modelThread),
     )
     .option(
       '--poll <ms>',
       'how often to check for a newly published index version',
       integer('--poll', 100, 3_600_000),
-      2000,
-    )
+      D.pollIntervalMs,
+    );
+}
+
+/** The socket, and what slow or greedy clients may hold. */
+function limitOptions(command: Command): Command {
+  return command
+    .option('--host <host>', 'address to listen on', D.host)
+    .option('--port <port>', 'port to listen on (0 picks a free one)', integer('--port', 0, 65535), D.port)
     .option(
       '--max-upload <bytes>',
       'largest accepted upload',
       integer('--max-upload', 1024, 1 << 30),
-      8 * 1024 * 1024,
+      D.maxUploadBytes,
     )
-    .addOption(
-      new Option('--model-thread <where>', 'where the model runs: its own worker thread, or the main thread')
-        .choices(['worker', 'main'])
-        .default('worker'),
+    .option(
+      '--max-queued-uploads <n>',
+      'uploads waiting for the model before 503',
+      integer('--max-queued-uploads', 1, 10_000),
+      D.maxQueuedUploads,
     )
-    .action(async (flags: ServeFlags, command: Command) => {
-      const { startServer } = await import('./server.ts');
-      try {
-        await startServer({
-          indexDir: flags.index,
-          modelPath: flags.model,
-          imageRoot: flags.images,
-          host: flags.host,
-          port: flags.port,
-          backend: flags.backend,
-          pollIntervalMs: flags.poll,
-          maxUploadBytes: flags.maxUpload,
-          modelThread: flags.modelThread,
-          handleSignals: true,
-        });
-      } catch (error) {
-        command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
-      }
-    });
+    .option(
+      '--max-queued-heatmaps <n>',
+      'heat maps waiting for the model before 503',
+      integer('--max-queued-heatmaps', 1, 10_000),
+      D.maxQueuedHeatmaps,
+    )
+    .option(
+      '--request-timeout <ms>',
+      'cut off a request whose body has not arrived by then',
+      ms('--request-timeout'),
+      D.requestTimeoutMs,
+    )
+    .option(
+      '--headers-timeout <ms>',
+      'cut off a client that has not sent its headers by then',
+      ms('--headers-timeout'),
+      D.headersTimeoutMs,
+    )
+    .option(
+      '--keep-alive-timeout <ms>',
+      'close an idle keep-alive connection after this long',
+      ms('--keep-alive-timeout'),
+      D.keepAliveTimeoutMs,
+    )
+    .option(
+      '--max-connections <n>',
+      'refuse connections beyond this many',
+      integer('--max-connections', 1, 1_000_000),
+      D.maxConnections,
+    )
+    .option(
+      '--drain-timeout <ms>',
+      'on SIGTERM/SIGINT, how long running requests get to finish',
+      integer('--drain-timeout', 0, 3_600_000),
+      D.drainTimeoutMs,
+    )
+    .option(
+      '--thumbnail-cache <bytes>',
+      'bytes of resized product images kept in memory',
+      integer('--thumbnail-cache', 0, 1 << 30),
+      D.thumbnailCacheBytes,
+    )
+    .option(
+      '--rate-limit <n>',
+      'requests per client per minute, 0 for no limit (probes and /metrics are not limited)',
+      integer('--rate-limit', 0, 1_000_000),
+      D.rateLimitPerMinute,
+    );
+}
+
+/** Who may read /metrics, and HSTS. */
+function exposureOptions(command: Command): Command {
+  return command
+    .option(
+      '--metrics-port <port>',
+      'serve /metrics on this port instead of the API port',
+      integer('--metrics-port', 0, 65535),
+    )
+    .option(
+      '--metrics-token <token>',
+      'require "Authorization: Bearer <token>" for /metrics (or DRESSMATCH_METRICS_TOKEN)',
+    )
+    .option(
+      '--hsts',
+      'send Strict-Transport-Security on every response (TLS ends in front of the service)',
+      false,
+    );
+}
+
+function toOptions(flags: ServeFlags): StartServerOptions {
+  return {
+    indexDir: flags.index,
+    modelPath: flags.model,
+    imageRoot: flags.images,
+    host: flags.host,
+    port: flags.port,
+    backend: flags.backend,
+    pollIntervalMs: flags.poll,
+    maxUploadBytes: flags.maxUpload,
+    modelThread: flags.modelThread,
+    maxQueuedUploads: flags.maxQueuedUploads,
+    maxQueuedHeatmaps: flags.maxQueuedHeatmaps,
+    requestTimeoutMs: flags.requestTimeout,
+    headersTimeoutMs: flags.headersTimeout,
+    keepAliveTimeoutMs: flags.keepAliveTimeout,
+    maxConnections: flags.maxConnections,
+    drainTimeoutMs: flags.drainTimeout,
+    thumbnailCacheBytes: flags.thumbnailCache,
+    rateLimitPerMinute: flags.rateLimit,
+    metricsPort: flags.metricsPort,
+    metricsToken: flags.metricsToken ?? (process.env.DRESSMATCH_METRICS_TOKEN || undefined),
+    hsts: flags.hsts,
+    handleSignals: true,
+  };
+}
+
+export function registerServeCommands(program: Command): void {
+  const serve = program
+    .command('serve')
+    .description(
+      'Serve similar-product recommendations with explanations over HTTP (API, web page at /, docs at /docs)',
+    );
+  exposureOptions(limitOptions(sourceOptions(serve))).action(async (flags: ServeFlags, command: Command) => {
+    const { startServer } = await import('./server.ts');
+    try {
+      await startServer(toOptions(flags));
+    } catch (error) {
+      command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+    }
+  });
 }

@@ -9,6 +9,8 @@ export interface ServeMetrics {
   setIndexVersion(version: string): void;
   swaps: Counter<'outcome'>;
   modelCalls: Histogram<'operation'>;
+  /** Lookups in the image caches by cache (thumbnail, heatmap) and outcome (hit, miss). */
+  cacheLookups: Counter<'cache' | 'outcome'>;
 }
 
 export function createMetrics(): ServeMetrics {
@@ -41,6 +43,13 @@ export function createMetrics(): ServeMetrics {
     registers: [registry],
   });
 
+  const cacheLookups = new Counter({
+    name: 'dressmatch_image_cache_lookups_total',
+    help: 'Lookups in the resized-image caches by cache (thumbnail, heatmap) and outcome (hit, miss)',
+    labelNames: ['cache', 'outcome'] as const,
+    registers: [registry],
+  });
+
   const middleware: RequestHandler = (request, response, next) => {
     const end = requests.startTimer({ method: request.method });
     response.on('finish', () => {
@@ -69,5 +78,6 @@ export function createMetrics(): ServeMetrics {
     },
     swaps,
     modelCalls,
+    cacheLookups,
   };
 }

@@ -33,7 +33,7 @@ export class ModelHost {
 
   async load(request: LoadRequest): Promise<ModelDescription> {
     const { selectBackend } = await import('../model/index.ts');
-    const { loadModelFromCheckpoint, modelId } = await import('../train/checkpoint.ts');
+    const { loadModelFromCheckpoint, modelId } = await import('../checkpoint/index.ts');
     // The backend is chosen once per thread; reloading a checkpoint keeps it.
     const backend = this.description?.backend ?? (await selectBackend(request.backend));
     const model = await loadModelFromCheckpoint(request.checkpoint);

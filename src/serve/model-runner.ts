@@ -3,6 +3,7 @@
  * one request does not stall every other request on the event loop. A bounded queue turns overload into 503s.
  */
 import { Worker } from 'node:worker_threads';
+import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
 import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './model-host.ts';
 
 export type WorkerRequest =
@@ -22,12 +23,26 @@ export type WorkerReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: { name: string; message: string } };
 
-/** More calls than this waiting for the model: reject new ones rather than queueing without bound. */
-export const DEFAULT_MAX_PENDING = 32;
+/** The kinds of model call; each has its own bounded queue, and uploads go first. */
+export const MODEL_CALL_KINDS = ['embed', 'saliency'] as const;
+export type ModelCallKind = (typeof MODEL_CALL_KINDS)[number];
+export type QueueLimits = Record<ModelCallKind, number>;
+
+/**
+ * Calls of one kind waiting or running beyond which new ones of that kind are refused. Separate queues so that a
+ * burst of heat maps (about 33 concurrent ones filled the old shared queue of 32) cannot starve uploads.
+ */
+export const DEFAULT_QUEUE_LIMITS: QueueLimits = {
+  embed: SERVE_DEFAULTS.maxQueuedUploads,
+  saliency: SERVE_DEFAULTS.maxQueuedHeatmaps,
+};
 
 export class ModelBusyError extends Error {
-  constructor(pending: number) {
-    super(`${pending} model calls are already waiting`);
+  constructor(
+    readonly kind: ModelCallKind,
+    pending: number,
+  ) {
+    super(`${pending} ${kind} calls are already waiting`);
     this.name = 'ModelBusyError';
   }
 }
@@ -57,35 +72,60 @@ export interface ModelRunner {
 type Call =
   { op: 'vectors'; images: Float32Array; count: number } | Omit<WorkerRequest & { op: 'saliency' }, 'id'>;
 
-abstract class QueuedRunner {
-  private tail: Promise<unknown> = Promise.resolve();
-  private waiting = 0;
-  private closing = false;
+interface Job {
+  work: () => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
 
-  constructor(private readonly maxPending: number) {}
+abstract class QueuedRunner {
+  private readonly queues: Record<ModelCallKind, Job[]> = { embed: [], saliency: [] };
+  /** Calls of each kind queued or running. */
+  private readonly counts: Record<ModelCallKind, number> = { embed: 0, saliency: 0 };
+  private busy = false;
+  private closing = false;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly limits: QueueLimits) {}
 
   get pending(): number {
-    return this.waiting;
+    return this.counts.embed + this.counts.saliency;
   }
 
-  /** Run calls strictly one after another; after close() new calls are refused. */
-  protected enqueue<T>(work: () => Promise<T>): Promise<T> {
+  /** Run calls strictly one after another, uploads before heat maps; after close() new calls are refused. */
+  protected enqueue<T>(kind: ModelCallKind, work: () => Promise<T>): Promise<T> {
     if (this.closing) return Promise.reject(new ModelCallError('ModelClosedError', 'the model was unloaded'));
-    if (this.waiting >= this.maxPending) return Promise.reject(new ModelBusyError(this.waiting));
-    return this.schedule(work);
-  }
-
-  private schedule<T>(work: () => Promise<T>): Promise<T> {
-    this.waiting++;
-    const run = this.tail.then(work, work);
-    this.tail = run.catch(() => undefined);
-    return run.finally(() => {
-      this.waiting--;
+    if (this.counts[kind] >= this.limits[kind])
+      return Promise.reject(new ModelBusyError(kind, this.counts[kind]));
+    this.counts[kind]++;
+    const done = new Promise<T>((resolve, reject) => {
+      this.queues[kind].push({ work, resolve: resolve as (value: unknown) => void, reject });
+      this.pump();
+    });
+    return done.finally(() => {
+      this.counts[kind]--;
     });
   }
 
+  private pump(): void {
+    if (this.busy) return;
+    const job = this.queues.embed.shift() ?? this.queues.saliency.shift();
+    if (!job) {
+      for (const wake of this.idleWaiters.splice(0)) wake();
+      return;
+    }
+    this.busy = true;
+    void job
+      .work()
+      .then(job.resolve, job.reject)
+      .finally(() => {
+        this.busy = false;
+        this.pump();
+      });
+  }
+
   vectors(images: Float32Array, count: number): Promise<VectorsResult> {
-    return this.enqueue(() => this.perform<VectorsResult>({ op: 'vectors', images, count }));
+    return this.enqueue('embed', () => this.perform<VectorsResult>({ op: 'vectors', images, count }));
   }
 
   saliency(
@@ -94,7 +134,7 @@ abstract class QueuedRunner {
     count: number,
     condition: number,
   ): Promise<Float32Array> {
-    return this.enqueue(() =>
+    return this.enqueue('saliency', () =>
       this.perform<Float32Array>({ op: 'saliency', images, references, count, condition }),
     );
   }
@@ -103,9 +143,10 @@ abstract class QueuedRunner {
   protected abstract perform<T>(call: Call): Promise<T>;
 
   /** Refuse new calls, let the queued ones finish, then run `shutdown`. */
-  protected drainAndClose(shutdown: () => Promise<void>): Promise<void> {
+  protected async drainAndClose(shutdown: () => Promise<void>): Promise<void> {
     this.closing = true;
-    return this.schedule(shutdown).catch(() => undefined);
+    if (this.busy) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await shutdown().catch(() => undefined);
   }
 }
 
@@ -113,9 +154,9 @@ class InProcessRunner extends QueuedRunner implements ModelRunner {
   constructor(
     private readonly host: ModelHost,
     readonly description: ModelDescription,
-    maxPending: number,
+    limits: QueueLimits,
   ) {
-    super(maxPending);
+    super(limits);
   }
 
   protected perform<T>(call: Call): Promise<T> {
@@ -142,9 +183,9 @@ class WorkerRunner extends QueuedRunner implements ModelRunner {
 
   constructor(
     private readonly worker: Worker,
-    maxPending: number,
+    limits: QueueLimits,
   ) {
-    super(maxPending);
+    super(limits);
     worker.on('message', (reply: WorkerReply) => {
       const waiter = this.waitingReplies.get(reply.id);
       if (!waiter) return;
@@ -185,18 +226,19 @@ class WorkerRunner extends QueuedRunner implements ModelRunner {
 
 export interface StartModelOptions extends LoadRequest {
   /** Run the model in a worker thread (default) or on the main thread. */
-  thread?: 'worker' | 'main';
-  maxPending?: number;
+  thread?: ModelThread;
+  /** Per kind of call, how many may wait or run (default DEFAULT_QUEUE_LIMITS). */
+  queueLimits?: Partial<QueueLimits>;
 }
 
 /** Load a checkpoint and return a runner for it; throws what loading throws (missing file, bad checkpoint...). */
 export async function startModel(options: StartModelOptions): Promise<ModelRunner> {
-  const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+  const limits = { ...DEFAULT_QUEUE_LIMITS, ...options.queueLimits };
   const load: LoadRequest = { checkpoint: options.checkpoint, backend: options.backend };
   if (options.thread === 'main') {
     const host = new ModelHost();
     const description = await host.load(load);
-    return new InProcessRunner(host, description, maxPending);
+    return new InProcessRunner(host, description, limits);
   }
   const entry = new URL(
     import.meta.url.endsWith('.ts') ? './model-worker.ts' : './model-worker.js',
@@ -205,7 +247,7 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
   const worker = new Worker(new URL('./model-worker-entry.mjs', import.meta.url), {
     workerData: { entry: entry.href },
   });
-  const runner = new WorkerRunner(worker, maxPending);
+  const runner = new WorkerRunner(worker, limits);
   try {
     runner.description = await runner.call<ModelDescription>({ op: 'load', load });
   } catch (error) {

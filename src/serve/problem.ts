@@ -3,7 +3,7 @@
  * Clients never see stack traces or internal messages, only a documented problem type and a plain sentence.
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import type { components } from './api-types.ts';
+import type { components } from './generated/api-types.ts';
 
 export type Problem = components['schemas']['Problem'];
 
@@ -32,6 +32,15 @@ export const PROBLEM_TYPES = {
   'model-unavailable': {
     title: 'Model unavailable',
     about: 'The endpoint needs the similarity model and none is loaded (or it does not match the index).',
+  },
+  unauthorized: {
+    title: 'Unauthorized',
+    about: 'The resource needs a bearer token (the server was started with one for it).',
+  },
+  'too-many-requests': {
+    title: 'Too many requests',
+    about:
+      'This client sent more requests than the per-client rate limit allows; retry after Retry-After seconds.',
   },
   'not-acceptable': {
     title: 'Not acceptable',
@@ -86,6 +95,18 @@ interface LibraryError {
   type?: string;
   code?: string;
   errors?: { path?: string; message?: string }[];
+  headers?: Record<string, string>;
+}
+
+/** A 405's Allow header (RFC 9110): the validator lists the contract's methods; HEAD works wherever GET does. */
+function allowHeader(allow: string | undefined): Record<string, string> {
+  if (allow === undefined) return {};
+  const methods = allow
+    .split(',')
+    .map((method) => method.trim().toUpperCase())
+    .filter(Boolean);
+  if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD');
+  return { Allow: methods.join(', ') };
 }
 
 function slugForStatus(status: number): ProblemSlug {
@@ -137,6 +158,7 @@ export function problemHandler(log: ProblemLogger): ErrorRequestHandler {
       const known = (error ?? {}) as LibraryError;
       const status = known.status ?? known.statusCode;
       if (typeof status === 'number' && status >= 400 && status < 500) {
+        if (status === 405) headers = allowHeader(known.headers?.Allow);
         const errors = known.errors?.map((e) => ({ path: e.path ?? '', message: e.message ?? '' }));
         body = problemBody(status, slugForStatus(status), libraryDetail(status, known), request, {
           ...(status === 400 && errors?.length ? { errors } : {}),

@@ -17,7 +17,18 @@ export interface ValueCount {
   count: number;
 }
 
+/** One condition of an index version, resolved once from its name: where it sits in the bundle and in the model. */
+export interface ServedCondition {
+  name: string;
+  /** Position in the bundle's condition list (the index explanations use). */
+  index: number;
+  /** Position in the loaded model's condition list; undefined without a model or when the model lacks it. */
+  modelIndex: number | undefined;
+}
+
 export class ServedIndex {
+  /** The bundle's conditions in order; requests resolve a condition name to one of these at the edge. */
+  readonly conditions: ServedCondition[];
   readonly references: DistanceReference[];
   readonly masks: MaskSummary[];
   readonly valueCounts: ValueCount[][];
@@ -37,6 +48,10 @@ export class ServedIndex {
     readonly model?: ModelRunner,
   ) {
     const embedDim = bundle.info.model.embedDim;
+    this.conditions = bundle.conditions.map((name, index) => {
+      const m = model?.description.conditions.indexOf(name) ?? -1;
+      return { name, index, modelIndex: m < 0 ? undefined : m };
+    });
     this.references = bundle.spaces.map((space) => new QuantileReference(space.quantiles));
     this.masks = bundle.spaces.map((space) => summarizeMask(space, embedDim));
     const counts = bundle.conditions.map(() => new Map<string, number>());

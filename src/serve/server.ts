@@ -1,61 +1,153 @@
-/** Start the app on a real socket, and stop it gracefully: stop accepting, let running requests finish, then close. */
-import type { Server } from 'node:http';
+/**
+ * Start the app on a real socket with bounded patience for slow clients (request, headers and keep-alive timeouts,
+ * a connection cap), optionally /metrics on a port of its own, and stop it gracefully: stop accepting, let running
+ * requests finish within the drain timeout, then close.
+ */
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { Logger } from 'pino';
 import { createLogger } from '../util/log.ts';
 import { createApp, type CreateAppOptions, type ServeApp } from './app.ts';
+import { SERVE_DEFAULTS } from './defaults.ts';
+import type { ServeMetrics } from './metrics.ts';
+import { notFoundHandler, problemHandler } from './problem.ts';
+import { metricsHandler } from './routes/ops.ts';
 
 export interface StartServerOptions extends CreateAppOptions {
   host: string;
   port: number;
   /** Stop on SIGINT/SIGTERM (the CLI); tests stop the server themselves. */
   handleSignals?: boolean;
+  /** Serve /metrics on this port (same host) instead of the API port. */
+  metricsPort?: number;
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  maxConnections?: number;
+  /** How long running requests get to finish on shutdown before their connections are closed. */
+  drainTimeoutMs?: number;
 }
 
 export interface RunningServer extends ServeApp {
   server: Server;
   /** Base URL, e.g. http://127.0.0.1:8080 */
   url: string;
+  /** Base URL of the metrics port, when there is one. */
+  metricsUrl?: string;
   stop(): Promise<void>;
+}
+
+/** An HTTP server whose slow clients are cut off; Node checks the request timeouts every `checkEvery` ms. */
+function boundedServer(options: StartServerOptions, handler: Parameters<typeof createServer>[1]): Server {
+  const requestTimeout = options.requestTimeoutMs ?? SERVE_DEFAULTS.requestTimeoutMs;
+  const headersTimeout = Math.min(
+    options.headersTimeoutMs ?? SERVE_DEFAULTS.headersTimeoutMs,
+    requestTimeout,
+  );
+  const server = createServer(
+    {
+      requestTimeout,
+      headersTimeout,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? SERVE_DEFAULTS.keepAliveTimeoutMs,
+      // Node's default check interval is 30 s: a 1 s timeout would otherwise fire up to 30 s late.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 2))),
+    },
+    handler,
+  );
+  server.maxConnections = options.maxConnections ?? SERVE_DEFAULTS.maxConnections;
+  return server;
+}
+
+function listen(server: Server, port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address() as AddressInfo;
+      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      resolve(`http://${shown}:${address.port}`);
+    });
+  });
+}
+
+/** A server answering GET /metrics only (for a port the scraper reaches but clients do not). */
+async function startMetricsServer(
+  options: StartServerOptions,
+  metrics: ServeMetrics,
+  log: Logger,
+): Promise<[Server, string]> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', metricsHandler(metrics, options.metricsToken));
+  app.use(notFoundHandler);
+  app.use(problemHandler(log));
+  const server = boundedServer(options, app);
+  return [server, await listen(server, options.metricsPort ?? 0, options.host)];
+}
+
+/** Close a server: refuse new connections, close idle ones, wait for running requests up to `drainMs`. */
+function drain(server: Server, drainMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), drainMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }
 
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const log = options.logger ?? createLogger('serve');
-  const served = await createApp({ ...options, logger: log });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const listening = served.app.listen(options.port, options.host, () => resolve(listening));
-    listening.once('error', reject);
-  });
-  // Keep-alive sockets of idle clients must not hold a shutdown open.
-  server.keepAliveTimeout = 5000;
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const separateMetrics = options.metricsPort !== undefined;
+  const served = await createApp({ ...options, logger: log, metricsRoute: !separateMetrics });
+  const server = boundedServer(options, served.app);
+  const url = await listen(server, options.port, options.host);
+  const [metricsServer, metricsUrl] = separateMetrics
+    ? await startMetricsServer(options, served.metrics, log)
+    : [undefined, undefined];
   // The validator compiles openapi.yaml on the first request it sees: pay that now, not on a client's request.
   await fetch(`${url}/healthz`)
     .then((response) => response.arrayBuffer())
     .catch(() => undefined);
-  log.info({ url, index: options.indexDir, model: options.modelPath ?? null }, `listening on ${url}`);
+  log.info(
+    { url, metricsUrl, index: options.indexDir, model: options.modelPath ?? null },
+    `listening on ${url}`,
+  );
 
+  const drainMs = options.drainTimeoutMs ?? SERVE_DEFAULTS.drainTimeoutMs;
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await Promise.all([drain(server, drainMs), metricsServer ? drain(metricsServer, drainMs) : undefined]);
       await served.close();
     })();
     return stopping;
   };
-  if (options.handleSignals) {
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'shutting down: finishing running requests');
-      const force = setTimeout(() => server.closeAllConnections(), 10_000);
-      force.unref();
-      void stop().then(() => process.exit(0));
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  }
-  return { ...served, server, url, stop };
+  if (options.handleSignals) handleSignals(stop, log);
+  return { ...served, server, url, metricsUrl, stop };
+}
+
+/** SIGTERM/SIGINT: drain and exit 0; a second signal while draining exits at once. */
+function handleSignals(stop: () => Promise<void>, log: Logger): void {
+  let received = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) {
+      log.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(1);
+    }
+    received = true;
+    log.info({ signal }, 'shutting down: finishing running requests');
+    void stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }

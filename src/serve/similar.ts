@@ -3,9 +3,9 @@
  * stage for explanations. No maths here, only lookups and shaping into the contract's types.
  */
 import { explainPair, type PairExplanation } from '../explain/index.ts';
-import type { components } from './api-types.ts';
+import type { components } from './generated/api-types.ts';
 import { HttpProblem } from './problem.ts';
-import type { ServedIndex } from './served-index.ts';
+import type { ServedCondition, ServedIndex } from './served-index.ts';
 
 type Schemas = components['schemas'];
 export type ProductBody = Schemas['Product'];
@@ -44,20 +44,23 @@ export function requireSlot(index: ServedIndex, productId: string): number {
   return slot;
 }
 
-/** Condition indices asked for: the named one, or all of them. Unknown names are a 400 that lists the valid ones. */
-export function requireConditions(index: ServedIndex, condition: string | undefined): number[] {
-  const names = index.bundle.conditions;
-  if (condition === undefined) return names.map((_, c) => c);
-  const c = names.indexOf(condition);
-  if (c < 0) {
+/**
+ * The conditions asked for, resolved once at the edge: the named one, or all of them. An unknown name is a 400 that
+ * lists the valid ones (the only place it is detected).
+ */
+export function resolveConditions(index: ServedIndex, name: string | undefined): ServedCondition[] {
+  if (name === undefined) return index.conditions;
+  const condition = index.conditions.find((c) => c.name === name);
+  if (!condition) {
+    const names = index.conditions.map((c) => c.name);
     throw new HttpProblem(
       400,
       'unknown-condition',
-      `Unknown condition ${JSON.stringify(condition)}; valid conditions are ${names.join(', ')}.`,
-      { validConditions: [...names] },
+      `Unknown condition ${JSON.stringify(name)}; valid conditions are ${names.join(', ')}.`,
+      { validConditions: names },
     );
   }
-  return [c];
+  return [condition];
 }
 
 function toExplanation(explanation: PairExplanation): Neighbour['explanation'] {
@@ -84,14 +87,13 @@ export interface Query {
 export function neighbourGroups(
   index: ServedIndex,
   query: Query,
-  conditions: number[],
+  conditions: ServedCondition[],
   k: number,
   heatmaps: boolean,
 ): ConditionNeighbours[] {
   const { bundle } = index;
   const queryProduct = query.slot === undefined ? undefined : bundle.product(query.slot);
-  return conditions.map((c) => {
-    const condition = bundle.conditions[c];
+  return conditions.map(({ name: condition, index: c }) => {
     const hits = bundle.search(condition, query.slot ?? query.vector(c), k);
     const neighbours = hits.map((hit, rank): Neighbour => {
       const explanation = explainPair({

@@ -7,8 +7,10 @@
 import type { Logger } from 'pino';
 import { BundleError, openBundle, readManifest, type IndexBundle } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
+import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
-import { startModel, type ModelRunner } from './model-runner.ts';
+import { startModel, type ModelRunner, type QueueLimits } from './model-runner.ts';
+import { RecurringProblemLog } from './recurring-log.ts';
 import { ServedIndex, imageRootFor } from './served-index.ts';
 
 export interface Lease {
@@ -21,7 +23,9 @@ export interface StateOptions {
   /** Checkpoint of the model behind the index; without it uploads and heat maps answer 503. */
   modelPath?: string;
   backend?: BackendPreference;
-  modelThread?: 'worker' | 'main';
+  modelThread?: ModelThread;
+  /** How many model calls of each kind may wait (see model-runner.ts). */
+  queueLimits?: Partial<QueueLimits>;
   /** Directory product images are relative to, when not the catalogue root the bundle records. */
   imageRoot?: string;
   /** How often the bundle's manifest is checked for a new version. */
@@ -40,12 +44,16 @@ export class ServeState {
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
   private closed = false;
-  /** Why there is no index (yet), for /readyz. */
+  /** Why there is no index (yet) or the last version was refused, as logged (may hold file-system paths). */
   lastError: string | undefined;
+  /** The same for clients (/readyz): a sentence without file-system paths. */
+  notReadyReason: string | undefined;
+  private readonly manifestProblems: RecurringProblemLog;
   private readonly firstLoad: Promise<void>;
   private resolveFirstLoad!: () => void;
 
   constructor(private readonly options: StateOptions) {
+    this.manifestProblems = new RecurringProblemLog(options.log);
     this.firstLoad = new Promise((resolve) => {
       this.resolveFirstLoad = resolve;
     });
@@ -58,6 +66,7 @@ export class ServeState {
         checkpoint: this.options.modelPath,
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
+        queueLimits: this.options.queueLimits,
       });
       const d = this.modelRunner.description;
       this.options.log.info({ model: d.id.slice(0, 12), kind: d.kind, backend: d.backend }, 'model loaded');
@@ -112,15 +121,21 @@ export class ServeState {
     try {
       const manifest = await readManifest(indexDir);
       if (!manifest) {
-        this.lastError = `no index has been published in ${indexDir} yet`;
+        this.notReady('No index has been published yet.', `no index has been published in ${indexDir} yet`);
+        this.manifestProblems.report('none', { indexDir }, 'no index has been published yet');
         return;
       }
       identity = `${manifest.current}:${manifest.versionSha256}`;
     } catch (error) {
-      this.lastError = (error as Error).message;
-      log.error({ err: error }, 'cannot read the index manifest');
+      this.notReady('The index manifest cannot be read (the server log says why).', (error as Error).message);
+      this.manifestProblems.report(
+        (error as Error).message,
+        { err: error, indexDir },
+        'cannot read the index manifest',
+      );
       return;
     }
+    this.manifestProblems.clear();
     if (identity === this.seen) return;
     try {
       const bundle = await this.openMatching();
@@ -129,7 +144,10 @@ export class ServeState {
       this.swap(new ServedIndex(bundle, imageRootFor(bundle, this.options.imageRoot), this.modelRunner));
     } catch (error) {
       this.seen = identity;
-      this.lastError = (error as Error).message;
+      this.notReady(
+        'The published index version was refused (the server log says why).',
+        (error as Error).message,
+      );
       this.options.metrics.swaps.inc({ outcome: 'rejected' });
       log.error(
         { err: error, indexDir },
@@ -154,6 +172,7 @@ export class ServeState {
         checkpoint: this.options.modelPath,
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
+        queueLimits: this.options.queueLimits,
       });
       const bundle = await openBundle(indexDir, { expectedModelId: reloaded.description.id }).catch(
         async (again) => {
@@ -172,11 +191,18 @@ export class ServeState {
     }
   }
 
+  /** Record why no (new) index is served, for /readyz while nothing is. */
+  private notReady(reason: string, logged: string): void {
+    this.notReadyReason = reason;
+    this.lastError = logged;
+  }
+
   private swap(next: ServedIndex): void {
     const previous = this.current;
     this.current = next;
     this.alive.add(next);
     this.lastError = undefined;
+    this.notReadyReason = undefined;
     this.options.metrics.setIndexVersion(next.version);
     this.options.metrics.swaps.inc({ outcome: 'loaded' });
     this.options.log.info(

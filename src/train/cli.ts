@@ -1,14 +1,12 @@
 /**
- * `train` (every flag of the upstream CSN trainer, plus model choice) and `eval`. Heavy modules load inside the
- * actions so that `--help` stays fast.
+ * `train` (every flag of the upstream CSN trainer, plus model choice). Heavy modules load inside the action so
+ * that `--help` stays fast.
  */
 import { basename, dirname, join } from 'node:path';
 import { Option, type Command } from 'commander';
+import { BACKBONES, BACKEND_PREFERENCES, MODEL_KINDS } from '../model/defaults.ts';
 import {
-  BACKBONES,
-  BACKENDS,
   BATCH_MODES,
-  MODEL_KINDS,
   TRAIN_DEFAULTS,
   defaultLearningRate,
   defaultRunName,
@@ -88,7 +86,7 @@ export async function resolveTrainOptions(
   }
   if (!flags.resume) return options;
 
-  const { readCheckpoint } = await import('./checkpoint.ts');
+  const { readCheckpoint } = await import('../checkpoint/index.ts');
   const checkpoint = await readCheckpoint(flags.resume);
   const saved = (checkpoint.args ?? {}) as Partial<TrainOptions>;
   const explicit = (key: keyof TrainOptions) =>
@@ -116,13 +114,20 @@ export async function resolveTrainOptions(
 }
 
 export function registerTrainCommands(program: Command): void {
-  const d = TRAIN_DEFAULTS;
-  program
+  const command = program
     .command('train')
     .description(
       'Train a conditional similarity network (CSN), ASEN or the unconditional baseline on a catalogue. ' +
         'Writes {log-dir}/{name}/: model_best.dmck, checkpoint_latest.dmck, metrics.jsonl, metrics.png, args.json, test_results.json',
-    )
+    );
+  addUpstreamFlags(addModelAndOutputOptions(addResumeAndLossOptions(addDataOptions(command))));
+  command.action(runTrainCommand);
+}
+
+/** Catalogue, batches and the optimiser schedule. */
+function addDataOptions(command: Command): Command {
+  const d = TRAIN_DEFAULTS;
+  return command
     .option('--data-dir <dir>', 'catalogue folder (any supported layout)', d.dataDir)
     .option('--batch-size <n>', 'triplets per batch (upstream 512)', integer('--batch-size', 1), d.batchSize)
     .addOption(
@@ -166,7 +171,13 @@ export function registerTrainCommands(program: Command): void {
       'margin of the triplet loss',
       number('--margin', (n) => n >= 0, '>= 0'),
       d.margin,
-    )
+    );
+}
+
+/** Resuming, run name, losses, triplet counts and the mask mode. */
+function addResumeAndLossOptions(command: Command): Command {
+  const d = TRAIN_DEFAULTS;
+  return command
     .option('--resume <path>', 'continue from a checkpoint (weights, optimiser, epoch, rng, best so far)')
     .option(
       '--name <name>',
@@ -212,7 +223,13 @@ export function registerTrainCommands(program: Command): void {
       new Option('--fixed-masks', 'disjoint 0/1 masks, not trained (the paper\'s "fixed" CSN)').conflicts([
         'learned',
       ]),
-    )
+    );
+}
+
+/** Run folder, conditions, backend, network, validation, checkpoints and output. */
+function addModelAndOutputOptions(command: Command): Command {
+  const d = TRAIN_DEFAULTS;
+  return command
     .option('--log-dir <dir>', 'folder that holds run folders', d.logDir)
     .option(
       '--conditions <names...>',
@@ -223,7 +240,7 @@ export function registerTrainCommands(program: Command): void {
         '--backend <name>',
         'tfjs backend (upstream --cuda): auto tries tfjs-node-gpu, tfjs-node, wasm, cpu',
       )
-        .choices(BACKENDS)
+        .choices(BACKEND_PREFERENCES)
         .default(d.backend),
     )
     .addOption(
@@ -261,7 +278,12 @@ export function registerTrainCommands(program: Command): void {
       d.mapQueries,
     )
     .option('--overwrite', 'replace an existing run folder of the same name', d.overwrite)
-    .option('--no-progress', 'no progress bar')
+    .option('--no-progress', 'no progress bar');
+}
+
+/** Upstream flags accepted for compatibility (hidden from --help), and the help epilogue. */
+function addUpstreamFlags(command: Command): Command {
+  return command
     .addOption(
       new Option('--cuda', 'upstream flag: same as --backend auto (tries tfjs-node-gpu first)').hideHelp(),
     )
@@ -283,91 +305,39 @@ export function registerTrainCommands(program: Command): void {
       '\nUpstream flags --cuda/--no-cuda map to --backend auto/wasm; --tensorboard/--visdom are accepted and ignored\n' +
         '(every run writes metrics.jsonl and metrics.png). Ctrl-C or SIGTERM finishes the current step, saves\n' +
         'checkpoint_latest.dmck and exits (130/143); continue with --resume.',
-    )
-    .action(async (flags: TrainFlags, command: Command) => {
-      const { createLogger } = await import('../util/log.ts');
-      const log = createLogger('train');
-      const controller = new AbortController();
-      let signalName: NodeJS.Signals | undefined;
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (signalName) {
-          log.error(`second ${signal}: stopping without saving`);
-          process.exit(signal === 'SIGINT' ? 130 : 143);
-        }
-        signalName = signal;
-        log.warn(
-          `${signal}: finishing the current step and saving checkpoint_latest (again to abort at once)`,
-        );
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        const options = await resolveTrainOptions(
-          flags,
-          (key) => command.getOptionValueSource(key) === 'cli',
-        );
-        if (flags.tensorboard || flags.visdom) {
-          log.info('--tensorboard/--visdom: metrics go to metrics.jsonl and metrics.png in the run folder');
-        }
-        const { train } = await import('./trainer.ts');
-        const result = await train(options, { logger: log, signal: controller.signal });
-        if (result.interrupted) process.exitCode = signalName === 'SIGTERM' ? 143 : 130;
-      } catch (error) {
-        if (process.env.LOG_LEVEL === 'debug' && error instanceof Error)
-          process.stderr.write(`${error.stack}\n`);
-        command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    });
-
-  program
-    .command('eval')
-    .description('Evaluate a checkpoint: triplet accuracy and attribute-specific retrieval MAP per condition')
-    .requiredOption('--model <checkpoint>', 'checkpoint file (.dmck)')
-    .option(
-      '--data-dir <dir>',
-      'catalogue folder (default: the one the model was trained on, else data/demo)',
-    )
-    .addOption(
-      new Option('--split <split>', 'split to evaluate').choices(['train', 'val', 'test']).default('test'),
-    )
-    .option('--out <file>', 'also write the report as JSON')
-    .option(
-      '--triplets <n>',
-      "triplets to sample when the catalogue ships none (default: the run's count for the split)",
-      integer('--triplets', 0),
-    )
-    .option(
-      '--seed <n>',
-      "sampling seed (default: the run's, which reproduces its test triplets)",
-      integer('--seed', 0),
-    )
-    .option('--map-queries <n>', 'retrieval queries per condition', integer('--map-queries', 1), d.mapQueries)
-    .option('--no-map', 'skip retrieval MAP')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
-    .action(async (flags: EvalFlags, command: Command) => {
-      try {
-        const { runEval } = await import('../eval/run.ts');
-        await runEval(flags);
-      } catch (error) {
-        if (process.env.LOG_LEVEL === 'debug' && error instanceof Error)
-          process.stderr.write(`${error.stack}\n`);
-        command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
-      }
-    });
+    );
 }
 
-export interface EvalFlags {
-  model: string;
-  dataDir?: string;
-  split: 'train' | 'val' | 'test';
-  out?: string;
-  triplets?: number;
-  seed?: number;
-  mapQueries: number;
-  map: boolean;
-  backend: TrainOptions['backend'];
+/** The `train` action: Ctrl-C or SIGTERM finish the current step, save checkpoint_latest and exit 130/143. */
+async function runTrainCommand(flags: TrainFlags, command: Command): Promise<void> {
+  const { createLogger } = await import('../util/log.ts');
+  const log = createLogger('train');
+  const controller = new AbortController();
+  let signalName: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalName) {
+      log.error(`second ${signal}: stopping without saving`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    signalName = signal;
+    log.warn(`${signal}: finishing the current step and saving checkpoint_latest (again to abort at once)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const options = await resolveTrainOptions(flags, (key) => command.getOptionValueSource(key) === 'cli');
+    if (flags.tensorboard || flags.visdom) {
+      log.info('--tensorboard/--visdom: metrics go to metrics.jsonl and metrics.png in the run folder');
+    }
+    const { train } = await import('./trainer.ts');
+    const result = await train(options, { logger: log, signal: controller.signal });
+    if (result.interrupted) process.exitCode = signalName === 'SIGTERM' ? 143 : 130;
+  } catch (error) {
+    if (process.env.LOG_LEVEL === 'debug' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

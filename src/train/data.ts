@@ -1,65 +1,10 @@
 /**
- * Training data: the catalogue seen through the chosen conditions, triplets per split, and triplet batches.
+ * Training batches: triplet batches (with random flips) and the pool sampler of the 'pool' batch mode.
  */
 import * as tf from '@tensorflow/tfjs';
-import { productSplit, selectTriplets, stableHash } from '../catalogue/index.ts';
-import type { Catalogue, RetrievalSet, Split, Triplet } from '../catalogue/types.ts';
-import type { TripletBatch } from '../model/types.ts';
-import { Rng } from '../util/rng.ts';
-import type { ImageSource } from '../eval/evaluate.ts';
-
-/**
- * The catalogue restricted to `conditions` (in that order): condition indices of shipped triplets and retrieval
- * items are renumbered, and entries of other conditions dropped. Products are shared, not copied.
- */
-export function restrictCatalogue(catalogue: Catalogue, conditions: readonly string[]): Catalogue {
-  const newIndex = catalogue.conditions.map((name) => conditions.indexOf(name));
-  const remapTriplets = (list: Triplet[] | undefined) =>
-    list?.filter((t) => newIndex[t.condition] >= 0).map((t) => ({ ...t, condition: newIndex[t.condition] }));
-  const remapRetrieval = (set: RetrievalSet | undefined): RetrievalSet | undefined =>
-    set && {
-      queries: set.queries
-        .filter((q) => newIndex[q.condition] >= 0)
-        .map((q) => ({ ...q, condition: newIndex[q.condition] })),
-      candidates: set.candidates
-        .filter((q) => newIndex[q.condition] >= 0)
-        .map((q) => ({ ...q, condition: newIndex[q.condition] })),
-    };
-  const view: Catalogue = { ...catalogue, conditions: [...conditions] };
-  if (catalogue.triplets) {
-    view.triplets = {
-      train: remapTriplets(catalogue.triplets.train),
-      val: remapTriplets(catalogue.triplets.val),
-      test: remapTriplets(catalogue.triplets.test),
-    };
-  }
-  if (catalogue.retrieval) {
-    view.retrieval = {
-      val: remapRetrieval(catalogue.retrieval.val),
-      test: remapRetrieval(catalogue.retrieval.test),
-    };
-  }
-  return view;
-}
-
-/** A seed for one named purpose, derived from the run seed (independent streams per split and per use). */
-export function deriveSeed(seed: number, purpose: string): number {
-  return stableHash(`${seed}/${purpose}`) & 0x7fffffff;
-}
-
-/**
- * Triplets of one split: the catalogue's own lists when it ships them, else sampled from labels. Each split has its
- * own random stream derived from the seed, so `eval` reproduces the test triplets of a run from its seed and count.
- */
-export function splitTriplets(catalogue: Catalogue, split: Split, count: number, seed: number): Triplet[] {
-  if (count === 0) return [];
-  return selectTriplets(catalogue, split, count, new Rng(deriveSeed(seed, `triplets/${split}`)));
-}
-
-/** Product indices of a split. */
-export function splitProducts(catalogue: Catalogue, split: Split): number[] {
-  return productSplit(catalogue).flatMap((s, index) => (s === split ? [index] : []));
-}
+import type { Catalogue, ImageSource, Triplet } from '../catalogue/index.ts';
+import type { TripletBatch } from '../model/index.ts';
+import type { Rng } from '../util/rng.ts';
 
 /** Mirror image `row` of an NHWC batch left-right, in place. */
 export function flipHorizontal(pixels: Float32Array, row: number, size: number): void {

@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.ts';
-import type { AccuracySummary } from '../eval/evaluate.ts';
+import type { AccuracySummary } from '../checkpoint/index.ts';
 
 /** One logged training step (every --log-interval steps). */
 export interface StepRecord {

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NamedWeight } from '../model/types.ts';
-import type { OptimizerState } from './checkpoint.ts';
+import type { OptimizerState } from '../checkpoint/index.ts';
 
 export const ADAM_BETA1 = 0.9;
 export const ADAM_BETA2 = 0.999;

@@ -1,12 +1,15 @@
 /**
  * Trainer options: types, defaults (and why), and validation that needs no tensors.
  */
-import type { Backbone, MaskMode, ModelKind } from '../model/types.ts';
-
-export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKENDS: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
-export const MODEL_KINDS: readonly ModelKind[] = ['csn', 'asen', 'unconditional'];
-export const BACKBONES: readonly Backbone[] = ['small', 'resnet18'];
+import { EVAL_DEFAULTS } from '../eval/defaults.ts';
+import {
+  BACKBONES,
+  BACKEND_PREFERENCES,
+  MODEL_DEFAULTS,
+  MODEL_KINDS,
+  type BackendPreference,
+} from '../model/defaults.ts';
+import type { Backbone, MaskMode, ModelKind } from '../model/index.ts';
 
 export type BatchMode = 'pool' | 'triplets';
 export const BATCH_MODES: readonly BatchMode[] = ['pool', 'triplets'];
@@ -80,7 +83,7 @@ export interface TrainOptions {
  * - lr decay 0.015 per epoch and everything else as upstream.
  */
 export const TRAIN_DEFAULTS = {
-  dataDir: 'data/demo',
+  dataDir: EVAL_DEFAULTS.dataDir,
   batchSize: 384,
   batchMode: 'pool' as BatchMode,
   poolSize: 96,
@@ -88,27 +91,27 @@ export const TRAIN_DEFAULTS = {
   startEpoch: 1,
   lr: 3e-3,
   lrDecay: 0.015,
-  seed: 42,
+  seed: EVAL_DEFAULTS.seed,
   logInterval: 20,
-  margin: 0.2,
+  margin: EVAL_DEFAULTS.margin,
   embedLossCoeff: 5e-3,
   maskLossCoeff: 5e-4,
   trainTriplets: 36000,
   valTriplets: 2000,
-  testTriplets: 4000,
+  testTriplets: EVAL_DEFAULTS.testTriplets,
   embedDim: 64,
   test: false,
   maskMode: 'learned' as MaskMode,
   logDir: 'runs',
-  backend: 'auto' as BackendPreference,
+  backend: EVAL_DEFAULTS.backend,
   model: 'csn' as ModelKind,
   backbone: 'small' as Backbone,
-  /** The model stage's default (MODEL_DEFAULTS.imageSize; a test keeps them equal). */
-  imageSize: 48,
+  /** The model stage's default. */
+  imageSize: MODEL_DEFAULTS.imageSize as number,
   valEvery: 1,
   checkpointEvery: 0,
   augment: true,
-  mapQueries: 500,
+  mapQueries: EVAL_DEFAULTS.mapQueries,
   overwrite: false,
   progress: true,
 } satisfies Omit<TrainOptions, 'name' | 'resume' | 'conditions'>;
@@ -135,27 +138,6 @@ export class OptionsError extends Error {
     super(message);
     this.name = 'OptionsError';
   }
-}
-
-/**
- * Map `--conditions` (names, or indices into the catalogue's list as upstream takes them) to names, in the order
- * given, rejecting unknown ones with the list of valid conditions.
- */
-export function resolveConditions(
-  requested: readonly string[] | undefined,
-  available: readonly string[],
-): string[] {
-  if (!requested || requested.length === 0) return [...available];
-  const names = requested.map((entry) => {
-    if (available.includes(entry)) return entry;
-    if (/^\d+$/.test(entry) && Number(entry) < available.length) return available[Number(entry)];
-    throw new OptionsError(
-      `unknown condition "${entry}"; valid conditions: ${available.map((name, i) => `${name} (${i})`).join(', ')}`,
-    );
-  });
-  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
-  if (duplicate) throw new OptionsError(`condition "${duplicate}" is listed twice in --conditions`);
-  return names;
 }
 
 /** Checks that do not need the catalogue. */
@@ -211,8 +193,10 @@ export function validateOptions(options: TrainOptions): void {
   if (!BACKBONES.includes(options.backbone)) {
     throw new OptionsError(`--backbone must be one of ${BACKBONES.join(', ')}, got "${options.backbone}"`);
   }
-  if (!BACKENDS.includes(options.backend)) {
-    throw new OptionsError(`--backend must be one of ${BACKENDS.join(', ')}, got "${options.backend}"`);
+  if (!BACKEND_PREFERENCES.includes(options.backend)) {
+    throw new OptionsError(
+      `--backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got "${options.backend}"`,
+    );
   }
   if (!Number.isInteger(options.imageSize) || options.imageSize < 16 || options.imageSize > 512) {
     throw new OptionsError(`--image-size must be an integer from 16 to 512, got ${options.imageSize}`);

@@ -45,7 +45,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (process, request latency by route and status, index version). */
+        /**
+         * Prometheus metrics (process, request latency by route and status, index version).
+         * @description Served here unless the server was started with `--metrics-port` (then only on that port). With `--metrics-token` it needs `Authorization: Bearer <token>`.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -507,6 +510,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description The server requires a bearer token for metrics and the request has none or a wrong one. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getOpenApi: {
@@ -576,7 +588,7 @@ export interface operations {
     listProducts: {
         parameters: {
             query?: {
-                /** @description Case-insensitive text matched against the id, the title and the label values. */
+                /** @description Case-insensitive text matched against the id, the title and the label values; every whitespace-separated word must match (`+` is a space, as in any query string). */
                 q?: string;
                 offset?: number;
                 limit?: number;

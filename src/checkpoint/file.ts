@@ -15,80 +15,21 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { ModelConfig, ModelSnapshot, NamedWeight, SimilarityModel } from '../model/types.ts';
+import type { ModelConfig, ModelSnapshot, NamedWeight, SimilarityModel } from '../model/index.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-import type { AccuracySummary } from '../eval/evaluate.ts';
+import {
+  CheckpointError,
+  type Checkpoint,
+  type MetricsSummary,
+  type OptimizerState,
+  type TrainingState,
+} from './types.ts';
 
-export const CHECKPOINT_MAGIC = 'DMCK';
-export const CHECKPOINT_VERSION = 1;
-export const CHECKPOINT_EXTENSION = '.dmck';
+const CHECKPOINT_MAGIC = 'DMCK';
+const CHECKPOINT_VERSION = 1;
 const PREAMBLE_BYTES = 56;
 /** Header JSON larger than this is certainly not ours (protects against allocating garbage lengths). */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
-
-/** Adam state: iteration count, bias-correction products and one first/second moment per trainable variable. */
-export interface OptimizerState {
-  kind: 'adam';
-  iterations: number;
-  learningRate: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-  /** beta1^(t+1) and beta2^(t+1) exactly as the optimiser carried them (float32 running products). */
-  accBeta1: number;
-  accBeta2: number;
-  /** First moments then second moments, in trainable-variable order. */
-  slots: NamedWeight[];
-}
-
-/** Where training stands, so that `--resume` continues the same run. */
-export interface TrainingState {
-  /** Epoch the run is in or about to start (1-based). */
-  epoch: number;
-  /** Steps of `epoch` already done (0 when the checkpoint was written at an epoch boundary). */
-  stepInEpoch: number;
-  /** Optimisation steps done since the start of the run. */
-  globalStep: number;
-  /** Trainer RNG state at the start of `epoch` (the epoch's shuffle is drawn from it). */
-  rngState: number[];
-  /** Best validation triplet accuracy so far, and the epoch it came from (0 = none yet). */
-  bestValAccuracy: number;
-  bestEpoch: number;
-  /** Partial sums of the epoch in progress (only when stepInEpoch > 0), so the epoch summary stays exact. */
-  epochTotals?: Record<string, number>;
-}
-
-export interface MetricsSummary {
-  val?: AccuracySummary;
-  test?: AccuracySummary;
-  trainLoss?: number;
-  trainAccuracy?: number;
-}
-
-export interface Checkpoint {
-  model: ModelSnapshot;
-  optimizer?: OptimizerState;
-  training?: TrainingState;
-  /** Flags the run was started with (plain JSON). */
-  args?: Record<string, unknown>;
-  metrics?: MetricsSummary;
-  /** ISO time the checkpoint was written (filled in by writeCheckpoint when absent). */
-  createdAt?: string;
-  /** modelId(model), filled in when a checkpoint is read (ignored when writing: always recomputed). */
-  modelId?: string;
-}
-
-/** A checkpoint file that cannot be used, always naming the file. */
-export class CheckpointError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`checkpoint ${file}: ${message}`, options);
-    this.name = 'CheckpointError';
-  }
-}
 
 interface TensorEntry {
   name: string;
@@ -319,7 +260,7 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
 }
 
 /**
- * Load the model a checkpoint holds (for the index and serve stages). The tfjs backend must already be selected
+ * Load the model a checkpoint holds (for the eval, index and serve stages). The tfjs backend must already be selected
  * (model `selectBackend`), since the weights become variables of the current backend.
  */
 export async function loadModelFromCheckpoint(path: string): Promise<SimilarityModel> {

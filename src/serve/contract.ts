@@ -1,0 +1,134 @@
+/**
+ * The API contract at the edge: requests (and optionally responses) validated against openapi.yaml, uploads parsed
+ * with limits, and the few things the validator lets through or words vaguely made precise: integers only in plain
+ * decimal (ajv would coerce `0x10`, `1e1`, `+5` and ` 5`), a broken multipart body as a 400 instead of a 500, and a
+ * 413 that names the limit that was hit.
+ */
+import { fileURLToPath } from 'node:url';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import { parse as parseYaml } from 'yaml';
+import { HttpProblem } from './problem.ts';
+
+export const SPEC_PATH = fileURLToPath(new URL('../../openapi.yaml', import.meta.url));
+
+export interface UploadLimits {
+  fileSize: number;
+  files: number;
+  fields: number;
+  parts: number;
+}
+
+export function uploadLimits(maxUploadBytes: number): UploadLimits {
+  return { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 5 };
+}
+
+export function contractValidator(
+  limits: UploadLimits,
+  validateResponses: boolean,
+): (RequestHandler | ErrorRequestHandler)[] {
+  return [
+    ...OpenApiValidator.middleware({
+      apiSpec: SPEC_PATH,
+      validateRequests: { allowUnknownQueryParameters: false },
+      validateResponses,
+      validateApiSpec: true,
+      ignorePaths: /^\/docs(\/|$)/,
+      fileUploader: { limits },
+    }),
+    uploadErrors(limits),
+  ];
+}
+
+interface SpecParameter {
+  $ref?: string;
+  name?: string;
+  in?: string;
+  schema?: { type?: string };
+}
+interface Spec {
+  paths: Record<string, Record<string, { parameters?: SpecParameter[] }>>;
+  components?: { parameters?: Record<string, SpecParameter> };
+}
+
+/** Names of the integer query parameters of each operation, keyed `METHOD route-template`. */
+export function integerQueryParameters(specText: string): Map<string, string[]> {
+  const spec = parseYaml(specText) as Spec;
+  const resolve = (p: SpecParameter) =>
+    p.$ref ? (spec.components?.parameters?.[p.$ref.split('/').pop() ?? ''] ?? {}) : p;
+  const found = new Map<string, string[]>();
+  for (const [path, operations] of Object.entries(spec.paths)) {
+    for (const [method, operation] of Object.entries(operations)) {
+      const names = (operation.parameters ?? [])
+        .map(resolve)
+        .filter((p) => p.in === 'query' && p.schema?.type === 'integer')
+        .map((p) => p.name ?? '');
+      if (names.length > 0) found.set(`${method.toUpperCase()} ${path}`, names);
+    }
+  }
+  return found;
+}
+
+const PLAIN_INTEGER = /^-?(0|[1-9][0-9]*)$/;
+
+/** After the validator: integer query parameters must be written as plain decimal integers. */
+export function plainIntegers(specText: string): RequestHandler {
+  const integers = integerQueryParameters(specText);
+  return (request, _response, next) => {
+    const route = (request as Request & { openapi?: { openApiRoute?: string } }).openapi?.openApiRoute;
+    const names = route ? integers.get(`${request.method} ${route}`) : undefined;
+    if (names) {
+      const raw = new URLSearchParams(request.originalUrl.split('?')[1] ?? '');
+      for (const name of names) {
+        for (const value of raw.getAll(name)) {
+          if (!PLAIN_INTEGER.test(value)) {
+            throw new HttpProblem(
+              400,
+              'invalid-request',
+              `${name} must be a plain decimal integer, not ${JSON.stringify(value)}.`,
+              {
+                errors: [{ path: `/query/${name}`, message: 'must be a plain decimal integer' }],
+              },
+            );
+          }
+        }
+      }
+    }
+    next();
+  };
+}
+
+/** Multer's fixed messages for its limits (the validator keeps only the message). */
+function limitDetail(message: string, limits: UploadLimits): string | undefined {
+  switch (message) {
+    case 'File too large':
+      return `The file is larger than the upload limit of ${limits.fileSize} bytes.`;
+    case 'Too many files':
+      return `The form has more files than the limit of ${limits.files}.`;
+    case 'Too many parts':
+      return `The form has more parts than the limit of ${limits.parts}.`;
+    case 'Too many fields':
+      return `The form has more fields than the limit of ${limits.fields}.`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Errors of the validator's upload parsing: limits hit become a 413 naming the limit; a body busboy cannot parse
+ * (garbage, truncated, wrong boundary) reaches here as a 500 and becomes the 400 it is.
+ */
+function uploadErrors(limits: UploadLimits): ErrorRequestHandler {
+  return (error: unknown, request, _response, next) => {
+    const known = (error ?? {}) as { status?: number; message?: string };
+    const multipart = request.is('multipart/form-data') === 'multipart/form-data';
+    const detail = limitDetail(known.message ?? '', limits);
+    if (known.status === 413 && detail) {
+      next(new HttpProblem(413, 'upload-too-large', detail));
+    } else if (multipart && (known.status === undefined || known.status >= 500)) {
+      next(new HttpProblem(400, 'invalid-request', 'The multipart/form-data body cannot be parsed.'));
+    } else {
+      next(error);
+    }
+  };
+}

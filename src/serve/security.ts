@@ -1,0 +1,42 @@
+/**
+ * Security headers (helmet): a strict Content-Security-Policy for the page and the API, and a looser one for the
+ * rendered docs, whose Swagger UI page carries an inline <style> block and inline style attributes. HSTS means
+ * nothing over plain HTTP (RFC 6797 tells browsers to ignore it there): it is sent only on requests that came over
+ * TLS, or on all of them when the operator says TLS ends in front of the service (--hsts).
+ */
+import type { RequestHandler } from 'express';
+import helmet from 'helmet';
+
+const CSP = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:', 'blob:'],
+  connectSrc: ["'self'"],
+  fontSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'self'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+  // Served over plain HTTP on a private network as often as behind TLS: do not force https sub-requests.
+  upgradeInsecureRequests: null,
+};
+
+function isDocs(path: string): boolean {
+  return path === '/docs' || path.startsWith('/docs/');
+}
+
+/** What helmet sends by default: a year, subdomains included. */
+const HSTS = 'max-age=31536000; includeSubDomains';
+
+export function securityHeaders(options: { hsts?: boolean } = {}): RequestHandler {
+  const docsHeaders = helmet({
+    contentSecurityPolicy: { directives: { ...CSP, styleSrc: ["'self'", "'unsafe-inline'"] } },
+    strictTransportSecurity: false,
+  });
+  const headers = helmet({ contentSecurityPolicy: { directives: CSP }, strictTransportSecurity: false });
+  return (request, response, next) => {
+    if (options.hsts || request.secure) response.setHeader('Strict-Transport-Security', HSTS);
+    (isDocs(request.path) ? docsHeaders : headers)(request, response, next);
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * Golden responses of the hot path: a fixed bundle (seeded demo catalogue of real rendered images, a seeded untrained
+ * CSN on the pure-JS cpu backend, a seeded HNSW build with a fixed clock) is served over real HTTP, and full
+ * /similar answers, explanations included, must equal test/golden/serve-similar.json byte for byte. Refactors and
+ * speed work on the serve stage must not change a single byte of them.
+ *
+ * Regenerate (only for an intended change of the answers): UPDATE_GOLDEN=1 node --import tsx --test test/serve.golden.test.ts
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+
+// The cpu backend is plain JavaScript: the same floats on every machine (native or SIMD kernels may differ in the
+// last bits). Set before the fixture builds the model; the server's model worker inherits it.
+process.env.DRESSMATCH_BACKEND = 'cpu';
+
+const GOLDEN = fileURLToPath(new URL('./golden/serve-similar.json', import.meta.url));
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+interface GoldenEntry {
+  request: string;
+  status: number;
+  contentType: string | null;
+  body: unknown;
+}
+
+let root: string;
+let fixture: ServeFixture;
+let server: RunningServer;
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-golden-'));
+  fixture = await buildServeFixture(root, { products: 24, now: () => new Date('2026-01-02T03:04:05.000Z') });
+  server = await startLocalServer({ indexDir: fixture.indexDir, modelPath: fixture.modelPath });
+  await server.ready;
+});
+
+after(async () => {
+  await server?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+/** The requests whose answers are pinned: one condition and all conditions, by product and by upload. */
+function requests(): { label: string; path: string; init?: RequestInit; image?: string }[] {
+  const [a, b] = [fixture.products[0], fixture.products[5]];
+  const conditions = fixture.catalogue.conditions;
+  return [
+    {
+      label: `GET /similar/${a.id}?condition=${conditions[0]}&k=5`,
+      path: `/similar/${a.id}?condition=${conditions[0]}&k=5`,
+    },
+    {
+      label: `GET /similar/${b.id}?condition=${conditions[2]}&k=3`,
+      path: `/similar/${b.id}?condition=${conditions[2]}&k=3`,
+    },
+    { label: `GET /similar/${a.id}?k=4`, path: `/similar/${a.id}?k=4` },
+    { label: `GET /similar/${b.id}`, path: `/similar/${b.id}` },
+    { label: `POST /similar?k=3 (image of ${b.id})`, path: '/similar?k=3', image: b.image },
+    {
+      label: `POST /similar?condition=${conditions[1]}&k=5 (image of ${a.id})`,
+      path: `/similar?condition=${conditions[1]}&k=5`,
+      image: a.image,
+    },
+  ];
+}
+
+async function answer(
+  path: string,
+  image?: string,
+): Promise<{ status: number; type: string | null; text: string }> {
+  let init: RequestInit | undefined;
+  if (image) {
+    const form = new FormData();
+    const bytes = await readFile(join(fixture.catalogue.root, image));
+    form.append('image', new Blob([new Uint8Array(bytes)], { type: 'image/png' }), 'upload.png');
+    init = { method: 'POST', body: form };
+  }
+  const response = await fetch(`${server.url}${path}`, init);
+  return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
+}
+
+test('/similar answers (explanations included) are byte-identical to the golden file', async () => {
+  const seen: GoldenEntry[] = [];
+  const raw: string[] = [];
+  for (const { label, path, image } of requests()) {
+    const { status, type, text } = await answer(path, image);
+    assert.equal(status, 200, `${label}: ${text}`);
+    seen.push({ request: label, status, contentType: type, body: JSON.parse(text) as unknown });
+    raw.push(text);
+  }
+  if (UPDATE) {
+    await mkdir(dirname(GOLDEN), { recursive: true });
+    await writeFile(GOLDEN, `${JSON.stringify(seen, null, 1)}\n`);
+  }
+  const golden = JSON.parse(await readFile(GOLDEN, 'utf8')) as GoldenEntry[];
+  assert.deepEqual(
+    seen.map((entry) => entry.request),
+    golden.map((entry) => entry.request),
+    'the same requests as the golden file',
+  );
+  golden.forEach((expected, i) => {
+    assert.equal(seen[i].status, expected.status, expected.request);
+    assert.equal(seen[i].contentType, expected.contentType, expected.request);
+    // JSON.stringify of the parsed golden body is exactly what res.json sends: compare the bytes on the wire.
+    assert.equal(
+      raw[i],
+      JSON.stringify(expected.body),
+      `${expected.request}: bytes differ from the golden file`,
+    );
+  });
+});
