@@ -186,6 +186,15 @@ export interface Selection {
   count: number;
 }
 
+/** A field as clients see it in the condition list. */
+export interface FieldSummary {
+  name: string;
+  type: FieldType;
+  values?: { value: string; count: number }[];
+  min?: number;
+  max?: number;
+}
+
 /** What the filter table reads of a product. */
 export interface FilterRecord {
   attributes: Readonly<Record<string, readonly string[]>>;
@@ -258,6 +267,32 @@ export class FilterTable {
   /** The names, labels and field types filters may use on this table. */
   schema(): FilterSchema {
     return this.filterSchema;
+  }
+
+  /**
+   * Each field with its type: string and boolean fields with their values, most frequent first (at most
+   * `maxValues`), number fields with their range. Sorted by name.
+   */
+  describeFields(maxValues = 50): FieldSummary[] {
+    return Object.entries(this.filterSchema.fields).map(([name, type]): FieldSummary => {
+      const column = this.numbers.get(name);
+      if (type === 'number' && column) {
+        let min = Number.POSITIVE_INFINITY;
+        let max = Number.NEGATIVE_INFINITY;
+        for (let i = 0; i < column.length; i++) {
+          if (!this.live[i] || Number.isNaN(column[i])) continue;
+          min = Math.min(min, column[i]);
+          max = Math.max(max, column[i]);
+        }
+        return min <= max ? { name, type, min, max } : { name, type };
+      }
+      const values = [...(this.postings.get(name)?.entries() ?? [])]
+        .map(([value, slots]) => ({ value, count: slots.filter((slot) => this.live[slot]).length }))
+        .filter((v) => v.count > 0)
+        .sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1))
+        .slice(0, maxValues);
+      return { name, type, values };
+    });
   }
 
   /** Every live product. */

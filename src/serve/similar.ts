@@ -3,6 +3,7 @@
  * stage for explanations. No maths here, only lookups and shaping into the contract's types.
  */
 import { explainPair, type PairExplanation } from '../explain/index.ts';
+import type { SearchHit } from '../index/index.ts';
 import type { components } from './generated/api-types.ts';
 import { HttpProblem } from './problem.ts';
 import type { ServedCondition, ServedIndex } from './served-index.ts';
@@ -24,12 +25,14 @@ export function productUrl(id: string): string {
 
 export function toProduct(index: ServedIndex, slot: number): ProductBody {
   const product = index.bundle.product(slot);
-  return {
+  const body: ProductBody = {
     id: product.id,
     title: product.title,
     attributes: product.attributes,
     imageUrl: `${productUrl(product.id)}/image`,
   };
+  if (product.fields) body.fields = product.fields;
+  return body;
 }
 
 export function requireSlot(index: ServedIndex, productId: string): number {
@@ -63,7 +66,7 @@ export function resolveConditions(index: ServedIndex, name: string | undefined):
   return [condition];
 }
 
-function toExplanation(explanation: PairExplanation): Neighbour['explanation'] {
+export function toExplanation(explanation: PairExplanation): Neighbour['explanation'] {
   return {
     summary: explanation.summary,
     dimensions: {
@@ -83,6 +86,9 @@ export interface Query {
   slot?: number;
 }
 
+/** Neighbours of one condition (filtered.ts passes a filtered search); by default the bundle's plain search. */
+export type NeighbourSearch = (condition: ServedCondition, query: Query, k: number) => SearchHit[];
+
 /** Neighbours of a query under the given conditions, each explained. */
 export function neighbourGroups(
   index: ServedIndex,
@@ -90,11 +96,15 @@ export function neighbourGroups(
   conditions: ServedCondition[],
   k: number,
   heatmaps: boolean,
+  search?: NeighbourSearch,
 ): ConditionNeighbours[] {
   const { bundle } = index;
+  const find: NeighbourSearch =
+    search ?? (({ name, index: c }, q, n) => bundle.search(name, q.slot ?? q.vector(c), n));
   const queryProduct = query.slot === undefined ? undefined : bundle.product(query.slot);
-  return conditions.map(({ name: condition, index: c }) => {
-    const hits = bundle.search(condition, query.slot ?? query.vector(c), k);
+  return conditions.map((served) => {
+    const { name: condition, index: c } = served;
+    const hits = find(served, query, k);
     const neighbours = hits.map((hit, rank): Neighbour => {
       const explanation = explainPair({
         condition: c,
@@ -135,6 +145,7 @@ export function conditionList(index: ServedIndex): ConditionList {
       medianRandomDistance: index.references[c].quantile(0.5),
       values: index.valueCounts[c],
     })),
+    fields: index.bundle.filterTable().describeFields(),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Express } from 'express';
 import sharp from 'sharp';
 import { decodeImage } from '../../catalogue/index.ts';
 import type { ModelRunner } from '../model-runner.ts';
+import { checkFilteredQuery, filteredGroups, listParam, needsFilteredPath } from '../filtered.ts';
 import { HttpProblem } from '../problem.ts';
 import {
   neighbourGroups,
@@ -70,20 +71,19 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
     route<PathOf<'getSimilar'>, QueryOf<'getSimilar'>>((request, response) => {
       const index = leased(response);
       const k = Number(request.query.k ?? 10);
-      const conditions = resolveConditions(index, request.query.condition);
+      const { condition } = request.query;
+      const filters = listParam(request.query.filter);
       const slot = requireSlot(index, request.params.productId);
       const { bundle } = index;
+      const query = { slot, vector: (c: number) => bundle.vector(bundle.conditions[c], slot) };
+      const heatmaps = index.model !== undefined;
       const body: SimilarResponse = {
         version: index.version,
         k,
         query: { source: 'product', product: toProduct(index, slot) },
-        groups: neighbourGroups(
-          index,
-          { slot, vector: (c) => bundle.vector(bundle.conditions[c], slot) },
-          conditions,
-          k,
-          index.model !== undefined,
-        ),
+        groups: needsFilteredPath(condition, filters)
+          ? filteredGroups(index, query, condition, filters, k, heatmaps)
+          : neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps),
       };
       response.json(body);
     }),
@@ -95,7 +95,12 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
     route<unknown, QueryOf<'postSimilar'>>(async (request, response) => {
       const index = leased(response);
       const k = Number(request.query.k ?? 10);
-      const conditions = resolveConditions(index, request.query.condition);
+      const { condition } = request.query;
+      const filters = listParam(request.query.filter);
+      const filtered = needsFilteredPath(condition, filters);
+      // Check the condition and filters before the model runs (their errors are cheaper than an embedding).
+      const conditions = filtered ? [] : resolveConditions(index, condition);
+      if (filtered) checkFilteredQuery(index, condition, filters);
       const model = requireModel(index);
       const pixels = await readUpload(request.files as Express.Multer.File[] | undefined, model);
       const vectors = await timedModelCall(context.metrics, 'embed', () => model.vectors(pixels, 1));
@@ -108,7 +113,9 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         version: index.version,
         k,
         query: { source: 'upload' },
-        groups: neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false),
+        groups: filtered
+          ? filteredGroups(index, { vector: (c) => rows[c] }, condition, filters, k, false)
+          : neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false),
       };
       response.json(body);
     }),

@@ -1,0 +1,239 @@
+/**
+ * Responses for filtered and combined similarity and for recommendations: the index stage selects and ranks
+ * (src/index/query.ts), the explain stage explains; this file only looks things up and shapes the contract's types.
+ * Plain queries (one or all conditions, no filter) keep the path in similar.ts.
+ */
+import { explainPair } from '../explain/index.ts';
+import {
+  checkExamples,
+  recommendProducts,
+  resolveCondition,
+  searchCombined,
+  searchSelected,
+  selectProducts,
+  type CombinedQueryHit,
+  type PartResult,
+  type RecommendStrategy,
+  type ResolvedCondition,
+  type Selection,
+} from '../index/index.ts';
+import type { components } from './generated/api-types.ts';
+import { HttpProblem } from './problem.ts';
+import type { ServedIndex } from './served-index.ts';
+import {
+  neighbourGroups,
+  resolveConditions,
+  toExplanation,
+  toProduct,
+  type ConditionNeighbours,
+  type Neighbour,
+  type Query,
+} from './similar.ts';
+
+type Schemas = components['schemas'];
+export type RecommendRequest = Schemas['RecommendRequest'];
+export type RecommendResponse = Schemas['RecommendResponse'];
+
+const TOP_DIMS = 5;
+
+/** True when the request needs this module: a filter, or a condition with a weight or several parts. */
+export function needsFilteredPath(condition: string | undefined, filters: readonly string[]): boolean {
+  return filters.length > 0 || (condition !== undefined && /[,:]/.test(condition));
+}
+
+/** Throws the QueryError a filtered query would (before an upload is embedded for nothing). */
+export function checkFilteredQuery(
+  index: ServedIndex,
+  condition: string | undefined,
+  filters: readonly string[],
+): void {
+  selectProducts(index.bundle, filters);
+  if (condition !== undefined) resolveCondition(index.bundle, condition);
+}
+
+/** A query parameter that may be given once or repeated, as a list. */
+export function listParam(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+function percent(share: number): string {
+  return `${Math.round(share * 100)} %`;
+}
+
+/** The part with the largest share explains the pair (dimensions, labels, heat map). */
+function leadingPart(parts: readonly PartResult[]): number {
+  let best = 0;
+  parts.forEach((part, p) => {
+    if (part.share > parts[best].share) best = p;
+  });
+  return best;
+}
+
+/** Score of a combined hit: the parts' scores averaged with the weights as written. */
+function combinedScore(parts: readonly PartResult[]): number {
+  const total = parts.reduce((sum, part) => sum + part.weight, 0);
+  return parts.reduce((sum, part) => sum + (part.weight / total) * part.score, 0);
+}
+
+interface PairSides {
+  /** The explained query side: a catalogue slot or the query's vectors. */
+  query: Query;
+  /** Product whose labels the neighbour is compared with (absent for uploads). */
+  querySlot?: number;
+}
+
+/** A neighbour of a combined condition (or a recommendation), explained under its leading part. */
+function combinedNeighbour(
+  index: ServedIndex,
+  sides: PairSides,
+  hit: { index: number; id: string; distance: number; parts: PartResult[] },
+  resolved: ResolvedCondition,
+  rank: number,
+  heatmaps: boolean,
+): Neighbour {
+  const { bundle } = index;
+  const lead = resolved.parts[leadingPart(hit.parts)].condition;
+  const explanation = explainPair({
+    condition: lead,
+    spaces: bundle.spaces,
+    references: index.references,
+    queryVector: sides.query.vector,
+    neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
+    queryAttributes: sides.querySlot === undefined ? undefined : bundle.product(sides.querySlot).attributes,
+    neighbourAttributes: bundle.product(hit.index).attributes,
+    topDims: TOP_DIMS,
+  });
+  const body = toExplanation(explanation);
+  const combined = resolved.parts.length > 1;
+  if (combined) {
+    body.parts = hit.parts;
+    body.summary = `Combined distance: ${hit.parts.map((p) => `${p.condition} ${percent(p.share)}`).join(', ')}. ${body.summary}`;
+  }
+  const neighbour: Neighbour = {
+    rank,
+    product: toProduct(index, hit.index),
+    distance: hit.distance,
+    score: combined ? combinedScore(hit.parts) : hit.parts[0].score,
+    explanation: body,
+  };
+  if (heatmaps && sides.querySlot !== undefined) {
+    neighbour.heatmapUrl =
+      `/similar/${encodeURIComponent(bundle.product(sides.querySlot).id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
+      `?condition=${encodeURIComponent(bundle.conditions[lead])}`;
+  }
+  return neighbour;
+}
+
+function combinedGroup(
+  index: ServedIndex,
+  query: Query,
+  resolved: ResolvedCondition,
+  selection: Selection,
+  k: number,
+  heatmaps: boolean,
+): ConditionNeighbours {
+  const exclude = query.slot === undefined ? [] : [query.slot];
+  const hits: CombinedQueryHit[] = searchCombined(
+    index.bundle,
+    resolved,
+    query.vector,
+    k,
+    selection,
+    exclude,
+  );
+  const sides = { query, querySlot: query.slot };
+  return {
+    condition: resolved.text,
+    metric: index.bundle.spaces[resolved.parts[0].condition].metric,
+    parts: resolved.parts.map((p) => ({ condition: index.bundle.conditions[p.condition], weight: p.weight })),
+    matching: selection.count,
+    neighbours: hits.map((hit, rank) => combinedNeighbour(index, sides, hit, resolved, rank + 1, heatmaps)),
+  };
+}
+
+/**
+ * Groups for a filtered and/or combined query: one group per condition asked (all when none), or one group for a
+ * combined condition. Filter and condition errors are QueryErrors (400 problems listing what is valid).
+ */
+export function filteredGroups(
+  index: ServedIndex,
+  query: Query,
+  condition: string | undefined,
+  filters: readonly string[],
+  k: number,
+  heatmaps: boolean,
+): ConditionNeighbours[] {
+  const selection = selectProducts(index.bundle, filters);
+  const resolved = condition === undefined ? undefined : resolveCondition(index.bundle, condition);
+  if (resolved && resolved.parts.length > 1)
+    return [combinedGroup(index, query, resolved, selection, k, heatmaps)];
+  const conditions = resolveConditions(
+    index,
+    resolved ? index.bundle.conditions[resolved.parts[0].condition] : undefined,
+  );
+  const groups = neighbourGroups(index, query, conditions, k, heatmaps, (served, q, n) =>
+    searchSelected(index.bundle, served.index, q.slot ?? q.vector(served.index), n, selection),
+  );
+  return groups.map((group) => ({ ...group, matching: selection.count }));
+}
+
+/** Slots of example ids; unknown ids are one 404 that lists them all. */
+function exampleSlots(
+  index: ServedIndex,
+  positive: readonly string[],
+  negative: readonly string[],
+): number[][] {
+  const unknown = [...positive, ...negative].filter((id) => index.bundle.productIndex(id) === undefined);
+  if (unknown.length > 0) {
+    throw new HttpProblem(
+      404,
+      'unknown-product',
+      `No product ${unknown.map((id) => JSON.stringify(id)).join(', ')} in index version ${index.version}.`,
+      { unknownProducts: unknown },
+    );
+  }
+  return [positive, negative].map((ids) => ids.map((id) => index.bundle.productIndex(id) as number));
+}
+
+/** POST /recommend: check the examples, select, rank, explain each result against its closest positive. */
+export function recommendResponse(
+  index: ServedIndex,
+  request: RecommendRequest,
+  heatmaps: boolean,
+): RecommendResponse {
+  const negative = request.negative ?? [];
+  checkExamples(request.positive, negative);
+  const [positives, negatives] = exampleSlots(index, request.positive, negative);
+  const resolved = resolveCondition(index.bundle, request.condition);
+  const filters = request.filter ?? [];
+  const selection = selectProducts(index.bundle, filters);
+  const strategy: RecommendStrategy = request.strategy ?? 'average';
+  const k = request.k ?? 10;
+  const { bundle } = index;
+  const hits = recommendProducts(bundle, resolved, { positives, negatives }, strategy, k, selection);
+  const neighbours = hits.map((hit, rank) => {
+    const positive = hit.closestPositive.index;
+    const sides = {
+      query: { slot: positive, vector: (c: number) => bundle.vector(bundle.conditions[c], positive) },
+      querySlot: positive,
+    };
+    const neighbour = combinedNeighbour(index, sides, hit, resolved, rank + 1, heatmaps);
+    neighbour.explanation.closestPositive = {
+      id: hit.closestPositive.id,
+      distance: hit.closestPositive.distance,
+    };
+    neighbour.explanation.summary = `Closest to ${hit.closestPositive.id}. ${neighbour.explanation.summary}`;
+    return neighbour;
+  });
+  const response: RecommendResponse = {
+    version: index.version,
+    k,
+    strategy,
+    condition: request.condition,
+    positive: positives.map((slot) => toProduct(index, slot)),
+    negative: negatives.map((slot) => toProduct(index, slot)),
+    neighbours,
+  };
+  if (filters.length > 0) response.matching = selection.count;
+  return response;
+}
