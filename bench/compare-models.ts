@@ -20,13 +20,14 @@ import {
   restrictCatalogue,
 } from '../src/catalogue/index.ts';
 import type { ModelKind, SimilarityModel } from '../src/model/types.ts';
-import { formatTable, type EvaluationReport } from '../src/eval/report.ts';
+import type { EvaluationReport } from '../src/eval/report.ts';
 import { loadModelFromCheckpoint } from '../src/checkpoint/index.ts';
 import { MODEL_KINDS } from '../src/model/index.ts';
 import { TRAIN_DEFAULTS, defaultLearningRate, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
 import { integer } from '../src/util/cli.ts';
 import { createLogger } from '../src/util/log.ts';
+import { formatTable } from '../src/util/table.ts';
 
 interface BenchFlags {
   dataDir: string;
@@ -136,6 +137,7 @@ function summaryTable(results: ModelResult[]): string {
             fixed(r.embedImagesPerSecond, 0),
           ],
     ),
+    { align: 'first-left' },
   );
 }
 
@@ -153,7 +155,7 @@ function conditionTable(results: ModelResult[], conditions: string[]): string {
     'overall',
     ...ok.flatMap((r) => [pct(r.test!.triplets.overall), fixed(r.test!.retrieval?.overall.map, 4)]),
   ]);
-  return formatTable(header, rows, { totalRow: true });
+  return formatTable(header, rows, { totalRow: true, align: 'first-left' });
 }
 
 async function main(): Promise<void> {

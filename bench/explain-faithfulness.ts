@@ -47,7 +47,7 @@ import {
   type HeatmapMethod,
 } from '../src/explain/index.ts';
 import { selectBackend, type SimilarityModel } from '../src/model/index.ts';
-import { loadModelFromCheckpoint } from '../src/train/checkpoint.ts';
+import { loadModelFromCheckpoint } from '../src/checkpoint/index.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { createLogger } from '../src/util/log.ts';
 import { createProgress } from '../src/catalogue/progress.ts';

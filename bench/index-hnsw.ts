@@ -11,6 +11,12 @@
  * attribute); the 16-dim case is the same data seen through a CSN-like mask that keeps 16 dims with weights in
  * [0.5, 1]. Queries are fresh draws from the same distribution (not indexed items). Brute force is the index
  * stage's own exact search (src/index/vectors.ts), timed in the same run, so the speed-up is a same-run ratio.
+ *
+ *   npx tsx bench/index-hnsw.ts --parallel 100000 [--conditions 6] [--parallel-dims 16] [--repeat 3]
+ *
+ * builds one index per condition the way the index job does, one condition after another in one thread (before)
+ * and in worker threads (src/index/parallel-build.ts, after), alternating within the run, and checks that both
+ * give the same neighbours. Writes bench/results/index-parallel.{json,md}.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -18,7 +24,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { buildIndex, searchIndex } from '../src/index/hnsw.ts';
+import { buildIndex, searchIndex, type HnswIndex } from '../src/index/hnsw.ts';
+import { buildConditionIndexes, indexThreadCount } from '../src/index/parallel-build.ts';
 import { exactSearch, projectRows, recallAtK, type Neighbour } from '../src/index/vectors.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -39,6 +46,10 @@ interface Options {
   seed: number;
   out: string;
   worker?: string;
+  parallel?: number;
+  conditions: number;
+  parallelDims: number;
+  repeat: number;
 }
 
 interface EfResult {
@@ -89,6 +100,10 @@ function parseOptions(argv: string[]): Options {
     .option('--seed <n>', 'seed', '1')
     .option('--out <path>', 'results path without extension', 'bench/results/index-hnsw')
     .option('--worker <case>', 'internal: run one size:dims case and print its JSON')
+    .option('--parallel <size>', 'only compare one-thread and parallel per-condition builds at this size')
+    .option('--conditions <n>', 'conditions in the parallel comparison', '6')
+    .option('--parallel-dims <n>', 'dims of each condition subspace in the parallel comparison', '16')
+    .option('--repeat <n>', 'rounds of the parallel comparison', '3')
     .parse(argv);
   const o = program.opts();
   return {
@@ -109,6 +124,10 @@ function parseOptions(argv: string[]): Options {
     seed: Number(o.seed),
     out: o.out,
     worker: o.worker,
+    parallel: o.parallel === undefined ? undefined : Number(o.parallel),
+    conditions: Number(o.conditions),
+    parallelDims: Number(o.parallelDims),
+    repeat: Number(o.repeat),
   };
 }
 
@@ -338,9 +357,127 @@ async function writeResults(results: CaseResult[], options: Options, argv: strin
   await writeFile(`${options.out}.md`, md);
 }
 
+interface ParallelRound {
+  round: number;
+  sequentialSeconds: number;
+  parallelSeconds: number;
+  speedup: number;
+  sameNeighbours: boolean;
+}
+
+/** k nearest labels of a few queries in every index: a parallel build must answer exactly as a sequential one. */
+function fingerprint(
+  indexes: HnswIndex[],
+  conditions: { rows: Float32Array; d: number }[],
+  k: number,
+): string {
+  return indexes
+    .map((index, c) => {
+      const { rows, d } = conditions[c];
+      const out: number[] = [];
+      for (let q = 0; q < 20; q++) {
+        const query = Array.from(rows.subarray(q * 997 * d, q * 997 * d + d));
+        out.push(
+          ...searchIndex(index, 'l2', query, k, { ef: 64, live: rows.length / d }).map((h) => h.index),
+        );
+      }
+      return out.join(',');
+    })
+    .join('|');
+}
+
+/** Sequential (the index job before) against parallel (after) per-condition builds, alternating, same data. */
+async function runParallel(options: Options, argv: string[]): Promise<void> {
+  const size = options.parallel ?? 0;
+  const rng = new Rng(options.seed);
+  const centres = Float32Array.from({ length: CLUSTERS * FULL_DIM }, () => rng.normal() * 2);
+  const full = generate(size, 'clustered', rng, centres);
+  const conditions = Array.from({ length: options.conditions }, () => {
+    const dims = rng
+      .shuffle(Array.from({ length: FULL_DIM }, (_, d) => d))
+      .slice(0, options.parallelDims)
+      .sort((a, b) => a - b);
+    const space = { dims, weights: dims.map(() => rng.range(0.5, 1)), metric: 'l2' as const };
+    return { rows: projectRows(full, FULL_DIM, space), d: dims.length, metric: 'l2' as const };
+  });
+  const labels = Array.from({ length: size }, (_, i) => i);
+  const params = { m: options.m, efConstruction: options.efConstruction, efSearch: 64, seed: options.seed };
+  const threads = indexThreadCount();
+  const rounds: ParallelRound[] = [];
+  for (let round = 1; round <= options.repeat; round++) {
+    let start = performance.now();
+    const sequential: HnswIndex[] = [];
+    for (const c of conditions) sequential.push(await buildIndex(c.rows, c.d, labels, c.metric, params));
+    const sequentialSeconds = (performance.now() - start) / 1000;
+    start = performance.now();
+    const parallel = await buildConditionIndexes(conditions, labels, params, { threads });
+    const parallelSeconds = (performance.now() - start) / 1000;
+    const sameNeighbours =
+      fingerprint(sequential, conditions, options.k) === fingerprint(parallel, conditions, options.k);
+    rounds.push({
+      round,
+      sequentialSeconds,
+      parallelSeconds,
+      speedup: sequentialSeconds / parallelSeconds,
+      sameNeighbours,
+    });
+    process.stderr.write(
+      `round ${round}: one thread ${fmt(sequentialSeconds, 1)} s, ${threads} threads ${fmt(parallelSeconds, 1)} s, ` +
+        `${fmt(sequentialSeconds / parallelSeconds)}x, same neighbours: ${sameNeighbours}\n`,
+    );
+  }
+  const os = await import('node:os');
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}`;
+  const speedups = rounds.map((r) => r.speedup);
+  const summary = {
+    benchmark: 'index-parallel',
+    date: new Date().toISOString(),
+    machine,
+    loadAverage: os.loadavg(),
+    size,
+    conditions: options.conditions,
+    dims: options.parallelDims,
+    m: options.m,
+    efConstruction: options.efConstruction,
+    threads,
+    rounds,
+    speedupRange: [Math.min(...speedups), Math.max(...speedups)],
+  };
+  const header = '| round | one thread s | parallel s | speed-up | same neighbours |';
+  const lines = rounds.map(
+    (r) =>
+      `| ${r.round} | ${fmt(r.sequentialSeconds, 1)} | ${fmt(r.parallelSeconds, 1)} | ${fmt(r.speedup)}x | ${r.sameNeighbours ? 'yes' : 'NO'} |`,
+  );
+  const md = [
+    '# Parallel per-condition HNSW build',
+    '',
+    `Run ${summary.date} on ${machine} (load average ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}). ` +
+      `${size} clustered products, ${options.conditions} conditions of ${options.parallelDims} masked dims each, ` +
+      `M ${options.m}, efConstruction ${options.efConstruction}. One thread = the conditions built one after ` +
+      `another in the main thread (the index job before); parallel = src/index/parallel-build.ts with ${threads} ` +
+      'worker threads, including starting them and reading the indexes back. Rounds alternate the two.',
+    '',
+    `Reproduce: \`npx tsx bench/index-hnsw.ts ${argv.join(' ')}\``,
+    '',
+    header,
+    '|---|---|---|---|---|',
+    ...lines,
+    '',
+    `Speed-up range: ${fmt(summary.speedupRange[0])}x – ${fmt(summary.speedupRange[1])}x.`,
+    '',
+  ].join('\n');
+  const out = join(dirname(options.out), 'index-parallel');
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(`${out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFile(`${out}.md`, md);
+  process.stdout.write(`${md}\n`);
+  process.stderr.write(`wrote ${out}.json and ${out}.md\n`);
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const options = parseOptions(process.argv);
+  if (options.parallel !== undefined) return runParallel(options, argv);
   if (options.worker) {
     const [size, dims, data] = options.worker.split(':');
     const result = await runCase(Number(size), Number(dims), data as Data, options);

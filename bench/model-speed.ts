@@ -4,12 +4,20 @@
  *
  *   npx tsx bench/model-speed.ts            # full table (about a minute on 2 cores)
  *   npx tsx bench/model-speed.ts --quick    # three rows
+ *   npx tsx bench/model-speed.ts --rounds 3 # rounds of the reference comparison (default 3)
+ *
+ * Every table runs in a child process (the wasm backend starts once per process, with its thread count). The
+ * reference comparison (48 px, 96 images, 384 triplets) alternates, in each round: our step with one wasm thread
+ * (before), with one thread per core (after), and the PyTorch CPU twin of the same network, loss and Adam step
+ * (bench/model-speed-twin.py, as many threads) when `python3 -c 'import torch'` works; ratios are per round.
  *
  * "images" is the number of distinct images in a batch (each embedded once); "triplets" the number of
  * triplets drawn among them. Independent triplets need about 3 images each; triplets drawn within a pool
  * of products share images, which is how the loss gets many more triplets for the same backbone work.
  */
+import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
+import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -42,6 +50,11 @@ interface Row extends Case {
 
 const CONDITIONS = ['color', 'sleeve', 'neckline', 'length', 'pattern', 'silhouette'];
 const quick = process.argv.includes('--quick');
+const roundsArg = process.argv.indexOf('--rounds');
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
+const workerArg = process.argv.indexOf('--worker');
+/** The reference case of issue 13: small backbone, 48 px, 96 images, 384 triplets drawn among them. */
+const REFERENCE = { images: 96, triplets: 384, imageSize: 48, width: 16 };
 
 function cases(): Case[] {
   const base = { backend: 'wasm', kind: 'csn', backbone: 'small', width: 16 } as const;
@@ -164,35 +177,132 @@ function table(rows: Row[]): string {
   return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(format)].join('\n');
 }
 
-const rows: Row[] = [];
-for (const c of cases()) {
-  rows.push(await measure(c));
-  process.stderr.write(`.`);
+async function runCases(list: Case[]): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const c of list) rows.push(await measure(c));
+  return rows;
 }
-process.stderr.write('\n');
-console.log(table(rows));
-const wasmSmall = rows.find((r) => r.backend === 'wasm' && r.imageSize === 32 && r.triplets === 32);
-const cpuSmall = rows.find((r) => r.backend === 'cpu');
-if (wasmSmall && cpuSmall) {
+
+/** Run `cases` (all or the reference one) in a child process with `threads` wasm threads. */
+async function child(which: 'all' | 'reference', threads?: number): Promise<Row[]> {
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', which];
+  if (quick) args.push('--quick');
+  const env = { ...process.env };
+  if (threads) env.DRESSMATCH_WASM_THREADS = String(threads);
+  else delete env.DRESSMATCH_WASM_THREADS;
+  const { stdout } = await promisify(execFile)(process.execPath, args, { env, maxBuffer: 2 ** 24 });
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '[]') as Row[];
+}
+
+interface Twin {
+  stepMs: number;
+  imagesPerSecond: number;
+  threads: number;
+  torch: string;
+}
+
+/** The PyTorch twin, or null when no python3 here imports torch (it is never a dependency of the product). */
+async function torchTwin(threads: number): Promise<Twin | null> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'model-speed-twin.py');
+  const args = [script, '--size', '48', '--images', '96', '--triplets', '384', '--width', '16'];
+  // Debian's python3-torch lives in the system python, which a pyenv python3 on PATH may hide.
+  for (const python of [process.env.PYTHON ?? 'python3', '/usr/bin/python3']) {
+    try {
+      const { stdout } = await promisify(execFile)(python, [...args, '--threads', String(threads)]);
+      return JSON.parse(stdout.trim().split('\n').pop() ?? '') as Twin;
+    } catch {
+      // no torch in this python: try the next one
+    }
+  }
+  return null;
+}
+
+interface Round {
+  round: number;
+  oneThreadImagesPerSecond: number;
+  threadedImagesPerSecond: number;
+  torchImagesPerSecond: number | null;
+  threadSpeedup: number;
+  ratioToTorch: number | null;
+}
+
+function range(values: number[], digits = 2): string {
+  if (values.length === 0) return 'n/a';
+  return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
+}
+
+if (workerArg > 0) {
+  const list =
+    process.argv[workerArg + 1] === 'reference'
+      ? [{ backend: 'wasm', kind: 'csn', backbone: 'small', ...REFERENCE } as Case]
+      : cases();
+  const rows = await runCases(list);
+  process.stdout.write(`${JSON.stringify(rows)}\n`, () => process.exit(0));
+} else {
+  const threads = cpus().length;
+  const rounds: Round[] = [];
+  let twinInfo: Twin | null = null;
+  for (let round = 1; round <= ROUNDS; round++) {
+    const [one] = await child('reference', 1);
+    const [many] = await child('reference');
+    const twin = await torchTwin(threads);
+    twinInfo = twin ?? twinInfo;
+    rounds.push({
+      round,
+      oneThreadImagesPerSecond: one.imagesPerSecond,
+      threadedImagesPerSecond: many.imagesPerSecond,
+      torchImagesPerSecond: twin ? Math.round(twin.imagesPerSecond) : null,
+      threadSpeedup: many.imagesPerSecond / one.imagesPerSecond,
+      ratioToTorch: twin ? many.imagesPerSecond / twin.imagesPerSecond : null,
+    });
+    process.stderr.write(`round ${round}: ${JSON.stringify(rounds[rounds.length - 1])}\n`);
+  }
+  const rows = await child('all');
+  console.log(table(rows));
+  const wasmSmall = rows.find((r) => r.backend === 'wasm' && r.imageSize === 32 && r.triplets === 32);
+  const cpuSmall = rows.find((r) => r.backend === 'cpu');
+  if (wasmSmall && cpuSmall) {
+    console.log(
+      `\nwasm vs cpu, same batch (32 px, 32 triplets): ${(cpuSmall.stepMs / wasmSmall.stepMs).toFixed(1)}x faster`,
+    );
+  }
+  const ratios = rounds.flatMap((r) => (r.ratioToTorch === null ? [] : [r.ratioToTorch]));
   console.log(
-    `\nwasm vs cpu, same batch (32 px, 32 triplets): ${(cpuSmall.stepMs / wasmSmall.stepMs).toFixed(1)}x faster`,
+    `\nreference step (48 px, 96 images, 384 triplets), ${ROUNDS} rounds: 1 thread ` +
+      `${range(
+        rounds.map((r) => r.oneThreadImagesPerSecond),
+        0,
+      )} images/s, ${threads} threads ` +
+      `${range(
+        rounds.map((r) => r.threadedImagesPerSecond),
+        0,
+      )} images/s ` +
+      `(${range(rounds.map((r) => r.threadSpeedup))}x); PyTorch twin ` +
+      (twinInfo
+        ? `${range(
+            rounds.flatMap((r) => (r.torchImagesPerSecond ? [r.torchImagesPerSecond] : [])),
+            0,
+          )} images/s, ` + `ours / PyTorch ${range(ratios)}`
+        : 'not run (no python3 with torch)'),
   );
+  const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'model-speed.json');
+  await writeFileAtomic(
+    out,
+    `${JSON.stringify(
+      {
+        benchmark: 'model-speed',
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        loadAverage: (await import('node:os')).loadavg(),
+        torch: twinInfo ? { version: twinInfo.torch, threads: twinInfo.threads } : null,
+        reference: { ...REFERENCE, rounds },
+        rows,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`\nwrote ${out}`);
 }
-const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'model-speed.json');
-await writeFileAtomic(
-  out,
-  `${JSON.stringify(
-    {
-      benchmark: 'model-speed',
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model,
-      loadAverage: (await import('node:os')).loadavg(),
-      rows,
-    },
-    null,
-    2,
-  )}\n`,
-);
-console.log(`\nwrote ${out}`);

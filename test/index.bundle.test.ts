@@ -8,7 +8,6 @@ import { buildBundle } from '../src/index/build.ts';
 import { openBundle, type IndexBundle } from '../src/index/bundle.ts';
 import { readManifest, versionPath } from '../src/index/files.ts';
 import { BundleError, IndexQualityError } from '../src/index/types.ts';
-import { BundleWatcher } from '../src/index/watcher.ts';
 import {
   blockMasks,
   CONDITIONS,
@@ -312,14 +311,11 @@ describe('index bundle', () => {
     assert.equal(other.fallbackReason, 'the model changed');
   });
 
-  test('the old version keeps serving while a new one is published, and the watcher swaps to it', async () => {
+  test('the old version keeps serving while a new one is published, and a reopen finds the new one', async () => {
     const dir = await tempDir();
     await buildBundle(dir, syntheticSource(products(150), { dim: DIM }), { keepVersions: 1 });
-    const watcher = await BundleWatcher.open(dir, { intervalMs: 60_000 });
-    const old: IndexBundle = watcher.current;
+    const old: IndexBundle = await openBundle(dir);
     const oldHits = old.search('color', 3, 5);
-    const swaps: string[] = [];
-    watcher.on('swap', (swap) => swaps.push(`${swap.previous}->${swap.current}`));
 
     // A new catalogue: different products, published while `old` is in use. keepVersions 1 deletes the old files.
     const report = await buildBundle(dir, syntheticSource(products(150, 1000), { dim: DIM }), {
@@ -331,31 +327,26 @@ describe('index bundle', () => {
       oldHits,
       'a request holding the old version still gets its answers',
     );
-    assert.equal(watcher.current, old, 'no swap before the watcher looks');
 
-    assert.equal(await watcher.check(), true);
-    assert.deepEqual(swaps, [`${old.version}->${report.version}`]);
-    assert.equal(watcher.current.version, report.version);
-    assert.equal(watcher.current.productIndex('p3'), undefined);
-    assert.ok(watcher.current.productIndex('p1003') !== undefined);
+    const current = await openBundle(dir);
+    assert.equal(current.version, report.version);
+    assert.equal(current.productIndex('p3'), undefined);
+    assert.ok(current.productIndex('p1003') !== undefined, 'the new catalogue is served');
     assert.deepEqual(old.search('color', 3, 5), oldHits);
-    assert.equal(await watcher.check(), false, 'no change, no swap');
 
-    // A broken newer version is reported and the current one keeps serving.
-    const errors: Error[] = [];
-    watcher.on('error', (error) => errors.push(error));
+    // A broken newer version is refused, and the bundles already open keep serving.
     const broken = await buildBundle(dir, syntheticSource(products(150, 2000), { dim: DIM }), {
       keepVersions: 2,
     });
     // Same length, other bytes: only the checksum can tell.
     const damaged = join(versionPath(dir, broken.version!), 'vectors-color.f32');
     await writeFile(damaged, Buffer.alloc((await readFile(damaged)).length));
-    assert.equal(await watcher.check(), false);
-    assert.equal(errors.length, 1);
-    assert.ok(errors[0] instanceof BundleError, String(errors[0]));
-    assert.equal(errors[0].code, 'checksum', errors[0].message);
-    assert.equal(watcher.current.version, report.version);
-    watcher.close();
+    await assert.rejects(openBundle(dir), (error: unknown) => {
+      assert.ok(error instanceof BundleError, String(error));
+      assert.equal(error.code, 'checksum', error.message);
+      return true;
+    });
+    assert.equal(current.search('color', current.productIndex('p1003')!, 5).length, 5);
   });
 
   test('a build below the recall threshold is not published', async () => {

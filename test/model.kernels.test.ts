@@ -125,6 +125,25 @@ describe('model: wasm training kernels', () => {
     assert.deepEqual(Array.from(wasm[0]), [3, 4, 7, 8, 6, 8, 0, 0]);
   });
 
+  it('a vector along a short last axis (tiled broadcast) gives exactly the cpu result, other shapes too', async () => {
+    const { cpu, wasm } = await onBothBackends(() => {
+      const images = tf.randomUniform([3, 40, 40, 3], 0, 1, 'float32', 51);
+      const mean = tf.tensor1d([0.485, 0.456, 0.406]);
+      const std = tf.tensor1d([0.229, 0.224, 0.225]);
+      const rows = tf.randomUniform([5, 3], 0, 1, 'float32', 52);
+      return [
+        tf.div(tf.sub(images, mean), std),
+        tf.add(images, mean),
+        tf.mul(images, std),
+        tf.sub(rows, mean), // rank 2: the original kernel
+        tf.sub(images, tf.scalar(0.5)),
+      ];
+    });
+    cpu.forEach((values, i) =>
+      assert.deepEqual(Array.from(wasm[i]), Array.from(values), `result ${i} differs`),
+    );
+  });
+
   it('the kernels leave no tensor or wasm buffer behind', () => {
     const x = tf.randomNormal([2, 9, 9, 3], 0, 1, 'float32', 41) as tf.Tensor4D;
     const filter = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 42) as tf.Tensor4D;
@@ -139,6 +158,7 @@ describe('model: wasm training kernels', () => {
           tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'valid')),
         )([x, filter]),
         tf.grad((p: tf.Tensor) => tf.sum(tf.gather(p, indices)))(params),
+        tf.sub(x, tf.tensor1d([1, 2, 3])),
       ]);
       tf.dispose(grads);
     };

@@ -294,7 +294,8 @@ describe('similar products', () => {
         assert.ok(neighbour.distance >= group.neighbours[i - 1].distance);
         assert.ok(neighbour.score <= group.neighbours[i - 1].score + 1e-12);
       }
-      const { dimensions, otherConditions, attributes, summary } = neighbour.explanation;
+      const { dimensions, otherConditions, attributes, summary } =
+        neighbour.explanation as Schemas['Explanation'];
       const space = bundle.space('sleeve');
       assert.equal(dimensions.keptDims, space.dims.length);
       const shares = dimensions.top.reduce((sum, d) => sum + d.share, 0) + dimensions.restShare;
@@ -391,7 +392,7 @@ describe('query by uploaded image', () => {
         `${group.condition}: the product itself comes first`,
       );
       assert.ok(group.neighbours[0].distance < 1e-3);
-      assert.equal(group.neighbours[0].explanation.attributes, null);
+      assert.equal((group.neighbours[0].explanation as Schemas['Explanation']).attributes, null);
       assert.equal(group.neighbours[0].heatmapUrl, undefined);
     }
     const one = await json<Schemas['SimilarResponse']>('/similar?condition=color&k=2', {

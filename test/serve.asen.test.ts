@@ -62,7 +62,7 @@ test('ASEN: cosine neighbours, unit mask weights, shares of the normalised dista
     const other = bundle.productIndex(neighbour.product.id) as number;
     assert.ok(Math.abs(neighbour.distance - bundle.distance('length', slot, other)) < 1e-5);
     assert.ok(neighbour.distance >= 0 && neighbour.distance <= 2);
-    const { dimensions } = neighbour.explanation;
+    const { dimensions } = neighbour.explanation as Schemas['Explanation'];
     assert.ok(dimensions.top.every((d) => d.maskWeight === 1));
     const total = dimensions.top.reduce((sum, d) => sum + d.share, 0) + dimensions.restShare;
     assert.ok(Math.abs(total - 1) < 1e-9);

@@ -114,3 +114,35 @@ test('/similar answers (explanations included) are byte-identical to the golden 
     );
   });
 });
+
+test('explain=summary and explain=none give the full answer, less the explanation parts not asked for', async () => {
+  const strip = (body: string, keep: (explanation: { summary: string }) => object | undefined) => {
+    const parsed = JSON.parse(body) as { groups: { neighbours: { explanation?: { summary: string } }[] }[] };
+    for (const group of parsed.groups) {
+      for (const neighbour of group.neighbours) {
+        const kept = keep(neighbour.explanation as { summary: string });
+        if (kept) neighbour.explanation = kept as { summary: string };
+        else delete neighbour.explanation;
+      }
+    }
+    return JSON.stringify(parsed);
+  };
+  for (const { label, path, image } of requests()) {
+    const full = await answer(path, image);
+    const joiner = path.includes('?') ? '&' : '?';
+    const summary = await answer(`${path}${joiner}explain=summary`, image);
+    const none = await answer(`${path}${joiner}explain=none`, image);
+    assert.equal(
+      summary.text,
+      strip(full.text, (e) => ({ summary: e.summary })),
+      `${label}: explain=summary`,
+    );
+    assert.equal(
+      none.text,
+      strip(full.text, () => undefined),
+      `${label}: explain=none`,
+    );
+  }
+  const wrong = await fetch(`${server.url}/similar/${fixture.products[0].id}?explain=some`);
+  assert.equal(wrong.status, 400, 'an unknown level is refused');
+});

@@ -122,6 +122,33 @@ function parseMeta(meta: unknown, file: string): AsenMeta {
 export async function loadAsenCatalogue(dir: string): Promise<LayoutResult> {
   const root = resolve(dir);
   const meta = await readAsenMeta(dir);
+  const conditions = asenConditions(meta);
+  const { products, sources, listed } = await readImageLists(dir);
+  const load: AsenLoad = { meta, conditions, products, listed };
+  await readLabels(load, join(dir, ASEN_FILES.labels));
+  const retrieval = await readRetrieval(load, dir);
+  for (const product of products)
+    product.title = titleFromAttributes(conditions, product.attributes, product.id);
+  const catalogue: Catalogue = { root, name: basename(root), conditions, products };
+  if (Object.keys(retrieval).length > 0) catalogue.retrieval = retrieval;
+  return { catalogue, sources };
+}
+
+/** One ASEN image list (filenames_{split}.txt): list position -> product index. */
+interface ImageList {
+  file: string;
+  indices: number[];
+}
+
+/** What the label and retrieval files are read against. */
+interface AsenLoad {
+  meta: AsenMeta;
+  conditions: string[];
+  products: Product[];
+  listed: Partial<Record<AsenSplit, ImageList>>;
+}
+
+function asenConditions(meta: AsenMeta): string[] {
   const conditions = meta.attributes.map(toConditionName);
   conditions.forEach((condition, index) => {
     if (!isValidConditionName(condition) || conditions.indexOf(condition) !== index) {
@@ -132,13 +159,18 @@ export async function loadAsenCatalogue(dir: string): Promise<LayoutResult> {
       );
     }
   });
+  return conditions;
+}
 
+/** Products of every filenames_{train,valid,test}.txt (an image listed in several is one product without split). */
+async function readImageLists(
+  dir: string,
+): Promise<{ products: Product[]; sources: SourceRef[]; listed: AsenLoad['listed'] }> {
   const products: Product[] = [];
   const sources: SourceRef[] = [];
   const indexByPath = new Map<string, number>();
   const splitsByIndex = new Map<number, Set<Split>>();
-  /** Per ASEN split: list position -> product index. */
-  const listed: Partial<Record<AsenSplit, { file: string; indices: number[] }>> = {};
+  const listed: AsenLoad['listed'] = {};
   for (const split of ASEN_SPLITS) {
     const file = join(dir, ASEN_FILES.filenames(split));
     if (!(await isFile(file))) continue;
@@ -174,85 +206,91 @@ export async function loadAsenCatalogue(dir: string): Promise<LayoutResult> {
   }
   assignIds(products);
   for (const [index, splits] of splitsByIndex) if (splits.size === 1) products[index].split = [...splits][0];
+  return { products, sources, listed };
+}
 
-  const listFor = (split: AsenSplit, referrer: string) => {
-    const list = listed[split];
-    if (!list)
-      throw new CatalogueError(referrer, undefined, `needs ${ASEN_FILES.filenames(split)}, which is missing`);
-    return list;
-  };
-  const checkLabel = (
-    file: string,
-    line: number,
-    list: { file: string; indices: number[] },
-    img: number,
-    attr: number,
-    value: number,
-  ) => {
-    if (img >= list.indices.length) {
-      throw new CatalogueError(
-        file,
-        line,
-        `image index ${img} out of range (${basename(list.file)} has ${list.indices.length} images)`,
-      );
-    }
-    if (attr >= conditions.length) {
-      throw new CatalogueError(
-        file,
-        line,
-        `unknown condition: attribute index ${attr} out of range (meta.json lists ${conditions.length})`,
-      );
-    }
-    if (value >= meta.values[attr].length) {
-      throw new CatalogueError(
-        file,
-        line,
-        `value index ${value} out of range for ${meta.attributes[attr]} (${meta.values[attr].length} values)`,
-      );
-    }
-  };
+function listFor(load: AsenLoad, split: AsenSplit, referrer: string): ImageList {
+  const list = load.listed[split];
+  if (!list)
+    throw new CatalogueError(referrer, undefined, `needs ${ASEN_FILES.filenames(split)}, which is missing`);
+  return list;
+}
 
-  const labelsFile = join(dir, ASEN_FILES.labels);
-  if (await isFile(labelsFile)) {
-    const list = listFor('train', labelsFile);
-    for (const row of await readLines(labelsFile)) {
-      const fields = parseIndexRow(
-        row,
-        labelsFile,
-        (n) => n >= 3 && n % 2 === 1,
-        '"img attr value [attr value ...]"',
-      );
-      for (let k = 1; k < fields.length; k += 2) {
-        checkLabel(labelsFile, row.line, list, fields[0], fields[k], fields[k + 1]);
-        const product = products[list.indices[fields[0]]];
-        addLabel(product.attributes, conditions[fields[k]], meta.values[fields[k]][fields[k + 1]]);
-      }
+/** An (image, attribute, value) triple of a label or retrieval file must point into the lists and meta.json. */
+function checkLabel(
+  load: AsenLoad,
+  at: { file: string; line: number },
+  list: ImageList,
+  img: number,
+  attr: number,
+  value: number,
+): void {
+  const { file, line } = at;
+  if (img >= list.indices.length) {
+    throw new CatalogueError(
+      file,
+      line,
+      `image index ${img} out of range (${basename(list.file)} has ${list.indices.length} images)`,
+    );
+  }
+  if (attr >= load.conditions.length) {
+    throw new CatalogueError(
+      file,
+      line,
+      `unknown condition: attribute index ${attr} out of range (meta.json lists ${load.conditions.length})`,
+    );
+  }
+  if (value >= load.meta.values[attr].length) {
+    throw new CatalogueError(
+      file,
+      line,
+      `value index ${value} out of range for ${load.meta.attributes[attr]} (${load.meta.values[attr].length} values)`,
+    );
+  }
+}
+
+/** label_train.txt: "img attr value [attr value ...]" rows labelling images of the train list. */
+async function readLabels(load: AsenLoad, labelsFile: string): Promise<void> {
+  if (!(await isFile(labelsFile))) return;
+  const list = listFor(load, 'train', labelsFile);
+  for (const row of await readLines(labelsFile)) {
+    const fields = parseIndexRow(
+      row,
+      labelsFile,
+      (n) => n >= 3 && n % 2 === 1,
+      '"img attr value [attr value ...]"',
+    );
+    for (let k = 1; k < fields.length; k += 2) {
+      checkLabel(load, { file: labelsFile, line: row.line }, list, fields[0], fields[k], fields[k + 1]);
+      const product = load.products[list.indices[fields[0]]];
+      addLabel(product.attributes, load.conditions[fields[k]], load.meta.values[fields[k]][fields[k + 1]]);
     }
   }
+}
 
+/** query_/candidate_{valid,test}.txt: the retrieval protocol, whose rows also label their images. */
+async function readRetrieval(
+  load: AsenLoad,
+  dir: string,
+): Promise<Partial<Record<'val' | 'test', RetrievalSet>>> {
   const retrieval: Partial<Record<'val' | 'test', RetrievalSet>> = {};
   for (const split of ['valid', 'test'] as const) {
     for (const role of ['query', 'candidate'] as const) {
       const file = join(dir, ASEN_FILES.retrieval(role, split));
       if (!(await isFile(file))) continue;
-      const list = listFor(split, file);
+      const list = listFor(load, split, file);
       const set = (retrieval[TO_SPLIT[split] as 'val' | 'test'] ??= { queries: [], candidates: [] });
       for (const row of await readLines(file)) {
         const [img, attr, value] = parseIndexRow(row, file, 3, '"img attr value" as integer indices');
-        checkLabel(file, row.line, list, img, attr, value);
+        checkLabel(load, { file, line: row.line }, list, img, attr, value);
         const product = list.indices[img];
-        const label = meta.values[attr][value];
-        addLabel(products[product].attributes, conditions[attr], label);
+        const label = load.meta.values[attr][value];
+        addLabel(load.products[product].attributes, load.conditions[attr], label);
         (role === 'query' ? set.queries : set.candidates).push({ product, condition: attr, value: label });
       }
     }
   }
-
-  for (const product of products)
-    product.title = titleFromAttributes(conditions, product.attributes, product.id);
-  const catalogue: Catalogue = { root, name: basename(root), conditions, products };
-  if (Object.keys(retrieval).length > 0) catalogue.retrieval = retrieval;
-  return { catalogue, sources };
+  return retrieval;
 }
 
 /** Upstream identifies an image by its file name without extension; fall back to the path when those collide. */

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { choice, integer, runCommand } from '../util/cli.ts';
+import { DEMO_DATA_DIR } from './defaults.ts';
+import { LAYOUT_KINDS, type LayoutKind } from './layout.ts';
 
 interface DemoDataOptions {
   out: string;
@@ -12,7 +14,7 @@ interface DemoDataOptions {
 interface ImportOptions {
   from: string;
   out: string;
-  layout?: 'native' | 'farfetch' | 'zappos' | 'asen';
+  layout?: LayoutKind;
   images: 'copy' | 'symlink';
   force?: boolean;
 }
@@ -29,38 +31,13 @@ export function registerCatalogueCommands(program: Command): void {
     .description(
       'Generate the synthetic demo catalogue: dress images with known colour, sleeve, neckline, length, pattern and silhouette',
     )
-    .option('--out <dir>', 'catalogue folder to write', 'data/demo')
+    .option('--out <dir>', 'catalogue folder to write', DEMO_DATA_DIR)
     .option('--count <n>', 'number of products', integer('--count', 1, 1_000_000), 3000)
     .option('--seed <n>', 'random seed (same seed, same catalogue)', integer('--seed', 0, 2 ** 31 - 1), 7)
     .option('--image-size <px>', 'side of the square images', integer('--image-size', 16, 1024), 128)
     .option('--force', 'replace the folder if it is not empty')
     .action(async (options: DemoDataOptions, command: Command) =>
-      runCommand(command, async () => {
-        const [{ generateDemoCatalogue }, { createLogger }, { createProgress }] = await Promise.all([
-          import('./demo.ts'),
-          import('../util/log.ts'),
-          import('./progress.ts'),
-        ]);
-        const log = createLogger('demo-data');
-        const progress = await createProgress('rendering', log);
-        const started = performance.now();
-        try {
-          await generateDemoCatalogue(options.out, {
-            count: options.count,
-            seed: options.seed,
-            imageSize: options.imageSize,
-            overwrite: options.force,
-            onProgress: (done, total) => progress.update(done, total),
-          });
-        } finally {
-          progress.stop();
-        }
-        const seconds = (performance.now() - started) / 1000;
-        log.info(
-          { out: options.out, count: options.count, seconds: Number(seconds.toFixed(1)) },
-          'demo catalogue written',
-        );
-      }),
+      runCommand(command, () => runDemoData(options)),
     );
 
   program
@@ -70,11 +47,7 @@ export function registerCatalogueCommands(program: Command): void {
     )
     .requiredOption('--from <dir>', 'source catalogue folder')
     .requiredOption('--out <dir>', 'native catalogue folder to write')
-    .option(
-      '--layout <kind>',
-      'source layout instead of auto-detection',
-      choice('--layout', ['native', 'farfetch', 'zappos', 'asen'] as const),
-    )
+    .option('--layout <kind>', 'source layout instead of auto-detection', choice('--layout', LAYOUT_KINDS))
     .option(
       '--images <mode>',
       'copy the images or symlink them',
@@ -83,48 +56,7 @@ export function registerCatalogueCommands(program: Command): void {
     )
     .option('--force', 'replace the output folder if it is not empty')
     .action(async (options: ImportOptions, command: Command) =>
-      runCommand(command, async () => {
-        const [
-          { loadCatalogue, detectLayout },
-          { writeCatalogue },
-          { replaceDirectory },
-          { createLogger },
-          { createProgress },
-        ] = await Promise.all([
-          import('./load.ts'),
-          import('./native.ts'),
-          import('./staging.ts'),
-          import('../util/log.ts'),
-          import('./progress.ts'),
-        ]);
-        const { resolve } = await import('node:path');
-        if (resolve(options.from) === resolve(options.out)) throw new Error('--out must differ from --from');
-        const log = createLogger('import');
-        const layout = options.layout ?? (await detectLayout(options.from));
-        const catalogue = await loadCatalogue(options.from, { layout });
-        log.info(
-          { layout, products: catalogue.products.length, conditions: catalogue.conditions },
-          'catalogue loaded',
-        );
-        const progress = await createProgress(
-          options.images === 'copy' ? 'copying images' : 'linking images',
-          log,
-        );
-        try {
-          await replaceDirectory(
-            options.out,
-            (staging) =>
-              writeCatalogue(catalogue, staging, {
-                images: options.images,
-                onProgress: (done, total) => progress.update(done, total),
-              }),
-            { overwrite: options.force },
-          );
-        } finally {
-          progress.stop();
-        }
-        log.info({ out: options.out }, 'native catalogue written');
-      }),
+      runCommand(command, () => runImport(options)),
     );
 
   program
@@ -136,21 +68,88 @@ export function registerCatalogueCommands(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('--no-check-images', 'skip checking that every image file exists')
     .action(async (dir: string, options: InfoOptions, command: Command) =>
-      runCommand(command, async () => {
-        const [{ loadCatalogue, detectLayout }, { summarizeCatalogue, formatSummary }] = await Promise.all([
-          import('./load.ts'),
-          import('./info.ts'),
-        ]);
-        const layout = await detectLayout(dir);
-        const catalogue = await loadCatalogue(dir, { layout, checkImages: options.checkImages });
-        const summary = summarizeCatalogue(catalogue);
-        // Through commander's output hook, so an embedding program (or a test) can redirect it.
-        const write = command.configureOutput().writeOut ?? ((text: string) => process.stdout.write(text));
-        write(
-          options.json
-            ? `${JSON.stringify({ layout, ...summary }, null, 2)}\n`
-            : formatSummary(summary, layout),
-        );
-      }),
+      runCommand(command, () => runInfo(dir, options, command)),
     );
+}
+
+async function runDemoData(options: DemoDataOptions): Promise<void> {
+  const [{ generateDemoCatalogue }, { createLogger }, { createProgress }] = await Promise.all([
+    import('./demo.ts'),
+    import('../util/log.ts'),
+    import('./progress.ts'),
+  ]);
+  const log = createLogger('demo-data');
+  const progress = await createProgress('rendering', log);
+  const started = performance.now();
+  try {
+    await generateDemoCatalogue(options.out, {
+      count: options.count,
+      seed: options.seed,
+      imageSize: options.imageSize,
+      overwrite: options.force,
+      onProgress: (done, total) => progress.update(done, total),
+    });
+  } finally {
+    progress.stop();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  log.info(
+    { out: options.out, count: options.count, seconds: Number(seconds.toFixed(1)) },
+    'demo catalogue written',
+  );
+}
+
+async function runImport(options: ImportOptions): Promise<void> {
+  const [
+    { loadCatalogue, detectLayout },
+    { writeCatalogue },
+    { replaceDirectory },
+    { createLogger },
+    { createProgress },
+  ] = await Promise.all([
+    import('./load.ts'),
+    import('./native.ts'),
+    import('./staging.ts'),
+    import('../util/log.ts'),
+    import('./progress.ts'),
+  ]);
+  const { resolve } = await import('node:path');
+  if (resolve(options.from) === resolve(options.out)) throw new Error('--out must differ from --from');
+  const log = createLogger('import');
+  const layout = options.layout ?? (await detectLayout(options.from));
+  const catalogue = await loadCatalogue(options.from, { layout });
+  log.info(
+    { layout, products: catalogue.products.length, conditions: catalogue.conditions },
+    'catalogue loaded',
+  );
+  const progress = await createProgress(options.images === 'copy' ? 'copying images' : 'linking images', log);
+  try {
+    await replaceDirectory(
+      options.out,
+      (staging) =>
+        writeCatalogue(catalogue, staging, {
+          images: options.images,
+          onProgress: (done, total) => progress.update(done, total),
+        }),
+      { overwrite: options.force },
+    );
+  } finally {
+    progress.stop();
+  }
+  log.info({ out: options.out }, 'native catalogue written');
+}
+
+async function runInfo(dir: string, options: InfoOptions, command: Command): Promise<void> {
+  const [{ loadCatalogue, detectLayout }, { summarizeCatalogue, formatSummary }] = await Promise.all([
+    import('./load.ts'),
+    import('./info.ts'),
+  ]);
+  const layout = await detectLayout(dir);
+  const catalogue = await loadCatalogue(dir, { layout, checkImages: options.checkImages });
+  const summary = summarizeCatalogue(catalogue);
+  // Through commander's output hook, so an embedding program (or a test) can redirect it.
+  const write = command.configureOutput().writeOut ?? ((text: string) => process.stdout.write(text));
+  write(
+    options.json ? `${JSON.stringify({ layout, ...summary }, null, 2)}\n` : formatSummary(summary, layout),
+  );
 }

@@ -41,6 +41,31 @@ export async function loadFarfetchCatalogue(dir: string): Promise<LayoutResult> 
   const root = resolve(dir);
   const conditions = await readConditions(join(dir, FARFETCH_FILES.conditions));
   const idsFile = join(dir, FARFETCH_FILES.productIds);
+  const { products, sources, indexById } = await readProductIds(idsFile);
+  const labelsFile = join(dir, FARFETCH_FILES.labels);
+  if (await pathExists(labelsFile)) await readLabels(labelsFile, conditions, products, indexById);
+  for (const product of products) {
+    product.title = titleFromAttributes(conditions, product.attributes, product.id);
+  }
+
+  const catalogue: Catalogue = { root, name: basename(root), conditions, products };
+  const triplets = await loadIndexTriplets(
+    join(dir, FARFETCH_FILES.triplets),
+    conditions,
+    products.length,
+    idsFile,
+  );
+  if (triplets) {
+    catalogue.triplets = triplets;
+    assignSplitsFromTriplets(catalogue);
+  }
+  return { catalogue, sources };
+}
+
+/** product_ids.txt: one product per line, in the order triplet files refer to them. */
+async function readProductIds(
+  idsFile: string,
+): Promise<{ products: Product[]; sources: SourceRef[]; indexById: Map<string, number> }> {
   const products: Product[] = [];
   const sources: SourceRef[] = [];
   const indexById = new Map<string, number>();
@@ -60,67 +85,57 @@ export async function loadFarfetchCatalogue(dir: string): Promise<LayoutResult> 
     sources.push({ file: idsFile, line: row.line });
   }
   if (products.length === 0) throw new CatalogueError(idsFile, undefined, 'no product ids listed');
+  return { products, sources, indexById };
+}
 
-  const labelsFile = join(dir, FARFETCH_FILES.labels);
-  if (await pathExists(labelsFile)) {
-    const rows = await readLines(labelsFile);
-    const header = rows.length > 0 ? parseCsvRecord(rows[0].text, labelsFile, rows[0].line) : [];
-    const column = (name: string): number => {
-      const index = header.indexOf(name);
-      if (index < 0)
-        throw new CatalogueError(labelsFile, 1, `header must name product_id, label and condition`);
-      return index;
-    };
-    const [idColumn, labelColumn, conditionColumn] = [
-      column('product_id'),
-      column('label'),
-      column('condition'),
-    ];
-    for (const row of rows.slice(1)) {
-      const fields = parseCsvRecord(row.text, labelsFile, row.line);
-      if (fields.length !== header.length) {
-        throw new CatalogueError(
-          labelsFile,
-          row.line,
-          `malformed row: expected ${header.length} fields, got ${fields.length}`,
-        );
-      }
-      const [id, label, condition] = [fields[idColumn], fields[labelColumn], fields[conditionColumn]];
-      const index = indexById.get(id);
-      if (index === undefined) {
-        throw new CatalogueError(
-          labelsFile,
-          row.line,
-          `unknown product id "${id}" (not in ${FARFETCH_FILES.productIds})`,
-        );
-      }
-      if (!conditions.includes(condition)) {
-        throw new CatalogueError(
-          labelsFile,
-          row.line,
-          `unknown condition "${condition}" (not in ${FARFETCH_FILES.conditions})`,
-        );
-      }
-      if (label === '') throw new CatalogueError(labelsFile, row.line, 'empty label');
-      addLabel(products[index].attributes, condition, label);
+/** product_labels.csv: product_id, label and condition columns (any order, named by the header). */
+async function readLabels(
+  labelsFile: string,
+  conditions: readonly string[],
+  products: Product[],
+  indexById: Map<string, number>,
+): Promise<void> {
+  const rows = await readLines(labelsFile);
+  const header = rows.length > 0 ? parseCsvRecord(rows[0].text, labelsFile, rows[0].line) : [];
+  const column = (name: string): number => {
+    const index = header.indexOf(name);
+    if (index < 0)
+      throw new CatalogueError(labelsFile, 1, `header must name product_id, label and condition`);
+    return index;
+  };
+  const [idColumn, labelColumn, conditionColumn] = [
+    column('product_id'),
+    column('label'),
+    column('condition'),
+  ];
+  for (const row of rows.slice(1)) {
+    const fields = parseCsvRecord(row.text, labelsFile, row.line);
+    if (fields.length !== header.length) {
+      throw new CatalogueError(
+        labelsFile,
+        row.line,
+        `malformed row: expected ${header.length} fields, got ${fields.length}`,
+      );
     }
+    const [id, label, condition] = [fields[idColumn], fields[labelColumn], fields[conditionColumn]];
+    const index = indexById.get(id);
+    if (index === undefined) {
+      throw new CatalogueError(
+        labelsFile,
+        row.line,
+        `unknown product id "${id}" (not in ${FARFETCH_FILES.productIds})`,
+      );
+    }
+    if (!conditions.includes(condition)) {
+      throw new CatalogueError(
+        labelsFile,
+        row.line,
+        `unknown condition "${condition}" (not in ${FARFETCH_FILES.conditions})`,
+      );
+    }
+    if (label === '') throw new CatalogueError(labelsFile, row.line, 'empty label');
+    addLabel(products[index].attributes, condition, label);
   }
-  for (const product of products) {
-    product.title = titleFromAttributes(conditions, product.attributes, product.id);
-  }
-
-  const catalogue: Catalogue = { root, name: basename(root), conditions, products };
-  const triplets = await loadIndexTriplets(
-    join(dir, FARFETCH_FILES.triplets),
-    conditions,
-    products.length,
-    idsFile,
-  );
-  if (triplets) {
-    catalogue.triplets = triplets;
-    assignSplitsFromTriplets(catalogue);
-  }
-  return { catalogue, sources };
 }
 
 function loadIndexTriplets(

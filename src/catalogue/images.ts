@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { mapWithConcurrency } from './pool.ts';
@@ -42,7 +43,10 @@ export async function decodeImageBytes(input: string | Buffer, size: number): Pr
   let decoded: { data: Buffer; info: OutputInfo };
   try {
     if (Buffer.isBuffer(input) && input.length === 0) throw new Error('Input buffer is empty');
-    decoded = await sharp(input)
+    // Reading the file first and decoding the bytes costs ~1.4x less CPU per 128 px JPEG than letting libvips
+    // open the path (measured, issue 13); the pixels are the same.
+    const data = typeof input === 'string' ? await readFile(input) : input;
+    decoded = await sharp(data)
       .rotate()
       .flatten({ background: '#ffffff' })
       .toColourspace('srgb')

@@ -305,6 +305,31 @@ export async function writeCatalogue(
   options: WriteCatalogueOptions = {},
 ): Promise<void> {
   const out = resolve(outDir);
+  checkWritable(catalogue, out);
+  await mkdir(out, { recursive: true });
+  if (out !== resolve(catalogue.root)) await transferImages(catalogue, out, options);
+  await writeTripletLists(catalogue, out);
+  await writeRetrievalLists(catalogue, out);
+  await writeFileAtomic(
+    join(out, NATIVE_FILES.conditions),
+    catalogue.conditions.map((c) => `${c}\n`).join(''),
+  );
+  const productLines = catalogue.products.map((product) => {
+    const record: Record<string, unknown> = {
+      id: product.id,
+      title: product.title,
+      image: product.image,
+      attributes: product.attributes,
+    };
+    if (product.split) record.split = product.split;
+    if (product.fields && Object.keys(product.fields).length > 0) record.fields = product.fields;
+    return `${JSON.stringify(record)}\n`;
+  });
+  await writeFileAtomic(join(out, NATIVE_FILES.products), productLines.join(''));
+}
+
+/** Names, ids and image paths that the native layout cannot hold are refused before anything is written. */
+function checkWritable(catalogue: Catalogue, out: string): void {
   for (const condition of catalogue.conditions) {
     if (!isValidConditionName(condition)) {
       throw new CatalogueError(out, undefined, `condition "${condition}" cannot be written: invalid name`);
@@ -330,29 +355,35 @@ export async function writeCatalogue(
       );
     }
   }
-  await mkdir(out, { recursive: true });
+}
 
-  if (out !== resolve(catalogue.root)) {
-    const transfer = options.images ?? 'copy';
-    let done = 0;
-    const made = new Set<string>();
-    await mapWithConcurrency(catalogue.products, options.concurrency ?? 16, async (product) => {
-      const source = join(catalogue.root, product.image);
-      const target = join(out, product.image);
-      const targetDir = dirname(target);
-      if (!made.has(targetDir)) {
-        await mkdir(targetDir, { recursive: true });
-        made.add(targetDir);
-      }
-      if (transfer === 'symlink') {
-        await symlink(relative(targetDir, source), target);
-      } else {
-        await copyFile(source, target, constants.COPYFILE_FICLONE);
-      }
-      options.onProgress?.(++done, catalogue.products.length);
-    });
-  }
+/** Copy (or symlink) every product image from the catalogue's root to the same relative path under `out`. */
+async function transferImages(
+  catalogue: Catalogue,
+  out: string,
+  options: WriteCatalogueOptions,
+): Promise<void> {
+  const transfer = options.images ?? 'copy';
+  let done = 0;
+  const made = new Set<string>();
+  await mapWithConcurrency(catalogue.products, options.concurrency ?? 16, async (product) => {
+    const source = join(catalogue.root, product.image);
+    const target = join(out, product.image);
+    const targetDir = dirname(target);
+    if (!made.has(targetDir)) {
+      await mkdir(targetDir, { recursive: true });
+      made.add(targetDir);
+    }
+    if (transfer === 'symlink') {
+      await symlink(relative(targetDir, source), target);
+    } else {
+      await copyFile(source, target, constants.COPYFILE_FICLONE);
+    }
+    options.onProgress?.(++done, catalogue.products.length);
+  });
+}
 
+async function writeTripletLists(catalogue: Catalogue, out: string): Promise<void> {
   const ids = catalogue.products.map((product) => product.id);
   for (const split of SPLITS) {
     const bySplit = catalogue.triplets?.[split] ?? [];
@@ -366,6 +397,10 @@ export async function writeCatalogue(
       );
     }
   }
+}
+
+async function writeRetrievalLists(catalogue: Catalogue, out: string): Promise<void> {
+  const ids = catalogue.products.map((product) => product.id);
   for (const split of RETRIEVAL_SPLITS) {
     const set = catalogue.retrieval?.[split];
     if (!set) continue;
@@ -384,20 +419,4 @@ export async function writeCatalogue(
       await writeFileAtomic(join(out, NATIVE_FILES.retrieval, `${role}_${split}.jsonl`), text);
     }
   }
-  await writeFileAtomic(
-    join(out, NATIVE_FILES.conditions),
-    catalogue.conditions.map((c) => `${c}\n`).join(''),
-  );
-  const productLines = catalogue.products.map((product) => {
-    const record: Record<string, unknown> = {
-      id: product.id,
-      title: product.title,
-      image: product.image,
-      attributes: product.attributes,
-    };
-    if (product.split) record.split = product.split;
-    if (product.fields && Object.keys(product.fields).length > 0) record.fields = product.fields;
-    return `${JSON.stringify(record)}\n`;
-  });
-  await writeFileAtomic(join(out, NATIVE_FILES.products), productLines.join(''));
 }

@@ -12,6 +12,7 @@ import {
 import type { AccuracySummary } from '../checkpoint/index.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import { Rng } from '../util/rng.ts';
+import { formatTable } from '../util/table.ts';
 import {
   embedProducts,
   productsOf,
@@ -109,20 +110,9 @@ export function formatReport(
   if (report.retrieval) {
     overall.push(String(report.retrieval.overall.queries), report.retrieval.overall.map.toFixed(4));
   }
-  return formatTable(header, [...rows, overall], { title: `${report.split} split`, totalRow: true });
-}
-
-/** Left-aligned first column, right-aligned others, a rule under the header (and above a total row). */
-export function formatTable(
-  header: string[],
-  rows: string[][],
-  options: { title?: string; totalRow?: boolean } = {},
-): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
-  const body = rows.map(line);
-  if (options.totalRow && body.length > 1) body.splice(body.length - 1, 0, rule);
-  return [...(options.title ? [options.title] : []), line(header), rule, ...body].join('\n');
+  return formatTable(header, [...rows, overall], {
+    title: `${report.split} split`,
+    totalRow: true,
+    align: 'first-left',
+  });
 }

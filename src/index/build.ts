@@ -14,6 +14,7 @@ import { fsyncDirectory, writeFileAtomic } from '../util/atomic.ts';
 import type { Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { loadVersion, type IndexBundle } from './bundle.ts';
+import { BUILD_DEFAULTS, DEFAULT_PARAMS } from './defaults.ts';
 import {
   conditionFileStem,
   floatBytes,
@@ -60,35 +61,6 @@ import {
   type Neighbour,
 } from './vectors.ts';
 import type { ConditionSpace } from '../model/types.ts';
-
-/**
- * Defaults, and why (numbers from bench/results/index-hnsw.md, one core):
- * - m 16, efConstruction 200: hnswlib's own defaults. With efSearch 64 they give recall@10 of 0.999 / 1.000 / 0.986
- *   at 10k / 100k / 1M clustered 64-dim vectors and 1.000 at all sizes in a 16-dim masked subspace; 1M x 64 dims
- *   builds in ~4 min and takes ~470 MiB. Larger M only pays off at much higher intrinsic dimension.
- * - efSearch 64: the smallest of the measured values (16, 32, 64, 128) that keeps recall@10 >= 0.98 on clustered
- *   data up to 1M products, at a p50 of 0.1 ms (1M x 64). It is only the serving default: raise it without rebuilding
- *   for nearly unstructured vectors (iid gaussian 64-dim data needs far more; the quality gate below catches that).
- * - maskThreshold 0.02: ReLU already zeroes about half of a learned mask; of the rest, dims under 2% of the largest
- *   weight can go. The weight alone does not tell how much a dim matters (a lightly weighted dim can vary a lot
- *   across products), so the cut is measured: on the demo CSN, subspace recall@10 is 0.996-1.000 at 0.02 but drops
- *   to 0.80-0.99 at 0.1. A condition whose subspace recall falls under minRecall fails the gate like HNSW recall.
- * - minRecall 0.9: a healthy build measures 0.97-1.0; below 0.9 more than one in ten true neighbours is missing, which
- *   users notice, and it signals wrong parameters or degenerate vectors (collapsed embeddings) rather than noise.
- * - recallSample 200 queries (2000 neighbours): the standard error of a recall near 0.95 is then about 0.005-0.01
- *   per condition, and brute force on 200 queries stays within seconds even at 1M products.
- */
-export const DEFAULT_PARAMS: BuildParams = {
-  m: 16,
-  efConstruction: 200,
-  efSearch: 64,
-  maskThreshold: 0.02,
-  seed: 100,
-  recallK: 10,
-  recallSample: 200,
-  minRecall: 0.9,
-  quantilePairs: 5000,
-};
 
 /** Vectors a source computes for a batch of products (rows in the order of the requested indices). */
 export interface EmbeddedRows {
@@ -517,19 +489,51 @@ export async function buildBundle(
 ): Promise<BuildReport> {
   const params = resolveParams(options);
   validateSource(source, bundleDir);
-  const keep = options.keepVersions ?? 3;
+  const keep = options.keepVersions ?? BUILD_DEFAULTS.keepVersions;
   if (!Number.isInteger(keep) || keep < 1)
     throw new RangeError(`keepVersions must be at least 1, got ${keep}`);
-  const batchSize = options.batchSize ?? 64;
-  const log = options.log;
-  const timings: Record<string, number> = {};
 
   await mkdir(versionsPath(bundleDir), { recursive: true });
+  const lock = await holdLock(bundleDir, options.lockStaleMs ?? 10_000);
+  let build: Build | undefined;
+  try {
+    build = await startBuild(bundleDir, source, options, params);
+    const { previous, layout, manifest } = build;
+    if (previous && layout.changes.added + layout.changes.updated + layout.changes.removed === 0) {
+      options.log?.info({ version: manifest?.current }, 'index is up to date: nothing to publish');
+      const quality = previous.spaces.map((s) => s.quality);
+      return { ...buildReport(build, false, quality, []), version: manifest?.current ?? null };
+    }
+    const vectors = await embedVectors(build);
+    const indexes = await buildIndexes(build, vectors);
+    const { quality, spaceRecords } = await checkQuality(build, vectors, indexes);
+    const infoText = await writeVersion(build, vectors, indexes, spaceRecords);
+    await publishVersion(build, infoText, lock);
+    const removedVersions = await collectGarbage(bundleDir, build.version, keep);
+    options.log?.info(
+      { version: build.version, mode: build.mode, removed: removedVersions },
+      'published index version',
+    );
+    return buildReport(build, true, quality, removedVersions);
+  } finally {
+    const tempDir = build?.tempDir;
+    if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
+    await lock.release().catch(() => undefined);
+  }
+}
+
+/** The bundle lock, and a check that it was not lost (taken over as stale) while the job ran. */
+interface HeldLock {
+  release(): Promise<void>;
+  assertHeld(): void;
+}
+
+async function holdLock(bundleDir: string, staleMs: number): Promise<HeldLock> {
   let compromised: Error | null = null;
-  const release = await acquireLock(bundleDir, options.lockStaleMs ?? 10_000, (error) => {
+  const release = await acquireLock(bundleDir, staleMs, (error) => {
     compromised = error;
   });
-  const assertLockHeld = (): void => {
+  const assertHeld = (): void => {
     if (compromised) {
       throw new BundleError(
         'locked',
@@ -538,267 +542,374 @@ export async function buildBundle(
       );
     }
   };
-  let tempDir: string | null = null;
+  return { release, assertHeld };
+}
+
+/** One build in progress: its inputs, the version it writes, the slot plan and the spaces it indexes. */
+interface Build {
+  bundleDir: string;
+  source: BundleSource;
+  options: BuildOptions;
+  params: BuildParams;
+  timings: Record<string, number>;
+  manifest: Manifest | null;
+  version: string;
+  /** The version's temp directory until it is renamed into place (null after). */
+  tempDir: string | null;
+  previous: IndexBundle | null;
+  fallbackReason: string | null;
+  mode: 'full' | 'incremental';
+  spaces: ConditionSpace[];
+  layout: Layout;
+  live: Uint8Array;
+  liveSlots: number[];
+}
+
+/** Tell the caller a step is done (tests kill the job at these points). */
+async function stage(build: Build, name: BuildStage): Promise<void> {
+  await build.options.onStage?.(name, { version: build.version, dir: build.tempDir ?? '' });
+}
+
+/** With the lock held: the current manifest, leftovers of killed jobs removed, the new version's name and plan. */
+async function startBuild(
+  bundleDir: string,
+  source: BundleSource,
+  options: BuildOptions,
+  params: BuildParams,
+): Promise<Build> {
+  const log = options.log;
+  let manifest: Manifest | null = null;
+  let manifestProblem: string | null = null;
   try {
-    let manifest: Manifest | null = null;
-    let manifestProblem: string | null = null;
-    try {
-      manifest = await readManifest(bundleDir);
-    } catch (error) {
-      manifestProblem = (error as Error).message;
-      log?.warn({ err: error }, 'the current manifest is unreadable; a full rebuild replaces it');
-    }
-    const leftovers = await collectGarbage(bundleDir, manifest?.current ?? null, Number.MAX_SAFE_INTEGER);
-    if (leftovers.length > 0)
-      log?.info({ removed: leftovers }, 'removed leftovers of interrupted index jobs');
-    const version = await nextVersionName(bundleDir, manifest, options.now?.() ?? new Date());
-    tempDir = join(versionsPath(bundleDir), `${TEMP_PREFIX}${version}`);
-    const stage = async (name: BuildStage): Promise<void> => {
-      await options.onStage?.(name, { version, dir: tempDir ?? '' });
-    };
-    await stage('locked');
-
-    let previous: IndexBundle | null = null;
-    let fallbackReason: string | null = null;
-    if (options.incremental) {
-      if (manifestProblem) fallbackReason = `the manifest cannot be read (${manifestProblem})`;
-      else if (!manifest) fallbackReason = 'nothing published yet';
-      else {
-        try {
-          previous = await loadVersion(bundleDir, manifest.current, manifest.versionSha256);
-          fallbackReason = incompatibility(previous.info, source, params);
-        } catch (error) {
-          if (!(error instanceof BundleError)) throw error;
-          fallbackReason = `the current version cannot be read (${error.message})`;
-        }
-        if (fallbackReason) previous = null;
-      }
-      if (fallbackReason)
-        log?.warn({ reason: fallbackReason }, 'incremental update impossible: rebuilding everything');
-    }
-
-    const spaces = source.conditions.map((condition, c) =>
-      conditionSpace(condition, source.modelKind, source.masks[c], source.embedDim, params.maskThreshold),
-    );
-    const layout = previous
-      ? incrementalLayout(previous, source.products, options.compactRatio ?? 0.25)
-      : fullLayout(source.products);
-    const mode = previous ? 'incremental' : 'full';
-    const report = (
-      published: boolean,
-      quality: ConditionQuality[],
-      removedVersions: string[],
-    ): BuildReport => ({
-      published,
-      version: published ? version : null,
-      previousVersion: manifest?.current ?? null,
-      mode,
-      fallbackReason,
-      changes: layout.changes,
-      embedded: layout.toEmbed.length,
-      quality,
-      spaces: spaces.map((space) => ({
-        condition: space.condition,
-        metric: space.metric,
-        keptDims: space.dims.length,
-        totalDims: source.embedDim,
-      })),
-      timings,
-      removedVersions,
-    });
-    if (previous && layout.changes.added + layout.changes.updated + layout.changes.removed === 0) {
-      log?.info({ version: manifest?.current }, 'index is up to date: nothing to publish');
-      return {
-        ...report(
-          false,
-          previous.spaces.map((s) => s.quality),
-          [],
-        ),
-        version: manifest?.current ?? null,
-      };
-    }
-
-    // 1. Vectors for every slot: copied from the previous version or embedded now.
-    let start = performance.now();
-    const vectors = new SlotVectors(source, spaces, layout.slots.length);
-    const embeddedSlot = new Int32Array(layout.toEmbed.length);
-    layout.sources.forEach((from, slot) => {
-      if (from && 'previous' in from) vectors.copyFromPrevious(previous!, from.previous, slot);
-      else if (from) embeddedSlot[from.embedded] = slot;
-    });
-    options.onProgress?.({ stage: 'embed', done: 0, total: layout.toEmbed.length });
-    for (let begin = 0; begin < layout.toEmbed.length; begin += batchSize) {
-      const end = Math.min(layout.toEmbed.length, begin + batchSize);
-      const pending = source.embed(layout.toEmbed.slice(begin, end));
-      if (end < layout.toEmbed.length) source.prefetch?.(layout.toEmbed.slice(end, end + batchSize));
-      const batch = await pending;
-      vectors.put(batch, Array.from(embeddedSlot.subarray(begin, end)), bundleDir);
-      options.onProgress?.({ stage: 'embed', done: end, total: layout.toEmbed.length });
-    }
-    timings.embed = seconds(start);
-    await stage('embedded');
-
-    // 2. One HNSW index per condition: edited in place (incremental) or built from scratch.
-    start = performance.now();
-    const live = Uint8Array.from(layout.slots, (p) => (p ? 1 : 0));
-    const liveSlots = layout.slots.flatMap((p, slot) => (p ? [slot] : []));
-    const indexes: HnswIndex[] = [];
-    for (const [c, space] of spaces.entries()) {
-      const d = space.dims.length;
-      const progress = (done: number, total: number): void =>
-        options.onProgress?.({ stage: 'index', done, total, condition: space.condition });
-      if (layout.inPlace && previous) {
-        const index = previous.editableIndex(c);
-        if (layout.slots.length > index.getMaxElements())
-          index.resizeIndex(Math.ceil(layout.slots.length * 1.1));
-        for (const slot of layout.remove) index.markDelete(slot);
-        const reader = new RowReader(vectors.rows[c], d);
-        for (let j = 0; j < layout.upsert.length; j++) {
-          index.addPoint(reader.row(layout.upsert[j]), layout.upsert[j]);
-          if (j % 512 === 511) {
-            progress(j + 1, layout.upsert.length);
-            await yieldToEventLoop();
-          }
-        }
-        progress(layout.upsert.length, layout.upsert.length);
-        indexes.push(index);
-      } else {
-        indexes.push(
-          await buildIndex(vectors.rows[c], d, liveSlots, space.metric, params, { onProgress: progress }),
-        );
-      }
-    }
-    timings.index = seconds(start);
-    await stage('indexed');
-
-    // 3. Quality gate and distance quantiles.
-    start = performance.now();
-    const quality: ConditionQuality[] = [];
-    const spaceRecords: SpaceRecord[] = [];
-    let checked = 0;
-    const totalQueries = spaces.length * Math.min(params.recallSample, liveSlots.length);
-    for (const [c, space] of spaces.entries()) {
-      const fullSpace =
-        vectors.embeddings && source.modelKind === 'csn'
-          ? conditionSpace(space.condition, 'csn', source.masks[c], source.embedDim, 0)
-          : null;
-      const thresholded = fullSpace !== null && fullSpace.dims.length > space.dims.length;
-      const result = await measureQuality(
-        {
-          space,
-          rows: vectors.rows[c],
-          index: indexes[c],
-          live,
-          liveSlots,
-          fullRows: thresholded ? projectRows(vectors.embeddings!, source.embedDim, fullSpace) : null,
-          fullDim: fullSpace?.dims.length ?? 0,
-        },
-        params,
-        new Rng(params.seed + 7919 * c),
-        () =>
-          options.onProgress?.({
-            stage: 'check',
-            done: ++checked,
-            total: totalQueries,
-            condition: space.condition,
-          }),
-      );
-      quality.push(result);
-      const pairs = randomPairDistances(
-        vectors.rows[c],
-        space.dims.length,
-        liveSlots,
-        space.metric,
-        new Rng(params.seed + 104729 * (c + 1)),
-        params.quantilePairs,
-      );
-      const stem = conditionFileStem(space.condition, c);
-      spaceRecords.push({
-        ...space,
-        indexFile: `${stem}.hnsw`,
-        vectorsFile: `vectors-${stem}.f32`,
-        quantiles: quantiles(pairs),
-        quality: result,
-      });
-    }
-    timings.check = seconds(start);
-    if (quality.some((q) => failsRecall(q, params.minRecall))) {
-      throw new IndexQualityError(quality, params.minRecall);
-    }
-
-    // 4. Write the version into its temp directory, every file fsynced, version.json last.
-    start = performance.now();
-    await mkdir(tempDir);
-    const files: Record<string, FileRecord> = {};
-    files[PRODUCTS_FILE] = await writeDurable(
-      join(tempDir, PRODUCTS_FILE),
-      JSON.stringify({ slots: layout.slots }),
-    );
-    if (vectors.embeddings) {
-      files[EMBEDDINGS_FILE] = await writeDurable(
-        join(tempDir, EMBEDDINGS_FILE),
-        floatBytes(vectors.embeddings),
-      );
-    }
-    for (const [c, record] of spaceRecords.entries()) {
-      files[record.vectorsFile] = await writeDurable(
-        join(tempDir, record.vectorsFile),
-        floatBytes(vectors.rows[c]),
-      );
-      await indexes[c].writeIndex(join(tempDir, record.indexFile));
-      files[record.indexFile] = await syncAndHash(join(tempDir, record.indexFile));
-    }
-    timings.write = seconds(start);
-    const info: VersionInfo = {
-      format: BUNDLE_FORMAT,
-      formatVersion: BUNDLE_FORMAT_VERSION,
-      version,
-      createdAt: (options.now?.() ?? new Date()).toISOString(),
-      mode,
-      previousVersion: manifest?.current ?? null,
-      model: { id: source.modelId, kind: source.modelKind, embedDim: source.embedDim },
-      catalogue: source.catalogue ?? null,
-      conditions: [...source.conditions],
-      masks: source.masks.map((row) => [...row]),
-      slots: layout.slots.length,
-      live: liveSlots.length,
-      params,
-      spaces: spaceRecords,
-      embeddingsFile: vectors.embeddings ? EMBEDDINGS_FILE : null,
-      productsFile: PRODUCTS_FILE,
-      changes: layout.changes,
-      timings,
-      files,
-    };
-    const infoText = `${JSON.stringify(info, null, 1)}\n`;
-    await writeDurable(join(tempDir, VERSION_FILE), infoText);
-    await fsyncDirectory(tempDir);
-    await stage('files-written');
-
-    // 5. Publish: rename the directory into place, then switch the manifest (the atomic step).
-    assertLockHeld();
-    const finalDir = versionPath(bundleDir, version);
-    await rename(tempDir, finalDir);
-    tempDir = null;
-    await fsyncDirectory(versionsPath(bundleDir));
-    await stage('renamed');
-    assertLockHeld();
-    const nextManifest: Manifest = {
-      format: BUNDLE_FORMAT,
-      formatVersion: BUNDLE_FORMAT_VERSION,
-      current: version,
-      versionSha256: sha256(Buffer.from(infoText)),
-      updatedAt: new Date().toISOString(),
-      modelId: source.modelId,
-      history: [...(manifest?.history ?? []), version].slice(-20),
-    };
-    await writeFileAtomic(manifestPath(bundleDir), `${JSON.stringify(nextManifest, null, 2)}\n`);
-    await stage('published');
-    const removedVersions = await collectGarbage(bundleDir, version, keep);
-    log?.info({ version, mode, removed: removedVersions }, 'published index version');
-    return report(true, quality, removedVersions);
-  } finally {
-    if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
-    await release().catch(() => undefined);
+    manifest = await readManifest(bundleDir);
+  } catch (error) {
+    manifestProblem = (error as Error).message;
+    log?.warn({ err: error }, 'the current manifest is unreadable; a full rebuild replaces it');
   }
+  const leftovers = await collectGarbage(bundleDir, manifest?.current ?? null, Number.MAX_SAFE_INTEGER);
+  if (leftovers.length > 0) log?.info({ removed: leftovers }, 'removed leftovers of interrupted index jobs');
+  const version = await nextVersionName(bundleDir, manifest, options.now?.() ?? new Date());
+  const tempDir = join(versionsPath(bundleDir), `${TEMP_PREFIX}${version}`);
+  await options.onStage?.('locked', { version, dir: tempDir });
+
+  const { previous, fallbackReason } = options.incremental
+    ? await previousVersion(bundleDir, source, params, manifest, manifestProblem, log)
+    : { previous: null, fallbackReason: null };
+  const spaces = source.conditions.map((condition, c) =>
+    conditionSpace(condition, source.modelKind, source.masks[c], source.embedDim, params.maskThreshold),
+  );
+  const layout = previous
+    ? incrementalLayout(previous, source.products, options.compactRatio ?? 0.25)
+    : fullLayout(source.products);
+  return {
+    bundleDir,
+    source,
+    options,
+    params,
+    timings: {},
+    manifest,
+    version,
+    tempDir,
+    previous,
+    fallbackReason,
+    mode: previous ? 'incremental' : 'full',
+    spaces,
+    layout,
+    live: Uint8Array.from(layout.slots, (p) => (p ? 1 : 0)),
+    liveSlots: layout.slots.flatMap((p, slot) => (p ? [slot] : [])),
+  };
+}
+
+/** The version an incremental run edits, or why it cannot (then everything is rebuilt). */
+async function previousVersion(
+  bundleDir: string,
+  source: BundleSource,
+  params: BuildParams,
+  manifest: Manifest | null,
+  manifestProblem: string | null,
+  log: Logger | undefined,
+): Promise<{ previous: IndexBundle | null; fallbackReason: string | null }> {
+  let previous: IndexBundle | null = null;
+  let fallbackReason: string | null;
+  if (manifestProblem) fallbackReason = `the manifest cannot be read (${manifestProblem})`;
+  else if (!manifest) fallbackReason = 'nothing published yet';
+  else {
+    try {
+      previous = await loadVersion(bundleDir, manifest.current, manifest.versionSha256);
+      fallbackReason = incompatibility(previous.info, source, params);
+    } catch (error) {
+      if (!(error instanceof BundleError)) throw error;
+      fallbackReason = `the current version cannot be read (${error.message})`;
+    }
+    if (fallbackReason) previous = null;
+  }
+  if (fallbackReason)
+    log?.warn({ reason: fallbackReason }, 'incremental update impossible: rebuilding everything');
+  return { previous, fallbackReason };
+}
+
+function buildReport(
+  build: Build,
+  published: boolean,
+  quality: ConditionQuality[],
+  removedVersions: string[],
+): BuildReport {
+  const { layout, source } = build;
+  return {
+    published,
+    version: published ? build.version : null,
+    previousVersion: build.manifest?.current ?? null,
+    mode: build.mode,
+    fallbackReason: build.fallbackReason,
+    changes: layout.changes,
+    embedded: layout.toEmbed.length,
+    quality,
+    spaces: build.spaces.map((space) => ({
+      condition: space.condition,
+      metric: space.metric,
+      keptDims: space.dims.length,
+      totalDims: source.embedDim,
+    })),
+    timings: build.timings,
+    removedVersions,
+  };
+}
+
+/** Step 1. Vectors for every slot: copied from the previous version or embedded now. */
+async function embedVectors(build: Build): Promise<SlotVectors> {
+  const { source, layout, options, previous } = build;
+  const batchSize = options.batchSize ?? BUILD_DEFAULTS.batchSize;
+  const start = performance.now();
+  const vectors = new SlotVectors(source, build.spaces, layout.slots.length);
+  const embeddedSlot = new Int32Array(layout.toEmbed.length);
+  layout.sources.forEach((from, slot) => {
+    if (from && 'previous' in from) vectors.copyFromPrevious(previous!, from.previous, slot);
+    else if (from) embeddedSlot[from.embedded] = slot;
+  });
+  options.onProgress?.({ stage: 'embed', done: 0, total: layout.toEmbed.length });
+  for (let begin = 0; begin < layout.toEmbed.length; begin += batchSize) {
+    const end = Math.min(layout.toEmbed.length, begin + batchSize);
+    const pending = source.embed(layout.toEmbed.slice(begin, end));
+    if (end < layout.toEmbed.length) source.prefetch?.(layout.toEmbed.slice(end, end + batchSize));
+    const batch = await pending;
+    vectors.put(batch, Array.from(embeddedSlot.subarray(begin, end)), build.bundleDir);
+    options.onProgress?.({ stage: 'embed', done: end, total: layout.toEmbed.length });
+  }
+  build.timings.embed = seconds(start);
+  await stage(build, 'embedded');
+  return vectors;
+}
+
+/** Step 2. One HNSW index per condition: edited in place (incremental) or built from scratch. */
+async function buildIndexes(build: Build, vectors: SlotVectors): Promise<HnswIndex[]> {
+  const { layout, previous, options } = build;
+  const start = performance.now();
+  const indexes: HnswIndex[] = [];
+  for (const [c, space] of build.spaces.entries()) {
+    const d = space.dims.length;
+    const progress = (done: number, total: number): void =>
+      options.onProgress?.({ stage: 'index', done, total, condition: space.condition });
+    if (layout.inPlace && previous) {
+      indexes.push(
+        await editIndex(previous.editableIndex(c), layout, new RowReader(vectors.rows[c], d), progress),
+      );
+    } else {
+      indexes.push(
+        await buildIndex(vectors.rows[c], d, build.liveSlots, space.metric, build.params, {
+          onProgress: progress,
+        }),
+      );
+    }
+  }
+  build.timings.index = seconds(start);
+  await stage(build, 'indexed');
+  return indexes;
+}
+
+/** The previous version's index with removed slots marked deleted and new or changed slots (re)added. */
+async function editIndex(
+  index: HnswIndex,
+  layout: Layout,
+  reader: RowReader,
+  progress: (done: number, total: number) => void,
+): Promise<HnswIndex> {
+  if (layout.slots.length > index.getMaxElements()) index.resizeIndex(Math.ceil(layout.slots.length * 1.1));
+  for (const slot of layout.remove) index.markDelete(slot);
+  for (let j = 0; j < layout.upsert.length; j++) {
+    index.addPoint(reader.row(layout.upsert[j]), layout.upsert[j]);
+    if (j % 512 === 511) {
+      progress(j + 1, layout.upsert.length);
+      await yieldToEventLoop();
+    }
+  }
+  progress(layout.upsert.length, layout.upsert.length);
+  return index;
+}
+
+/** Step 3. Quality gate and distance quantiles; throws IndexQualityError when a condition's recall is too low. */
+async function checkQuality(
+  build: Build,
+  vectors: SlotVectors,
+  indexes: HnswIndex[],
+): Promise<{ quality: ConditionQuality[]; spaceRecords: SpaceRecord[] }> {
+  const { params, options } = build;
+  const start = performance.now();
+  const quality: ConditionQuality[] = [];
+  const spaceRecords: SpaceRecord[] = [];
+  let checked = 0;
+  const totalQueries = build.spaces.length * Math.min(params.recallSample, build.liveSlots.length);
+  for (const [c, space] of build.spaces.entries()) {
+    const onQuery = () =>
+      options.onProgress?.({
+        stage: 'check',
+        done: ++checked,
+        total: totalQueries,
+        condition: space.condition,
+      });
+    const record = await checkCondition(build, vectors, indexes[c], c, onQuery);
+    quality.push(record.quality);
+    spaceRecords.push(record);
+  }
+  build.timings.check = seconds(start);
+  if (quality.some((q) => failsRecall(q, params.minRecall))) {
+    throw new IndexQualityError(quality, params.minRecall);
+  }
+  return { quality, spaceRecords };
+}
+
+/** Recall of one condition's index (and, for a thresholded CSN mask, of its subspace) and its distance quantiles. */
+async function checkCondition(
+  build: Build,
+  vectors: SlotVectors,
+  index: HnswIndex,
+  c: number,
+  onQuery: () => void,
+): Promise<SpaceRecord> {
+  const { source, params, liveSlots } = build;
+  const space = build.spaces[c];
+  const fullSpace =
+    vectors.embeddings && source.modelKind === 'csn'
+      ? conditionSpace(space.condition, 'csn', source.masks[c], source.embedDim, 0)
+      : null;
+  const thresholded = fullSpace !== null && fullSpace.dims.length > space.dims.length;
+  const quality = await measureQuality(
+    {
+      space,
+      rows: vectors.rows[c],
+      index,
+      live: build.live,
+      liveSlots,
+      fullRows: thresholded ? projectRows(vectors.embeddings!, source.embedDim, fullSpace) : null,
+      fullDim: fullSpace?.dims.length ?? 0,
+    },
+    params,
+    new Rng(params.seed + 7919 * c),
+    onQuery,
+  );
+  const pairs = randomPairDistances(
+    vectors.rows[c],
+    space.dims.length,
+    liveSlots,
+    space.metric,
+    new Rng(params.seed + 104729 * (c + 1)),
+    params.quantilePairs,
+  );
+  const stem = conditionFileStem(space.condition, c);
+  return {
+    ...space,
+    indexFile: `${stem}.hnsw`,
+    vectorsFile: `vectors-${stem}.f32`,
+    quantiles: quantiles(pairs),
+    quality,
+  };
+}
+
+/** Step 4. Write the version into its temp directory, every file fsynced, version.json last. Returns its text. */
+async function writeVersion(
+  build: Build,
+  vectors: SlotVectors,
+  indexes: HnswIndex[],
+  spaceRecords: SpaceRecord[],
+): Promise<string> {
+  const tempDir = build.tempDir!;
+  const start = performance.now();
+  await mkdir(tempDir);
+  const files: Record<string, FileRecord> = {};
+  files[PRODUCTS_FILE] = await writeDurable(
+    join(tempDir, PRODUCTS_FILE),
+    JSON.stringify({ slots: build.layout.slots }),
+  );
+  if (vectors.embeddings) {
+    files[EMBEDDINGS_FILE] = await writeDurable(
+      join(tempDir, EMBEDDINGS_FILE),
+      floatBytes(vectors.embeddings),
+    );
+  }
+  for (const [c, record] of spaceRecords.entries()) {
+    files[record.vectorsFile] = await writeDurable(
+      join(tempDir, record.vectorsFile),
+      floatBytes(vectors.rows[c]),
+    );
+    await indexes[c].writeIndex(join(tempDir, record.indexFile));
+    files[record.indexFile] = await syncAndHash(join(tempDir, record.indexFile));
+  }
+  build.timings.write = seconds(start);
+  const info = versionInfo(build, spaceRecords, files, vectors.embeddings !== null);
+  const infoText = `${JSON.stringify(info, null, 1)}\n`;
+  await writeDurable(join(tempDir, VERSION_FILE), infoText);
+  await fsyncDirectory(tempDir);
+  await stage(build, 'files-written');
+  return infoText;
+}
+
+function versionInfo(
+  build: Build,
+  spaceRecords: SpaceRecord[],
+  files: Record<string, FileRecord>,
+  hasEmbeddings: boolean,
+): VersionInfo {
+  const { source, options, layout } = build;
+  return {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    version: build.version,
+    createdAt: (options.now?.() ?? new Date()).toISOString(),
+    mode: build.mode,
+    previousVersion: build.manifest?.current ?? null,
+    model: { id: source.modelId, kind: source.modelKind, embedDim: source.embedDim },
+    catalogue: source.catalogue ?? null,
+    conditions: [...source.conditions],
+    masks: source.masks.map((row) => [...row]),
+    slots: layout.slots.length,
+    live: build.liveSlots.length,
+    params: build.params,
+    spaces: spaceRecords,
+    embeddingsFile: hasEmbeddings ? EMBEDDINGS_FILE : null,
+    productsFile: PRODUCTS_FILE,
+    changes: layout.changes,
+    timings: build.timings,
+    files,
+  };
+}
+
+/** Step 5. Publish: rename the directory into place, then switch the manifest (the atomic step). */
+async function publishVersion(build: Build, infoText: string, lock: HeldLock): Promise<void> {
+  const { bundleDir, version } = build;
+  lock.assertHeld();
+  await rename(build.tempDir!, versionPath(bundleDir, version));
+  build.tempDir = null;
+  await fsyncDirectory(versionsPath(bundleDir));
+  await stage(build, 'renamed');
+  lock.assertHeld();
+  const nextManifest: Manifest = {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    current: version,
+    versionSha256: sha256(Buffer.from(infoText)),
+    updatedAt: new Date().toISOString(),
+    modelId: build.source.modelId,
+    history: [...(build.manifest?.history ?? []), version].slice(-20),
+  };
+  await writeFileAtomic(manifestPath(bundleDir), `${JSON.stringify(nextManifest, null, 2)}\n`);
+  await stage(build, 'published');
 }

@@ -54,27 +54,6 @@ export interface SearchHit extends Neighbour {
   score: number;
 }
 
-export interface ConditionStats {
-  condition: string;
-  metric: SpaceRecord['metric'];
-  keptDims: number;
-  recall: number;
-  subspaceRecall: number | null;
-  medianDistance: number;
-}
-
-export interface BundleStats {
-  dir: string;
-  version: string;
-  createdAt: string;
-  modelId: string;
-  modelKind: ModelKind;
-  slots: number;
-  live: number;
-  efSearch: number;
-  conditions: ConditionStats[];
-}
-
 /**
  * One loaded, verified version of a bundle. Products are addressed by slot index (the HNSW label); slots of
  * products removed by an incremental run are null until the next compaction or full rebuild.
@@ -86,7 +65,7 @@ export class IndexBundle {
   readonly liveCount: number;
   private readonly slotOfId = new Map<string, number>();
   private readonly live: Uint8Array;
-  private efSearch: number;
+  private readonly efSearch: number;
   private closed = false;
   private filters: FilterTable | undefined;
 
@@ -270,33 +249,6 @@ export class IndexBundle {
     return { metric: space.metric, d: space.dims.length, rows: this.vectors[c], index: this.indexes[c] };
   }
 
-  setEfSearch(ef: number): void {
-    if (!Number.isInteger(ef) || ef < 1)
-      throw new RangeError(`efSearch must be a positive integer, got ${ef}`);
-    this.efSearch = ef;
-  }
-
-  stats(): BundleStats {
-    return {
-      dir: this.dir,
-      version: this.version,
-      createdAt: this.info.createdAt,
-      modelId: this.modelId,
-      modelKind: this.modelKind,
-      slots: this.size,
-      live: this.liveCount,
-      efSearch: this.efSearch,
-      conditions: this.spaces.map((space) => ({
-        condition: space.condition,
-        metric: space.metric,
-        keptDims: space.dims.length,
-        recall: space.quality.recall,
-        subspaceRecall: space.quality.subspaceRecall,
-        medianDistance: space.quantiles[Math.floor(space.quantiles.length / 2)] ?? Number.NaN,
-      })),
-    };
-  }
-
   /**
    * Mark the bundle closed: later queries throw. Memory is released by the garbage collector once nothing holds
    * the bundle, so closing never pulls an index from under a query that is still running.
@@ -368,6 +320,33 @@ export async function loadVersion(
 ): Promise<IndexBundle> {
   const verify = options.verify !== false;
   const dir = versionPath(bundleDir, version);
+  const info = await readVersionInfo(dir, version, versionSha256);
+  checkOwner(info, dir, options);
+  const slots = await readProducts(dir, info, verify);
+  let embeddings: Float32Array | null = null;
+  if (info.embeddingsFile) {
+    const path = join(dir, info.embeddingsFile);
+    embeddings = toFloat32(await readVerified(path, info.files[info.embeddingsFile], verify));
+    if (embeddings.length !== info.slots * info.model.embedDim) {
+      throw new BundleError('corrupt', path, `expected ${info.slots} x ${info.model.embedDim} floats`);
+    }
+  }
+  const vectors: Float32Array[] = [];
+  const indexes: HnswIndex[] = [];
+  for (const space of info.spaces) {
+    const loaded = await readSpace(dir, info, space, verify);
+    vectors.push(loaded.rows);
+    indexes.push(loaded.index);
+  }
+  return new IndexBundle(bundleDir, info, slots, indexes, vectors, embeddings, options.efSearch);
+}
+
+/** version.json, checked against the manifest's SHA-256 when one is given. */
+async function readVersionInfo(
+  dir: string,
+  version: string,
+  versionSha256: string | null,
+): Promise<VersionInfo> {
   const infoPath = join(dir, VERSION_FILE);
   let infoBytes: Buffer;
   try {
@@ -388,8 +367,11 @@ export async function loadVersion(
       'SHA-256 does not match manifest.json: the file was changed or damaged',
     );
   }
-  const info = parseVersionInfo(infoPath, infoBytes, version);
+  return parseVersionInfo(infoPath, infoBytes, version);
+}
 
+/** The version must come from the caller's model and conditions, when the caller names them. */
+function checkOwner(info: VersionInfo, dir: string, options: OpenBundleOptions): void {
   if (options.expectedModelId !== undefined && info.model.id !== options.expectedModelId) {
     throw new BundleError(
       'model-mismatch',
@@ -405,59 +387,55 @@ export async function loadVersion(
       `has conditions [${info.conditions.join(', ')}], expected [${options.expectedConditions.join(', ')}]`,
     );
   }
+}
 
+async function readProducts(dir: string, info: VersionInfo, verify: boolean): Promise<ProductsFile['slots']> {
   const productsPath = join(dir, info.productsFile);
   const productsBytes = await readVerified(productsPath, info.files[info.productsFile], verify);
   const productsJson = parseJson(productsPath, productsBytes.toString('utf8')) as ProductsFile;
   if (!Array.isArray(productsJson?.slots) || productsJson.slots.length !== info.slots) {
     throw new BundleError('corrupt', productsPath, `expected ${info.slots} product slots`);
   }
+  return productsJson.slots;
+}
 
-  let embeddings: Float32Array | null = null;
-  if (info.embeddingsFile) {
-    const path = join(dir, info.embeddingsFile);
-    embeddings = toFloat32(await readVerified(path, info.files[info.embeddingsFile], verify));
-    if (embeddings.length !== info.slots * info.model.embedDim) {
-      throw new BundleError('corrupt', path, `expected ${info.slots} x ${info.model.embedDim} floats`);
-    }
+/** One condition's vectors and HNSW index, sizes checked. */
+async function readSpace(
+  dir: string,
+  info: VersionInfo,
+  space: SpaceRecord,
+  verify: boolean,
+): Promise<{ rows: Float32Array; index: HnswIndex }> {
+  const d = space.dims.length;
+  const vectorsPath = join(dir, space.vectorsFile);
+  const rows = toFloat32(await readVerified(vectorsPath, info.files[space.vectorsFile], verify));
+  if (rows.length !== info.slots * d) {
+    throw new BundleError('corrupt', vectorsPath, `expected ${info.slots} x ${d} floats`);
   }
-
-  const vectors: Float32Array[] = [];
-  const indexes: HnswIndex[] = [];
-  for (const space of info.spaces) {
-    const d = space.dims.length;
-    const vectorsPath = join(dir, space.vectorsFile);
-    const rows = toFloat32(await readVerified(vectorsPath, info.files[space.vectorsFile], verify));
-    if (rows.length !== info.slots * d) {
-      throw new BundleError('corrupt', vectorsPath, `expected ${info.slots} x ${d} floats`);
-    }
-    vectors.push(rows);
-    // hnswlib trusts its input file completely (a damaged one can crash the process), so check it first.
-    const indexPath = join(dir, space.indexFile);
-    await verifyFile(indexPath, info.files[space.indexFile], verify);
-    const index = createIndex(space.metric, d);
-    try {
-      await index.readIndex(indexPath);
-    } catch (error) {
-      throw new BundleError(
-        'corrupt',
-        indexPath,
-        `hnswlib cannot read the index (${(error as Error).message})`,
-        {
-          cause: error,
-        },
-      );
-    }
-    if (index.getCurrentCount() !== info.slots) {
-      throw new BundleError(
-        'corrupt',
-        indexPath,
-        `holds ${index.getCurrentCount()} elements, expected ${info.slots}`,
-      );
-    }
-    indexes.push(index);
+  // hnswlib trusts its input file completely (a damaged one can crash the process), so check it first.
+  const indexPath = join(dir, space.indexFile);
+  await verifyFile(indexPath, info.files[space.indexFile], verify);
+  const index = createIndex(space.metric, d);
+  try {
+    await index.readIndex(indexPath);
+  } catch (error) {
+    throw new BundleError(
+      'corrupt',
+      indexPath,
+      `hnswlib cannot read the index (${(error as Error).message})`,
+      {
+        cause: error,
+      },
+    );
   }
-  return new IndexBundle(bundleDir, info, productsJson.slots, indexes, vectors, embeddings, options.efSearch);
+  if (index.getCurrentCount() !== info.slots) {
+    throw new BundleError(
+      'corrupt',
+      indexPath,
+      `holds ${index.getCurrentCount()} elements, expected ${info.slots}`,
+    );
+  }
+  return { rows, index };
 }
 
 /**

@@ -3,24 +3,17 @@
  * and `index-query` (nearest neighbours of a product from the command line). Heavy modules load inside the actions.
  */
 import { Option, type Command } from 'commander';
-import type { BuildProgress, BuildReport } from './build.ts';
-import type { RateProgress } from './progress.ts';
-import type { ConditionQuality } from './types.ts';
+import { DEMO_DATA_DIR } from '../catalogue/defaults.ts';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
+import type { Catalogue } from '../catalogue/index.ts';
+import type { SimilarityModel } from '../model/index.ts';
 import { fraction, integer, runCommand } from '../util/cli.ts';
-
-/** Plain-text table: numeric columns right-aligned, text columns left-aligned. */
-export function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((h, j) => Math.max(h.length, ...rows.map((row) => row[j].length)));
-  const numeric = header.map(
-    (_, j) => rows.length > 0 && rows.every((row) => /^(-|-?[\d.]+(x|\/\d+)?)$/.test(row[j])),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, j) => (numeric[j] ? cell.padStart(widths[j]) : cell.padEnd(widths[j])))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
+import type { Logger } from '../util/log.ts';
+import { formatTable } from '../util/table.ts';
+import type { BuildProgress, BuildReport, BundleSource } from './build.ts';
+import { BUILD_DEFAULTS, DEFAULT_PARAMS, DEMO_BUNDLE_DIR } from './defaults.ts';
+import type { ProgressFactory, RateProgress } from './progress.ts';
+import type { ConditionQuality } from './types.ts';
 
 export function qualityTable(quality: ConditionQuality[], dims: Map<string, string>): string {
   return formatTable(
@@ -88,80 +81,31 @@ interface IndexFlags {
   batchSize: number;
   keepVersions: number;
   seed: number;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: BackendPreference;
   json?: boolean;
 }
 
 async function runIndex(flags: IndexFlags): Promise<void> {
-  const [{ createLogger }, { selectBackend }, { loadModelFromCheckpoint, modelId }, { loadCatalogue }] =
+  const [{ createLogger }, { selectBackend }, { loadModelFromCheckpoint }, { loadCatalogue }] =
     await Promise.all([
       import('../util/log.ts'),
       import('../model/index.ts'),
       import('../checkpoint/index.ts'),
-      import('../catalogue/load.ts'),
+      import('../catalogue/index.ts'),
     ]);
-  const [
-    { buildBundle },
-    { createModelSource, fingerprintProducts },
-    { progressFactory },
-    { IndexQualityError },
-  ] = await Promise.all([
+  const [{ buildBundle }, { progressFactory }, { IndexQualityError }] = await Promise.all([
     import('./build.ts'),
-    import('./model-source.ts'),
     import('./progress.ts'),
     import('./types.ts'),
   ]);
   const log = createLogger('index');
-
   const catalogue = await loadCatalogue(flags.dataDir);
   await selectBackend(flags.backend, log);
   const model = await loadModelFromCheckpoint(flags.model);
   try {
-    const id = modelId(model.snapshot());
-    const missing = model.config.conditions.filter((c) => !catalogue.conditions.includes(c));
-    if (missing.length > 0) {
-      log.warn(
-        { missing },
-        'the model has conditions the catalogue does not label; they are indexed all the same',
-      );
-    }
-    log.info(
-      {
-        model: flags.model,
-        modelId: id.slice(0, 12),
-        kind: model.config.kind,
-        products: catalogue.products.length,
-      },
-      'indexing catalogue',
-    );
     const createProgress = await progressFactory(log);
-    const hashing = createProgress('fingerprints', 'files');
-    const products = await fingerprintProducts(catalogue, {
-      onProgress: (done, total) => hashing.update(done, total),
-    });
-    hashing.stop();
-    const source = await createModelSource({ model, modelId: id, catalogue, products, log });
-
-    let bar = null as RateProgress | null;
-    let barKey = '';
-    const onProgress = (event: BuildProgress): void => {
-      // The recall check counts queries over all conditions: one bar for it, one per condition for building.
-      const key = event.stage === 'index' ? `index:${event.condition}` : event.stage;
-      if (key !== barKey || !bar) {
-        bar?.stop();
-        barKey = key;
-        const label =
-          event.stage === 'embed'
-            ? 'embedding'
-            : event.stage === 'index'
-              ? `HNSW ${event.condition}`
-              : 'recall check';
-        const unit = event.stage === 'embed' ? 'images' : event.stage === 'index' ? 'points' : 'queries';
-        bar = createProgress(label, unit);
-      }
-      bar.update(event.done, event.total);
-    };
-
+    const source = await modelSource(model, catalogue, flags.model, createProgress, log);
+    const bars = stageBars(createProgress);
     let report: BuildReport;
     try {
       report = await buildBundle(flags.out, source, {
@@ -176,16 +120,16 @@ async function runIndex(flags: IndexFlags): Promise<void> {
         batchSize: flags.batchSize,
         keepVersions: flags.keepVersions,
         log,
-        onProgress,
+        onProgress: bars.onProgress,
       });
     } catch (error) {
-      bar?.stop();
+      bars.stop();
       if (error instanceof IndexQualityError) {
         process.stdout.write(`${qualityTable(error.quality, new Map())}\n`);
       }
       throw error;
     }
-    bar?.stop();
+    bars.stop();
     // Whole embedding stage (decode + model), from the job's own timing.
     const imagesPerSecond = report.timings.embed > 0 ? report.embedded / report.timings.embed : 0;
     if (flags.json) process.stdout.write(`${JSON.stringify({ ...report, imagesPerSecond }, null, 2)}\n`);
@@ -193,6 +137,70 @@ async function runIndex(flags: IndexFlags): Promise<void> {
   } finally {
     model.dispose();
   }
+}
+
+/** The catalogue's products fingerprinted (so incremental runs see what changed) and embedded by the model. */
+async function modelSource(
+  model: SimilarityModel,
+  catalogue: Catalogue,
+  checkpoint: string,
+  createProgress: ProgressFactory,
+  log: Logger,
+): Promise<BundleSource> {
+  const [{ modelId }, { createModelSource, fingerprintProducts }] = await Promise.all([
+    import('../checkpoint/index.ts'),
+    import('./model-source.ts'),
+  ]);
+  const id = modelId(model.snapshot());
+  const missing = model.config.conditions.filter((c) => !catalogue.conditions.includes(c));
+  if (missing.length > 0) {
+    log.warn(
+      { missing },
+      'the model has conditions the catalogue does not label; they are indexed all the same',
+    );
+  }
+  log.info(
+    {
+      model: checkpoint,
+      modelId: id.slice(0, 12),
+      kind: model.config.kind,
+      products: catalogue.products.length,
+    },
+    'indexing catalogue',
+  );
+  const hashing = createProgress('fingerprints', 'files');
+  const products = await fingerprintProducts(catalogue, {
+    onProgress: (done, total) => hashing.update(done, total),
+  });
+  hashing.stop();
+  return createModelSource({ model, modelId: id, catalogue, products, log });
+}
+
+/** Progress of a build: one bar for embedding, one per condition for building, one for the recall check. */
+function stageBars(createProgress: ProgressFactory): {
+  onProgress: (event: BuildProgress) => void;
+  stop: () => void;
+} {
+  let bar = null as RateProgress | null;
+  let barKey = '';
+  const onProgress = (event: BuildProgress): void => {
+    // The recall check counts queries over all conditions: one bar for it, one per condition for building.
+    const key = event.stage === 'index' ? `index:${event.condition}` : event.stage;
+    if (key !== barKey || !bar) {
+      bar?.stop();
+      barKey = key;
+      const label =
+        event.stage === 'embed'
+          ? 'embedding'
+          : event.stage === 'index'
+            ? `HNSW ${event.condition}`
+            : 'recall check';
+      const unit = event.stage === 'embed' ? 'images' : event.stage === 'index' ? 'points' : 'queries';
+      bar = createProgress(label, unit);
+    }
+    bar.update(event.done, event.total);
+  };
+  return { onProgress, stop: () => bar?.stop() };
 }
 
 async function runInfo(dir: string, flags: { verify: boolean; json?: boolean }): Promise<void> {
@@ -297,65 +305,13 @@ async function runQuery(
 }
 
 export function registerIndexCommands(program: Command): void {
-  program
-    .command('index')
-    .description(
-      'Embed every catalogue product with a trained model, build one HNSW index per condition over its masked ' +
-        'subspace, check recall@10 against brute force, and publish the result as a new bundle version ' +
-        '(atomically: the service keeps serving the previous version until the switch)',
-    )
-    .option('--model <checkpoint>', 'trained model (.dmck)', 'models/demo/model_best.dmck')
-    .option('--data-dir <dir>', 'catalogue folder (any supported layout)', 'data/demo')
-    .option('--out <dir>', 'bundle folder (manifest.json + versions/)', 'indexes/demo')
-    .option('--incremental', 're-embed only new and changed products and edit a copy of the current version')
-    .option('--m <n>', 'HNSW links per node (memory ~ 8M bytes per product)', integer('--m', 2), 16)
-    .option(
-      '--ef-construction <n>',
-      'HNSW candidate list while building (build time vs graph quality)',
-      integer('--ef-construction', 1),
-      200,
-    )
-    .option(
-      '--ef-search <n>',
-      'HNSW candidate list per query, recorded as the serving default',
-      integer('--ef-search', 1),
-      64,
-    )
-    .option(
-      '--mask-threshold <x>',
-      'CSN: index only dims whose mask weight is >= x times the largest (0 keeps every nonzero dim)',
-      fraction('--mask-threshold'),
-      0.02,
-    )
-    .option(
-      '--min-recall <x>',
-      "do not publish when any condition's recall@10 is below x",
-      fraction('--min-recall'),
-      0.9,
-    )
-    .option('--recall-sample <n>', 'queries of the recall check', integer('--recall-sample', 1), 200)
-    .option('--batch-size <n>', 'images per model call', integer('--batch-size', 1), 64)
-    .option(
-      '--keep-versions <n>',
-      'published versions kept on disk, the current one included',
-      integer('--keep-versions', 1),
-      3,
-    )
-    .option('--seed <n>', 'seed of HNSW levels and of the samples', integer('--seed', 0), 100)
-    .addOption(
-      new Option('--backend <name>', 'tfjs backend')
-        .choices(['auto', 'tensorflow', 'wasm', 'cpu'])
-        .default('auto'),
-    )
-    .option('--json', 'print the build report as JSON')
-    .action(async (flags: IndexFlags, command: Command) => runCommand(command, () => runIndex(flags)));
-
+  registerIndexCommand(program);
   program
     .command('index-info')
     .description(
       'Show the published version of an index bundle (verifies every checksum), its conditions and recall',
     )
-    .argument('[bundle]', 'bundle folder', 'indexes/demo')
+    .argument('[bundle]', 'bundle folder', DEMO_BUNDLE_DIR)
     .option('--no-verify', 'skip hashing the files (sizes and shapes are still checked)')
     .option('--json', 'print as JSON')
     .action(async (dir: string, flags: { verify: boolean; json?: boolean }, command: Command) =>
@@ -365,7 +321,7 @@ export function registerIndexCommands(program: Command): void {
   program
     .command('index-query')
     .description('Nearest neighbours of a catalogue product in a published bundle, per condition')
-    .argument('[bundle]', 'bundle folder', 'indexes/demo')
+    .argument('[bundle]', 'bundle folder', DEMO_BUNDLE_DIR)
     .requiredOption('--product <id>', 'product id')
     .option('--condition <name>', 'one condition (default: all)')
     .option('-k <n>', 'neighbours', integer('-k', 1), 10)
@@ -378,4 +334,62 @@ export function registerIndexCommands(program: Command): void {
         command: Command,
       ) => runCommand(command, () => runQuery(dir, flags)),
     );
+}
+
+/** `index`: every build parameter's default comes from DEFAULT_PARAMS (src/index/defaults.ts, with the reasons). */
+function registerIndexCommand(program: Command): void {
+  const p = DEFAULT_PARAMS;
+  program
+    .command('index')
+    .description(
+      'Embed every catalogue product with a trained model, build one HNSW index per condition over its masked ' +
+        'subspace, check recall@10 against brute force, and publish the result as a new bundle version ' +
+        '(atomically: the service keeps serving the previous version until the switch)',
+    )
+    .option('--model <checkpoint>', 'trained model (.dmck)', 'models/demo/model_best.dmck')
+    .option('--data-dir <dir>', 'catalogue folder (any supported layout)', DEMO_DATA_DIR)
+    .option('--out <dir>', 'bundle folder (manifest.json + versions/)', DEMO_BUNDLE_DIR)
+    .option('--incremental', 're-embed only new and changed products and edit a copy of the current version')
+    .option('--m <n>', 'HNSW links per node (memory ~ 8M bytes per product)', integer('--m', 2), p.m)
+    .option(
+      '--ef-construction <n>',
+      'HNSW candidate list while building (build time vs graph quality)',
+      integer('--ef-construction', 1),
+      p.efConstruction,
+    )
+    .option(
+      '--ef-search <n>',
+      'HNSW candidate list per query, recorded as the serving default',
+      integer('--ef-search', 1),
+      p.efSearch,
+    )
+    .option(
+      '--mask-threshold <x>',
+      'CSN: index only dims whose mask weight is >= x times the largest (0 keeps every nonzero dim)',
+      fraction('--mask-threshold'),
+      p.maskThreshold,
+    )
+    .option(
+      '--min-recall <x>',
+      "do not publish when any condition's recall@10 is below x",
+      fraction('--min-recall'),
+      p.minRecall,
+    )
+    .option(
+      '--recall-sample <n>',
+      'queries of the recall check',
+      integer('--recall-sample', 1),
+      p.recallSample,
+    )
+    .option('--batch-size <n>', 'images per model call', integer('--batch-size', 1), BUILD_DEFAULTS.batchSize)
+    .option(
+      '--keep-versions <n>',
+      'published versions kept on disk, the current one included',
+      integer('--keep-versions', 1),
+      BUILD_DEFAULTS.keepVersions,
+    )
+    .option('--seed <n>', 'seed of HNSW levels and of the samples', integer('--seed', 0), p.seed)
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_PREFERENCES).default('auto'))
+    .option('--json', 'print the build report as JSON')
+    .action(async (flags: IndexFlags, command: Command) => runCommand(command, () => runIndex(flags)));
 }

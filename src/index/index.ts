@@ -4,7 +4,6 @@ export {
   buildBundle,
   collectGarbage,
   resolveParams,
-  DEFAULT_PARAMS,
   type BundleSource,
   type BuildOptions,
   type BuildProgress,
@@ -12,6 +11,7 @@ export {
   type BuildStage,
   type EmbeddedRows,
 } from './build.ts';
+export { DEFAULT_PARAMS, DEMO_BUNDLE_DIR, BUILD_DEFAULTS } from './defaults.ts';
 export {
   openBundle,
   loadVersion,
@@ -21,10 +21,7 @@ export {
   type SearchQuery,
   type SearchOptions,
   type SearchHit,
-  type BundleStats,
-  type ConditionStats,
 } from './bundle.ts';
-export { BundleWatcher, type BundleWatcherOptions, type BundleSwap } from './watcher.ts';
 export { readManifest, listVersionDirs } from './files.ts';
 export { createModelSource, fingerprintProducts, type ModelSourceOptions } from './model-source.ts';
 export {

@@ -16,7 +16,7 @@ export function metricOf(kind: ModelKind): Metric {
 /**
  * The space an index is built over for one condition. CSN: the dims whose |mask weight| reaches `threshold` times the
  * condition's largest one, each multiplied by its weight (threshold 0 keeps every nonzero dim, which is exact).
- * ASEN and unconditional: every dim with weight 1.
+ * ASEN and unconditional: every dim with weight 1. `threshold` is checked once, by resolveParams (build.ts).
  */
 export function conditionSpace(
   condition: string,
@@ -32,8 +32,6 @@ export function conditionSpace(
   if (mask.length !== embedDim) {
     throw new RangeError(`mask of ${condition} has ${mask.length} weights, the embedding ${embedDim} dims`);
   }
-  if (!(threshold >= 0 && threshold <= 1))
-    throw new RangeError(`mask threshold must be in [0, 1], got ${threshold}`);
   const largest = mask.reduce((max, w) => Math.max(max, Math.abs(w)), 0);
   if (!(largest > 0))
     throw new RangeError(`mask of ${condition} is all zero: this condition has no space to index`);

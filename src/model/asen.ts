@@ -19,7 +19,7 @@
  * instead of feature maps keeps the gather gradient small.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createBackbone } from './backbones.ts';
+import { createBackbone, type Backbone } from './backbones.ts';
 import {
   checkBatch,
   checkCondition,
@@ -97,75 +97,53 @@ export function asenLoss(
   };
 }
 
+interface AsenWeights {
+  attributeEmbedding: tf.Variable;
+  imageProjection: Dense;
+  spatialAttribute: Dense;
+  spatialLogit: tf.Variable;
+  channelAttribute: Dense;
+  channelHidden: Dense;
+  channelGate: Dense;
+  embedding: Dense;
+}
+
+interface AsenShape {
+  height: number;
+  width: number;
+  channels: number;
+  positions: number;
+  attentionDim: number;
+  conditionCount: number;
+  embedDim: number;
+}
+
 export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
   const params = new ParamStore(freeScope(config.kind), config.seed);
   const backbone = createBackbone(config.backbone, params, config.imageSize, config.width);
   const [height, width, channels] = backbone.featureShape;
-  const positions = height * width;
-  const attentionDim = channels;
+  const shape: AsenShape = {
+    height,
+    width,
+    channels,
+    positions: height * width,
+    attentionDim: channels,
+    conditionCount: config.conditions.length,
+    embedDim: config.embedDim,
+  };
+  const weights = addAsenWeights(params, shape);
+  const head = (features: tf.Tensor4D): AsenOutputs => asenHead(weights, shape, features);
+  return { model: asenModel(config, params, backbone, head), params };
+}
+
+function asenModel(
+  config: Required<ModelConfig>,
+  params: ParamStore,
+  backbone: Backbone,
+  head: (features: tf.Tensor4D) => AsenOutputs,
+): AsenModel {
   const conditionCount = config.conditions.length;
-
-  const attributeEmbedding = params.add('asen/attribute_embedding', [conditionCount, attentionDim], {
-    kind: 'normal',
-    mean: 0,
-    std: 1,
-  });
-  const imageProjection = {
-    kernel: params.add(
-      'asen/spatial/image_projection/kernel',
-      [1, 1, channels, attentionDim],
-      heNormal(channels),
-    ),
-    bias: params.add('asen/spatial/image_projection/bias', [attentionDim], zeros),
-  };
-  const spatialAttribute = addDense(params, 'asen/spatial/attribute_projection', attentionDim, attentionDim);
-  const spatialLogit = params.add('asen/spatial/logit/kernel', [attentionDim], linearUniform(attentionDim));
-  const channelAttribute = addDense(params, 'asen/channel/attribute_projection', attentionDim, attentionDim);
-  const channelHidden = addDense(params, 'asen/channel/fc1', channels + attentionDim, attentionDim);
-  const channelGate = addDense(params, 'asen/channel/fc2', attentionDim, channels);
-  const embedding = addDense(params, 'asen/embedding', channels, config.embedDim);
-
-  /** Vectors and attention for all conditions of a feature map [n, h, w, c]. */
-  const head = (features: tf.Tensor4D): AsenOutputs => {
-    const n = features.shape[0];
-    // Spatial attention: logits[n, hw, C] = Σ_k tanh(img)[n, hw, k] · tanh(attr)[C, k] · w[k].
-    const image = tf.tanh(
-      tf.add(tf.conv2d(features, imageProjection.kernel as tf.Tensor4D, 1, 'valid'), imageProjection.bias),
-    );
-    const spatialAttr = tf.tanh(dense(attributeEmbedding as tf.Tensor2D, spatialAttribute));
-    const weightedAttr = tf.mul(spatialAttr, spatialLogit);
-    const logits = tf.matMul(
-      tf.reshape(image, [n * positions, attentionDim]) as tf.Tensor2D,
-      weightedAttr,
-      false,
-      true,
-    );
-    const perCondition = tf.transpose(tf.reshape(logits, [n, positions, conditionCount]), [0, 2, 1]);
-    const attention = tf.softmax(perCondition) as tf.Tensor3D; // [n, C, hw]
-    const flatFeatures = tf.reshape(features, [n, positions, channels]) as tf.Tensor3D;
-    const pooled = tf.reshape(tf.matMul(attention, flatFeatures), [
-      n * conditionCount,
-      channels,
-    ]) as tf.Tensor2D;
-    // Channel attention from the pooled feature and the attribute.
-    const channelAttr = tf.relu(dense(attributeEmbedding as tf.Tensor2D, channelAttribute));
-    const attrPerRow = tf.reshape(tf.tile(tf.expandDims(channelAttr, 0), [n, 1, 1]), [
-      n * conditionCount,
-      attentionDim,
-    ]) as tf.Tensor2D;
-    const hidden = tf.relu(dense(tf.concat([pooled, attrPerRow], 1), channelHidden));
-    const gates = tf.sigmoid(dense(hidden, channelGate));
-    const embedded = dense(tf.mul(pooled, gates), embedding);
-    // Guarded against an all-zero vector (upstream divides by the bare norm).
-    const normalised = tf.div(embedded, tf.maximum(tf.norm(embedded, 'euclidean', 1, true), 1e-12));
-    return {
-      vectors: tf.reshape(normalised, [n, conditionCount, config.embedDim]) as tf.Tensor3D,
-      attention: tf.reshape(attention, [n, conditionCount, height, width]) as tf.Tensor4D,
-    };
-  };
-
   const forward = (images: tf.Tensor4D): AsenOutputs => head(backbone.featureMap(images));
-
   const model: AsenModel = {
     config,
 
@@ -227,5 +205,82 @@ export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
       params.dispose();
     },
   };
-  return { model, params };
+  return model;
+}
+
+/** ASEN's head weights, created in a fixed order (the seeded initialisation depends on it). */
+function addAsenWeights(params: ParamStore, shape: AsenShape): AsenWeights {
+  const { channels, attentionDim, conditionCount, embedDim } = shape;
+  const attributeEmbedding = params.add('asen/attribute_embedding', [conditionCount, attentionDim], {
+    kind: 'normal',
+    mean: 0,
+    std: 1,
+  });
+  const imageProjection = {
+    kernel: params.add(
+      'asen/spatial/image_projection/kernel',
+      [1, 1, channels, attentionDim],
+      heNormal(channels),
+    ),
+    bias: params.add('asen/spatial/image_projection/bias', [attentionDim], zeros),
+  };
+  const spatialAttribute = addDense(params, 'asen/spatial/attribute_projection', attentionDim, attentionDim);
+  const spatialLogit = params.add('asen/spatial/logit/kernel', [attentionDim], linearUniform(attentionDim));
+  const channelAttribute = addDense(params, 'asen/channel/attribute_projection', attentionDim, attentionDim);
+  const channelHidden = addDense(params, 'asen/channel/fc1', channels + attentionDim, attentionDim);
+  const channelGate = addDense(params, 'asen/channel/fc2', attentionDim, channels);
+  const embedding = addDense(params, 'asen/embedding', channels, embedDim);
+
+  return {
+    attributeEmbedding,
+    imageProjection,
+    spatialAttribute,
+    spatialLogit,
+    channelAttribute,
+    channelHidden,
+    channelGate,
+    embedding,
+  };
+}
+
+/** Vectors and attention for all conditions of a feature map [n, h, w, c]. */
+function asenHead(w: AsenWeights, shape: AsenShape, features: tf.Tensor4D): AsenOutputs {
+  const { height, width, channels, positions, attentionDim, conditionCount, embedDim } = shape;
+  const { attributeEmbedding, imageProjection, spatialAttribute, spatialLogit } = w;
+  const { channelAttribute, channelHidden, channelGate, embedding } = w;
+  const n = features.shape[0];
+  // Spatial attention: logits[n, hw, C] = Σ_k tanh(img)[n, hw, k] · tanh(attr)[C, k] · w[k].
+  const image = tf.tanh(
+    tf.add(tf.conv2d(features, imageProjection.kernel as tf.Tensor4D, 1, 'valid'), imageProjection.bias),
+  );
+  const spatialAttr = tf.tanh(dense(attributeEmbedding as tf.Tensor2D, spatialAttribute));
+  const weightedAttr = tf.mul(spatialAttr, spatialLogit);
+  const logits = tf.matMul(
+    tf.reshape(image, [n * positions, attentionDim]) as tf.Tensor2D,
+    weightedAttr,
+    false,
+    true,
+  );
+  const perCondition = tf.transpose(tf.reshape(logits, [n, positions, conditionCount]), [0, 2, 1]);
+  const attention = tf.softmax(perCondition) as tf.Tensor3D; // [n, C, hw]
+  const flatFeatures = tf.reshape(features, [n, positions, channels]) as tf.Tensor3D;
+  const pooled = tf.reshape(tf.matMul(attention, flatFeatures), [
+    n * conditionCount,
+    channels,
+  ]) as tf.Tensor2D;
+  // Channel attention from the pooled feature and the attribute.
+  const channelAttr = tf.relu(dense(attributeEmbedding as tf.Tensor2D, channelAttribute));
+  const attrPerRow = tf.reshape(tf.tile(tf.expandDims(channelAttr, 0), [n, 1, 1]), [
+    n * conditionCount,
+    attentionDim,
+  ]) as tf.Tensor2D;
+  const hidden = tf.relu(dense(tf.concat([pooled, attrPerRow], 1), channelHidden));
+  const gates = tf.sigmoid(dense(hidden, channelGate));
+  const embedded = dense(tf.mul(pooled, gates), embedding);
+  // Guarded against an all-zero vector (upstream divides by the bare norm).
+  const normalised = tf.div(embedded, tf.maximum(tf.norm(embedded, 'euclidean', 1, true), 1e-12));
+  return {
+    vectors: tf.reshape(normalised, [n, conditionCount, embedDim]) as tf.Tensor3D,
+    attention: tf.reshape(attention, [n, conditionCount, height, width]) as tf.Tensor4D,
+  };
 }

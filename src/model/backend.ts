@@ -1,12 +1,14 @@
 /**
  * Run-time choice of the tfjs backend. Native TensorFlow bindings are used where a deployment has them
- * installed; otherwise the wasm backend (XNNPACK, SIMD) with our training kernels; the pure-JS cpu
+ * installed; otherwise the wasm backend (XNNPACK, SIMD, one thread per core: wasm-threads.ts) with our training
+ * kernels; the pure-JS cpu
  * backend is the last resort (about 30x slower to train).
  */
 import * as tf from '@tensorflow/tfjs';
 import { createLogger, type Logger } from '../util/log.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from './defaults.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels.ts';
+import { activeWasmThreads, startWasmBackend, wasmThreadCount } from './wasm-threads.ts';
 
 export type BackendLog = Pick<Logger, 'info' | 'warn'>;
 
@@ -66,10 +68,19 @@ async function tryWasm(log: BackendLog): Promise<string | undefined> {
     log.warn({ err: error }, 'could not load @tensorflow/tfjs-backend-wasm');
     return undefined;
   }
-  if (!(await activate('wasm'))) return undefined;
+  try {
+    // Threads are decided when the backend first starts (DRESSMATCH_WASM_THREADS, default one per core).
+    if (!(await startWasmBackend(wasmThreadCount()))) return undefined;
+    await tf.ready();
+  } catch (error) {
+    log.warn({ err: error }, 'the wasm backend did not start');
+    return undefined;
+  }
+  if (tf.getBackend() !== 'wasm') return undefined;
   registerWasmTrainingKernels();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return simd ? 'wasm (simd)' : 'wasm';
+  const threads = await activeWasmThreads();
+  return `wasm (${simd ? 'simd, ' : ''}${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
 /**

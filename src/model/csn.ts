@@ -164,24 +164,8 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
     },
 
     /** |∂ masked distance(image, reference) / ∂ pixel| summed over RGB, blurred, max-scaled per image. */
-    saliency(images: tf.Tensor4D, references: tf.Tensor4D, condition: number): tf.Tensor3D {
-      checkImages(images, config);
-      checkImages(references, config, 'references');
-      checkCondition(condition, config);
-      return tf.tidy(() => {
-        const target = embedImages(matchReferences(references, images.shape[0]));
-        const masks = effectiveMasks();
-        const mask = masks ? tf.slice(masks, [condition, 0], [1, -1]) : undefined;
-        const distanceSum = (x: tf.Tensor): tf.Scalar => {
-          const delta = tf.sub(embedImages(x as tf.Tensor4D), target) as tf.Tensor2D;
-          const masked = mask ? tf.mul(delta, mask) : delta;
-          return tf.sum(pairwiseDistance(masked as tf.Tensor2D, tf.zerosLike(masked) as tf.Tensor2D));
-        };
-        const gradient = tf.grad(distanceSum)(images);
-        const map = tf.sum(tf.abs(gradient), 3) as tf.Tensor3D;
-        return normaliseMap(map, config.imageSize, true);
-      });
-    },
+    saliency: (images, references, condition) =>
+      csnSaliency({ config, embedImages, effectiveMasks }, images, references, condition),
 
     snapshot(): ModelSnapshot {
       return { config: { ...config, conditions: [...config.conditions] }, weights: params.snapshot() };
@@ -192,4 +176,37 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
     },
   };
   return { model, params };
+}
+
+/** What the saliency of a CSN or unconditional model needs from the model under construction. */
+interface CsnParts {
+  config: Required<ModelConfig>;
+  embedImages: (images: tf.Tensor4D) => tf.Tensor2D;
+  effectiveMasks: () => tf.Tensor2D | undefined;
+}
+
+/** |∂ masked distance(image, reference) / ∂ pixel| summed over RGB, blurred, max-scaled per image. */
+function csnSaliency(
+  parts: CsnParts,
+  images: tf.Tensor4D,
+  references: tf.Tensor4D,
+  condition: number,
+): tf.Tensor3D {
+  const { config, embedImages, effectiveMasks } = parts;
+  checkImages(images, config);
+  checkImages(references, config, 'references');
+  checkCondition(condition, config);
+  return tf.tidy(() => {
+    const target = embedImages(matchReferences(references, images.shape[0]));
+    const masks = effectiveMasks();
+    const mask = masks ? tf.slice(masks, [condition, 0], [1, -1]) : undefined;
+    const distanceSum = (x: tf.Tensor): tf.Scalar => {
+      const delta = tf.sub(embedImages(x as tf.Tensor4D), target) as tf.Tensor2D;
+      const masked = mask ? tf.mul(delta, mask) : delta;
+      return tf.sum(pairwiseDistance(masked as tf.Tensor2D, tf.zerosLike(masked) as tf.Tensor2D));
+    };
+    const gradient = tf.grad(distanceSum)(images);
+    const map = tf.sum(tf.abs(gradient), 3) as tf.Tensor3D;
+    return normaliseMap(map, config.imageSize, true);
+  });
 }

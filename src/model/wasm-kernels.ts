@@ -8,6 +8,10 @@
  *   and columns for strides above 1) with the spatially flipped, in/out-swapped filter. The original
  *   kernel stays as the fallback; for stride 2 this is about 2.6× faster than it (bench notes).
  * - UnsortedSegmentSum (the gradient of tf.gather): a one-hot matrix product.
+ * - Sub, RealDiv, Add, Multiply of a tensor and a vector along a short last axis (the input normalisation,
+ *   (images − mean) / std with 3 channels): XNNPACK handles a broadcast run of 3 values at a time; tiling the
+ *   vector over the trailing axes first makes the run thousands of values long. Same subtraction per element,
+ *   bit-identical result; [96, 48, 48, 3] − [3]: 3.5 ms → 0.3 ms (1 thread).
  *
  * Every intermediate buffer is released with backend.disposeData; only the returned one survives.
  */
@@ -231,6 +235,54 @@ function unsortedSegmentSum({ inputs, backend: anyBackend, attrs }: KernelArgs):
   });
 }
 
+/** Broadcast runs shorter than this (the vector's length) are tiled first. */
+const SHORT_BROADCAST = 8;
+
+/**
+ * `a op b` with b of shape [C] (C = a's last dim, small): b is tiled to a's trailing axes (up to 16384 values) so
+ * that the original kernel broadcasts it over long contiguous runs. Any other shapes go to the original kernel.
+ */
+function makeTiledBroadcast(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const backend = args.backend as tf.KernelBackend;
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const channels = a.shape[a.shape.length - 1];
+    if (
+      a.dtype !== 'float32' ||
+      b.dtype !== 'float32' ||
+      a.shape.length < 3 ||
+      b.shape.length !== 1 ||
+      b.shape[0] !== channels ||
+      channels >= SHORT_BROADCAST
+    ) {
+      return original(args);
+    }
+    // The trailing axes of a that fit in the tile: [..., H, W, C] → [H, W, C] when H·W·C ≤ 16384.
+    const trailing: number[] = [channels];
+    for (let axis = a.shape.length - 2; axis >= 1; axis--) {
+      if (trailing.reduce((x, y) => x * y, a.shape[axis]) > 16384) break;
+      trailing.unshift(a.shape[axis]);
+    }
+    const repeats = trailing.slice(0, -1).reduce((x, y) => x * y, 1);
+    if (repeats === 1) return original(args);
+    const scratch = new Scratch(backend);
+    try {
+      const row = scratch.run('Reshape', { x: b }, { shape: [1, channels] });
+      const tiled = scratch.run('Tile', { x: row }, { reps: [repeats, 1] });
+      const shaped = scratch.run('Reshape', { x: tiled }, { shape: trailing });
+      const out = original({ ...args, inputs: { a, b: shaped } });
+      if (Array.isArray(out)) throw new Error('a binary kernel returned several outputs');
+      scratch.release();
+      return out;
+    } catch (error) {
+      scratch.release();
+      throw error;
+    }
+  };
+}
+
+const TILED_BROADCAST_KERNELS = ['Sub', 'RealDiv', 'Add', 'Multiply'];
+
 let registered = false;
 
 /**
@@ -253,6 +305,17 @@ export function registerWasmTrainingKernels(): void {
       kernelName: 'UnsortedSegmentSum',
       backendName: BACKEND,
       kernelFunc: unsortedSegmentSum,
+    });
+  }
+  for (const name of TILED_BROADCAST_KERNELS) {
+    const original = tf.getKernel(name, BACKEND);
+    if (!original) continue;
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel({
+      kernelName: name,
+      backendName: BACKEND,
+      kernelFunc: makeTiledBroadcast(original.kernelFunc),
+      setupFunc: original.setupFunc,
     });
   }
   tf.unregisterKernel('Conv2DBackpropInput', BACKEND);

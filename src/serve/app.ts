@@ -7,11 +7,10 @@ import { readFile } from 'node:fs/promises';
 import express, { type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { BackendPreference } from '../model/index.ts';
-import { createLogger } from '../util/log.ts';
 import { createHeatmapCache, createThumbnailCache } from './cache.ts';
 import { SPEC_PATH, contractValidator, plainIntegers, uploadLimits } from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
-import { requestLogger } from './logging.ts';
+import { createServeLogger, requestLogger } from './logging.ts';
 import { createMetrics, type ServeMetrics } from './metrics.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
 import { registerCatalogueRoutes } from './routes/catalogue.ts';
@@ -53,6 +52,8 @@ export interface CreateAppOptions {
   metricsRoute?: boolean;
   /** Send Strict-Transport-Security on every response (TLS ends in front of the service). */
   hsts?: boolean;
+  /** Share of successful requests logged (errors always are): 1 logs all. */
+  logSample?: number;
   /** Check every response against openapi.yaml too (tests turn this on; it costs time per request). */
   validateResponses?: boolean;
   logger?: Logger;
@@ -88,7 +89,7 @@ function createState(options: CreateAppOptions, log: Logger, metrics: ServeMetri
 function frontMiddleware(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): RequestHandler[] {
   const limiter = rateLimiter(options.rateLimitPerMinute ?? SERVE_DEFAULTS.rateLimitPerMinute);
   return [
-    requestLogger(log),
+    requestLogger(log, options.logSample ?? SERVE_DEFAULTS.logSample),
     metrics.middleware,
     securityHeaders({ hsts: options.hsts }),
     ...(limiter ? [limiter] : []),
@@ -96,7 +97,7 @@ function frontMiddleware(options: CreateAppOptions, log: Logger, metrics: ServeM
 }
 
 export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
-  const log = options.logger ?? createLogger('serve');
+  const log = options.logger ?? createServeLogger();
   const metrics = createMetrics();
   const spec = await readFile(SPEC_PATH, 'utf8');
   const state = createState(options, log, metrics);

@@ -29,6 +29,8 @@ export const SERVE_DEFAULTS = {
   thumbnailCacheBytes: 32 * 1024 * 1024,
   /** Thumbnails resized at once: sharp uses libuv's 4 threads, and file reads need some of them too. */
   thumbnailConcurrency: 2,
+  /** Share of successful requests logged (errors always are); 1 logs every request. */
+  logSample: 1,
   /** Requests per client per minute; 0 turns rate limiting off (the default). */
   rateLimitPerMinute: 0,
 };

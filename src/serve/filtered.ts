@@ -26,11 +26,13 @@ import {
   toExplanation,
   toProduct,
   type ConditionNeighbours,
+  type ExplainLevel,
   type Neighbour,
   type Query,
 } from './similar.ts';
 
 type Schemas = components['schemas'];
+type Explanation = Schemas['Explanation'];
 export type RecommendRequest = Schemas['RecommendRequest'];
 export type RecommendResponse = Schemas['RecommendResponse'];
 
@@ -80,43 +82,65 @@ interface PairSides {
   query: Query;
   /** Product whose labels the neighbour is compared with (absent for uploads). */
   querySlot?: number;
+  /** For a recommendation: the positive example explained (it is the query side). */
+  closestPositive?: { id: string; distance: number };
 }
 
-/** A neighbour of a combined condition (or a recommendation), explained under its leading part. */
+/** The full explanation of a combined (or recommended) neighbour under its leading part, with the parts' shares. */
+function combinedExplanation(
+  index: ServedIndex,
+  sides: PairSides,
+  hit: { index: number; parts: PartResult[] },
+  lead: number,
+  combined: boolean,
+): Explanation {
+  const { bundle } = index;
+  const body = toExplanation(
+    explainPair({
+      condition: lead,
+      spaces: bundle.spaces,
+      references: index.references,
+      queryVector: sides.query.vector,
+      neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
+      queryAttributes: sides.querySlot === undefined ? undefined : bundle.product(sides.querySlot).attributes,
+      neighbourAttributes: bundle.product(hit.index).attributes,
+      topDims: TOP_DIMS,
+    }),
+  );
+  if (combined) {
+    body.parts = hit.parts;
+    body.summary = `Combined distance: ${hit.parts.map((p) => `${p.condition} ${percent(p.share)}`).join(', ')}. ${body.summary}`;
+  }
+  if (sides.closestPositive) {
+    body.closestPositive = sides.closestPositive;
+    body.summary = `Closest to ${sides.closestPositive.id}. ${body.summary}`;
+  }
+  return body;
+}
+
+/** A neighbour of a combined condition (or a recommendation), explained under its leading part as far as asked. */
 function combinedNeighbour(
   index: ServedIndex,
   sides: PairSides,
   hit: { index: number; id: string; distance: number; parts: PartResult[] },
   resolved: ResolvedCondition,
   rank: number,
-  heatmaps: boolean,
+  options: { heatmaps: boolean; explain: ExplainLevel },
 ): Neighbour {
   const { bundle } = index;
   const lead = resolved.parts[leadingPart(hit.parts)].condition;
-  const explanation = explainPair({
-    condition: lead,
-    spaces: bundle.spaces,
-    references: index.references,
-    queryVector: sides.query.vector,
-    neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
-    queryAttributes: sides.querySlot === undefined ? undefined : bundle.product(sides.querySlot).attributes,
-    neighbourAttributes: bundle.product(hit.index).attributes,
-    topDims: TOP_DIMS,
-  });
-  const body = toExplanation(explanation);
   const combined = resolved.parts.length > 1;
-  if (combined) {
-    body.parts = hit.parts;
-    body.summary = `Combined distance: ${hit.parts.map((p) => `${p.condition} ${percent(p.share)}`).join(', ')}. ${body.summary}`;
-  }
   const neighbour: Neighbour = {
     rank,
     product: toProduct(index, hit.index),
     distance: hit.distance,
     score: combined ? combinedScore(hit.parts) : hit.parts[0].score,
-    explanation: body,
   };
-  if (heatmaps && sides.querySlot !== undefined) {
+  if (options.explain !== 'none') {
+    const explanation = combinedExplanation(index, sides, hit, lead, combined);
+    neighbour.explanation = options.explain === 'summary' ? { summary: explanation.summary } : explanation;
+  }
+  if (options.heatmaps && sides.querySlot !== undefined) {
     neighbour.heatmapUrl =
       `/similar/${encodeURIComponent(bundle.product(sides.querySlot).id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
       `?condition=${encodeURIComponent(bundle.conditions[lead])}`;
@@ -130,7 +154,7 @@ function combinedGroup(
   resolved: ResolvedCondition,
   selection: Selection,
   k: number,
-  heatmaps: boolean,
+  options: { heatmaps: boolean; explain: ExplainLevel },
 ): ConditionNeighbours {
   const exclude = query.slot === undefined ? [] : [query.slot];
   const hits: CombinedQueryHit[] = searchCombined(
@@ -147,7 +171,7 @@ function combinedGroup(
     metric: index.bundle.spaces[resolved.parts[0].condition].metric,
     parts: resolved.parts.map((p) => ({ condition: index.bundle.conditions[p.condition], weight: p.weight })),
     matching: selection.count,
-    neighbours: hits.map((hit, rank) => combinedNeighbour(index, sides, hit, resolved, rank + 1, heatmaps)),
+    neighbours: hits.map((hit, rank) => combinedNeighbour(index, sides, hit, resolved, rank + 1, options)),
   };
 }
 
@@ -162,16 +186,18 @@ export function filteredGroups(
   filters: readonly string[],
   k: number,
   heatmaps: boolean,
+  explain: ExplainLevel = 'full',
 ): ConditionNeighbours[] {
   const selection = selectProducts(index.bundle, filters);
   const resolved = condition === undefined ? undefined : resolveCondition(index.bundle, condition);
-  if (resolved && resolved.parts.length > 1)
-    return [combinedGroup(index, query, resolved, selection, k, heatmaps)];
+  if (resolved && resolved.parts.length > 1) {
+    return [combinedGroup(index, query, resolved, selection, k, { heatmaps, explain })];
+  }
   const conditions = resolveConditions(
     index,
     resolved ? index.bundle.conditions[resolved.parts[0].condition] : undefined,
   );
-  const groups = neighbourGroups(index, query, conditions, k, heatmaps, (served, q, n) =>
+  const groups = neighbourGroups(index, query, conditions, k, heatmaps, explain, (served, q, n) =>
     searchSelected(index.bundle, served.index, q.slot ?? q.vector(served.index), n, selection),
   );
   return groups.map((group) => ({ ...group, matching: selection.count }));
@@ -213,17 +239,12 @@ export function recommendResponse(
   const hits = recommendProducts(bundle, resolved, { positives, negatives }, strategy, k, selection);
   const neighbours = hits.map((hit, rank) => {
     const positive = hit.closestPositive.index;
-    const sides = {
+    const sides: PairSides = {
       query: { slot: positive, vector: (c: number) => bundle.vector(bundle.conditions[c], positive) },
       querySlot: positive,
+      closestPositive: { id: hit.closestPositive.id, distance: hit.closestPositive.distance },
     };
-    const neighbour = combinedNeighbour(index, sides, hit, resolved, rank + 1, heatmaps);
-    neighbour.explanation.closestPositive = {
-      id: hit.closestPositive.id,
-      distance: hit.closestPositive.distance,
-    };
-    neighbour.explanation.summary = `Closest to ${hit.closestPositive.id}. ${neighbour.explanation.summary}`;
-    return neighbour;
+    return combinedNeighbour(index, sides, hit, resolved, rank + 1, { heatmaps, explain: 'full' });
   });
   const response: RecommendResponse = {
     version: index.version,

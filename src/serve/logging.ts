@@ -1,29 +1,67 @@
-/** Request logs: one line per request with its id (the client's X-Request-Id when well-formed, else a new UUID). */
+/**
+ * Request logs: one line per request with its id (the client's X-Request-Id when well-formed, else a new UUID),
+ * written when the response is finished. Errors (4xx at warn, 5xx at error) are always logged; successful requests
+ * can be sampled (`--log-sample`). The service logs through an asynchronous, buffered destination: a synchronous
+ * write per request was 5 % of the CPU profile under load (bench/results/serve-profile.md); lines that arrive while
+ * a write is in flight are written together.
+ */
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler, Response } from 'express';
-import type { Logger } from 'pino';
-import { pinoHttp } from 'pino-http';
+import { pino, type Logger } from 'pino';
 
-function requestId(request: Request, response: Response): string {
+declare module 'node:http' {
+  interface IncomingMessage {
+    /** The request id (set by requestLogger). */
+    id?: string;
+  }
+}
+
+/** The service's own logger: to stderr like every command's, but buffered and written off the request path. */
+export function createServeLogger(): Logger {
+  const destination = pino.destination({ dest: 2, sync: false });
+  const log = pino({ name: 'serve', level: process.env.LOG_LEVEL ?? 'info' }, destination);
+  // Buffered lines must reach stderr even when the process exits right after logging them.
+  process.once('exit', () => destination.flushSync());
+  return log;
+}
+
+function requestId(request: IncomingMessage, response: Response): string {
   const given = request.headers['x-request-id'];
   const id = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
   response.setHeader('X-Request-Id', id);
   return id;
 }
 
-export function requestLogger(log: Logger): RequestHandler {
-  return pinoHttp({
-    logger: log,
-    genReqId: requestId,
-    customLogLevel: (_request, response, error) =>
-      error || response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'warn' : 'info',
-    serializers: {
-      req: (request: { id: unknown; method: string; url: string }) => ({
-        id: request.id,
-        method: request.method,
-        url: request.url,
-      }),
-      res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
-    },
-  }) as RequestHandler;
+/**
+ * Logs every request that fails and `sample` of those that succeed (1: all, 0.1: every tenth, 0: none). The line
+ * keeps pino-http's shape: req {id, method, url}, res {statusCode}, responseTime in ms.
+ */
+export function requestLogger(log: Logger, sample = 1): RequestHandler {
+  const every = sample > 0 ? Math.max(1, Math.round(1 / sample)) : 0;
+  let successes = 0;
+  return (request: Request, response: Response, next) => {
+    const id = requestId(request, response);
+    request.id = id;
+    const started = performance.now();
+    const done = (aborted: boolean) => {
+      const status = response.statusCode;
+      const failed = aborted || status >= 400;
+      if (!failed && (every === 0 || successes++ % every !== 0)) return;
+      const line = {
+        req: { id, method: request.method, url: request.originalUrl },
+        res: { statusCode: status },
+        responseTime: Math.round(performance.now() - started),
+      };
+      if (status >= 500) log.error(line, 'request errored');
+      else if (aborted) log.warn(line, 'request aborted');
+      else if (status >= 400) log.warn(line, 'request completed');
+      else log.info(line, 'request completed');
+    };
+    response.once('finish', () => done(false));
+    response.once('close', () => {
+      if (!response.writableFinished) done(true);
+    });
+    next();
+  };
 }

@@ -7,9 +7,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Logger } from 'pino';
-import { createLogger } from '../util/log.ts';
 import { createApp, type CreateAppOptions, type ServeApp } from './app.ts';
 import { SERVE_DEFAULTS } from './defaults.ts';
+import { createServeLogger } from './logging.ts';
 import type { ServeMetrics } from './metrics.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
 import { metricsHandler } from './routes/ops.ts';
@@ -100,7 +100,7 @@ function drain(server: Server, drainMs: number): Promise<void> {
 }
 
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
-  const log = options.logger ?? createLogger('serve');
+  const log = options.logger ?? createServeLogger();
   const separateMetrics = options.metricsPort !== undefined;
   const served = await createApp({ ...options, logger: log, metricsRoute: !separateMetrics });
   const server = boundedServer(options, served.app);

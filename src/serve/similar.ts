@@ -2,9 +2,9 @@
  * Assemble API responses from an index version: look products up, ask the index for neighbours and the explain
  * stage for explanations. No maths here, only lookups and shaping into the contract's types.
  */
-import { explainPair, type PairExplanation } from '../explain/index.ts';
+import { conditionDistance, explainPair, type PairExplanation } from '../explain/index.ts';
 import type { SearchHit } from '../index/index.ts';
-import type { components } from './generated/api-types.ts';
+import type { components, operations } from './generated/api-types.ts';
 import { HttpProblem } from './problem.ts';
 import type { ServedCondition, ServedIndex } from './served-index.ts';
 
@@ -66,7 +66,7 @@ export function resolveConditions(index: ServedIndex, name: string | undefined):
   return [condition];
 }
 
-export function toExplanation(explanation: PairExplanation): Neighbour['explanation'] {
+export function toExplanation(explanation: PairExplanation): Schemas['Explanation'] {
   return {
     summary: explanation.summary,
     dimensions: {
@@ -89,13 +89,50 @@ export interface Query {
 /** Neighbours of one condition (filtered.ts passes a filtered search); by default the bundle's plain search. */
 export type NeighbourSearch = (condition: ServedCondition, query: Query, k: number) => SearchHit[];
 
-/** Neighbours of a query under the given conditions, each explained. */
+/** How much explanation a neighbour carries (the contract's `explain` parameter; `full` by default). */
+export type ExplainLevel = NonNullable<operations['getSimilar']['parameters']['query']>['explain'] & string;
+
+/** Distance, score and explanation of one neighbour at the asked level; `none` skips the explain stage. */
+function measureNeighbour(
+  index: ServedIndex,
+  query: Query,
+  queryAttributes: Readonly<Record<string, readonly string[]>> | undefined,
+  c: number,
+  slot: number,
+  explain: ExplainLevel,
+): Pick<Neighbour, 'distance' | 'score' | 'explanation'> {
+  const { bundle } = index;
+  const neighbourVector = (other: number) => bundle.vector(bundle.conditions[other], slot);
+  if (explain === 'none') {
+    // The same number explainPair reports (its distance is this conditionDistance), without the rest.
+    const distance = conditionDistance(query.vector(c), neighbourVector(c), bundle.spaces[c].metric);
+    return { distance, score: index.references[c].score(distance) };
+  }
+  const explanation = explainPair({
+    condition: c,
+    spaces: bundle.spaces,
+    references: index.references,
+    queryVector: query.vector,
+    neighbourVector,
+    queryAttributes,
+    neighbourAttributes: bundle.product(slot).attributes,
+    topDims: TOP_DIMS,
+  });
+  return {
+    distance: explanation.distance,
+    score: explanation.score,
+    explanation: explain === 'summary' ? { summary: explanation.summary } : toExplanation(explanation),
+  };
+}
+
+/** Neighbours of a query under the given conditions, each explained as far as asked. */
 export function neighbourGroups(
   index: ServedIndex,
   query: Query,
   conditions: ServedCondition[],
   k: number,
   heatmaps: boolean,
+  explain: ExplainLevel = 'full',
   search?: NeighbourSearch,
 ): ConditionNeighbours[] {
   const { bundle } = index;
@@ -106,22 +143,10 @@ export function neighbourGroups(
     const { name: condition, index: c } = served;
     const hits = find(served, query, k);
     const neighbours = hits.map((hit, rank): Neighbour => {
-      const explanation = explainPair({
-        condition: c,
-        spaces: bundle.spaces,
-        references: index.references,
-        queryVector: query.vector,
-        neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
-        queryAttributes: queryProduct?.attributes,
-        neighbourAttributes: bundle.product(hit.index).attributes,
-        topDims: TOP_DIMS,
-      });
       const neighbour: Neighbour = {
         rank: rank + 1,
         product: toProduct(index, hit.index),
-        distance: explanation.distance,
-        score: explanation.score,
-        explanation: toExplanation(explanation),
+        ...measureNeighbour(index, query, queryProduct?.attributes, c, hit.index, explain),
       };
       if (heatmaps && queryProduct) {
         neighbour.heatmapUrl =

@@ -47,10 +47,6 @@ export function setLearningRate(optimizer: tf.AdamOptimizer, learningRate: numbe
   internals(optimizer).learningRate = learningRate;
 }
 
-export function learningRateOf(optimizer: tf.AdamOptimizer): number {
-  return internals(optimizer).learningRate;
-}
-
 /** Upstream CSN's schedule: lr × (1 − decay)^epoch, epochs counted from 1. */
 export function learningRateForEpoch(baseRate: number, decay: number, epoch: number): number {
   return baseRate * Math.pow(1 - decay, epoch);

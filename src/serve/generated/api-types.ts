@@ -408,7 +408,12 @@ export interface components {
             score: number;
             /** @description Heat map of the regions that drive this distance (catalogue queries only). */
             heatmapUrl?: string;
-            explanation: components["schemas"]["Explanation"];
+            /** @description The explanation (`explain=full`, the default) or only its sentence (`explain=summary`); absent with `explain=none`. */
+            explanation?: components["schemas"]["Explanation"] | components["schemas"]["ExplanationSummary"];
+        };
+        ExplanationSummary: {
+            /** @description The explanation in one or two sentences. */
+            summary: string;
         };
         Explanation: {
             /** @description The explanation in one or two sentences. */
@@ -564,6 +569,8 @@ export interface components {
         Filter: string[];
         /** @description Neighbours per condition. */
         K: number;
+        /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+        Explain: "none" | "summary" | "full";
     };
     requestBodies: never;
     headers: {
@@ -808,6 +815,8 @@ export interface operations {
                  *     number is a 400 listing what is valid; a filter nothing passes gives an empty list.
                  */
                 filter?: components["parameters"]["Filter"];
+                /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+                explain?: components["parameters"]["Explain"];
             };
             header?: never;
             path: {
@@ -853,6 +862,8 @@ export interface operations {
                  *     number is a 400 listing what is valid; a filter nothing passes gives an empty list.
                  */
                 filter?: components["parameters"]["Filter"];
+                /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
+                explain?: components["parameters"]["Explain"];
             };
             header?: never;
             path?: never;

@@ -1,7 +1,10 @@
 /**
- * The web page (static files in public/) and the rendered API docs: outside the contract. Neither redirects: a
- * directory-like path such as /similar/x%2F..%2F.. used to get a 301 from the static handler before the API saw it.
+ * The web page (static files in public/) and the rendered API docs: outside the contract. The static handler runs
+ * only for the page's own files: ahead of every API request it cost an fs.stat (4 % of the CPU profile under load).
+ * Neither handler redirects: a directory-like path such as /similar/x%2F..%2F.. used to get a 301 before the API saw
+ * it.
  */
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
@@ -23,5 +26,10 @@ export function registerPages(app: Express): void {
       customSiteTitle: 'dressmatch API',
     }),
   );
-  app.use(express.static(PUBLIC_DIR, { index: 'index.html', maxAge: '5m', redirect: false }));
+  const pageFiles = new Set(['/', ...readdirSync(PUBLIC_DIR).map((name) => `/${name}`)]);
+  const page = express.static(PUBLIC_DIR, { index: 'index.html', maxAge: '5m', redirect: false });
+  app.use((request, response, next) => {
+    if (pageFiles.has(request.path)) page(request, response, next);
+    else next();
+  });
 }

@@ -77,13 +77,14 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
       const { bundle } = index;
       const query = { slot, vector: (c: number) => bundle.vector(bundle.conditions[c], slot) };
       const heatmaps = index.model !== undefined;
+      const explain = request.query.explain ?? 'full';
       const body: SimilarResponse = {
         version: index.version,
         k,
         query: { source: 'product', product: toProduct(index, slot) },
         groups: needsFilteredPath(condition, filters)
-          ? filteredGroups(index, query, condition, filters, k, heatmaps)
-          : neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps),
+          ? filteredGroups(index, query, condition, filters, k, heatmaps, explain)
+          : neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps, explain),
       };
       response.json(body);
     }),
@@ -98,6 +99,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
       const { condition } = request.query;
       const filters = listParam(request.query.filter);
       const filtered = needsFilteredPath(condition, filters);
+      const explain = request.query.explain ?? 'full';
       // Check the condition and filters before the model runs (their errors are cheaper than an embedding).
       const conditions = filtered ? [] : resolveConditions(index, condition);
       if (filtered) checkFilteredQuery(index, condition, filters);
@@ -114,8 +116,8 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         k,
         query: { source: 'upload' },
         groups: filtered
-          ? filteredGroups(index, { vector: (c) => rows[c] }, condition, filters, k, false)
-          : neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false),
+          ? filteredGroups(index, { vector: (c) => rows[c] }, condition, filters, k, false, explain)
+          : neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false, explain),
       };
       response.json(body);
     }),

@@ -1,0 +1,209 @@
+/**
+ * Embedding speed of the index job: product images decoded and run through the model, images/s. Compares, in the
+ * same run and alternating, the pipeline as it was (reference copy below: decode each image from its path, 4 at a
+ * time, batches of 64, one wasm thread) with the index job's pipeline now (createModelSource + the bundle build's
+ * batch loop, wasm threads on). Both embed the same rendered demo catalogue with the same seeded model and must
+ * give the same vectors.
+ *
+ *   npx tsx bench/index-embed.ts [--count 1200] [--rounds 3]
+ *
+ * Writes bench/results/index-embed.{json,md}.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { generateDemoCatalogue, loadCatalogue } from '../src/catalogue/index.ts';
+import { mapWithConcurrency } from '../src/catalogue/pool.ts';
+import { createModelSource, fingerprintProducts, type BundleSource } from '../src/index/index.ts';
+import { createModel, defaultModelConfig, selectBackend, type SimilarityModel } from '../src/model/index.ts';
+
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: string): string => {
+  const at = argv.indexOf(name);
+  return at >= 0 ? argv[at + 1] : fallback;
+};
+const COUNT = Number(flag('--count', '1200'));
+const ROUNDS = Number(flag('--rounds', '3'));
+const BATCH = 64;
+
+interface Measurement {
+  pipeline: 'before' | 'after';
+  threads: number;
+  images: number;
+  seconds: number;
+  imagesPerSecond: number;
+  vectorsSha256: string;
+}
+
+function hash(vectors: Float32Array): string {
+  return createHash('sha256')
+    .update(Buffer.from(vectors.buffer, vectors.byteOffset, vectors.byteLength))
+    .digest('hex');
+}
+
+/**
+ * decodeImage as it was: libvips opens the path itself. The demo images are square RGB JPEGs, so its padding and
+ * channel steps do nothing and are left out here (the vectors are compared with the new pipeline's).
+ */
+async function decodeFromPath(path: string, size: number): Promise<Float32Array> {
+  const bytes = await sharp(path)
+    .rotate()
+    .flatten({ background: '#ffffff' })
+    .toColourspace('srgb')
+    .resize(size, size, { fit: 'inside', kernel: 'lanczos3' })
+    .raw()
+    .toBuffer();
+  return Float32Array.from(bytes, (value) => value / 255);
+}
+
+/** The pipeline before issue 13 (src/index/model-source.ts at 3a63e51), kept here as the reference. */
+async function embedBefore(model: SimilarityModel, root: string, images: string[]): Promise<Float32Array> {
+  const size = model.config.imageSize;
+  const length = size * size * 3;
+  const out = new Float32Array(images.length * model.config.embedDim);
+  const decode = (batch: string[]) =>
+    mapWithConcurrency(batch, 4, (image) => decodeFromPath(join(root, image), size)).then((decoded) => {
+      const pixels = new Float32Array(batch.length * length);
+      decoded.forEach((pixelsOfOne, row) => pixels.set(pixelsOfOne, row * length));
+      return pixels;
+    });
+  let pending = decode(images.slice(0, BATCH));
+  for (let begin = 0; begin < images.length; begin += BATCH) {
+    const pixels = await pending;
+    const end = Math.min(images.length, begin + BATCH);
+    if (end < images.length) pending = decode(images.slice(end, end + BATCH));
+    const output = tf.tidy(() => model.embed(tf.tensor4d(pixels, [end - begin, size, size, 3])));
+    out.set((await output.data()) as Float32Array, begin * model.config.embedDim);
+    output.dispose();
+  }
+  return out;
+}
+
+/** The index job now: its model source, driven as the bundle build drives it (batch after batch, prefetching). */
+async function embedAfter(source: BundleSource, count: number, embedDim: number): Promise<Float32Array> {
+  const all = Array.from({ length: count }, (_, i) => i);
+  const out = new Float32Array(count * embedDim);
+  for (let begin = 0; begin < count; begin += BATCH) {
+    const end = Math.min(count, begin + BATCH);
+    const pending = source.embed(all.slice(begin, end));
+    if (end < count) source.prefetch?.(all.slice(end, end + BATCH));
+    const rows = await pending;
+    out.set(rows.embeddings!, begin * embedDim);
+  }
+  return out;
+}
+
+async function worker(pipeline: 'before' | 'after', dataDir: string): Promise<Measurement> {
+  await selectBackend('wasm', { info: () => {}, warn: () => {} });
+  const catalogue = await loadCatalogue(dataDir, { checkImages: false });
+  const model = createModel(
+    defaultModelConfig(catalogue.conditions, { kind: 'csn', backbone: 'small', imageSize: 48, seed: 1 }),
+  );
+  const images = catalogue.products.map((p) => p.image);
+  // Products and fingerprints come before embedding in the index job: not timed.
+  const source = await createModelSource({
+    model,
+    modelId: 'bench',
+    catalogue,
+    products: await fingerprintProducts(catalogue),
+  });
+  // Warm up the model (first calls compile and allocate) on one batch.
+  await embedBefore(model, catalogue.root, images.slice(0, BATCH));
+  const start = performance.now();
+  const vectors =
+    pipeline === 'before'
+      ? await embedBefore(model, catalogue.root, images)
+      : await embedAfter(source, images.length, model.config.embedDim);
+  const seconds = (performance.now() - start) / 1000;
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  return {
+    pipeline,
+    threads: wasm.getThreadsCount(),
+    images: images.length,
+    seconds,
+    imagesPerSecond: images.length / seconds,
+    vectorsSha256: hash(vectors),
+  };
+}
+
+async function child(pipeline: 'before' | 'after', dataDir: string): Promise<Measurement> {
+  const env = { ...process.env };
+  if (pipeline === 'before') env.DRESSMATCH_WASM_THREADS = '1';
+  else delete env.DRESSMATCH_WASM_THREADS;
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', pipeline, '--data', dataDir];
+  const { stdout } = await promisify(execFile)(process.execPath, args, { env, maxBuffer: 2 ** 24 });
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '') as Measurement;
+}
+
+async function main(): Promise<void> {
+  const workerPipeline = flag('--worker', '');
+  if (workerPipeline === 'before' || workerPipeline === 'after') {
+    const result = await worker(workerPipeline, flag('--data', ''));
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const scratch = await mkdtemp(join(os.tmpdir(), 'dressmatch-embed-bench-'));
+  try {
+    const dataDir = join(scratch, 'catalogue');
+    process.stderr.write(`rendering ${COUNT} demo products ...\n`);
+    await generateDemoCatalogue(dataDir, { count: COUNT, seed: 7 });
+    const rounds: { round: number; before: Measurement; after: Measurement; speedup: number }[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const before = await child('before', dataDir);
+      const after = await child('after', dataDir);
+      rounds.push({ round, before, after, speedup: after.imagesPerSecond / before.imagesPerSecond });
+      process.stderr.write(
+        `round ${round}: before ${before.imagesPerSecond.toFixed(0)} images/s (${before.threads} thread), ` +
+          `after ${after.imagesPerSecond.toFixed(0)} images/s (${after.threads} threads), ` +
+          `${(after.imagesPerSecond / before.imagesPerSecond).toFixed(2)}x, same vectors: ${before.vectorsSha256 === after.vectorsSha256}\n`,
+      );
+    }
+    const speedups = rounds.map((r) => r.speedup);
+    const summary = {
+      benchmark: 'index-embed',
+      date: new Date().toISOString(),
+      machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}`,
+      loadAverage: os.loadavg(),
+      images: COUNT,
+      imageSize: 48,
+      batch: BATCH,
+      rounds,
+      speedupRange: [Math.min(...speedups), Math.max(...speedups)],
+      sameVectors: rounds.every((r) => r.before.vectorsSha256 === r.after.vectorsSha256),
+    };
+    const md = [
+      '# Index job embedding speed',
+      '',
+      `Run ${summary.date} on ${summary.machine} (load average ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}). ` +
+        `${COUNT} rendered demo products (128 px JPEG) embedded at 48 px by a seeded CSN (small backbone), batches of ${BATCH}. ` +
+        'Before = the pipeline before issue 13 (libvips opens each path, 4 decodes at a time, one wasm thread); after = the index ' +
+        "job's model source now. Rounds alternate the two; each runs in its own process.",
+      '',
+      `Reproduce: \`npx tsx bench/index-embed.ts ${argv.join(' ')}\``,
+      '',
+      '| round | before images/s | after images/s | speed-up | same vectors |',
+      '|---|---|---|---|---|',
+      ...rounds.map(
+        (r) =>
+          `| ${r.round} | ${r.before.imagesPerSecond.toFixed(0)} | ${r.after.imagesPerSecond.toFixed(0)} | ${r.speedup.toFixed(2)}x | ${r.before.vectorsSha256 === r.after.vectorsSha256 ? 'yes' : 'NO'} |`,
+      ),
+      '',
+      `Speed-up range: ${summary.speedupRange[0].toFixed(2)}x – ${summary.speedupRange[1].toFixed(2)}x.`,
+      '',
+    ].join('\n');
+    const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'index-embed');
+    await writeFile(`${out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
+    await writeFile(`${out}.md`, md);
+    process.stdout.write(`${md}\n`);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
