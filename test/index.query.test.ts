@@ -145,4 +145,21 @@ describe('queries on a published bundle', () => {
       }
     }
   });
+
+  test('an incremental run with changed fields only re-embeds nothing and serves the new fields', async () => {
+    const counter = { embedded: 0 };
+    const items = Array.from({ length: COUNT }, (_, i) => withFields(i, 1));
+    const report = await buildBundle(dir, syntheticSource(items, { dim: DIM, counter }), {
+      maskThreshold: 0,
+      incremental: true,
+      keepVersions: 2,
+    });
+    assert.equal(counter.embedded, 0, 'fields are not part of the fingerprint');
+    assert.equal(report.changes.unchanged, COUNT);
+    const next = await openBundle(dir);
+    const inStock = selectProducts(next, ['in_stock:true']);
+    const expected = items.filter((p) => p.fields?.in_stock === true).length;
+    assert.equal(inStock.count, expected);
+    assert.equal(next.product(3).fields?.in_stock, false, 'product 3 went out of stock');
+  });
 });
