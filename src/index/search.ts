@@ -22,7 +22,7 @@ export interface SpaceData {
  * and exact ~ s x n: exact wins when matches x s < FILTER_COST_RATIO x ef, i.e. below the selectivity
  * s* = sqrt(FILTER_COST_RATIO x ef / n). bench/filters.ts measures the crossover of the two (CPU time per query,
  * 100k products, 16-dim space, ef 64): HNSW 1.2 ms vs exact 2.1 ms at 10 %, 1.8 ms vs 1.4 ms at 5 %, crossing at
- * 6.4 % (ratio 6.3); below, HNSW degrades fast (12 ms at 0.5 %, 68 ms at 0.05 %, exact 0.3-0.5 ms). So s* is 6.2 %
+ * 6.0-6.4 % in two runs (ratio 5.6-6.3); below, HNSW degrades fast (12 ms at 0.5 %, 68 ms at 0.05 %, exact 0.3-0.5 ms). So s* is 6.2 %
  * at 100k products, 20 % at 10k and 2 % at 1M. Mature engines switch the same way (Qdrant's full_scan_threshold,
  * Weaviate's flatSearchCutoff), on a fixed count of matches; a count ignores that the walk grows as they get rarer.
  */
