@@ -90,6 +90,22 @@ function balancedSplits(count: number, rng: Rng): Split[] {
   return rng.shuffle(splits);
 }
 
+/** Values of the demo's `category` field: a shop's department, which the labels do not carry. */
+export const DEMO_CATEGORIES = ['casual', 'evening', 'office', 'beach'] as const;
+
+/**
+ * The demo's product fields (price, in_stock, category), drawn from their own stream so that adding them changed no
+ * image or label of an existing demo catalogue. Longer dresses cost more, so `price` is not independent of `length`.
+ */
+function demoFields(a: DemoAttributes, rng: Rng): Record<string, string | number | boolean> {
+  const base = { mini: 39, knee: 59, midi: 79, maxi: 99 }[a.length];
+  return {
+    price: Math.round((base + rng.range(0, 100)) * 100) / 100,
+    in_stock: rng.next() < 0.8,
+    category: rng.pick(DEMO_CATEGORIES),
+  };
+}
+
 /** Small fast generator for pixel noise (mulberry32); seeded from the product's Rng so output is deterministic. */
 function noiseSource(seed: number): () => number {
   let state = seed >>> 0;
@@ -161,6 +177,7 @@ export async function generateDemoCatalogue(
   const attributes = balancedAttributes(count, rng);
   const splits = balancedSplits(count, rng);
   const digits = Math.max(5, String(count).length);
+  const fieldRng = new Rng(seed ^ 0x5eed_f1e1);
   const products: Product[] = attributes.map((a, i) => {
     const id = `dress-${String(i + 1).padStart(digits, '0')}`;
     return {
@@ -169,6 +186,7 @@ export async function generateDemoCatalogue(
       image: `images/${id}.jpg`,
       attributes: Object.fromEntries(DEMO_CONDITIONS.map((condition) => [condition, [a[condition]]])),
       split: splits[i],
+      fields: demoFields(a, fieldRng),
     };
   });
   // One independent stream per product, so parallel rendering order cannot change any image.
@@ -179,6 +197,7 @@ export async function generateDemoCatalogue(
     name: basename(target),
     conditions: [...DEMO_CONDITIONS],
     products,
+    fields: { category: 'string', in_stock: 'boolean', price: 'number' },
   };
   await replaceDirectory(
     target,

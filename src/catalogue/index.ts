@@ -8,6 +8,7 @@ export {
   type WriteCatalogueOptions,
   type ImageTransfer,
 } from './native.ts';
+export { parseFields, deriveFieldSchema, FieldSchemaBuilder, FieldError } from './fields.ts';
 export { loadFarfetchCatalogue, farfetchImagePath } from './farfetch.ts';
 export { loadZapposCatalogue } from './zappos.ts';
 export { loadAsenCatalogue } from './asen.ts';
@@ -30,6 +31,7 @@ export {
   demoTitle,
   DEMO_ATTRIBUTES,
   DEMO_CONDITIONS,
+  DEMO_CATEGORIES,
   DEMO_PARTS,
   DEMO_CONDITION_PARTS,
   DEMO_PARTS_MANIFEST,

@@ -1,6 +1,7 @@
 import { copyFile, constants, mkdir, readdir, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { FieldError, FieldSchemaBuilder, parseFields } from './fields.ts';
 import { mapWithConcurrency } from './pool.ts';
 import { isValidConditionName, isValidProductId, readLines, type NumberedLine } from './text.ts';
 import {
@@ -66,7 +67,7 @@ function parseProduct(value: unknown, conditions: ReadonlySet<string>, file: str
     throw new CatalogueError(file, line, message);
   };
   if (!isRecord(value)) return fail('expected a JSON object per line');
-  const { id, title, image, attributes, split } = value;
+  const { id, title, image, attributes, split, fields } = value;
   if (typeof id !== 'string' || !isValidProductId(id)) {
     return fail(`"id" must be a non-empty string without spaces or slashes, got ${JSON.stringify(id)}`);
   }
@@ -102,6 +103,14 @@ function parseProduct(value: unknown, conditions: ReadonlySet<string>, file: str
     attributes: parsedAttributes,
   };
   if (split !== undefined) product.split = split as Split;
+  if (fields !== undefined) {
+    try {
+      product.fields = parseFields(fields, conditions, id);
+    } catch (error) {
+      if (error instanceof FieldError) fail(error.message);
+      throw error;
+    }
+  }
   return product;
 }
 
@@ -127,6 +136,7 @@ export async function loadNativeCatalogue(dir: string): Promise<LayoutResult> {
   const products: Product[] = [];
   const sources: SourceRef[] = [];
   const indexById = new Map<string, number>();
+  const fieldSchema = new FieldSchemaBuilder();
   for (const row of await readLines(productsFile)) {
     let value: unknown;
     try {
@@ -143,6 +153,12 @@ export async function loadNativeCatalogue(dir: string): Promise<LayoutResult> {
         `duplicate product id "${product.id}" (first on line ${sources[earlier].line})`,
       );
     }
+    try {
+      fieldSchema.add(product.fields, row.line, product.id);
+    } catch (error) {
+      if (error instanceof FieldError) throw new CatalogueError(productsFile, row.line, error.message);
+      throw error;
+    }
     indexById.set(product.id, products.length);
     products.push(product);
     sources.push({ file: productsFile, line: row.line });
@@ -150,6 +166,8 @@ export async function loadNativeCatalogue(dir: string): Promise<LayoutResult> {
   if (products.length === 0) throw new CatalogueError(productsFile, undefined, 'no products listed');
 
   const catalogue: Catalogue = { root, name: basename(root), conditions, products };
+  const fields = fieldSchema.schema();
+  if (Object.keys(fields).length > 0) catalogue.fields = fields;
   const triplets = await loadNativeTriplets(join(dir, NATIVE_FILES.triplets), conditions, indexById);
   if (triplets) catalogue.triplets = triplets;
   const retrieval = await loadNativeRetrieval(join(dir, NATIVE_FILES.retrieval), conditions, indexById);
@@ -304,6 +322,7 @@ export async function writeCatalogue(
       attributes: product.attributes,
     };
     if (product.split) record.split = product.split;
+    if (product.fields && Object.keys(product.fields).length > 0) record.fields = product.fields;
     return `${JSON.stringify(record)}\n`;
   });
   await writeFileAtomic(join(out, NATIVE_FILES.products), productLines.join(''));

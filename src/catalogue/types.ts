@@ -12,7 +12,15 @@ export interface Product {
   attributes: Record<string, string[]>;
   /** Which split the product belongs to, when the source layout says so. */
   split?: Split;
+  /** Product fields to filter on (price, in_stock, category...); absent when the catalogue has none. */
+  fields?: Record<string, FieldValue>;
 }
+
+/** A product field's value, and the type names the schema uses for them. */
+export type FieldValue = string | number | boolean;
+export type FieldType = 'string' | 'number' | 'boolean';
+/** Field name -> type, the same for every product that has the field. */
+export type FieldSchema = Record<string, FieldType>;
 
 /** One similarity constraint: under `condition`, `anchor` is closer to `close` than to `far` (indices into products). */
 export interface Triplet {
@@ -44,6 +52,8 @@ export interface Catalogue {
   triplets?: Partial<Record<Split, Triplet[]>>;
   /** Retrieval protocol shipped with the catalogue (ASEN meta layout). */
   retrieval?: Partial<Record<'val' | 'test', RetrievalSet>>;
+  /** Types of the product fields, derived once when the catalogue is loaded (absent or empty: no fields). */
+  fields?: FieldSchema;
 }
 
 /** A problem in catalogue input, always naming the file and (when known) the line. */

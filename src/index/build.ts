@@ -271,6 +271,18 @@ function incrementalLayout(previous: IndexBundle, products: IndexedProduct[], co
   return { slots, sources, toEmbed, changes, upsert, remove: removedFromIndex, inPlace: true };
 }
 
+/**
+ * True when a product keeps its vectors but its fields changed (price, stock): fields stay out of the fingerprint,
+ * so nothing is re-embedded, but the new values must still be published.
+ */
+function fieldsChanged(previous: IndexBundle, slots: readonly (IndexedProduct | null)[]): boolean {
+  return slots.some(
+    (product, slot) =>
+      product !== null &&
+      JSON.stringify(product.fields ?? {}) !== JSON.stringify(previous.products[slot]?.fields ?? {}),
+  );
+}
+
 /** Why the current version cannot be edited in place for this source, or null when it can. */
 function incompatibility(info: VersionInfo, source: BundleSource, params: BuildParams): string | null {
   if (info.model.id !== source.modelId) return 'the model changed';
@@ -519,7 +531,8 @@ export async function buildBundle(
   try {
     build = await startBuild(bundleDir, source, options, params);
     const { previous, layout, manifest } = build;
-    if (previous && layout.changes.added + layout.changes.updated + layout.changes.removed === 0) {
+    const changed = layout.changes.added + layout.changes.updated + layout.changes.removed > 0;
+    if (previous && !changed && !fieldsChanged(previous, layout.slots)) {
       options.log?.info({ version: manifest?.current }, 'index is up to date: nothing to publish');
       const quality = previous.spaces.map((s) => s.quality);
       return { ...buildReport(build, false, quality, []), version: manifest?.current ?? null };

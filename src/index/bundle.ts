@@ -13,7 +13,10 @@ import {
   verifyFile,
   versionPath,
 } from './files.ts';
+import { deriveFieldSchema } from '../catalogue/fields.ts';
+import { FilterTable } from './filter.ts';
 import { createIndex, searchIndex, type HnswIndex } from './hnsw.ts';
+import type { SpaceData } from './search.ts';
 import {
   BundleError,
   VERSION_FILE,
@@ -64,6 +67,7 @@ export class IndexBundle {
   private readonly live: Uint8Array;
   private readonly efSearch: number;
   private closed = false;
+  private filters: FilterTable | undefined;
 
   constructor(
     readonly dir: string,
@@ -226,6 +230,29 @@ export class IndexBundle {
   /** Score in [0, 1] of a distance under `condition`: the fraction of random product pairs that are farther apart. */
   score(condition: string, distance: number): number {
     return scoreFromQuantiles(this.space(condition).quantiles, distance);
+  }
+
+  /** The efSearch queries use unless they pass their own. */
+  get defaultEfSearch(): number {
+    return this.efSearch;
+  }
+
+  /** Labels and fields as filter columns (src/index/filter.ts), built on first use and kept with the version. */
+  filterTable(): FilterTable {
+    // Field types follow from the stored values (the catalogue's one rule); version.json may also record them.
+    this.filters ??= new FilterTable(
+      this.products,
+      this.conditions,
+      this.info.fields ?? deriveFieldSchema(this.products.filter((p) => p !== null)),
+    );
+    return this.filters;
+  }
+
+  /** Condition c's rows and HNSW index, for filtered, combined and recommend search (src/index/query.ts). */
+  spaceData(c: number): SpaceData {
+    this.checkOpen();
+    const space = this.spaces[c];
+    return { metric: space.metric, d: space.dims.length, rows: this.vectors[c], index: this.indexes[c] };
   }
 
   /**

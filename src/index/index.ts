@@ -52,3 +52,29 @@ export {
 } from './store/lance-build.ts';
 export { commitShards, embedShard, parseShard, shardRange, type ShardSpec } from './store/lance-shards.ts';
 export { matchesFilter } from './store/common.ts';
+export { QueryError, type QueryErrorCode } from './query-error.ts';
+export {
+  FilterTable,
+  parseFilter,
+  filterKey,
+  type Filter,
+  type FilterClause,
+  type FilterSchema,
+  type FieldSummary,
+  type Selection,
+} from './filter.ts';
+export { exactBelowSelectivity, FILTER_COST_RATIO } from './search.ts';
+export { parseConditionParts, type ConditionPart } from './combine.ts';
+export { RECOMMEND_STRATEGIES, MAX_EXAMPLES, checkExamples, type RecommendStrategy } from './recommend.ts';
+export {
+  filterSchema,
+  selectProducts,
+  resolveCondition,
+  searchSelected,
+  searchCombined,
+  recommendProducts,
+  type ResolvedCondition,
+  type PartResult,
+  type CombinedQueryHit,
+  type RecommendQueryHit,
+} from './query.ts';

@@ -38,7 +38,9 @@ export async function fingerprintProducts(
       .update(bytes)
       .digest('hex');
     options.onProgress?.(++done, catalogue.products.length);
-    return {
+    // Fields (price, stock...) do not change the vectors, so they stay out of the fingerprint; every run copies
+    // them from the catalogue, also for unchanged products.
+    const indexed: IndexedProduct = {
       id: product.id,
       title: product.title,
       image: product.image,
@@ -46,6 +48,8 @@ export async function fingerprintProducts(
       fingerprint,
       imageSha256,
     };
+    if (product.fields && Object.keys(product.fields).length > 0) indexed.fields = product.fields;
+    return indexed;
   });
 }
 

@@ -1,4 +1,5 @@
 /** The index stage: versioned bundles of per-condition HNSW indexes, as written by the index job and read by serve. */
+import type { FieldSchema, FieldValue } from '../catalogue/index.ts';
 import type { ConditionSpace, ModelKind } from '../model/index.ts';
 
 export const BUNDLE_FORMAT = 'dressmatch-index';
@@ -82,6 +83,8 @@ export interface IndexedProduct {
   /** Image path relative to the catalogue root. */
   image: string;
   attributes: Record<string, string[]>;
+  /** Product fields to filter on (price, in_stock...), copied from the catalogue; absent when it has none. */
+  fields?: Record<string, FieldValue>;
   /**
    * Hash of everything the product's vectors depend on (title, image path, attributes and the image file's bytes):
    * an incremental run re-embeds a product exactly when its fingerprint changes.
@@ -178,6 +181,8 @@ export interface VersionInfo {
   provenance?: ModelProvenance | null;
   catalogue: { name: string; root: string } | null;
   conditions: string[];
+  /** Types of the product fields (absent in bundles written before fields existed: no fields). */
+  fields?: FieldSchema;
   /** Full masks, one row per condition (all ones for models without masks). */
   masks: number[][];
   /** Slots in every per-product array and HNSW label space; removed products leave null slots until compaction. */

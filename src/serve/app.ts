@@ -19,6 +19,7 @@ import type { RouteContext } from './routes/context.ts';
 import { registerHeatmapRoutes } from './routes/heatmap.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPages } from './routes/pages.ts';
+import { registerRecommendRoutes } from './routes/recommend.ts';
 import { registerSimilarRoutes } from './routes/similar.ts';
 import { rateLimiter } from './rate-limit.ts';
 import { securityHeaders } from './security.ts';
@@ -131,6 +132,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
     if (request.method === 'HEAD') request.method = 'GET';
     next();
   });
+  // JSON bodies (POST /recommend) are parsed before the contract checks them; 16 KiB holds 20 examples and filters.
+  app.use(express.json({ limit: '16kb' }));
   app.use(contractValidator(limits, options.validateResponses ?? false));
   app.use(plainIntegers(spec));
   registerOpsRoutes(app, context, spec, {
@@ -139,6 +142,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   });
   registerCatalogueRoutes(app, context);
   registerSimilarRoutes(app, context);
+  registerRecommendRoutes(app, context);
   registerHeatmapRoutes(app, context);
   app.use(notFoundHandler);
   app.use(problemHandler(log));

@@ -3,6 +3,7 @@
  * Clients never see stack traces or internal messages, only a documented problem type and a plain sentence.
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { QueryError } from '../index/index.ts';
 import type { components } from './generated/api-types.ts';
 
 export type Problem = components['schemas']['Problem'];
@@ -17,7 +18,41 @@ export const PROBLEM_TYPES = {
     title: 'Unknown condition',
     about: 'The condition is not one the loaded index knows; validConditions lists the ones it does.',
   },
-  'unknown-product': { title: 'Unknown product', about: 'No product with that id is in the loaded index.' },
+  'unknown-product': {
+    title: 'Unknown product',
+    about: 'No product with that id is in the loaded index (unknownProducts lists the missing example ids).',
+  },
+  'malformed-filter': {
+    title: 'Malformed filter',
+    about: 'A filter is not name:value, name<n, name<=n, name>n or name>=n; valid lists the operators.',
+  },
+  'unknown-filter-name': {
+    title: 'Unknown filter name',
+    about: 'A filter names neither a condition nor a product field; valid lists the names.',
+  },
+  'unknown-label': {
+    title: 'Unknown label',
+    about:
+      'A filter asks for a label no indexed product carries under that condition; valid lists the labels.',
+  },
+  'not-numeric': {
+    title: 'Comparison on a field that is not a number',
+    about: '<, <=, > and >= compare number fields only; valid lists them.',
+  },
+  'invalid-filter-value': {
+    title: 'Invalid filter value',
+    about: 'The value does not fit the field (true/false for booleans, a decimal number for numbers).',
+  },
+  'malformed-condition': {
+    title: 'Malformed condition',
+    about:
+      'A combined condition is name,name or name:weight,name:weight with positive weights, each name once.',
+  },
+  'invalid-examples': {
+    title: 'Invalid examples',
+    about:
+      'A recommendation needs at least one positive example, at most 20 in all, none both positive and negative.',
+  },
   'not-found': { title: 'Not found', about: 'No such resource.' },
   'method-not-allowed': {
     title: 'Method not allowed',
@@ -42,6 +77,11 @@ export const PROBLEM_TYPES = {
     about:
       'This client sent more requests than the per-client rate limit allows; retry after Retry-After seconds.',
   },
+  'store-unsupported': {
+    title: 'Not supported by this store',
+    about:
+      'Filters, combined conditions and recommendations run on the hnswlib store for now; this service reads LanceDB.',
+  },
   'not-acceptable': {
     title: 'Not acceptable',
     about: 'The endpoint cannot produce a representation you accept.',
@@ -60,7 +100,9 @@ export class HttpProblem extends Error {
     readonly status: number,
     readonly slug: ProblemSlug,
     readonly detail: string,
-    readonly extensions: Partial<Pick<Problem, 'validConditions' | 'errors'>> = {},
+    readonly extensions: Partial<
+      Pick<Problem, 'validConditions' | 'errors' | 'valid' | 'expression' | 'unknownProducts'>
+    > = {},
     readonly headers: Record<string, string> = {},
   ) {
     super(detail);
@@ -151,6 +193,7 @@ export function problemHandler(log: ProblemLogger): ErrorRequestHandler {
     }
     let body: Problem;
     let headers: Record<string, string> = {};
+    if (error instanceof QueryError) error = queryProblem(error);
     if (error instanceof HttpProblem) {
       body = problemBody(error.status, error.slug, error.detail, request, error.extensions);
       headers = error.headers;
@@ -170,6 +213,17 @@ export function problemHandler(log: ProblemLogger): ErrorRequestHandler {
     }
     response.status(body.status).set(headers).type('application/problem+json').send(JSON.stringify(body));
   };
+}
+
+/** A caller error found by the index stage (filter, combined condition, examples): a 400 listing what is valid. */
+export function queryProblem(error: QueryError): HttpProblem {
+  const extensions = { expression: error.expression, valid: [...error.valid] };
+  return new HttpProblem(
+    400,
+    error.code,
+    error.message,
+    error.code === 'unknown-condition' ? { ...extensions, validConditions: [...error.valid] } : extensions,
+  );
 }
 
 /** Unmatched routes: a 404 problem rather than Express's HTML page. */

@@ -3,6 +3,7 @@
  * stage for explanations. No maths here, only lookups and shaping into the contract's types.
  */
 import { conditionDistance, explainPair, type PairExplanation } from '../explain/index.ts';
+import type { StoreHit } from '../index/index.ts';
 import type { components, operations } from './generated/api-types.ts';
 import { HttpProblem } from './problem.ts';
 import type { ServedCondition, ServedIndex } from './served-index.ts';
@@ -24,12 +25,14 @@ export function productUrl(id: string): string {
 
 export function toProduct(index: ServedIndex, slot: number): ProductBody {
   const product = index.store.product(slot);
-  return {
+  const body: ProductBody = {
     id: product.id,
     title: product.title,
     attributes: product.attributes,
     imageUrl: `${productUrl(product.id)}/image`,
   };
+  if (product.fields) body.fields = product.fields;
+  return body;
 }
 
 export function requireSlot(index: ServedIndex, productId: string): number {
@@ -63,7 +66,7 @@ export function resolveConditions(index: ServedIndex, name: string | undefined):
   return [condition];
 }
 
-function toExplanation(explanation: PairExplanation): Schemas['Explanation'] {
+export function toExplanation(explanation: PairExplanation): Schemas['Explanation'] {
   return {
     summary: explanation.summary,
     dimensions: {
@@ -82,6 +85,13 @@ export interface Query {
   /** Catalogue product being queried (its slot), absent for uploads. */
   slot?: number;
 }
+
+/** Neighbours of one condition (filtered.ts passes a filtered search, answered at once); by default the store's. */
+export type NeighbourSearch = (
+  condition: ServedCondition,
+  query: Query,
+  k: number,
+) => StoreHit[] | Promise<StoreHit[]>;
 
 /** How much explanation a neighbour carries (the contract's `explain` parameter; `full` by default). */
 export type ExplainLevel = NonNullable<operations['getSimilar']['parameters']['query']>['explain'] & string;
@@ -132,12 +142,16 @@ export async function neighbourGroups(
   k: number,
   heatmaps: boolean,
   explain: ExplainLevel = 'full',
+  search?: NeighbourSearch,
 ): Promise<ConditionNeighbours[]> {
   const { store } = index;
+  const find: NeighbourSearch =
+    search ?? (({ name, index: c }, q, n) => store.search(name, q.slot ?? q.vector(c), n));
   const queryProduct = query.slot === undefined ? undefined : store.product(query.slot);
   return Promise.all(
-    conditions.map(async ({ name: condition, index: c }) => {
-      const hits = await store.search(condition, query.slot ?? query.vector(c), k);
+    conditions.map(async (served) => {
+      const { name: condition, index: c } = served;
+      const hits = await find(served, query, k);
       const vectors = await store.vectors(hits.map((hit) => hit.index));
       const neighbours = hits.map((hit, rank): Neighbour => {
         const neighbour: Neighbour = {
@@ -168,6 +182,8 @@ export function conditionList(index: ServedIndex): ConditionList {
       medianRandomDistance: index.references[c].quantile(0.5),
       values: index.valueCounts[c],
     })),
+    // Filters run on the hnswlib store only for now (LanceDB lists no filterable fields).
+    fields: index.bundle?.filterTable().describeFields() ?? [],
   };
 }
 

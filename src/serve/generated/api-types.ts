@@ -170,7 +170,9 @@ export interface paths {
         /**
          * Nearest neighbours of a catalogue product, with explanations.
          * @description With `condition`, the `k` nearest neighbours under that condition. Without it, the `k` nearest
-         *     neighbours under every condition, one group per condition, in one response.
+         *     neighbours under every condition, one group per condition, in one response. A combined condition
+         *     (`color:2,pattern:1`) answers with one group ranked by the weighted combination. `filter` keeps only the
+         *     products that pass: when at least `k` pass, `k` come back; when fewer, all of them.
          */
         get: operations["getSimilar"];
         put?: never;
@@ -190,8 +192,35 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Nearest catalogue products of an uploaded image, embedded on the fly with the loaded model. */
+        /**
+         * Nearest catalogue products of an uploaded image, embedded on the fly with the loaded model.
+         * @description `condition`, `k` and `filter` work as for `GET /similar/{productId}` (query parameters, as the body is
+         *     the multipart upload).
+         */
         post: operations["postSimilar"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/recommend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Products like the positive examples and unlike the negative ones, under a (combined) condition.
+         * @description `average` searches from mean(positive) + (mean(positive) − mean(negative)) in the condition's space;
+         *     `best` ranks every product by its distance to the nearest positive minus its distance to the nearest
+         *     negative. The examples are never returned; each result names the positive example it is closest to,
+         *     and its explanation compares the two.
+         */
+        post: operations["postRecommend"];
         delete?: never;
         options?: never;
         head?: never;
@@ -242,6 +271,12 @@ export interface components {
             requestId?: string;
             /** @description For an unknown condition, the conditions that exist. */
             validConditions?: string[];
+            /** @description For an invalid filter, condition or example list, the expression at fault. */
+            expression?: string;
+            /** @description For an invalid filter or condition, what would be valid there (names, labels, operators, values). */
+            valid?: string[];
+            /** @description For unknown example ids in a recommendation, the ids that are not in the index. */
+            unknownProducts?: string[];
             /** @description For invalid requests, what was wrong where. */
             errors?: {
                 path?: string;
@@ -281,6 +316,22 @@ export interface components {
         ConditionList: {
             version: string;
             conditions: components["schemas"]["Condition"][];
+            /** @description Product fields a filter can name, with their types, sorted by name. */
+            fields: components["schemas"]["Field"][];
+        };
+        Field: {
+            name: string;
+            /** @enum {string} */
+            type: "string" | "number" | "boolean";
+            /** @description String and boolean fields, most frequent first (at most 50 values). */
+            values?: {
+                value: string;
+                count: number;
+            }[];
+            /** @description Number fields, the smallest value. */
+            min?: number;
+            /** @description Number fields, the largest value. */
+            max?: number;
         };
         Condition: {
             name: string;
@@ -319,6 +370,10 @@ export interface components {
             };
             /** @enum {string} */
             split?: "train" | "val" | "test";
+            /** @description Product fields (price, stock, category...) as the catalogue gives them. */
+            fields?: {
+                [key: string]: string | number | boolean;
+            };
             imageUrl: string;
         };
         ProductPage: {
@@ -360,7 +415,15 @@ export interface components {
             product?: components["schemas"]["Product"];
         };
         ConditionNeighbours: {
+            /** @description The condition, or the combined condition as asked (`color:2,pattern:1`). */
             condition: string;
+            /** @description For a combined condition, its parts with the weights as written. */
+            parts?: {
+                condition: string;
+                weight: number;
+            }[];
+            /** @description With a filter, how many products passed it (the query product included). */
+            matching?: number;
             /** @enum {string} */
             metric: "l2" | "cosine";
             neighbours: components["schemas"]["Neighbour"][];
@@ -393,6 +456,52 @@ export interface components {
             }[];
             /** @description Catalogue labels compared per condition; null when the query is an upload. */
             attributes: components["schemas"]["AttributeComparison"] | null;
+            /**
+             * @description For a combined condition, each part's own distance and score and its share of the combined distance
+             *     (the shares sum to 1). The dimensions and labels above are those of the part with the largest share.
+             */
+            parts?: components["schemas"]["ConditionPart"][];
+            /** @description For a recommendation, the positive example this product is closest to (the pair explained). */
+            closestPositive?: {
+                id: string;
+                distance: number;
+            };
+        };
+        ConditionPart: {
+            condition: string;
+            weight: number;
+            distance: number;
+            score: number;
+            share: number;
+        };
+        RecommendRequest: {
+            /** @description Ids of products to be like (at least one; at most 20 examples in all). */
+            positive: string[];
+            /** @description Ids of products to be unlike. */
+            negative?: string[];
+            /** @description A condition or a combined condition, as the `condition` query parameter of `/similar`. */
+            condition: string;
+            /** @default 10 */
+            k: number;
+            /** @description Filter expressions, as the repeated `filter` query parameter of `/similar`. */
+            filter?: string[];
+            /**
+             * @default average
+             * @enum {string}
+             */
+            strategy: "average" | "best";
+        };
+        RecommendResponse: {
+            version: string;
+            k: number;
+            /** @enum {string} */
+            strategy: "average" | "best";
+            condition: string;
+            positive: components["schemas"]["Product"][];
+            negative: components["schemas"]["Product"][];
+            /** @description With a filter, how many products passed it (examples included). */
+            matching?: number;
+            neighbours: components["schemas"]["Neighbour"][];
         };
         DimensionBreakdown: {
             /** @description Embedding dimensions the condition keeps. */
@@ -471,8 +580,22 @@ export interface components {
     };
     parameters: {
         ProductId: string;
-        /** @description One condition (see `/conditions`). Omit it for neighbours under every condition. */
+        /**
+         * @description One condition (see `/conditions`), or a combination: `color,pattern` (equal weights) or
+         *     `color:2,pattern:1` ranks by the weighted sum of the parts' squared masked distances (one combined mask;
+         *     for ASEN the sum of the parts' distances), each part relative to its typical distance. Omit it for
+         *     neighbours under every condition.
+         */
         Condition: string;
+        /**
+         * @description Repeat to combine. `name:value` is equality on a condition's label or a product field (string, boolean
+         *     or number); `name<n`, `name<=n`, `name>n`, `name>=n` compare number fields. Different names must all
+         *     hold; equalities on one name are alternatives (`pattern:stripes` and `pattern:dots` = either);
+         *     comparisons on one name bound one range (`price>=50` and `price<100`). `/conditions` lists the labels
+         *     and fields. An unknown name or label, a malformed expression or a comparison on a field that is not a
+         *     number is a 400 listing what is valid; a filter nothing passes gives an empty list.
+         */
+        Filter: string[];
         /** @description Neighbours per condition. */
         K: number;
         /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
@@ -703,10 +826,24 @@ export interface operations {
     getSimilar: {
         parameters: {
             query?: {
-                /** @description One condition (see `/conditions`). Omit it for neighbours under every condition. */
+                /**
+                 * @description One condition (see `/conditions`), or a combination: `color,pattern` (equal weights) or
+                 *     `color:2,pattern:1` ranks by the weighted sum of the parts' squared masked distances (one combined mask;
+                 *     for ASEN the sum of the parts' distances), each part relative to its typical distance. Omit it for
+                 *     neighbours under every condition.
+                 */
                 condition?: components["parameters"]["Condition"];
                 /** @description Neighbours per condition. */
                 k?: components["parameters"]["K"];
+                /**
+                 * @description Repeat to combine. `name:value` is equality on a condition's label or a product field (string, boolean
+                 *     or number); `name<n`, `name<=n`, `name>n`, `name>=n` compare number fields. Different names must all
+                 *     hold; equalities on one name are alternatives (`pattern:stripes` and `pattern:dots` = either);
+                 *     comparisons on one name bound one range (`price>=50` and `price<100`). `/conditions` lists the labels
+                 *     and fields. An unknown name or label, a malformed expression or a comparison on a field that is not a
+                 *     number is a 400 listing what is valid; a filter nothing passes gives an empty list.
+                 */
+                filter?: components["parameters"]["Filter"];
                 /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
                 explain?: components["parameters"]["Explain"];
             };
@@ -736,10 +873,24 @@ export interface operations {
     postSimilar: {
         parameters: {
             query?: {
-                /** @description One condition (see `/conditions`). Omit it for neighbours under every condition. */
+                /**
+                 * @description One condition (see `/conditions`), or a combination: `color,pattern` (equal weights) or
+                 *     `color:2,pattern:1` ranks by the weighted sum of the parts' squared masked distances (one combined mask;
+                 *     for ASEN the sum of the parts' distances), each part relative to its typical distance. Omit it for
+                 *     neighbours under every condition.
+                 */
                 condition?: components["parameters"]["Condition"];
                 /** @description Neighbours per condition. */
                 k?: components["parameters"]["K"];
+                /**
+                 * @description Repeat to combine. `name:value` is equality on a condition's label or a product field (string, boolean
+                 *     or number); `name<n`, `name<=n`, `name>n`, `name>=n` compare number fields. Different names must all
+                 *     hold; equalities on one name are alternatives (`pattern:stripes` and `pattern:dots` = either);
+                 *     comparisons on one name bound one range (`price>=50` and `price<100`). `/conditions` lists the labels
+                 *     and fields. An unknown name or label, a malformed expression or a comparison on a field that is not a
+                 *     number is a 400 listing what is valid; a filter nothing passes gives an empty list.
+                 */
+                filter?: components["parameters"]["Filter"];
                 /** @description How much explanation each neighbour carries: `full` (the default) everything, `summary` only the sentence, `none` no explanation (rank, product, distance and score only). Less is cheaper to compute and to send. */
                 explain?: components["parameters"]["Explain"];
             };
@@ -771,6 +922,35 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["NotReady"];
+        };
+    };
+    postRecommend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecommendRequest"];
+            };
+        };
+        responses: {
+            /** @description The recommendations, best first. */
+            200: {
+                headers: {
+                    "X-Index-Version": components["headers"]["IndexVersion"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecommendResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["NotReady"];
         };

@@ -12,6 +12,10 @@ const state = {
   /** @type {{kind: 'product', id: string} | {kind: 'upload', file: File} | null} */
   query: null,
   requestSerial: 0,
+  /** Product fields from /conditions: [{name, type, values?, min?, max?}]. */
+  fields: [],
+  /** Neighbours ticked "like" for "More like these". */
+  liked: new Set(),
 };
 
 const $ = (id) => document.getElementById(id);
@@ -103,11 +107,70 @@ async function waitUntilReady() {
 // --------------------------------------------------------------------------------------------------- catalogue
 
 async function loadConditions() {
-  const { conditions } = await api('/conditions');
+  const { conditions, fields } = await api('/conditions');
   state.conditions = conditions;
   const select = $('condition-filter');
   select.replaceChildren(h('option', { value: '' }, 'All conditions'));
   for (const condition of conditions) select.append(h('option', { value: condition.name }, condition.name));
+  state.fields = fields;
+  filterSuggestions(conditions, fields);
+  $('combine').replaceChildren(
+    h('legend', {}, 'Combine conditions (weights)'),
+    ...conditions.map((c) =>
+      h(
+        'label',
+        {},
+        h('input', { type: 'checkbox', 'data-condition': c.name }),
+        c.name,
+        h('input', {
+          type: 'number',
+          min: '0.1',
+          step: '0.1',
+          value: '1',
+          'data-weight': c.name,
+          'aria-label': `${c.name} weight`,
+        }),
+      ),
+    ),
+  );
+}
+
+/** Suggestions for the filter box: every label and field value, and the comparisons of number fields. */
+function filterSuggestions(conditions, fields) {
+  const options = [];
+  for (const c of conditions) for (const v of c.values) options.push(`${c.name}:${v.value}`);
+  for (const f of fields) {
+    if (f.type === 'number')
+      options.push(`${f.name}<${Math.ceil(((f.min ?? 0) + (f.max ?? 0)) / 2)}`, `${f.name}>=${f.min ?? 0}`);
+    else for (const v of f.values ?? []) options.push(`${f.name}:${v.value}`);
+  }
+  $('filter-suggestions').replaceChildren(...options.map((value) => h('option', { value })));
+  const described = fields.map((f) =>
+    f.type === 'number' ? `${f.name} (number ${f.min}–${f.max})` : `${f.name} (${f.type})`,
+  );
+  $('filter-help').textContent = `Filter on labels (${conditions.map((c) => c.name).join(', ')})${
+    described.length ? ` or fields: ${described.join(', ')}` : ''
+  }. Separate filters with spaces; the same name twice means either.`;
+}
+
+/** The asked condition: the combination when two or more are ticked, else the select's choice ('' = all). */
+function currentCondition() {
+  const ticked = [...document.querySelectorAll('#combine input[type=checkbox]:checked')].map((box) => {
+    const name = box.dataset.condition;
+    const weight = document.querySelector(`#combine input[data-weight="${name}"]`)?.value || '1';
+    return `${name}:${weight}`;
+  });
+  return ticked.length >= 2 ? ticked.join(',') : $('condition-filter').value;
+}
+
+function currentFilters() {
+  return $('filters').value.split(/\s+/).filter(Boolean);
+}
+
+function updateMoreLike() {
+  const button = $('more-like');
+  button.textContent = `More like these (${state.liked.size})`;
+  button.disabled = state.liked.size === 0;
 }
 
 function productCard(product) {
@@ -306,6 +369,30 @@ function otherConditions(others) {
   );
 }
 
+/** Each part's share of a combined distance. */
+function partsLine(parts) {
+  if (!parts?.length) return null;
+  return h('p', { class: 'parts' }, parts.map((p) => `${p.condition} ${percent(p.share)}`).join(' · '));
+}
+
+/** The condition an explanation is about: the part with the largest share of a combined distance. */
+function leadingCondition(neighbour, condition) {
+  const parts = neighbour.explanation.parts;
+  if (!parts?.length) return condition;
+  return parts.reduce((best, p) => (p.share > best.share ? p : best)).condition;
+}
+
+function likeBox(id) {
+  const box = h('input', { type: 'checkbox', class: 'like-box', 'data-product-id': id });
+  box.checked = state.liked.has(id);
+  box.addEventListener('change', () => {
+    if (box.checked) state.liked.add(id);
+    else state.liked.delete(id);
+    updateMoreLike();
+  });
+  return h('label', { class: 'like' }, box, 'like');
+}
+
 function neighbourCard(neighbour, condition, showHeatmap, heatmap) {
   const thumb = `${neighbour.product.imageUrl}?size=${THUMB}`;
   const image = h('img', {
@@ -347,9 +434,14 @@ function neighbourCard(neighbour, condition, showHeatmap, heatmap) {
       h('span', { class: 'bar score' }, h('span', { style: { width: percent(neighbour.score) } })),
       h('span', { class: 'score-text' }, describeScore(neighbour.score)),
     ),
+    partsLine(neighbour.explanation.parts),
+    neighbour.explanation.closestPositive
+      ? h('p', { class: 'closest' }, `Closest to ${neighbour.explanation.closestPositive.id}`)
+      : null,
     dimsChart(neighbour.explanation.dimensions),
-    attributeChips(neighbour.explanation.attributes, condition),
+    attributeChips(neighbour.explanation.attributes, leadingCondition(neighbour, condition)),
     otherConditions(neighbour.explanation.otherConditions),
+    likeBox(neighbour.product.id),
   );
   if (toggle && showHeatmap) useHeatmap(true);
   return card;
@@ -379,7 +471,7 @@ function renderGroups(response) {
         h(
           'header',
           {},
-          h('h2', {}, group.condition),
+          h('h2', {}, group.title ?? group.condition),
           info
             ? h(
                 'span',
@@ -404,13 +496,45 @@ function renderGroups(response) {
 
 function neighbourParams() {
   const params = new URLSearchParams({ k: $('k').value });
-  const condition = $('condition-filter').value;
+  const condition = currentCondition();
   if (condition) params.set('condition', condition);
+  for (const filter of currentFilters()) params.append('filter', filter);
   return params;
+}
+
+/** POST /recommend from the ticked neighbours (and the product shown), under the asked condition or all of them. */
+async function showMoreLike() {
+  const serial = ++state.requestSerial;
+  showError('');
+  const positive = [...(state.query?.kind === 'product' ? [state.query.id] : []), ...state.liked];
+  const condition = currentCondition() || state.conditions.map((c) => c.name).join(',');
+  try {
+    const response = await api('/recommend', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        positive: [...new Set(positive)].slice(0, 20),
+        condition,
+        k: Number($('k').value),
+        filter: currentFilters(),
+      }),
+    });
+    if (serial !== state.requestSerial) return;
+    renderGroups({
+      groups: [
+        { condition, title: `More like these ${response.positive.length}`, neighbours: response.neighbours },
+      ],
+    });
+  } catch (error) {
+    if (serial !== state.requestSerial) return;
+    showError(error.message);
+  }
 }
 
 async function showQuery() {
   const serial = ++state.requestSerial;
+  state.liked.clear();
+  updateMoreLike();
   showError('');
   $('empty').hidden = true;
   $('controls').hidden = false;
@@ -476,8 +600,9 @@ function wire() {
     state.offset += PAGE_SIZE;
     void loadProducts();
   });
-  for (const id of ['k', 'condition-filter'])
+  for (const id of ['k', 'condition-filter', 'filters', 'combine'])
     $(id).addEventListener('change', () => state.query && void showQuery());
+  $('more-like').addEventListener('click', () => void showMoreLike());
   $('heatmaps').addEventListener('change', () => {
     for (const button of document.querySelectorAll('.heat-toggle')) {
       if ((button.getAttribute('aria-pressed') === 'true') !== $('heatmaps').checked) button.click();

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { decodeImage } from '../../catalogue/index.ts';
 import { heatmapInfo } from '../../explain/index.ts';
 import type { ModelRunner } from '../model-runner.ts';
+import { checkFilteredQuery, filteredGroups, listParam, needsFilteredPath } from '../filtered.ts';
 import { HttpProblem } from '../problem.ts';
 import {
   neighbourGroups,
@@ -71,21 +72,20 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
     route<PathOf<'getSimilar'>, QueryOf<'getSimilar'>>(async (request, response) => {
       const index = leased(response);
       const k = Number(request.query.k ?? 10);
-      const conditions = resolveConditions(index, request.query.condition);
+      const { condition } = request.query;
+      const filters = listParam(request.query.filter);
       const slot = requireSlot(index, request.params.productId);
       const [own] = await index.store.vectors([slot]);
+      const query = { slot, vector: (c: number) => own[c] };
+      const heatmaps = index.model !== undefined;
+      const explain = request.query.explain ?? 'full';
       const body: SimilarResponse = {
         version: index.version,
         k,
         query: { source: 'product', product: toProduct(index, slot) },
-        groups: await neighbourGroups(
-          index,
-          { slot, vector: (c) => own[c] },
-          conditions,
-          k,
-          index.model !== undefined,
-          request.query.explain ?? 'full',
-        ),
+        groups: needsFilteredPath(condition, filters)
+          ? await filteredGroups(index, query, condition, filters, k, heatmaps, explain)
+          : await neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps, explain),
       };
       if (index.model) body.heatmap = heatmapInfo(index.model.description.kind);
       response.json(body);
@@ -98,7 +98,13 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
     route<unknown, QueryOf<'postSimilar'>>(async (request, response) => {
       const index = leased(response);
       const k = Number(request.query.k ?? 10);
-      const conditions = resolveConditions(index, request.query.condition);
+      const { condition } = request.query;
+      const filters = listParam(request.query.filter);
+      const filtered = needsFilteredPath(condition, filters);
+      const explain = request.query.explain ?? 'full';
+      // Check the condition and filters before the model runs (their errors are cheaper than an embedding).
+      const conditions = filtered ? [] : resolveConditions(index, condition);
+      if (filtered) checkFilteredQuery(index, condition, filters);
       const model = requireModel(index);
       const pixels = await readUpload(request.files as Express.Multer.File[] | undefined, model);
       const vectors = await timedModelCall(context.metrics, 'embed', () => model.vectors(pixels, 1));
@@ -111,14 +117,9 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         version: index.version,
         k,
         query: { source: 'upload' },
-        groups: await neighbourGroups(
-          index,
-          { vector: (c) => rows[c] },
-          conditions,
-          k,
-          false,
-          request.query.explain ?? 'full',
-        ),
+        groups: filtered
+          ? await filteredGroups(index, { vector: (c) => rows[c] }, condition, filters, k, false, explain)
+          : await neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false, explain),
       };
       response.json(body);
     }),

@@ -1,0 +1,15 @@
+/** POST /recommend: products like the positive examples and unlike the negative ones (see src/serve/filtered.ts). */
+import type { Express } from 'express';
+import { recommendResponse, type RecommendRequest } from '../filtered.ts';
+import { leased, route, withIndex, type RouteContext } from './context.ts';
+
+export function registerRecommendRoutes(app: Express, context: RouteContext): void {
+  app.post(
+    '/recommend',
+    withIndex(context.state),
+    route<unknown, unknown>((request, response) => {
+      const index = leased(response);
+      response.json(recommendResponse(index, request.body as RecommendRequest, index.model !== undefined));
+    }),
+  );
+}
