@@ -13,7 +13,7 @@ import {
   verifyFile,
   versionPath,
 } from './files.ts';
-import { deriveFieldSchema } from '../catalogue/fields.ts';
+import { deriveFieldSchema } from '../catalogue/index.ts';
 import { FilterTable } from './filter.ts';
 import { createIndex, searchIndex, type HnswIndex } from './hnsw.ts';
 import type { SpaceData } from './search.ts';

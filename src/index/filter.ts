@@ -8,7 +8,7 @@
  * `price<100` = the band; an OR of two comparisons would be either everything or a gap, which no shop asked for).
  * The parsed `Filter` is plain data, so another store can translate it (e.g. into SQL prefilters).
  */
-import type { FieldSchema, FieldType, FieldValue } from '../catalogue/types.ts';
+import type { FieldSchema, FieldType, FieldValue } from '../catalogue/index.ts';
 import { QueryError } from './query-error.ts';
 
 export type Comparison = '<' | '<=' | '>' | '>=';
