@@ -146,3 +146,28 @@ test('explain=summary and explain=none give the full answer, less the explanatio
   const wrong = await fetch(`${server.url}/similar/${fixture.products[0].id}?explain=some`);
   assert.equal(wrong.status, 400, 'an unknown level is refused');
 });
+
+test('combined conditions and recommendations: answered on hnswlib, a 501 problem on LanceDB (for now)', async () => {
+  const [a, b] = [fixture.products[0], fixture.products[5]];
+  const [c0, c1] = fixture.catalogue.conditions;
+  const lance = process.env.DRESSMATCH_TEST_STORE === 'lancedb';
+  const combined = await fetch(`${server.url}/similar/${a.id}?condition=${c0}:2,${c1}:1&k=3`);
+  const recommend = await fetch(`${server.url}/recommend`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ positive: [a.id, b.id], condition: c0, k: 3 }),
+  });
+  for (const [label, response] of [
+    ['combined', combined],
+    ['recommend', recommend],
+  ] as const) {
+    const text = await response.text();
+    if (lance) {
+      assert.equal(response.status, 501, `${label}: ${text}`);
+      assert.equal(response.headers.get('content-type'), 'application/problem+json; charset=utf-8', label);
+      assert.equal((JSON.parse(text) as { type: string }).type, '/problems/store-unsupported', label);
+    } else {
+      assert.equal(response.status, 200, `${label}: ${text}`);
+    }
+  }
+});
