@@ -310,6 +310,42 @@ function markdown(results: Results, methods: HeatmapMethod[], chosen: HeatmapMet
   ].join('\n');
 }
 
+/** Every method's faithfulness on one condition's test pairs (each pair: a product and its nearest neighbour). */
+async function measureCondition(
+  model: SimilarityModel,
+  set: TestSet,
+  manifest: Awaited<ReturnType<typeof readPartsManifest>>,
+  root: string,
+  methods: HeatmapMethod[],
+  c: number,
+  onSample: () => void,
+): Promise<Record<string, MethodResult>> {
+  const bits = conditionBits(manifest, model.config.conditions[c]);
+  const rng = new Rng(SEED * 1000 + c);
+  const pairs: Pair[] = await Promise.all(
+    nearestPairs(set, c, rng).map(async (p) => ({
+      ...p,
+      region: await readPartRegion(
+        partMaskPath(root, set.products[p.neighbour].id),
+        bits,
+        model.config.imageSize,
+      ),
+    })),
+  );
+  const samples = new Map<HeatmapMethod, Sample[]>(methods.map((m) => [m, []]));
+  for (const [i, pair] of pairs.entries()) {
+    const image = single(set.images, pair.neighbour);
+    const target = referenceTargets(model, single(set.images, pair.query), c);
+    const base = baseline(model, image, target, c, new Rng(SEED * 7919 + c * 131 + i));
+    tf.dispose([image, target]);
+    for (const m of methods) {
+      samples.get(m)?.push(await measure(model, m, set, pair, c, base, new Rng(SEED + i)));
+      onSample();
+    }
+  }
+  return Object.fromEntries(methods.map((m, k) => [m, summarise(samples.get(m) ?? [], SEED + k)]));
+}
+
 async function run(): Promise<void> {
   const backend = await selectBackend('auto');
   const model = await loadModelFromCheckpoint(args.model);
@@ -333,27 +369,8 @@ async function run(): Promise<void> {
   let done = 0;
   const results: Results = {};
   for (const [c, condition] of model.config.conditions.entries()) {
-    const bits = conditionBits(manifest, condition);
-    const rng = new Rng(SEED * 1000 + c);
-    const pairs: Pair[] = await Promise.all(
-      nearestPairs(set, c, rng).map(async (p) => ({
-        ...p,
-        region: await readPartRegion(partMaskPath(catalogue.root, set.products[p.neighbour].id), bits, size),
-      })),
-    );
-    const samples = new Map<HeatmapMethod, Sample[]>(methods.map((m) => [m, []]));
-    for (const [i, pair] of pairs.entries()) {
-      const image = single(set.images, pair.neighbour);
-      const target = referenceTargets(model, single(set.images, pair.query), c);
-      const base = baseline(model, image, target, c, new Rng(SEED * 7919 + c * 131 + i));
-      tf.dispose([image, target]);
-      for (const m of methods) {
-        samples.get(m)?.push(await measure(model, m, set, pair, c, base, new Rng(SEED + i)));
-        progress.update(++done, total);
-      }
-    }
-    results[condition] = Object.fromEntries(
-      methods.map((m, k) => [m, summarise(samples.get(m) ?? [], SEED + k)]),
+    results[condition] = await measureCondition(model, set, manifest, catalogue.root, methods, c, () =>
+      progress.update(++done, total),
     );
   }
   progress.stop();

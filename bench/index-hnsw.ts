@@ -147,14 +147,20 @@ function percentile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-async function runCase(size: number, dims: number, data: Data, options: Options): Promise<CaseResult> {
+interface CaseData {
+  rows: Float32Array;
+  queries: Float32Array;
+  generateSeconds: number;
+}
+
+/** Clustered vectors and queries; the masked case keeps `dims` of the 64 dims, each scaled by its weight (CSN-like). */
+function generateCase(size: number, dims: number, data: Data, options: Options): CaseData {
   const rng = new Rng(options.seed);
   const centres = Float32Array.from({ length: CLUSTERS * FULL_DIM }, () => rng.normal() * 2);
-  let start = performance.now();
+  const start = performance.now();
   const full = generate(size, data, rng, centres);
   const queryCount = Math.max(options.queries, options.latencyQueries);
   const fullQueries = generate(queryCount, data, rng, centres);
-  // The masked case: a CSN-like mask keeps `dims` of the 64 dims, each scaled by its weight.
   const kept = rng
     .shuffle(Array.from({ length: FULL_DIM }, (_, d) => d))
     .slice(0, dims)
@@ -166,12 +172,15 @@ async function runCase(size: number, dims: number, data: Data, options: Options)
   };
   const rows = dims === FULL_DIM ? full : projectRows(full, FULL_DIM, space);
   const queries = dims === FULL_DIM ? fullQueries : projectRows(fullQueries, FULL_DIM, space);
-  const generateSeconds = (performance.now() - start) / 1000;
+  return { rows, queries, generateSeconds: (performance.now() - start) / 1000 };
+}
 
+/** Build the HNSW index, timing it and measuring the memory it took and the size of its file. */
+async function buildCaseIndex(size: number, dims: number, rows: Float32Array, options: Options) {
   const labels = Array.from({ length: size }, (_, i) => i);
   global.gc?.();
   const rssBefore = process.memoryUsage().rss;
-  start = performance.now();
+  const start = performance.now();
   let lastReport = 0;
   const index = await buildIndex(
     rows,
@@ -190,59 +199,69 @@ async function runCase(size: number, dims: number, data: Data, options: Options)
   );
   const buildSeconds = (performance.now() - start) / 1000;
   const buildRss = process.memoryUsage().rss - rssBefore;
-
   const file = join(tmpdir(), `bench-hnsw-${process.pid}.hnsw`);
   await index.writeIndex(file);
   const indexFileMiB = (await stat(file)).size / 2 ** 20;
   await rm(file, { force: true });
+  return { index, buildSeconds, buildRss, indexFileMiB };
+}
 
+type BuiltIndex = Awaited<ReturnType<typeof buildCaseIndex>>['index'];
+
+/** Recall against the exact neighbours and latency over the latency queries, at one efSearch. */
+function measureEf(
+  index: BuiltIndex,
+  ef: number,
+  size: number,
+  dims: number,
+  queries: Float32Array,
+  exact: Neighbour[][],
+  bruteForceMs: number,
+  options: Options,
+): EfResult {
+  const query = (q: number) => Array.from(queries.subarray(q * dims, (q + 1) * dims));
+  let recall = 0;
+  for (let q = 0; q < options.queries; q++) {
+    recall += recallAtK(
+      searchIndex(index, 'l2', query(q), options.k, { ef, live: size }),
+      exact[q],
+      options.k,
+    );
+  }
+  const times = new Float64Array(options.latencyQueries);
+  const total = performance.now();
+  for (let q = 0; q < options.latencyQueries; q++) {
+    const t = performance.now();
+    searchIndex(index, 'l2', query(q), options.k, { ef, live: size });
+    times[q] = performance.now() - t;
+  }
+  const elapsed = performance.now() - total;
+  times.sort();
+  const meanMs = elapsed / options.latencyQueries;
+  return {
+    efSearch: ef,
+    recall: recall / options.queries,
+    p50Ms: percentile(times, 0.5),
+    p99Ms: percentile(times, 0.99),
+    meanMs,
+    qps: 1000 / meanMs,
+    speedup: bruteForceMs / meanMs,
+  };
+}
+
+async function runCase(size: number, dims: number, data: Data, options: Options): Promise<CaseResult> {
+  const { rows, queries, generateSeconds } = generateCase(size, dims, data, options);
+  const { index, buildSeconds, buildRss, indexFileMiB } = await buildCaseIndex(size, dims, rows, options);
   // Brute force on the recall queries: the ground truth and the baseline speed.
   const exact: Neighbour[][] = [];
-  start = performance.now();
+  const start = performance.now();
   for (let q = 0; q < options.queries; q++) {
     exact.push(exactSearch(rows, dims, queries.subarray(q * dims, (q + 1) * dims), options.k, 'l2'));
   }
   const bruteForceMs = (performance.now() - start) / options.queries;
-
-  const results: EfResult[] = [];
-  for (const ef of options.efSearch) {
-    let recall = 0;
-    for (let q = 0; q < options.queries; q++) {
-      const hits = searchIndex(
-        index,
-        'l2',
-        Array.from(queries.subarray(q * dims, (q + 1) * dims)),
-        options.k,
-        {
-          ef,
-          live: size,
-        },
-      );
-      recall += recallAtK(hits, exact[q], options.k);
-    }
-    const times = new Float64Array(options.latencyQueries);
-    const total = performance.now();
-    for (let q = 0; q < options.latencyQueries; q++) {
-      const t = performance.now();
-      searchIndex(index, 'l2', Array.from(queries.subarray(q * dims, (q + 1) * dims)), options.k, {
-        ef,
-        live: size,
-      });
-      times[q] = performance.now() - t;
-    }
-    const elapsed = performance.now() - total;
-    times.sort();
-    const meanMs = elapsed / options.latencyQueries;
-    results.push({
-      efSearch: ef,
-      recall: recall / options.queries,
-      p50Ms: percentile(times, 0.5),
-      p99Ms: percentile(times, 0.99),
-      meanMs,
-      qps: 1000 / meanMs,
-      speedup: bruteForceMs / meanMs,
-    });
-  }
+  const results = options.efSearch.map((ef) =>
+    measureEf(index, ef, size, dims, queries, exact, bruteForceMs, options),
+  );
   return {
     size,
     dims,

@@ -212,9 +212,13 @@ async function startBare(): Promise<Started> {
 async function startServe(indexDir: string, workers: number): Promise<Started> {
   const port = await freePort();
   const args = ['serve', '--index', indexDir, '--host', '127.0.0.1', '--port', String(port)];
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--workers', String(workers)], {
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', MAIN, ...args, ...(workers > 1 ? ['--workers', String(workers)] : [])],
+    {
+      stdio: 'ignore',
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/readyz`, child, `serve --index ${indexDir}`);
   return { url, child };

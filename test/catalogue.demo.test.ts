@@ -11,21 +11,10 @@ import {
   type Catalogue,
 } from '../src/catalogue/index.ts';
 import { tempDir } from './fixtures/catalogue/helpers.ts';
+import { nearestColour } from './fixtures/catalogue/colours.ts';
 
 const COUNT = 24;
 const SIZE = 64;
-
-/** Typical RGB of each colour family, to check that the drawn dress has the colour its label says. */
-const PROTOTYPES: Record<string, [number, number, number]> = {
-  black: [28, 28, 28],
-  white: [236, 236, 236],
-  red: [200, 30, 40],
-  pink: [235, 150, 195],
-  yellow: [240, 205, 40],
-  green: [45, 130, 65],
-  blue: [35, 85, 190],
-  purple: [110, 50, 150],
-};
 
 describe('generateDemoCatalogue', () => {
   let catalogue: Catalogue;
@@ -76,10 +65,7 @@ describe('generateDemoCatalogue', () => {
         for (let x = cx - 1; x <= cx + 1; x++)
           for (let c = 0; c < 3; c++) mean[c] += pixels[(y * SIZE + x) * 3 + c] / 9;
       }
-      const nearest = Object.entries(PROTOTYPES).sort(
-        ([, a], [, b]) =>
-          Math.hypot(...a.map((v, c) => v - mean[c])) - Math.hypot(...b.map((v, c) => v - mean[c])),
-      )[0][0];
+      const nearest = nearestColour(mean);
       assert.equal(nearest, product.attributes.color[0], `${product.id} mean ${mean.map(Math.round)}`);
     }
   });

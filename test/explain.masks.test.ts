@@ -16,6 +16,7 @@ import {
   type PartsManifest,
 } from '../src/catalogue/index.ts';
 import { tempDir } from './fixtures/catalogue/helpers.ts';
+import { COLOUR_PROTOTYPES, nearestColour } from './fixtures/catalogue/colours.ts';
 
 const SIZE = 64;
 let dir: string;
@@ -66,18 +67,6 @@ test('every product has a mask whose parts cover a plausible share of the image'
   }
 });
 
-/** Typical RGB of each colour family (as in catalogue.demo.test.ts). */
-const PROTOTYPES: Record<string, number[]> = {
-  black: [28, 28, 28],
-  white: [236, 236, 236],
-  red: [200, 30, 40],
-  pink: [235, 150, 195],
-  yellow: [240, 205, 40],
-  green: [45, 130, 65],
-  blue: [35, 85, 190],
-  purple: [110, 50, 150],
-};
-
 test('the garment mask lies on the dress colour, and the rest of the image does not', async () => {
   const solid = catalogue.products.filter((p) => p.attributes.pattern[0] === 'solid');
   assert.ok(solid.length >= 2, 'the catalogue has solid dresses');
@@ -86,18 +75,13 @@ test('the garment mask lies on the dress colour, and the rest of the image does 
     const garment = await readPartRegion(partMaskPath(dir, product.id), 1, SIZE);
     const outside = garment.map((v) => 1 - v);
     const colourOf = (region: Uint8Array) => [0, 1, 2].map((c) => regionMean(pixels, region, 3, c));
-    const nearest = (rgb: number[]) =>
-      Object.entries(PROTOTYPES).sort(
-        ([, a], [, b]) =>
-          Math.hypot(...a.map((v, c) => v - rgb[c])) - Math.hypot(...b.map((v, c) => v - rgb[c])),
-      )[0][0];
     const label = product.attributes.color[0];
     assert.equal(
-      nearest(colourOf(garment)),
+      nearestColour(colourOf(garment)),
       label,
       `${product.id}: garment colour ${colourOf(garment).map(Math.round)}`,
     );
-    const prototype = PROTOTYPES[label];
+    const prototype = COLOUR_PROTOTYPES[label];
     const gap = (rgb: number[]) => Math.hypot(...prototype.map((v, c) => v - rgb[c]));
     assert.ok(
       gap(colourOf(garment)) < gap(colourOf(outside)),

@@ -233,6 +233,9 @@ test('a refresh killed with SIGKILL in its fine-tune changes nothing; the next r
   );
   assert.deepEqual(await readManifest(bundle), before, 'the published manifest is untouched');
   assert.equal((await reportOf('killed')).status, 'running', 'the killed run could not finish its report');
+  // The killed run's lock was refreshed up to its death; it may be taken over once it is lockStaleMs old. A run
+  // started sooner answers busy (exit 4), which is what a scheduler retries.
+  await new Promise((resolve) => setTimeout(resolve, REFRESH_DEFAULTS.lockStaleMs + 500));
   const dry = await refresh('dry', ['--dry-run']);
   assert.equal(dry.code, REFRESH_EXIT.ok, dry.stderr);
   assert.equal((await reportOf('killed')).status, 'abandoned');

@@ -1,9 +1,9 @@
 /**
  * Request logs: one line per request with its id (the client's X-Request-Id when well-formed, else a new UUID),
  * written when the response is finished. Errors (4xx at warn, 5xx at error) are always logged; successful requests
- * can be sampled (`--log-sample`). The service logs through an asynchronous, buffered destination: a synchronous
- * write per request was 5 % of the CPU profile under load (bench/results/serve-profile.md); lines that arrive while
- * a write is in flight are written together.
+ * can be sampled (`--log-sample`). The service logs through an asynchronous destination (lines that arrive while a
+ * write is in flight are written together) instead of a synchronous write per request (1.2 % of the CPU profile
+ * under load, bench/results/serve-profile.md), and without pino-http's child logger per request.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';

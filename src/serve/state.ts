@@ -143,7 +143,7 @@ export class ServeState {
       this.manifestProblems.report(
         (error as Error).message,
         { err: error, indexDir },
-        'cannot read which index version is published',
+        'cannot read the index manifest (which version is published)',
       );
       return;
     }
