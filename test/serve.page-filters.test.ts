@@ -4,70 +4,27 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import type { ServeFixture } from './fixtures/serve/build.ts';
+import { openPageSession, type PageSession } from './fixtures/serve/browser.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-let root: string;
+let session: PageSession;
 let fixture: ServeFixture;
 let server: RunningServer;
-let context: BrowserContext;
 let page: Page;
-const problems: string[] = [];
+let problems: string[];
 
 before(async () => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `${CHROMIUM} is missing: run scripts/ensure-chromium.sh (apt-get install chromium)`,
-  );
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-page-filters-'));
-  fixture = await buildServeFixture(join(root, 'fixture'), { products: 40 });
-  server = await startLocalServer({
-    indexDir: fixture.indexDir,
-    modelPath: fixture.modelPath,
-  });
-  await server.ready;
-  context = await chromium.launchPersistentContext(join(root, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1400, height: 1000 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-  });
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+  session = await openPageSession('dressmatch-serve-page-filters-', 40);
+  ({ fixture, server, page, problems } = session);
 });
 
 after(async () => {
-  await context?.close();
-  await server?.stop();
-  if (root) await rm(root, { recursive: true, force: true });
+  await session?.close();
 });
 
-async function screenshot(name: string): Promise<void> {
-  const dir = process.env.SCREENSHOT_DIR;
-  if (!dir) return;
-  await mkdir(dir, { recursive: true });
-  await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
-}
+const screenshot = (name: string) => session.screenshot(name);
 
 const fieldsOf = (id: string) => fixture.products.find((p) => p.id === id)?.fields ?? {};
 
