@@ -11,9 +11,10 @@ import type { SimilarityModel } from '../model/index.ts';
 import { fraction, integer, runCommand } from '../util/cli.ts';
 import type { Logger } from '../util/log.ts';
 import { formatTable } from '../util/table.ts';
-import type { BuildProgress, BuildReport, BundleSource } from './build.ts';
+import type { BuildReport, BundleSource } from './build.ts';
 import { BUILD_DEFAULTS, DEFAULT_PARAMS, DEMO_BUNDLE_DIR } from './defaults.ts';
-import type { ProgressFactory, RateProgress } from '../util/progress.ts';
+import type { ProgressFactory } from '../util/progress.ts';
+import { stageBars } from './progress.ts';
 import { STORE_KINDS, type StoreKind } from './store/types.ts';
 import type { ConditionQuality } from './types.ts';
 
@@ -211,33 +212,6 @@ async function modelSource(
     checkpointFile: checkpoint,
     provenance: await modelProvenance(checkpoint, id),
   };
-}
-
-/** Progress of a build: one bar for embedding, one per condition for building, one for the recall check. */
-function stageBars(createProgress: ProgressFactory): {
-  onProgress: (event: BuildProgress) => void;
-  stop: () => void;
-} {
-  let bar = null as RateProgress | null;
-  let barKey = '';
-  const onProgress = (event: BuildProgress): void => {
-    // The recall check counts queries over all conditions: one bar for it, one per condition for building.
-    const key = event.stage === 'index' ? `index:${event.condition}` : event.stage;
-    if (key !== barKey || !bar) {
-      bar?.stop();
-      barKey = key;
-      const label =
-        event.stage === 'embed'
-          ? 'embedding'
-          : event.stage === 'index'
-            ? `HNSW ${event.condition}`
-            : 'recall check';
-      const unit = event.stage === 'embed' ? 'images' : event.stage === 'index' ? 'points' : 'queries';
-      bar = createProgress(label, unit);
-    }
-    bar.update(event.done, event.total);
-  };
-  return { onProgress, stop: () => bar?.stop() };
 }
 
 async function runInfo(dir: string, flags: { verify: boolean; json?: boolean }): Promise<void> {

@@ -53,6 +53,7 @@ export {
 export { commitShards, embedShard, parseShard, shardRange, type ShardSpec } from './store/lance-shards.ts';
 export { matchesFilter } from './store/common.ts';
 export { QueryError, type QueryErrorCode } from './query-error.ts';
+export { stageBars, type StageBars } from './progress.ts';
 export {
   FilterTable,
   parseFilter,

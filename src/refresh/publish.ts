@@ -8,15 +8,15 @@ import type { Catalogue } from '../catalogue/index.ts';
 import {
   buildBundle,
   createModelSource,
-  type BuildProgress,
   type BuildReport,
   type IndexBundle,
   type IndexedProduct,
   type ModelProvenance,
+  stageBars,
 } from '../index/index.ts';
 import { restoreModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
-import { progressFactory, type RateProgress } from '../util/progress.ts';
+import { progressFactory } from '../util/progress.ts';
 import type { ModelFile } from './inputs.ts';
 
 export interface PublishInput {
@@ -32,35 +32,10 @@ export interface PublishInput {
   assertLockHeld: () => void;
 }
 
-/** One progress bar per build stage (and per condition while building graphs). */
-async function progress(
-  log: Logger,
-): Promise<{ onProgress: (event: BuildProgress) => void; stop: () => void }> {
-  const create = await progressFactory(log);
-  let bar: RateProgress | null = null;
-  let key = '';
-  return {
-    onProgress(event) {
-      const next = event.stage === 'index' ? `HNSW ${event.condition}` : event.stage;
-      if (next !== key || !bar) {
-        bar?.stop();
-        key = next;
-        const label = event.stage === 'embed' ? 'embedding' : event.stage === 'check' ? 'recall check' : next;
-        bar = create(
-          label,
-          event.stage === 'embed' ? 'images' : event.stage === 'index' ? 'points' : 'queries',
-        );
-      }
-      bar.update(event.done, event.total);
-    },
-    stop: () => bar?.stop(),
-  };
-}
-
 export async function publish(input: PublishInput): Promise<BuildReport> {
   const { checkpoint, path } = input.model;
   const model = restoreModel(checkpoint.model);
-  const bars = await progress(input.log);
+  const bars = stageBars(await progressFactory(input.log));
   try {
     const source = await createModelSource({
       model,
