@@ -47,6 +47,8 @@ interface Run {
   latencyMs: { p50: number; p99: number };
   bytesPerResponse: number;
   errors: number;
+  /** Share of this run's GET /similar requests answered from the answer cache (from /metrics). */
+  answerCacheHits?: number;
   /** This run's req/s and p99 over the bare express reference's measured in the same block. */
   share?: number;
   p99Ratio?: number;
@@ -209,9 +211,9 @@ async function startBare(): Promise<Started> {
 }
 
 /** The service as users run it (its default info-level request logs included, sent to /dev/null). */
-async function startServe(indexDir: string, workers: number): Promise<Started> {
+async function startServe(indexDir: string, workers: number, extra: string[] = []): Promise<Started> {
   const port = await freePort();
-  const args = ['serve', '--index', indexDir, '--host', '127.0.0.1', '--port', String(port)];
+  const args = ['serve', '--index', indexDir, '--host', '127.0.0.1', '--port', String(port), ...extra];
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', MAIN, ...args, ...(workers > 1 ? ['--workers', String(workers)] : [])],
@@ -231,6 +233,17 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** Answer-cache lookups so far (hits, misses), summed over workers by /metrics; zeros for bare express. */
+async function answerLookups(url: string): Promise<{ hit: number; miss: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const count = (outcome: string) => {
+    const prefix = `dressmatch_image_cache_lookups_total{cache="answer",outcome="${outcome}"} `;
+    const line = text.split('\n').find((l) => l.startsWith(prefix));
+    return line ? Number(line.slice(prefix.length)) : 0;
+  };
+  return { hit: count('hit'), miss: count('miss') };
+}
+
 async function measure(
   url: string,
   path: (rng: Rng) => string,
@@ -239,10 +252,14 @@ async function measure(
 ): Promise<Omit<Run, 'server' | 'workers' | 'endpoint'>> {
   const rng = new Rng(11);
   const request = { method: 'GET' as const, setupRequest: (r: object) => ({ ...r, path: path(rng) }) };
-  // A short warm-up so that JIT and caches are not part of the measurement.
+  // A short warm-up so that JIT is not part of the measurement (its answers also enter the answer cache).
   await autocannon({ url, connections, amount: connections * 20, requests: [request] });
+  const before = await answerLookups(url);
   const r = await autocannon({ url, connections, duration: seconds, requests: [request] });
+  const after = await answerLookups(url);
+  const lookups = after.hit + after.miss - before.hit - before.miss;
   return {
+    answerCacheHits: lookups > 0 ? (after.hit - before.hit) / lookups : undefined,
     requestsPerSecond: r.requests.average,
     latencyMs: { p50: r.latency.p50, p99: r.latency.p99 },
     bytesPerResponse: r.requests.total > 0 ? Math.round(r.throughput.total / r.requests.total) : 0,
@@ -294,6 +311,7 @@ async function block(
       const run = await measure(serve.url, path, options.duration, options.connections);
       runs.push({ server: 'dressmatch', workers, endpoint, ...run });
     }
+    if (everyLevel) runs.push(...(await withoutAnswerCache(indexDir, workers, ids, condition, options)));
     await bareRun();
     const bareRps = reference.reduce((sum, r) => sum + r.requestsPerSecond, 0) / reference.length;
     const bareP99 = reference.reduce((sum, r) => sum + r.latencyMs.p99, 0) / reference.length;
@@ -304,6 +322,29 @@ async function block(
     return [...reference, ...runs];
   } finally {
     await Promise.all([stop(serve.child), stop(bare.child)]);
+  }
+}
+
+/** What a request costs when its answer is computed: the full-explanation endpoints with the answer cache off. */
+async function withoutAnswerCache(
+  indexDir: string,
+  workers: number,
+  ids: string[],
+  condition: string,
+  options: Options,
+): Promise<Run[]> {
+  const serve = await startServe(indexDir, workers, ['--answer-cache', '0']);
+  try {
+    const runs: Run[] = [];
+    for (const [endpoint, path] of endpoints(ids, condition, false).slice(1)) {
+      const label = `${endpoint}, no answer cache`;
+      log(`dressmatch (${workers} worker${workers > 1 ? 's' : ''}) ${label} for ${options.duration} s`);
+      const run = await measure(serve.url, path, options.duration, options.connections);
+      runs.push({ server: 'dressmatch', workers, endpoint: label, ...run });
+    }
+    return runs;
+  } finally {
+    await stop(serve.child);
   }
 }
 
@@ -367,6 +408,7 @@ function table(runs: Run[]): string {
     'p99 ms',
     'p99 / bare',
     'KiB/resp',
+    'cache hits',
     'goal',
   ];
   const rows = runs.map((r) => {
@@ -381,6 +423,7 @@ function table(runs: Run[]): string {
       r.latencyMs.p99.toFixed(1),
       r.p99Ratio === undefined ? '' : r.p99Ratio.toFixed(1),
       (r.bytesPerResponse / 1024).toFixed(1),
+      r.answerCacheHits === undefined ? '' : `${(100 * r.answerCacheHits).toFixed(0)} %`,
       goal ? `${goal[2]}: ${goal[1](r) ? 'met' : 'NOT met'}` : '',
     ];
   });
@@ -459,7 +502,9 @@ function report(runs: Run[], memory: MemoryReport | undefined, demo: string): st
     `# serve-load (${new Date().toISOString().slice(0, 16)}Z, Node ${process.version}, ${cpus().length} cores, load ${loadavg()[0].toFixed(1)})`,
     '',
     `Catalogue: ${demo}. autocannon, 8 connections, loopback; shares are of bare express /healthz measured before`,
-    'and after each block on the same machine; p99 / bare is the p99 over bare express p99.',
+    'and after each block on the same machine; p99 / bare is the p99 over bare express p99. Products are drawn at',
+    'random from the catalogue; "cache hits" is the share of those requests the answer cache answered (default',
+    'size), and the "no answer cache" rows run with `--answer-cache 0`: what an answer costs to compute.',
     '',
     table(runs),
   ];

@@ -9,6 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,6 +115,50 @@ test('/similar answers (explanations included) are byte-identical to the golden 
     );
   });
 });
+
+test('a repeated GET is answered from the answer cache: the same bytes and ETag, 304 when the client has it', async () => {
+  const gets = requests().filter((r) => !r.image);
+  const hitsBefore = await answerCacheHits();
+  for (const { label, path } of gets) {
+    const first = await fetch(`${server.url}${path}`);
+    const firstText = await first.text();
+    const again = await fetch(`${server.url}${path}`);
+    assert.equal(await again.text(), firstText, `${label}: the cached answer has the same bytes`);
+    for (const header of ['content-type', 'content-length', 'etag', 'x-index-version']) {
+      assert.equal(again.headers.get(header), first.headers.get(header), `${label}: same ${header}`);
+    }
+    const etag = first.headers.get('etag') ?? '';
+    assert.match(etag, /^"[0-9a-f]+-[\w+/]+"$/, `${label}: a strong ETag`);
+    const conditional = await conditionalGet(`${server.url}${path}`, etag);
+    assert.equal(conditional.status, 304, `${label}: If-None-Match of the current answer`);
+    assert.equal(conditional.body, '', `${label}: a 304 has no body`);
+  }
+  assert.ok(
+    (await answerCacheHits()) - hitsBefore >= 2 * gets.length,
+    'the repeated and the conditional requests were cache hits',
+  );
+});
+
+/** A GET with If-None-Match over node:http (fetch adds Cache-Control: no-cache to conditional requests). */
+function conditionalGet(url: string, etag: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { 'if-none-match': etag } }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
+/** dressmatch_image_cache_lookups_total{cache="answer",outcome="hit"} from /metrics. */
+async function answerCacheHits(): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('dressmatch_image_cache_lookups_total{cache="answer",outcome="hit"}'));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
 
 test('explain=summary and explain=none give the full answer, less the explanation parts not asked for', async () => {
   const strip = (body: string, keep: (explanation: { summary: string }) => object | undefined) => {

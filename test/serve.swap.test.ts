@@ -129,6 +129,13 @@ test('a newly published version is picked up under load without failing a reques
     assert.notEqual(before, after);
     assert.ok((seen.get(before) ?? 0) > 0, 'requests were answered by the old version');
     assert.ok((seen.get(after) ?? 0) > 0, 'and then by the new one');
+    // URLs answered (and cached) under the old version are answered by the new one now.
+    for (const product of kept) {
+      const again = await fetch(`${server.url}/similar/${product.id}?k=5`);
+      const body = (await again.json()) as Schemas['SimilarResponse'];
+      assert.equal(body.version, after, `${product.id}: answered by the new version after the swap`);
+      assert.equal(again.headers.get('x-index-version'), after, `${product.id}: header of the new version`);
+    }
     const gone = await fetch(`${server.url}/products/${dropped.id}`);
     assert.equal(gone.status, 404, 'the new version is the one being served');
     const metrics = await (await fetch(`${server.url}/metrics`)).text();

@@ -8,6 +8,7 @@ import express, { type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { StoreKind } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
+import { createAnswerCache } from './answer-cache.ts';
 import { createHeatmapCache, createThumbnailCache } from './cache.ts';
 import { SPEC_PATH, contractValidator, plainIntegers, uploadLimits } from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
@@ -17,7 +18,7 @@ import { notFoundHandler, problemHandler } from './problem.ts';
 import { registerCatalogueRoutes } from './routes/catalogue.ts';
 import type { RouteContext } from './routes/context.ts';
 import { registerHeatmapRoutes } from './routes/heatmap.ts';
-import { registerOpsRoutes } from './routes/ops.ts';
+import { healthProbe, registerOpsRoutes } from './routes/ops.ts';
 import { registerPages } from './routes/pages.ts';
 import { registerRecommendRoutes } from './routes/recommend.ts';
 import { registerSimilarRoutes } from './routes/similar.ts';
@@ -44,6 +45,8 @@ export interface CreateAppOptions {
   /** Uploads, and heat maps, that may wait for the model before new ones get 503 (separate queues). */
   maxQueuedUploads?: number;
   maxQueuedHeatmaps?: number;
+  /** Bytes of finished GET /similar answers kept (0: none). */
+  answerCacheBytes?: number;
   /** Bytes of resized product images kept, and how many are resized at once. */
   thumbnailCacheBytes?: number;
   thumbnailConcurrency?: number;
@@ -112,6 +115,11 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
     state,
     metrics,
     log,
+    answers: createAnswerCache(
+      state,
+      options.answerCacheBytes ?? SERVE_DEFAULTS.answerCacheBytes,
+      metrics.cacheLookups,
+    ),
     heatmaps: createHeatmapCache(),
     thumbnails: createThumbnailCache(
       options.thumbnailCacheBytes ?? SERVE_DEFAULTS.thumbnailCacheBytes,
@@ -126,6 +134,9 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   app.set('etag', 'strong');
   app.use(frontMiddleware(options, log, metrics));
   registerPages(app);
+  // Repeated GET /similar URLs and plain health probes are answered here, before validation and routing (see
+  // answer-cache.ts and healthProbe for why).
+  app.use(context.answers.middleware, healthProbe());
   // HEAD is GET without a body (RFC 9110): Node already dropped the body for this response, so route it as GET
   // and let the contract's GET operations answer probes that use HEAD.
   app.use((request, _response, next) => {

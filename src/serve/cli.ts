@@ -25,6 +25,7 @@ interface ServeFlags {
   keepAliveTimeout: number;
   maxConnections: number;
   drainTimeout: number;
+  answerCache: number;
   thumbnailCache: number;
   rateLimit: number;
   metricsPort?: number;
@@ -126,6 +127,12 @@ function limitOptions(command: Command): Command {
       D.drainTimeoutMs,
     )
     .option(
+      '--answer-cache <bytes>',
+      'bytes of finished GET /similar answers kept in memory (0: none)',
+      integer('--answer-cache', 0, 1 << 30),
+      D.answerCacheBytes,
+    )
+    .option(
       '--thumbnail-cache <bytes>',
       'bytes of resized product images kept in memory',
       integer('--thumbnail-cache', 0, 1 << 30),
@@ -207,6 +214,7 @@ function toOptions(flags: ServeFlags): StartServerOptions {
     keepAliveTimeoutMs: flags.keepAliveTimeout,
     maxConnections: flags.maxConnections,
     drainTimeoutMs: flags.drainTimeout,
+    answerCacheBytes: flags.answerCache,
     thumbnailCacheBytes: flags.thumbnailCache,
     rateLimitPerMinute: flags.rateLimit,
     metricsPort: flags.metricsPort,

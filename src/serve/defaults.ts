@@ -29,6 +29,11 @@ export const SERVE_DEFAULTS = {
   thumbnailCacheBytes: 32 * 1024 * 1024,
   /** Thumbnails resized at once: sharp uses libuv's 4 threads, and file reads need some of them too. */
   thumbnailConcurrency: 2,
+  /**
+   * Bytes of finished `GET /similar` answers kept (answer-cache.ts): 64 MiB holds about 3,200 one-condition answers
+   * of the demo (20 KB each) or 550 of all six conditions (118 KB).
+   */
+  answerCacheBytes: 64 * 1024 * 1024,
   /** Share of successful requests logged (errors always are); 1 logs every request. */
   logSample: 1,
   /** Worker processes (node:cluster); 1 runs the service in this process. */

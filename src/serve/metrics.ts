@@ -16,7 +16,7 @@ export interface ServeMetrics {
   setProvenance(provenance: Provenance): void;
   swaps: Counter<'outcome'>;
   modelCalls: Histogram<'operation'>;
-  /** Lookups in the image caches by cache (thumbnail, heatmap) and outcome (hit, miss). */
+  /** Lookups in the caches by cache (answer, thumbnail, heatmap) and outcome (hit, miss). */
   cacheLookups: Counter<'cache' | 'outcome'>;
   /** The exposition text /metrics answers: this registry's, or all workers' when running as a cluster worker. */
   exposition(): Promise<string>;
@@ -56,7 +56,7 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
 
   const cacheLookups = new Counter({
     name: 'dressmatch_image_cache_lookups_total',
-    help: 'Lookups in the resized-image caches by cache (thumbnail, heatmap) and outcome (hit, miss)',
+    help: 'Lookups in the caches by cache (answer, thumbnail, heatmap) and outcome (hit, miss)',
     labelNames: ['cache', 'outcome'] as const,
     registers: [registry],
   });
@@ -68,7 +68,9 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
       // requests it rejects before any route handler runs.
       const openapi = (request as { openapi?: { openApiRoute?: string } }).openapi;
       const template = request.route?.path;
+      // Answers from the answer cache never reach the validator or a route: the cache names the template.
       const route =
+        (response.locals.route as string | undefined) ??
         openapi?.openApiRoute ??
         (typeof template === 'string'
           ? `${request.baseUrl}${template}`

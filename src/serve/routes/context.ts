@@ -4,6 +4,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
+import type { AnswerCache } from '../answer-cache.ts';
 import type { ImageCache, RenderedImageCache } from '../cache.ts';
 import type { operations } from '../generated/api-types.ts';
 import type { ServeMetrics } from '../metrics.ts';
@@ -16,6 +17,7 @@ export interface RouteContext {
   state: ServeState;
   metrics: ServeMetrics;
   log: Logger;
+  answers: AnswerCache;
   heatmaps: ImageCache;
   thumbnails: RenderedImageCache;
 }

@@ -88,7 +88,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
           : await neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps, explain),
       };
       if (index.model) body.heatmap = heatmapInfo(index.model.description.kind);
-      response.json(body);
+      context.answers.send(request, response, index.version, body);
     }),
   );
 
