@@ -34,6 +34,27 @@ export default tseslint.config(
     files: ['src/*/*/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [stageFace('../../')] }] },
   },
+  // Command-line modules are loaded for every command (and for --help): they may take values from another stage's
+  // defaults.ts only; its face loads that stage's libraries (the model face alone is tfjs, about 70 MB of memory).
+  // Heavy modules are imported inside the command's action instead.
+  {
+    files: ['src/*/cli.ts', 'src/cli/*.ts'],
+    ignores: ['src/cli/*-run.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./[a-z-]+/index\\.ts$',
+              allowTypeImports: true,
+              message: "Take values from the stage's defaults.ts (or import its face inside the action).",
+            },
+          ],
+        },
+      ],
+    },
+  },
 );
 
 function stageFace(up) {

@@ -4,7 +4,7 @@
  * loads inside the actions so that `--help` stays fast (weights-run.ts).
  */
 import { Option, type Command } from 'commander';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../model/index.ts';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
 import { integer, runCommand } from '../util/cli.ts';
 
 export interface ImportModelFlags {

@@ -37,6 +37,11 @@ export interface OpenBundleOptions {
   verify?: boolean;
   /** Override the efSearch recorded at build time. */
   efSearch?: number;
+  /**
+   * Load the shared embeddings (default true). Only incremental builds read them; a server leaves them on disk
+   * (26 MB of its memory at 100k products of 64 dims).
+   */
+  embeddings?: boolean;
 }
 
 /** A query: an indexed product (its slot index; the product itself is left out of the results) or a vector. */
@@ -330,7 +335,7 @@ export async function loadVersion(
   checkOwner(info, dir, options);
   const slots = await readProducts(dir, info, verify);
   let embeddings: Float32Array | null = null;
-  if (info.embeddingsFile) {
+  if (info.embeddingsFile && options.embeddings !== false) {
     const path = join(dir, info.embeddingsFile);
     embeddings = toFloat32(await readVerified(path, info.files[info.embeddingsFile], verify));
     if (embeddings.length !== info.slots * info.model.embedDim) {

@@ -15,7 +15,7 @@ import type { BuildReport, BundleSource } from './build.ts';
 import { BUILD_DEFAULTS, DEFAULT_PARAMS, DEMO_BUNDLE_DIR } from './defaults.ts';
 import type { ProgressFactory } from '../util/progress.ts';
 import { stageBars } from './progress.ts';
-import { STORE_KINDS, type StoreKind } from './store/types.ts';
+import { STORE_KINDS, type StoreKind } from './defaults.ts';
 import type { ConditionQuality } from './types.ts';
 
 export function qualityTable(quality: ConditionQuality[], dims: Map<string, string>): string {

@@ -4,6 +4,10 @@
  */
 import type { BuildParams } from './types.ts';
 
+/** The stores the index job can write and the service can read; the first one is the default. */
+export const STORE_KINDS = ['hnswlib', 'lancedb'] as const;
+export type StoreKind = (typeof STORE_KINDS)[number];
+
 /** The bundle the demo publishes and that `index-info`, `index-query` and `serve` read unless told otherwise. */
 export const DEMO_BUNDLE_DIR = 'indexes/demo';
 

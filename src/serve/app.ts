@@ -133,10 +133,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   app.disable('x-powered-by');
   app.set('etag', 'strong');
   app.use(frontMiddleware(options, log, metrics));
-  registerPages(app);
   // Repeated GET /similar URLs and plain health probes are answered here, before validation and routing (see
   // answer-cache.ts and healthProbe for why).
   app.use(context.answers.middleware, healthProbe());
+  registerPages(app);
   // HEAD is GET without a body (RFC 9110): Node already dropped the body for this response, so route it as GET
   // and let the contract's GET operations answer probes that use HEAD.
   app.use((request, _response, next) => {

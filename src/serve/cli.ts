@@ -1,7 +1,7 @@
 /** `dressmatch serve`: the HTTP API, web page and docs over an index bundle. Flag defaults live in defaults.ts. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { STORE_KINDS, type StoreKind } from '../index/index.ts';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../model/index.ts';
+import { STORE_KINDS, type StoreKind } from '../index/defaults.ts';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
 import { integer } from '../util/cli.ts';
 import { MODEL_THREADS, SERVE_DEFAULTS as D, type ModelThread } from './defaults.ts';
 import type { StartServerOptions } from './server.ts';

@@ -8,11 +8,10 @@
  */
 import type { ConditionSpace, ModelKind } from '../../model/index.ts';
 import type { BuildParams, ConditionQuality, IndexedProduct, ModelProvenance } from '../types.ts';
+import type { StoreKind } from '../defaults.ts';
 import type { Metric } from '../vectors.ts';
 
-/** The stores the index job can write and the service can read; the first one is the default. */
-export const STORE_KINDS = ['hnswlib', 'lancedb'] as const;
-export type StoreKind = (typeof STORE_KINDS)[number];
+export { STORE_KINDS, type StoreKind } from '../defaults.ts';
 
 /** A product field's value (price, in_stock, brand...), as the catalogue's `fields` hold them. */
 export type StoreFieldValue = string | number | boolean;
