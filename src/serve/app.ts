@@ -12,7 +12,8 @@ import { createAnswerCache } from './answer-cache.ts';
 import { createHeatmapCache, createThumbnailCache } from './cache.ts';
 import { SPEC_PATH, contractValidator, plainIntegers, uploadLimits } from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
-import { createServeLogger, requestLogger } from './logging.ts';
+import { frontLayer } from './front.ts';
+import { assignRequestId, createServeLogger, requestLogger } from './logging.ts';
 import { createMetrics, type ServeMetrics } from './metrics.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
 import { registerCatalogueRoutes } from './routes/catalogue.ts';
@@ -97,12 +98,11 @@ function createState(options: CreateAppOptions, log: Logger, metrics: ServeMetri
 /** Logs, metrics, headers and limits every request passes through before any route. */
 function frontMiddleware(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): RequestHandler[] {
   const limiter = rateLimiter(options.rateLimitPerMinute ?? SERVE_DEFAULTS.rateLimitPerMinute);
-  return [
-    requestLogger(log, options.logSample ?? SERVE_DEFAULTS.logSample),
-    metrics.middleware,
-    securityHeaders({ hsts: options.hsts }),
-    ...(limiter ? [limiter] : []),
-  ];
+  const front = frontLayer({
+    start: [assignRequestId, securityHeaders({ hsts: options.hsts })],
+    end: [requestLogger(log, options.logSample ?? SERVE_DEFAULTS.logSample), metrics.observe],
+  });
+  return [front, ...(limiter ? [limiter] : [])];
 }
 
 export async function createApp(options: CreateAppOptions): Promise<ServeApp> {

@@ -6,13 +6,13 @@
  * under load, bench/results/serve-profile.md), and without pino-http's child logger per request.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, Response } from 'express';
 import { pino, type Logger } from 'pino';
+import type { FrontParts } from './front.ts';
 
 declare module 'node:http' {
   interface IncomingMessage {
-    /** The request id (set by requestLogger). */
+    /** The request id (set by assignRequestId). */
     id?: string;
   }
 }
@@ -34,43 +34,34 @@ export function createServeLogger(): Logger {
   return log;
 }
 
-function requestId(request: IncomingMessage, response: Response): string {
+/** The request id: the client's X-Request-Id when well-formed, else a new UUID; sent back and kept on the request. */
+export function assignRequestId(request: Request, response: Response): void {
   const given = request.headers['x-request-id'];
   const id = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
   response.setHeader('X-Request-Id', id);
-  return id;
+  request.id = id;
 }
 
 /**
  * Logs every request that fails and `sample` of those that succeed (1: all, 0.1: every tenth, 0: none). The line
  * keeps pino-http's shape: req {id, method, url}, res {statusCode}, responseTime in ms.
  */
-export function requestLogger(log: Logger, sample = 1): RequestHandler {
+export function requestLogger(log: Logger, sample = 1): FrontParts['end'][number] {
   const every = sample > 0 ? Math.max(1, Math.round(1 / sample)) : 0;
   let successes = 0;
-  return (request: Request, response: Response, next) => {
-    const id = requestId(request, response);
-    request.id = id;
-    const started = performance.now();
-    const done = (aborted: boolean) => {
-      const status = response.statusCode;
-      const failed = aborted || status >= 400;
-      if (!failed && (every === 0 || successes++ % every !== 0)) return;
-      const line = {
-        req: { id, method: request.method, url: request.originalUrl },
-        res: { statusCode: status },
-        responseTime: Math.round(performance.now() - started),
-      };
-      if (status >= 500) log.error(line, 'request errored');
-      else if (aborted) log.warn(line, 'request aborted');
-      else if (status >= 400) log.warn(line, 'request completed');
-      else return log.info(line, 'request completed');
-      log.flush();
+  return (request, response, { aborted, ms }) => {
+    const status = response.statusCode;
+    const failed = aborted || status >= 400;
+    if (!failed && (every === 0 || successes++ % every !== 0)) return;
+    const line = {
+      req: { id: request.id, method: request.method, url: request.originalUrl },
+      res: { statusCode: status },
+      responseTime: Math.round(ms),
     };
-    response.once('finish', () => done(false));
-    response.once('close', () => {
-      if (!response.writableFinished) done(true);
-    });
-    next();
+    if (status >= 500) log.error(line, 'request errored');
+    else if (aborted) log.warn(line, 'request aborted');
+    else if (status >= 400) log.warn(line, 'request completed');
+    else return log.info(line, 'request completed');
+    log.flush();
   };
 }

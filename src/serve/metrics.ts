@@ -3,14 +3,14 @@
  * `serve --workers N` every worker keeps its own and /metrics answers the sum over all workers, which the primary
  * process collects (prom-client's AggregatorRegistry); see cluster.ts.
  */
-import type { RequestHandler } from 'express';
+import type { FrontParts } from './front.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Provenance } from './served-index.ts';
 
 export interface ServeMetrics {
   registry: Registry;
-  /** Records every request's duration by route template, method and status. */
-  middleware: RequestHandler;
+  /** Records a finished request's duration by route template, method and status (a part of the front layer). */
+  observe: FrontParts['end'][number];
   setIndexVersion(version: string): void;
   /** The served model: id, refresh and training time as labels of an info gauge, test accuracy as a value. */
   setProvenance(provenance: Provenance): void;
@@ -61,30 +61,26 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
     registers: [registry],
   });
 
-  const middleware: RequestHandler = (request, response, next) => {
-    const end = requests.startTimer({ method: request.method });
-    response.on('finish', () => {
-      // Route templates, not raw paths, keep label cardinality bounded. The validator knows the template even for
-      // requests it rejects before any route handler runs.
-      const openapi = (request as { openapi?: { openApiRoute?: string } }).openapi;
-      const template = request.route?.path;
-      // Answers from the answer cache never reach the validator or a route: the cache names the template.
-      const route =
-        (response.locals.route as string | undefined) ??
-        openapi?.openApiRoute ??
-        (typeof template === 'string'
-          ? `${request.baseUrl}${template}`
-          : response.statusCode === 404
-            ? 'unmatched'
-            : 'other');
-      end({ route, status: String(response.statusCode) });
-    });
-    next();
+  const observe: ServeMetrics['observe'] = (request, response, { aborted, ms }) => {
+    if (aborted) return;
+    // Route templates, not raw paths, keep label cardinality bounded. The validator knows the template even for
+    // requests it rejects before any route handler runs; answers given ahead of it name theirs.
+    const openapi = (request as { openapi?: { openApiRoute?: string } }).openapi;
+    const template = request.route?.path;
+    const route =
+      (response.locals.route as string | undefined) ??
+      openapi?.openApiRoute ??
+      (typeof template === 'string'
+        ? `${request.baseUrl}${template}`
+        : response.statusCode === 404
+          ? 'unmatched'
+          : 'other');
+    requests.observe({ method: request.method, route, status: String(response.statusCode) }, ms / 1000);
   };
 
   return {
     registry,
-    middleware,
+    observe,
     setIndexVersion(current: string) {
       version.reset();
       version.set({ version: current }, 1);

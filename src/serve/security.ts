@@ -6,6 +6,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
+import type { FrontParts } from './front.ts';
 
 const CSP = {
   defaultSrc: ["'self'"],
@@ -43,7 +44,7 @@ function headersOf(middleware: RequestHandler): [string, string][] {
   return headers;
 }
 
-export function securityHeaders(options: { hsts?: boolean } = {}): RequestHandler {
+export function securityHeaders(options: { hsts?: boolean } = {}): FrontParts['start'][number] {
   const docsHeaders = headersOf(
     helmet({
       contentSecurityPolicy: { directives: { ...CSP, styleSrc: ["'self'", "'unsafe-inline'"] } },
@@ -53,9 +54,8 @@ export function securityHeaders(options: { hsts?: boolean } = {}): RequestHandle
   const headers = headersOf(
     helmet({ contentSecurityPolicy: { directives: CSP }, strictTransportSecurity: false }),
   );
-  return (request, response, next) => {
+  return (request, response) => {
     for (const [name, value] of isDocs(request.path) ? docsHeaders : headers) response.setHeader(name, value);
     if (options.hsts || request.secure) response.setHeader('Strict-Transport-Security', HSTS);
-    next();
   };
 }
