@@ -85,6 +85,13 @@ describe('operations', () => {
     const { response, body } = await json<Schemas['Health']>('/healthz');
     assert.equal(response.status, 200);
     assert.deepEqual(body, { status: 'ok' });
+    // A plain probe is answered ahead of validation; with a query string it takes the full path: same answer.
+    const full = await get('/healthz?');
+    assert.equal(full.status, 200);
+    for (const header of ['content-type', 'content-length', 'etag']) {
+      assert.equal(response.headers.get(header), full.headers.get(header), `same ${header} on both paths`);
+    }
+    assert.equal((await get('/healthz?verbose=1')).status, 400, 'an unknown parameter is refused');
   });
 
   test('HEAD works wherever GET does, without a body', async () => {

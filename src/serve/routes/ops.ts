@@ -1,5 +1,5 @@
 /** Operations and documents, answered without leasing an index: health, readiness, metrics, the contract, problem pages. */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Express, RequestHandler } from 'express';
 import type { components } from '../generated/api-types.ts';
 import { HttpProblem, PROBLEM_TYPES, type ProblemSlug } from '../problem.ts';
@@ -74,6 +74,8 @@ export function metricsHandler(metrics: MetricsSource, token: string | undefined
 }
 
 const HEALTHY = JSON.stringify({ status: 'ok' } satisfies Schemas['Health']);
+/** What express' strong ETag of that body is (etag package: length in hex and SHA-1), computed once. */
+const HEALTHY_ETAG = `"${Buffer.byteLength(HEALTHY).toString(16)}-${createHash('sha1').update(HEALTHY).digest('base64').slice(0, 27)}"`;
 
 /**
  * `GET /healthz` without a query string, answered ahead of validation and routing: it takes no input, so the
@@ -86,7 +88,9 @@ export function healthProbe(): RequestHandler {
       return next();
     }
     response.locals.route = '/healthz';
-    response.type('json').send(HEALTHY);
+    response.setHeader('Content-Type', 'application/json; charset=utf-8');
+    response.setHeader('ETag', HEALTHY_ETAG);
+    response.send(HEALTHY);
   };
 }
 
