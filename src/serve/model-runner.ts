@@ -248,7 +248,7 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
     import.meta.url.endsWith('.ts') ? './model-worker.ts' : './model-worker.js',
     import.meta.url,
   );
-  const worker = new Worker(new URL('./model-worker-entry.mjs', import.meta.url), {
+  const worker = new Worker(new URL('../util/ts-worker-entry.mjs', import.meta.url), {
     workerData: { entry: entry.href },
   });
   const runner = new WorkerRunner(worker, limits);
