@@ -16,6 +16,7 @@
  * Every intermediate buffer is released with backend.disposeData; only the returned one survives.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmHeapKernels } from './wasm-heap-kernels.ts';
 
 type TensorInfo = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -326,5 +327,6 @@ export function registerWasmTrainingKernels(): void {
     // The original kernel binds its wasm function in setup; keep that for backends initialised later.
     setupFunc: originalInput.setupFunc,
   });
+  registerWasmHeapKernels();
   registered = true;
 }
