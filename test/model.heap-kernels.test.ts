@@ -106,3 +106,60 @@ describe('model: JavaScript kernels on the wasm heap', () => {
     assert.equal(after.numDataBuffers, before.numDataBuffers, 'no buffer left');
   });
 });
+
+describe('model: convolution gradients on wasm, bit for bit against the previous formulation', () => {
+  type Shape4 = [number, number, number, number];
+  type Pads = [[number, number], [number, number], [number, number], [number, number]];
+  const cases: Array<{ x: Shape4; filter: Shape4; pad: 'same' | 'valid' }> = [
+    { x: [2, 8, 8, 3], filter: [3, 3, 3, 4], pad: 'same' },
+    { x: [2, 9, 7, 3], filter: [3, 3, 3, 4], pad: 'valid' },
+    { x: [1, 7, 7, 2], filter: [4, 4, 2, 3], pad: 'same' },
+    { x: [3, 10, 11, 4], filter: [1, 1, 4, 6], pad: 'same' },
+    { x: [2, 12, 12, 3], filter: [7, 7, 3, 2], pad: 'valid' },
+    { x: [6, 12, 12, 8], filter: [3, 3, 8, 16], pad: 'same' },
+  ];
+  for (const { x: xShape, filter: filterShape, pad } of cases) {
+    it(`stride 1: x ${xShape.join('x')}, filter ${filterShape.join('x')}, ${pad}`, () => {
+      tf.tidy(() => {
+        const x = tf.randomNormal(xShape, 0, 1, 'float32', 61) as tf.Tensor4D;
+        const filter = tf.randomNormal(filterShape, 0, 1, 'float32', 62) as tf.Tensor4D;
+        const weights = tf.randomNormal(tf.conv2d(x, filter, 1, pad).shape, 0, 1, 'float32', 63);
+        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), weights)),
+        )([x, filter]);
+        const [kh, kw] = filterShape;
+        const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, 1, 1, pad);
+        const { top, bottom, left, right } = info.padInfo;
+        const dy = weights as tf.Tensor4D;
+        // Filter gradient as before: x with batch and channels swapped, convolved with dy as the filter.
+        const previousDw = tf.transpose(
+          tf.slice(
+            tf.conv2d(tf.transpose(x, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D, 1, [
+              [0, 0],
+              [top, bottom],
+              [left, right],
+              [0, 0],
+            ] as Pads),
+            [0, 0, 0, 0],
+            [xShape[3], kh, kw, filterShape[3]],
+          ),
+          [1, 2, 0, 3],
+        );
+        // Input gradient as before: dy convolved with the flipped (Reverse) and in/out-swapped (Transpose) filter.
+        const previousDx = tf.conv2d(
+          dy,
+          tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D,
+          1,
+          [
+            [0, 0],
+            [kh - 1 - top, kh - 1 - bottom],
+            [kw - 1 - left, kw - 1 - right],
+            [0, 0],
+          ] as Pads,
+        );
+        assertSameBits(dw, previousDw, 'filter gradient');
+        assertSameBits(dx, previousDx, 'input gradient');
+      });
+    });
+  }
+});

@@ -87,6 +87,46 @@ function maxPool2x2Grad({ inputs, backend: anyBackend }: KernelArgs): TensorInfo
   return out;
 }
 
+/** [Cout, kh, kw, Cin] with rows and columns reversed → [kh, kw, Cin, Cout] (a copy; see wasm-kernels.ts). */
+export function unflipFilterGradient(anyBackend: unknown, flipped: TensorInfo): TensorInfo {
+  const backend = heap(anyBackend);
+  const [outChannels, height, width, inChannels] = flipped.shape;
+  const out = backend.makeOutput([height, width, inChannels, outChannels], 'float32');
+  const target = f32(backend, out);
+  const source = f32(backend, flipped);
+  for (let co = 0; co < outChannels; co++) {
+    for (let i = 0; i < height; i++) {
+      for (let j = 0; j < width; j++) {
+        const from = ((co * height + (height - 1 - i)) * width + (width - 1 - j)) * inChannels;
+        const to = (i * width + j) * inChannels * outChannels + co;
+        for (let ci = 0; ci < inChannels; ci++) target[to + ci * outChannels] = source[from + ci];
+      }
+    }
+  }
+  return out;
+}
+
+/** W [kh, kw, Cin, Cout] → W rotated by 180° with in/out swapped: out[i, j, co, ci] = W[kh−1−i, kw−1−j, ci, co]. */
+export function flipSwapFilter(anyBackend: unknown, filter: TensorInfo): TensorInfo {
+  const backend = heap(anyBackend);
+  const [height, width, inChannels, outChannels] = filter.shape;
+  const out = backend.makeOutput([height, width, outChannels, inChannels], 'float32');
+  const target = f32(backend, out);
+  const source = f32(backend, filter);
+  const plane = inChannels * outChannels;
+  for (let i = 0; i < height; i++) {
+    for (let j = 0; j < width; j++) {
+      const from = ((height - 1 - i) * width + (width - 1 - j)) * plane;
+      const to = (i * width + j) * plane;
+      for (let ci = 0; ci < inChannels; ci++) {
+        for (let co = 0; co < outChannels; co++)
+          target[to + co * inChannels + ci] = source[from + ci * outChannels + co];
+      }
+    }
+  }
+  return out;
+}
+
 /** Rows summed per block by the backend's transposed BatchMatMul, which the previous kernel went through. */
 const MATMUL_BLOCK = 48;
 
