@@ -16,7 +16,12 @@
  * Every intermediate buffer is released with backend.disposeData; only the returned one survives.
  */
 import * as tf from '@tensorflow/tfjs';
-import { flipSwapFilter, registerWasmHeapKernels, unflipFilterGradient } from './wasm-heap-kernels.ts';
+import {
+  flipSwapFilter,
+  registerWasmHeapKernels,
+  transposeChannelsFirst,
+  unflipFilterGradient,
+} from './wasm-heap-kernels.ts';
 
 type TensorInfo = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -164,7 +169,10 @@ function swappedFilterGradient(
   const right = inWidth - outWidth + padInfo.left;
   if (Math.min(top, left, bottom, right) < 0) return undefined;
   return withScratch(backend, (scratch) => {
-    const input = scratch.run('Transpose', { x: dy }, { perm: [3, 1, 2, 0] });
+    const input =
+      dy.shape[3] >= 8
+        ? scratch.track(transposeChannelsFirst(backend, dy))
+        : scratch.run('Transpose', { x: dy }, { perm: [3, 1, 2, 0] });
     const filter = scratch.run('Transpose', { x }, { perm: [1, 2, 0, 3] });
     const flipped = scratch.run(
       'Conv2D',
