@@ -1,18 +1,18 @@
 /**
  * Memory-bound training kernels written in plain JavaScript on the wasm heap, for the ops where the wasm
  * backend's own kernels spend their time in index arithmetic, transposes or naive loops rather than arithmetic
- * (measured per kernel on the reference step, 48 px, 96 images, 1 thread; bench/results/profiles-issue13.md):
+ * (per step of the reference batch, 48 px, 96 images, 1 thread; bench/results/profiles-issue13.md):
  *
  * - max-pool 2×2 gradient (`MAX_POOL_2X2_GRAD`): one pass instead of Equal + Cast + 2 × ResizeNearestNeighbor +
- *   Multiply (about 25 ms → 4 ms a step);
+ *   Multiply (about 25 ms → 7 ms);
  * - UnsortedSegmentSum (the gradient of tf.gather): row additions instead of a one-hot matrix product through the
- *   backend's naive transposed BatchMatMul (3.5 ms a call → well under 0.1 ms);
+ *   backend's naive transposed BatchMatMul (3 × 3.5 ms → about 0.6 ms for all four calls);
  * - Sum over the leading axes (every bias gradient): per-channel accumulation instead of a transpose and a sum
- *   (10 ms → 3 ms a step);
- * - GatherV2 along axis 0: row copies (1.1 ms a call → under 0.1 ms).
+ *   (about 10 → 9 ms: little faster, but no transposed copy);
+ * - GatherV2 along axis 0: row copies (1.1 ms a call → about 0.3 ms).
  *
  * Each computes exactly what the kernels it replaces compute, rounding included (same float32 operations in the
- * same order; test/model.kernels.test.ts compares them bit for bit), so seeded training is unchanged. Shapes they
+ * same order; test/model.heap-kernels.test.ts compares them bit for bit), so seeded training is unchanged. Shapes they
  * do not cover go to the original kernels.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -314,8 +314,8 @@ interface RefCounted {
 /**
  * Identity, and Cast to the dtype a tensor already has: the output shares the input's buffer instead of copying
  * it. Tensors are immutable (a variable's assign swaps buffers), so nothing can tell the difference. The engine
- * clones every tensor it saves for the backward pass and gradients cast float32 to float32: 170 copies a step,
- * 16 of them of whole activations (about 8 % of the main thread in the CPU profile before this change).
+ * clones every tensor it saves for the backward pass and gradients cast float32 to float32: about 160 copies a
+ * step (the backend's JS cast and identity were 5.6 % of the main thread in the CPU profile before this change).
  */
 function share(x: TensorInfo, backend: unknown): TensorInfo {
   (backend as RefCounted).incRef(x.dataId);

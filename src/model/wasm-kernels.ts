@@ -3,11 +3,13 @@
  * wasm kernels it does have so that the heavy lifting stays in XNNPACK:
  *
  * - Conv2DBackpropFilter: the filter gradient is itself a convolution of the input with the output
- *   gradient once batch and channel axes are swapped (the stride becomes a dilation).
+ *   gradient once batch and channel axes are swapped (the stride becomes a dilation); for stride 1 with x as
+ *   that convolution's filter and dy as its input (smaller filter to pack, same sums: swappedFilterGradient).
  * - Conv2DBackpropInput: a forward convolution of the output gradient (zeros inserted between its rows
  *   and columns for strides above 1) with the spatially flipped, in/out-swapped filter. The original
  *   kernel stays as the fallback; for stride 2 this is about 2.6× faster than it (bench notes).
- * - UnsortedSegmentSum (the gradient of tf.gather): a one-hot matrix product.
+ * - UnsortedSegmentSum (the gradient of tf.gather): a one-hot matrix product (the fallback of the JavaScript
+ *   kernel in wasm-heap-kernels.ts, which registerWasmTrainingKernels also registers).
  * - Sub, RealDiv, Add, Multiply of a tensor and a vector along a short last axis (the input normalisation,
  *   (images − mean) / std with 3 channels): XNNPACK handles a broadcast run of 3 values at a time; tiling the
  *   vector over the trailing axes first makes the run thousands of values long. Same subtraction per element,
