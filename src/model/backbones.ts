@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { heNormal, zeros, type ParamStore } from './params.ts';
 import { normaliseImageNet, upstreamResnet18, type FeatureExtractor } from './resnet.ts';
 import type { Backbone as BackboneName } from './types.ts';
+import { MAX_POOL_2X2_GRAD } from './wasm-heap-kernels.ts';
 
 /** Spatial features (what ASEN attends over) and pooled vectors (what the CSN embedding reads). */
 export type Backbone = FeatureExtractor;
@@ -79,6 +80,12 @@ export const maxPool2x2 = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) =
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [savedInput, savedPooled] = saved as tf.Tensor4D[];
       const size: [number, number] = [savedInput.shape[1], savedInput.shape[2]];
+      // The same values in one pass where the backend has the fused kernel (wasm; even sizes only).
+      if (size[0] % 2 === 0 && size[1] % 2 === 0 && tf.getKernel(MAX_POOL_2X2_GRAD, tf.getBackend())) {
+        return tf
+          .engine()
+          .runKernel(MAX_POOL_2X2_GRAD, { x: savedInput, pooled: savedPooled, dy }, {}) as tf.Tensor;
+      }
       const winners = tf.cast(
         tf.equal(savedInput, tf.image.resizeNearestNeighbor(savedPooled, size)),
         'float32',

@@ -2,6 +2,7 @@
 export * from './types.ts';
 export { selectBackend, resolvePreference, BackendError, type BackendLog } from './backend.ts';
 export { registerWasmTrainingKernels } from './wasm-kernels.ts';
+export { ADAM_UPDATE, type AdamUpdateAttrs } from './wasm-heap-kernels.ts';
 export {
   createModel,
   createModelFromTorch,

@@ -3,11 +3,13 @@
  * wasm kernels it does have so that the heavy lifting stays in XNNPACK:
  *
  * - Conv2DBackpropFilter: the filter gradient is itself a convolution of the input with the output
- *   gradient once batch and channel axes are swapped (the stride becomes a dilation).
+ *   gradient once batch and channel axes are swapped (the stride becomes a dilation); for stride 1 with x as
+ *   that convolution's filter and dy as its input (smaller filter to pack, same sums: swappedFilterGradient).
  * - Conv2DBackpropInput: a forward convolution of the output gradient (zeros inserted between its rows
  *   and columns for strides above 1) with the spatially flipped, in/out-swapped filter. The original
  *   kernel stays as the fallback; for stride 2 this is about 2.6× faster than it (bench notes).
- * - UnsortedSegmentSum (the gradient of tf.gather): a one-hot matrix product.
+ * - UnsortedSegmentSum (the gradient of tf.gather): a one-hot matrix product (the fallback of the JavaScript
+ *   kernel in wasm-heap-kernels.ts, which registerWasmTrainingKernels also registers).
  * - Sub, RealDiv, Add, Multiply of a tensor and a vector along a short last axis (the input normalisation,
  *   (images − mean) / std with 3 channels): XNNPACK handles a broadcast run of 3 values at a time; tiling the
  *   vector over the trailing axes first makes the run thousands of values long. Same subtraction per element,
@@ -16,6 +18,12 @@
  * Every intermediate buffer is released with backend.disposeData; only the returned one survives.
  */
 import * as tf from '@tensorflow/tfjs';
+import {
+  flipSwapFilter,
+  registerWasmHeapKernels,
+  transposeChannelsFirst,
+  unflipFilterGradient,
+} from './wasm-heap-kernels.ts';
 
 type TensorInfo = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -46,6 +54,12 @@ class Scratch {
     const out = run(this.backend, kernelName, inputs, attrs);
     this.infos.push(out);
     return out;
+  }
+
+  /** Track a buffer made outside `run` (a JavaScript kernel's output) so that it is freed like the others. */
+  track(info: TensorInfo): TensorInfo {
+    this.infos.push(info);
+    return info;
   }
 
   /** Hand `result` to the caller and free the rest. */
@@ -97,6 +111,8 @@ function conv2DBackpropFilter({ inputs, backend: anyBackend, attrs }: KernelArgs
     dimRoundingMode,
   );
   const { filterHeight, filterWidth, inChannels, outChannels, strideHeight, strideWidth, padInfo } = info;
+  const swapped = swappedFilterGradient(backend, x, dy, info);
+  if (swapped) return swapped;
   return withScratch(backend, (scratch) => {
     // Channels become the batch, the batch becomes the channels: [Cin, H, W, N].
     const xT = scratch.run('Transpose', { x }, { perm: [3, 1, 2, 0] });
@@ -129,6 +145,57 @@ function conv2DBackpropFilter({ inputs, backend: anyBackend, attrs }: KernelArgs
     return scratch.run('Transpose', { x: cropped }, { perm: [1, 2, 0, 3] });
   });
 }
+
+/**
+ * The same filter gradient with the roles of x and dy swapped, for stride 1: the forward convolution's filter is
+ * x ([H, W, N, Cin]) and its input dy ([Cout, OH, OW, N]); the result comes out spatially flipped
+ * ([Cout, kh, kw, Cin]) and is flipped back. Each output is the same sum over (row, column, image) in the same
+ * order (x's rows and dy's rows advance together; the terms that differ are padding, exact zeros), so the
+ * result is bit-identical. Why: the backend builds an XNNPACK operator for every new filter (transposing and
+ * packing it), which is most of this kernel's time; x is half the size of dy in the small backbone's layers.
+ */
+function swappedFilterGradient(
+  backend: tf.KernelBackend,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo | undefined {
+  const { filterHeight, filterWidth, strideHeight, strideWidth, padInfo, inHeight, inWidth } = info;
+  const { outHeight, outWidth, dilationHeight, dilationWidth } = info;
+  if (strideHeight !== 1 || strideWidth !== 1 || dilationHeight !== 1 || dilationWidth !== 1)
+    return undefined;
+  if (size(x.shape) > size(dy.shape)) return undefined;
+  const top = filterHeight - 1 - padInfo.top;
+  const left = filterWidth - 1 - padInfo.left;
+  const bottom = inHeight - outHeight + padInfo.top;
+  const right = inWidth - outWidth + padInfo.left;
+  if (Math.min(top, left, bottom, right) < 0) return undefined;
+  return withScratch(backend, (scratch) => {
+    const input =
+      dy.shape[3] >= 8
+        ? scratch.track(transposeChannelsFirst(backend, dy))
+        : scratch.run('Transpose', { x: dy }, { perm: [3, 1, 2, 0] });
+    const filter = scratch.run('Transpose', { x }, { perm: [1, 2, 0, 3] });
+    const flipped = scratch.run(
+      'Conv2D',
+      { x: input, filter },
+      {
+        strides: [1, 1],
+        dilations: [1, 1],
+        pad: [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+      },
+    );
+    return scratch.track(unflipFilterGradient(backend, flipped));
+  });
+}
+
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /**
  * dx = conv(dy', flip(W) with in/out swapped), where dy' is dy with (stride − 1) zeros inserted after every
@@ -187,8 +254,8 @@ function makeConv2DBackpropInput(original: tf.KernelFunc): tf.KernelFunc {
           { shape: [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels] },
         );
       }
-      const flipped = scratch.run('Reverse', { x: filter }, { dims: [0, 1] });
-      const swapped = scratch.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+      // One JavaScript copy instead of Reverse + Transpose (the backend's Reverse took ~1.5 ms for 3×3×64×64).
+      const swapped = scratch.track(flipSwapFilter(backend, filter));
       return scratch.run(
         'Conv2D',
         { x: spread, filter: swapped },
@@ -326,5 +393,6 @@ export function registerWasmTrainingKernels(): void {
     // The original kernel binds its wasm function in setup; keep that for backends initialised later.
     setupFunc: originalInput.setupFunc,
   });
+  registerWasmHeapKernels();
   registered = true;
 }

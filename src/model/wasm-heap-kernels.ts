@@ -1,0 +1,356 @@
+/**
+ * Memory-bound training kernels written in plain JavaScript on the wasm heap, for the ops where the wasm
+ * backend's own kernels spend their time in index arithmetic, transposes or naive loops rather than arithmetic
+ * (per step of the reference batch, 48 px, 96 images, 1 thread; bench/results/profiles-issue13.md):
+ *
+ * - max-pool 2×2 gradient (`MAX_POOL_2X2_GRAD`): one pass instead of Equal + Cast + 2 × ResizeNearestNeighbor +
+ *   Multiply (about 25 ms → 7 ms);
+ * - UnsortedSegmentSum (the gradient of tf.gather): row additions instead of a one-hot matrix product through the
+ *   backend's naive transposed BatchMatMul (3 × 3.5 ms → about 0.6 ms for all four calls);
+ * - Sum over the leading axes (every bias gradient): per-channel accumulation instead of a transpose and a sum
+ *   (about 10 → 9 ms: little faster, but no transposed copy);
+ * - GatherV2 along axis 0: row copies (1.1 ms a call → about 0.3 ms).
+ *
+ * Each computes exactly what the kernels it replaces compute, rounding included (same float32 operations in the
+ * same order; test/model.heap-kernels.test.ts compares them bit for bit), so seeded training is unchanged. Shapes they
+ * do not cover go to the original kernels.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type TensorInfo = tf.TensorInfo;
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/** What these kernels use of the wasm backend (its class is not exported by the package). */
+interface WasmHeap {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+const BACKEND = 'wasm';
+
+/** Name of the fused 2×2 max-pool gradient (inputs x, pooled, dy; NHWC with even height and width). */
+export const MAX_POOL_2X2_GRAD = 'DressmatchMaxPool2x2Grad';
+
+function heap(backend: unknown): WasmHeap {
+  return backend as WasmHeap;
+}
+
+function f32(backend: WasmHeap, info: TensorInfo): Float32Array {
+  const view = backend.typedArrayFromHeap(info);
+  if (!(view instanceof Float32Array)) throw new Error(`expected a float32 tensor, got ${info.dtype}`);
+  return view;
+}
+
+function i32(backend: WasmHeap, info: TensorInfo): Int32Array {
+  const view = backend.typedArrayFromHeap(info);
+  if (!(view instanceof Int32Array)) throw new Error(`expected an int32 tensor, got ${info.dtype}`);
+  return view;
+}
+
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * dx = resizeNearest(dy) · (x == resizeNearest(pooled)): every element equal to its window's maximum receives the
+ * window's gradient (ties all do), the others dy · 0 (−0 for a negative dy), exactly as the Multiply it replaces.
+ * Window by window and branch-free: a data-dependent branch here mispredicts and costs 3× (26 ms against 8 ms on
+ * [96, 24, 24, 32]).
+ */
+function maxPool2x2Grad({ inputs, backend: anyBackend }: KernelArgs): TensorInfo {
+  const backend = heap(anyBackend);
+  const { x, pooled, dy } = inputs as { x: TensorInfo; pooled: TensorInfo; dy: TensorInfo };
+  const [batch, height, width, channels] = x.shape;
+  if (height % 2 !== 0 || width % 2 !== 0) throw new Error(`${MAX_POOL_2X2_GRAD} needs even sizes`);
+  const out = backend.makeOutput([...x.shape], 'float32');
+  // Views after makeOutput: an allocation may grow (and replace) the heap's buffer.
+  const dx = f32(backend, out);
+  const xs = f32(backend, x);
+  const ps = f32(backend, pooled);
+  const gs = f32(backend, dy);
+  const row = width * channels;
+  let p = 0;
+  for (let n = 0; n < batch; n++) {
+    for (let y = 0; y < height; y += 2) {
+      let at = (n * height + y) * row;
+      for (let col = 0; col < width; col += 2, at += 2 * channels) {
+        for (let c = 0; c < channels; c++, p++) {
+          const max = ps[p];
+          const g = gs[p];
+          const i = at + c;
+          dx[i] = g * +(xs[i] === max);
+          dx[i + channels] = g * +(xs[i + channels] === max);
+          dx[i + row] = g * +(xs[i + row] === max);
+          dx[i + row + channels] = g * +(xs[i + row + channels] === max);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * [N, H, W, C] → [C, H, W, N] (Transpose with perm [3, 1, 2, 0]), pixel by pixel so that the N rows read for one
+ * pixel stay in cache while each channel's run of N values is written: 7 ms against the backend's 12 ms for
+ * [96, 24, 24, 32] (1 thread). For a few channels (the 3 of RGB) the backend is faster; the caller keeps it there.
+ */
+export function transposeChannelsFirst(anyBackend: unknown, x: TensorInfo): TensorInfo {
+  const backend = heap(anyBackend);
+  const [batch, height, width, channels] = x.shape;
+  const out = backend.makeOutput([channels, height, width, batch], 'float32');
+  const target = f32(backend, out);
+  const source = f32(backend, x);
+  const pixels = height * width;
+  const imageStride = pixels * channels;
+  const plane = pixels * batch;
+  for (let p = 0; p < pixels; p++) {
+    for (let c = 0; c < channels; c++) {
+      let to = c * plane + p * batch;
+      let at = p * channels + c;
+      for (let n = 0; n < batch; n++, at += imageStride) target[to++] = source[at];
+    }
+  }
+  return out;
+}
+
+/** [Cout, kh, kw, Cin] with rows and columns reversed → [kh, kw, Cin, Cout] (a copy; see wasm-kernels.ts). */
+export function unflipFilterGradient(anyBackend: unknown, flipped: TensorInfo): TensorInfo {
+  const backend = heap(anyBackend);
+  const [outChannels, height, width, inChannels] = flipped.shape;
+  const out = backend.makeOutput([height, width, inChannels, outChannels], 'float32');
+  const target = f32(backend, out);
+  const source = f32(backend, flipped);
+  for (let co = 0; co < outChannels; co++) {
+    for (let i = 0; i < height; i++) {
+      for (let j = 0; j < width; j++) {
+        const from = ((co * height + (height - 1 - i)) * width + (width - 1 - j)) * inChannels;
+        const to = (i * width + j) * inChannels * outChannels + co;
+        for (let ci = 0; ci < inChannels; ci++) target[to + ci * outChannels] = source[from + ci];
+      }
+    }
+  }
+  return out;
+}
+
+/** W [kh, kw, Cin, Cout] → W rotated by 180° with in/out swapped: out[i, j, co, ci] = W[kh−1−i, kw−1−j, ci, co]. */
+export function flipSwapFilter(anyBackend: unknown, filter: TensorInfo): TensorInfo {
+  const backend = heap(anyBackend);
+  const [height, width, inChannels, outChannels] = filter.shape;
+  const out = backend.makeOutput([height, width, outChannels, inChannels], 'float32');
+  const target = f32(backend, out);
+  const source = f32(backend, filter);
+  const plane = inChannels * outChannels;
+  for (let i = 0; i < height; i++) {
+    for (let j = 0; j < width; j++) {
+      const from = ((height - 1 - i) * width + (width - 1 - j)) * plane;
+      const to = (i * width + j) * plane;
+      for (let ci = 0; ci < inChannels; ci++) {
+        for (let co = 0; co < outChannels; co++)
+          target[to + co * inChannels + ci] = source[from + ci * outChannels + co];
+      }
+    }
+  }
+  return out;
+}
+
+/** Rows summed per block by the backend's transposed BatchMatMul, which the previous kernel went through. */
+const MATMUL_BLOCK = 48;
+
+/**
+ * out[s] = Σ_i [ids[i] = s] · x[i], as the one-hot product it replaces rounded it: rows are summed in blocks of 48
+ * (each block's sum from 0, then added to the running total). Non-finite x (where 0 · x is NaN) falls back.
+ */
+function makeUnsortedSegmentSum(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const backend = heap(args.backend);
+    const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+    const { numSegments } = args.attrs as unknown as tf.UnsortedSegmentSumAttrs;
+    if (x.dtype !== 'float32' || segmentIds.dtype !== 'int32') return original(args);
+    const rows = size(segmentIds.shape);
+    const inner = x.shape.slice(segmentIds.shape.length);
+    const width = size(inner);
+    const values = f32(backend, x);
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return original(args);
+    const out = backend.makeOutput([numSegments, ...inner], 'float32');
+    const total = f32(backend, out);
+    const xs = f32(backend, x);
+    const ids = i32(backend, segmentIds);
+    total.fill(0);
+    const block = new Float32Array(numSegments * width);
+    const touched = new Uint8Array(numSegments);
+    for (let start = 0; start < rows; start += MATMUL_BLOCK) {
+      block.fill(0);
+      touched.fill(0);
+      const end = Math.min(start + MATMUL_BLOCK, rows);
+      for (let i = start; i < end; i++) {
+        const s = ids[i];
+        if (s < 0 || s >= numSegments) continue;
+        touched[s] = 1;
+        const to = s * width;
+        const from = i * width;
+        for (let j = 0; j < width; j++) block[to + j] += xs[from + j];
+      }
+      for (let s = 0; s < numSegments; s++) {
+        if (!touched[s]) continue;
+        const at = s * width;
+        for (let j = 0; j < width; j++) total[at + j] += block[at + j];
+      }
+    }
+    return out;
+  };
+}
+
+/** The reduction axes as given, normalised; undefined unless they are exactly 0..k−1 with k < rank. */
+function leadingAxes(axis: number | number[], shape: number[]): number | undefined {
+  const rank = shape.length;
+  // null/undefined = all axes (tfjs's own parser), negative axes counted from the end.
+  const sorted = [...new Set(tf.util.parseAxisParam(axis, shape))].sort((a, b) => a - b);
+  if (sorted.length === 0 || sorted.length >= rank) return undefined;
+  return sorted.every((a, i) => a === i) ? sorted.length : undefined;
+}
+
+/**
+ * Sum over the leading axes of a float32 tensor: each output element is the sum of its inputs in memory order,
+ * from 0, as the backend's Sum computes it after transposing the reduced axes innermost.
+ */
+function makeLeadingSum(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const backend = heap(args.backend);
+    const { x } = args.inputs as { x: TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
+    const k = leadingAxes(axis, x.shape);
+    if (x.dtype !== 'float32' || k === undefined || size(x.shape) === 0) return original(args);
+    const kept = x.shape.slice(k);
+    const shape = keepDims ? [...x.shape.slice(0, k).map(() => 1), ...kept] : kept;
+    const out = backend.makeOutput(shape, 'float32');
+    const sums = f32(backend, out);
+    const xs = f32(backend, x);
+    const width = size(kept);
+    const acc = new Float32Array(width);
+    for (let at = 0; at < xs.length; at += width) {
+      for (let j = 0; j < width; j++) acc[j] += xs[at + j];
+    }
+    sums.set(acc);
+    return out;
+  };
+}
+
+/** GatherV2 along axis 0 without batch dimensions: whole rows copied. Other cases go to the original kernel. */
+function makeGatherRows(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const backend = heap(args.backend);
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as tf.GatherV2Attrs;
+    const rank = x.shape.length;
+    if (rank === 0 || (axis + rank) % rank !== 0 || (batchDims ?? 0) !== 0) return original(args);
+    if ((x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32') return original(args);
+    const ids = i32(backend, indices);
+    const rows = x.shape[0];
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= rows) return original(args); // it throws the backend's own message
+    }
+    const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+    const target = backend.typedArrayFromHeap(out);
+    const source = backend.typedArrayFromHeap(x);
+    const index = i32(backend, indices);
+    const width = size(x.shape.slice(1));
+    for (let i = 0; i < index.length; i++) {
+      const from = index[i] * width;
+      target.set(source.subarray(from, from + width), i * width);
+    }
+    return out;
+  };
+}
+
+/** Name of the fused Adam update (inputs value, m, v, gradient; attrs AdamUpdateAttrs; outputs value, m, v). */
+export const ADAM_UPDATE = 'DressmatchAdamUpdate';
+
+/** Adam's constants, each already the float32 value tfjs's own Adam would turn it into. */
+export interface AdamUpdateAttrs {
+  beta1: number;
+  beta2: number;
+  oneMinusBeta1: number;
+  oneMinusBeta2: number;
+  oneMinusAccBeta1: number;
+  oneMinusAccBeta2: number;
+  epsilon: number;
+  negativeLearningRate: number;
+}
+
+/**
+ * One variable's Adam step in one pass, with tfjs AdamOptimizer's operations in its order, each rounded to float32
+ * (Math.fround of the double result is the correctly rounded float32 result for +, −, ×, ÷ and √):
+ * m' = m·β1 + g·(1−β1); v' = v·β2 + g²·(1−β2); w' = (m'/(1−β1ᵗ)) / (√(v'/(1−β2ᵗ)) + ε) · (−lr) + w.
+ * tfjs runs 14 kernels per variable for this (154 a step for the small CSN), each a wasm call and a buffer.
+ */
+function adamUpdate({ inputs, backend: anyBackend, attrs }: KernelArgs): TensorInfo[] {
+  const backend = heap(anyBackend);
+  const { value, m, v, gradient } = inputs as Record<'value' | 'm' | 'v' | 'gradient', TensorInfo>;
+  const c = attrs as unknown as AdamUpdateAttrs;
+  const outputs = [value, m, v].map((t) => backend.makeOutput([...t.shape], 'float32'));
+  const [nextValue, nextM, nextV] = outputs.map((t) => f32(backend, t));
+  const ws = f32(backend, value);
+  const ms = f32(backend, m);
+  const vs = f32(backend, v);
+  const gs = f32(backend, gradient);
+  const f = Math.fround;
+  for (let i = 0; i < gs.length; i++) {
+    const g = gs[i];
+    const m1 = f(f(ms[i] * c.beta1) + f(g * c.oneMinusBeta1));
+    const v1 = f(f(vs[i] * c.beta2) + f(f(g * g) * c.oneMinusBeta2));
+    const mHat = f(m1 / c.oneMinusAccBeta1);
+    const vHat = f(v1 / c.oneMinusAccBeta2);
+    const step = f(f(mHat / f(f(Math.sqrt(vHat)) + c.epsilon)) * c.negativeLearningRate);
+    nextValue[i] = step + ws[i];
+    nextM[i] = m1;
+    nextV[i] = v1;
+  }
+  return outputs;
+}
+
+/** Backend bookkeeping for a buffer that one more tensor now shares (Reshape already works this way). */
+interface RefCounted {
+  incRef(dataId: tf.DataId): void;
+}
+
+/**
+ * Identity, and Cast to the dtype a tensor already has: the output shares the input's buffer instead of copying
+ * it. Tensors are immutable (a variable's assign swaps buffers), so nothing can tell the difference. The engine
+ * clones every tensor it saves for the backward pass and gradients cast float32 to float32: about 160 copies a
+ * step (the backend's JS cast and identity were 5.6 % of the main thread in the CPU profile before this change).
+ */
+function share(x: TensorInfo, backend: unknown): TensorInfo {
+  (backend as RefCounted).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+function makeSharedIdentity(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    return x.dtype === 'string' ? original(args) : share(x, args.backend);
+  };
+}
+
+function makeSharedCast(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { dtype } = args.attrs as unknown as tf.CastAttrs;
+    return x.dtype === dtype && dtype !== 'string' ? share(x, args.backend) : original(args);
+  };
+}
+
+function replace(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
+  const original = tf.getKernel(name, BACKEND);
+  if (!original) throw new Error(`the wasm backend has no ${name} kernel`);
+  tf.unregisterKernel(name, BACKEND);
+  tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
+}
+
+/** Register the kernels above for the wasm backend. Called once, by registerWasmTrainingKernels. */
+export function registerWasmHeapKernels(): void {
+  tf.registerKernel({ kernelName: MAX_POOL_2X2_GRAD, backendName: BACKEND, kernelFunc: maxPool2x2Grad });
+  tf.registerKernel({ kernelName: ADAM_UPDATE, backendName: BACKEND, kernelFunc: adamUpdate });
+  replace('UnsortedSegmentSum', makeUnsortedSegmentSum);
+  replace('Sum', makeLeadingSum);
+  replace('GatherV2', makeGatherRows);
+  replace('Identity', makeSharedIdentity);
+  replace('Cast', makeSharedCast);
+}

@@ -1,0 +1,165 @@
+/**
+ * The JavaScript kernels on the wasm heap (src/model/wasm-heap-kernels.ts) against the wasm kernels they replace,
+ * bit for bit: each must round exactly as before, or seeded training would change. The references are computed
+ * on the same backend with the compositions the new kernels replaced (which still run on the original kernels).
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../src/model/backend.ts';
+import { maxPool2x2 } from '../src/model/backbones.ts';
+import { MAX_POOL_2X2_GRAD } from '../src/model/wasm-heap-kernels.ts';
+import { quiet } from './fixtures/model/synthetic.ts';
+
+/** Float32 values as their bit patterns: −0 ≠ +0 and every last bit counts. */
+function bits(t: tf.Tensor): number[] {
+  return Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+}
+
+function assertSameBits(actual: tf.Tensor, expected: tf.Tensor, what: string): void {
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  const a = bits(actual);
+  const b = bits(expected);
+  const first = a.findIndex((v, i) => v !== b[i]);
+  assert.equal(first, -1, `${what}: first differing element ${first} of ${a.length}`);
+}
+
+describe('model: JavaScript kernels on the wasm heap', () => {
+  before(async () => {
+    assert.equal(await selectBackend('wasm', quiet), 'wasm', 'the wasm backend starts');
+  });
+
+  it('max-pool 2×2 gradient: as Equal · ResizeNearestNeighbor · Multiply, ties and −0 included', () => {
+    tf.tidy(() => {
+      // ReLU'd values: many zero ties; rounding to 1/4 adds ties among positive maxima too.
+      const x = tf.relu(tf.div(tf.round(tf.mul(tf.randomNormal([3, 8, 6, 5], 0, 1, 'float32', 1), 4)), 4));
+      const weights = tf.randomNormal([3, 4, 3, 5], 0, 1, 'float32', 2);
+      const fused = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(maxPool2x2(a as tf.Tensor4D), weights)))(x);
+      const pooled = tf.maxPool(x as tf.Tensor4D, 2, 2, 'same');
+      const winners = tf.cast(tf.equal(x, tf.image.resizeNearestNeighbor(pooled, [8, 6])), 'float32');
+      const reference = tf.mul(tf.image.resizeNearestNeighbor(weights as tf.Tensor4D, [8, 6]), winners);
+      assertSameBits(fused, reference, 'dx');
+      assert.ok(bits(reference).includes(0x80000000), 'the case covers −0 (a negative dy times 0)');
+    });
+    assert.ok(tf.getKernel(MAX_POOL_2X2_GRAD, 'wasm'), 'the fused kernel is registered for wasm');
+  });
+
+  it('max-pool 2×2 gradient of odd sizes still takes the composed path', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([2, 7, 5, 3], 0, 1, 'float32', 3);
+      const dx = tf.grad((a: tf.Tensor) => tf.sum(maxPool2x2(a as tf.Tensor4D)))(x);
+      assert.deepEqual(dx.shape, [2, 7, 5, 3]);
+      assert.equal(tf.sum(dx).dataSync()[0], 2 * 4 * 3 * 3, 'one winner per window (no ties in random data)');
+    });
+  });
+
+  it('UnsortedSegmentSum: as the one-hot product, blocks of 48 rows included', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([130, 7], 0, 1, 'float32', 4);
+      const ids = tf.randomUniform([130], 0, 5, 'int32', 5) as tf.Tensor1D;
+      const reference = tf.matMul(tf.cast(tf.oneHot(ids, 6), 'float32'), x, true, false);
+      assertSameBits(tf.unsortedSegmentSum(x, ids, 6), reference, 'segment sums');
+    });
+  });
+
+  it('Sum over leading axes: as the transposed sum, keepDims too; other axes unchanged', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([4, 9, 7, 6], 0, 1, 'float32', 6);
+      const innermost = tf.sum(tf.transpose(x, [3, 0, 1, 2]), [1, 2, 3]);
+      assertSameBits(tf.sum(x, [0, 1, 2]), innermost, 'bias-gradient sum');
+      assertSameBits(tf.sum(x, [2, 0, 1], true), tf.reshape(innermost, [1, 1, 1, 6]), 'keepDims');
+      assertSameBits(tf.sum(x, 0), tf.sum(tf.transpose(x, [1, 2, 3, 0]), 3), 'first axis only');
+      assert.deepEqual(tf.sum(x).shape, [], 'all axes');
+      assert.deepEqual(tf.sum(x, -1).shape, [4, 9, 7], 'last axis');
+    });
+  });
+
+  it('GatherV2 along axis 0 copies rows; bad indices still throw; other axes unchanged', async () => {
+    const x = tf.randomNormal([5, 3, 2], 0, 1, 'float32', 7);
+    const indices = tf.tensor1d([4, 0, 0, 2], 'int32');
+    const rows = tf.gather(x, indices);
+    const columns = tf.gather(x, tf.tensor1d([1, 1], 'int32'), 1);
+    const values = x.arraySync() as number[][][];
+    assert.deepEqual(rows.arraySync(), [values[4], values[0], values[0], values[2]]);
+    assert.deepEqual(
+      columns.arraySync(),
+      values.map((plane) => [plane[1], plane[1]]),
+    );
+    assert.throws(() => tf.gather(x, tf.tensor1d([5], 'int32')), /not in \[0, 4\]/);
+    tf.dispose([x, indices, rows, columns]);
+  });
+
+  it('Identity and same-dtype Cast share the buffer: values survive disposal of either, nothing leaks', () => {
+    const before = tf.memory();
+    const x = tf.tensor1d([1.5, -0, 3]);
+    const clone = tf.clone(x);
+    const cast = tf.cast(x, 'float32');
+    const asInt = tf.cast(x, 'int32');
+    x.dispose();
+    assert.deepEqual(bits(clone), [0x3fc00000, 0x80000000, 0x40400000], 'clone keeps its values, −0 too');
+    clone.dispose();
+    assert.deepEqual(Array.from(cast.dataSync()), [1.5, -0, 3], 'cast keeps its values');
+    assert.deepEqual(Array.from(asInt.dataSync()), [1, 0, 3], 'a real cast still converts');
+    tf.dispose([cast, asInt]);
+    const after = tf.memory();
+    assert.equal(after.numTensors, before.numTensors, 'no tensor left');
+    assert.equal(after.numDataBuffers, before.numDataBuffers, 'no buffer left');
+  });
+});
+
+describe('model: convolution gradients on wasm, bit for bit against the previous formulation', () => {
+  type Shape4 = [number, number, number, number];
+  type Pads = [[number, number], [number, number], [number, number], [number, number]];
+  const cases: Array<{ x: Shape4; filter: Shape4; pad: 'same' | 'valid' }> = [
+    { x: [2, 8, 8, 3], filter: [3, 3, 3, 4], pad: 'same' },
+    { x: [2, 9, 7, 3], filter: [3, 3, 3, 4], pad: 'valid' },
+    { x: [1, 7, 7, 2], filter: [4, 4, 2, 3], pad: 'same' },
+    { x: [3, 10, 11, 4], filter: [1, 1, 4, 6], pad: 'same' },
+    { x: [2, 12, 12, 3], filter: [7, 7, 3, 2], pad: 'valid' },
+    { x: [6, 12, 12, 8], filter: [3, 3, 8, 16], pad: 'same' },
+  ];
+  for (const { x: xShape, filter: filterShape, pad } of cases) {
+    it(`stride 1: x ${xShape.join('x')}, filter ${filterShape.join('x')}, ${pad}`, () => {
+      tf.tidy(() => {
+        const x = tf.randomNormal(xShape, 0, 1, 'float32', 61) as tf.Tensor4D;
+        const filter = tf.randomNormal(filterShape, 0, 1, 'float32', 62) as tf.Tensor4D;
+        const weights = tf.randomNormal(tf.conv2d(x, filter, 1, pad).shape, 0, 1, 'float32', 63);
+        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), weights)),
+        )([x, filter]);
+        const [kh, kw] = filterShape;
+        const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, 1, 1, pad);
+        const { top, bottom, left, right } = info.padInfo;
+        const dy = weights as tf.Tensor4D;
+        // Filter gradient as before: x with batch and channels swapped, convolved with dy as the filter.
+        const previousDw = tf.transpose(
+          tf.slice(
+            tf.conv2d(tf.transpose(x, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D, 1, [
+              [0, 0],
+              [top, bottom],
+              [left, right],
+              [0, 0],
+            ] as Pads),
+            [0, 0, 0, 0],
+            [xShape[3], kh, kw, filterShape[3]],
+          ),
+          [1, 2, 0, 3],
+        );
+        // Input gradient as before: dy convolved with the flipped (Reverse) and in/out-swapped (Transpose) filter.
+        const previousDx = tf.conv2d(
+          dy,
+          tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D,
+          1,
+          [
+            [0, 0],
+            [kh - 1 - top, kh - 1 - bottom],
+            [kw - 1 - left, kw - 1 - right],
+            [0, 0],
+          ] as Pads,
+        );
+        assertSameBits(dw, previousDw, 'filter gradient');
+        assertSameBits(dx, previousDx, 'input gradient');
+      });
+    });
+  }
+});
