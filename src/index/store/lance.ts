@@ -6,13 +6,20 @@
  */
 import * as lancedb from '@lancedb/lancedb';
 import { LRUCache } from 'lru-cache';
+import { combinedSearch, type CombinedHit } from '../combine.ts';
+import { FilterTable } from '../filter.ts';
+import { recommend, type RecommendHit } from '../recommend.ts';
 import { BundleError } from '../types.ts';
 import { matchesFilter, pollStore, queryFromConditionVector, queryFromEmbedding, scoreOf } from './common.ts';
 import { currentManifestRow, openManifest, readManifestRows, type ManifestRow } from './lance-manifest.ts';
 import { annSearch, filterToSql, takeVectors } from './lance-query.ts';
+import { scanRows, ScanView } from './lance-scan.ts';
 import { PRODUCT_COLUMNS, productFromRow, readTableMetadata, type TableMetadata } from './lance-schema.ts';
 import type {
+  CombinedQuery,
   ConditionVectors,
+  RecommendQuery,
+  StoreFilter,
   StoreHit,
   StoreInfo,
   StoreProduct,
@@ -22,6 +29,7 @@ import type {
   StoreSwap,
   StoreVersion,
   VectorStore,
+  WeightedCondition,
 } from './types.ts';
 
 /**
@@ -35,6 +43,13 @@ const EXACT_FILTER_SHARE = 0.02;
  * and the explanations of its neighbours then need no extra round trip for products asked about recently.
  */
 const VECTOR_CACHE_PRODUCTS = 20_000;
+
+/**
+ * Match counts kept per loaded version, by prefilter text (a version never changes, so a count stays true). The
+ * count decides between the graph walk and the exact scan, and answers `matching`; LanceDB counts in its own scan
+ * (`countRows(where)`) instead of a pass over the product objects in JavaScript.
+ */
+const COUNT_CACHE_FILTERS = 1000;
 
 type ProductRow = Parameters<typeof productFromRow>[0] & { slot: number };
 
@@ -53,6 +68,8 @@ export class LanceVersion implements StoreVersion {
   readonly spaces: readonly StoreSpace[];
   private readonly slotOfId = new Map<string, number>();
   private readonly cache = new LRUCache<number, ConditionVectors>({ max: VECTOR_CACHE_PRODUCTS });
+  private readonly counts = new LRUCache<string, number>({ max: COUNT_CACHE_FILTERS });
+  private filters: FilterTable | undefined;
   private closed = false;
 
   constructor(
@@ -137,6 +154,63 @@ export class LanceVersion implements StoreVersion {
     return slots.map((slot) => found.get(slot)!);
   }
 
+  filterTable(): FilterTable {
+    this.filters ??= new FilterTable(this.products, this.conditions, this.info.fields);
+    return this.filters;
+  }
+
+  async count(filter?: StoreFilter): Promise<number> {
+    this.checkOpen();
+    const where = filterToSql(filter, this.conditions, this.meta.fieldOrder);
+    if (where === undefined) return this.products.length;
+    let count = this.counts.get(where);
+    if (count === undefined) {
+      count = await this.table.countRows(where);
+      this.counts.set(where, count);
+    }
+    return count;
+  }
+
+  /** Exact over the rows LanceDB's prefilter lets through (as on the bundle: no index per combination). */
+  async combinedSearch(query: CombinedQuery): Promise<CombinedHit[]> {
+    const view = await this.scan(query.parts, query.filter, new Set(query.exclude ?? []));
+    const parts = query.parts.map((part, p) => ({
+      space: view.space(part.condition),
+      weight: part.weight,
+      query: query.vectors[p],
+    }));
+    return combinedSearch(parts, query.k, view.selection).map((hit) => ({
+      ...hit,
+      index: view.slots[hit.index],
+    }));
+  }
+
+  /**
+   * Exact over the prefiltered rows, both strategies (the bundle walks its graph for `average` with one part; the
+   * same neighbours whenever that walk is exact). The examples get rows of their own, filtered out or not.
+   */
+  async recommend(query: RecommendQuery): Promise<RecommendHit[]> {
+    const examples = [...new Set([...query.positives, ...query.negatives])].sort((a, b) => a - b);
+    const vectors = await this.vectors(examples);
+    const extra = examples.map((slot, i) => ({ slot, vectors: vectors[i] }));
+    const view = await this.scan(query.parts, query.filter, new Set(examples), extra);
+    const hits = recommend({
+      parts: query.parts.map((part) => ({ space: view.space(part.condition), weight: part.weight })),
+      positives: query.positives.map((slot) => view.rowOf(slot)),
+      negatives: query.negatives.map((slot) => view.rowOf(slot)),
+      strategy: query.strategy,
+      k: query.k,
+      selection: view.selection,
+      liveCount: this.products.length,
+      efSearch: this.meta.index.ef,
+    });
+    return hits.map((hit) => ({
+      ...hit,
+      index: view.slots[hit.index],
+      closestPositive: view.slots[hit.closestPositive],
+    }));
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -145,6 +219,23 @@ export class LanceVersion implements StoreVersion {
 
   private checkOpen(): void {
     if (this.closed) throw new Error(`index version ${this.version} is closed`);
+  }
+
+  /** The prefiltered rows of the parts' conditions, plus `extra` rows, as the pure search functions take them. */
+  private async scan(
+    parts: readonly WeightedCondition[],
+    filter: StoreFilter | undefined,
+    exclude: ReadonlySet<number>,
+    extra: readonly { slot: number; vectors: ConditionVectors }[] = [],
+  ): Promise<ScanView> {
+    this.checkOpen();
+    const spaces = [...new Set(parts.map((part) => part.condition))].map((c) => ({
+      c,
+      d: this.spaces[c].dims.length,
+      metric: this.spaces[c].metric,
+    }));
+    const where = filterToSql(filter, this.conditions, this.meta.fieldOrder);
+    return new ScanView(await scanRows(this.table, spaces, where), spaces, exclude, extra);
   }
 
   private async find(
@@ -175,8 +266,7 @@ export class LanceVersion implements StoreVersion {
     }
     const where = filterToSql(options.filter, this.conditions, this.meta.fieldOrder);
     // How many results are possible: matching products minus the excluded ones among them.
-    let possible = this.products.length;
-    if (options.filter) possible = this.products.filter((p) => matchesFilter(options.filter, p)).length;
+    const possible = await this.count(options.filter);
     const excludedMatching = [...exclude].filter(
       (slot) => this.products[slot] && matchesFilter(options.filter, this.products[slot]),
     ).length;
