@@ -386,13 +386,22 @@ interface Options {
   out: string;
 }
 
+/** Logs when each build stage starts (a run too long to finish still says how far each stage got). */
+function stageLog(store: string): (stage: string) => void {
+  return (stage) => console.error(`${new Date().toISOString()} ${store}: ${stage} (load ${loadAverage()})`);
+}
+
 async function runSize(size: number, options: Options, root: string): Promise<StoreResult[]> {
   const { source, products } = syntheticCatalogue(size, 42);
   const results: StoreResult[] = [];
   const bundleDir = join(root, `bundle-${size}`);
   let start = performance.now();
-  const bundleReport = await buildBundle(bundleDir, source, { batchSize: 4096 });
+  const bundleReport = await buildBundle(bundleDir, source, {
+    batchSize: 4096,
+    onStage: stageLog('hnswlib'),
+  });
   const bundleSeconds = (performance.now() - start) / 1000 - (bundleReport.timings.embed ?? 0);
+  console.error(`${new Date().toISOString()} hnswlib: built in ${bundleSeconds.toFixed(0)} s, measuring`);
   const truthStore = new HnswStore(bundleDir);
   const truth = await truthStore.open();
   results.push(await measureStore('hnswlib', bundleDir, truth, size, bundleSeconds, options));
@@ -405,8 +414,10 @@ async function runSize(size: number, options: Options, root: string): Promise<St
       products,
       fields: { price: 'number', in_stock: 'boolean', brand: 'string' },
       minRecall: 0,
+      onStage: stageLog(`lancedb ${type}`),
     });
     const seconds = (performance.now() - start) / 1000 - (report.timings.embed ?? 0);
+    console.error(`${new Date().toISOString()} lancedb ${type}: built in ${seconds.toFixed(0)} s, measuring`);
     results.push(await measureStore(`lancedb ${type}`, uri, truth, size, seconds, options));
   }
   truth.close();
