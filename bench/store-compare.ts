@@ -2,7 +2,8 @@
  * hnswlib bundle vs LanceDB store on the same synthetic catalogue: build time, storage, query p50/p99, recall@10
  * against brute force, filtered-query latency and recall (prefilters on LanceDB, the issue-10 path on hnswlib), the
  * cost of counting a filter's matches (a JavaScript pass over the products vs the store's own count), combined and
- * recommend queries (exact on both stores: same ids expected), and 1 vs 2 reader processes (replicas) on one store.
+ * recommend queries (exact on both stores but `average`, which walks the index: same ids expected), and 1 vs 2
+ * reader processes (replicas) on one store.
  * The load average (`uptime`) is recorded before and after: the machine is shared.
  *
  *   npx tsx bench/store-compare.ts [--sizes 100000[,1000000]] [--lance-index hnsw-sq,ivf-pq] [--queries 300]
@@ -214,6 +215,18 @@ const EXACT_QUERIES: {
         slot,
       ]);
     },
+  },
+  {
+    name: 'recommend average (index walk)',
+    run: (v, slot) =>
+      storeRecommend(
+        v,
+        resolveCondition(v, 'pattern'),
+        { positives: [slot, (slot + 1) % v.liveCount], negatives: [(slot + 2) % v.liveCount] },
+        'average',
+        K,
+        { clauses: [] },
+      ),
   },
   {
     name: 'recommend best, price < 10',

@@ -8,8 +8,9 @@ import * as lancedb from '@lancedb/lancedb';
 import { LRUCache } from 'lru-cache';
 import { combinedSearch, type CombinedHit } from '../combine.ts';
 import { FilterTable } from '../filter.ts';
-import { recommend, type RecommendHit } from '../recommend.ts';
+import { averageHits, averageQuery, recommend, type RecommendHit } from '../recommend.ts';
 import { BundleError } from '../types.ts';
+import { exactSearch } from '../vectors.ts';
 import { matchesFilter, pollStore, queryFromConditionVector, queryFromEmbedding, scoreOf } from './common.ts';
 import { currentManifestRow, openManifest, readManifestRows, type ManifestRow } from './lance-manifest.ts';
 import { annSearch, filterToSql, takeVectors } from './lance-query.ts';
@@ -191,10 +192,12 @@ export class LanceVersion implements StoreVersion {
   }
 
   /**
-   * Exact over the prefiltered rows, both strategies (the bundle walks its graph for `average` with one part; the
-   * same neighbours whenever that walk is exact). The examples get rows of their own, filtered out or not.
+   * `average` with one part walks the index with the prefilter, as the bundle walks its graph; `best` and combined
+   * parts are exact over the prefiltered rows, as on the bundle. The examples get rows of their own, filtered out
+   * or not.
    */
   async recommend(query: RecommendQuery): Promise<RecommendHit[]> {
+    if (query.strategy === 'average' && query.parts.length === 1) return this.recommendByWalk(query);
     const examples = [...new Set([...query.positives, ...query.negatives])].sort((a, b) => a - b);
     const vectors = await this.vectors(examples);
     const extra = examples.map((slot, i) => ({ slot, vectors: vectors[i] }));
@@ -213,6 +216,54 @@ export class LanceVersion implements StoreVersion {
       ...hit,
       index: view.slots[hit.index],
       closestPositive: view.slots[hit.closestPositive],
+    }));
+  }
+
+  /**
+   * The query point mean(pos) + (mean(pos) - mean(neg)) searched like any vector (prefilter, graph walk, exact k):
+   * an unfiltered scan of every row took 785 ms at 100k products (bench/results/store-compare-100k.md).
+   */
+  private async recommendByWalk(query: RecommendQuery): Promise<RecommendHit[]> {
+    const { condition: c, weight } = query.parts[0];
+    const { metric } = this.spaces[c];
+    const d = this.spaces[c].dims.length;
+    const examples = [...new Set([...query.positives, ...query.negatives])].sort((a, b) => a - b);
+    const rowsOf = async (slots: readonly number[]): Promise<Float32Array> => {
+      const rows = new Float32Array(slots.length * d);
+      (await this.vectors(slots)).forEach((vectors, i) => rows.set(vectors[c], i * d));
+      return rows;
+    };
+    const exampleRows = await rowsOf(examples);
+    const row = (slot: number) => examples.indexOf(slot);
+    const point = averageQuery(
+      { metric, d, rows: exampleRows, index: null },
+      query.positives.map(row),
+      query.negatives.map(row),
+    );
+    const found = await this.find(
+      this.conditions[c],
+      point,
+      query.k,
+      { filter: query.filter, exclude: examples },
+      false,
+    );
+    // Rows: the examples, then the hits, each in slot order (ties then break as by slot). The hits are re-ranked
+    // against the float64 point as the bundle's exact search ranks them (LanceDB was queried with a float32 copy).
+    const hitSlots = found.map((hit) => hit.index).sort((a, b) => a - b);
+    const hitRows = await rowsOf(hitSlots);
+    const rows = new Float32Array((examples.length + hitSlots.length) * d);
+    rows.set(exampleRows);
+    rows.set(hitRows, exampleRows.length);
+    const slotOfRow = [...examples, ...hitSlots];
+    const ranked = exactSearch(hitRows, d, point, hitSlots.length, metric).map((n) => ({
+      index: examples.length + n.index,
+      distance: n.distance,
+    }));
+    const parts = [{ space: { metric, d, rows, index: null }, weight }];
+    return averageHits(parts, query.positives.map(row), ranked).map((hit) => ({
+      ...hit,
+      index: slotOfRow[hit.index],
+      closestPositive: slotOfRow[hit.closestPositive],
     }));
   }
 
