@@ -1,6 +1,10 @@
 /**
  * hnswlib bundle vs LanceDB store on the same synthetic catalogue: build time, storage, query p50/p99, recall@10
- * against brute force, filtered-query latency and recall, and 1 vs 2 reader processes (replicas) on one store.
+ * against brute force, filtered-query latency and recall (prefilters on LanceDB, the issue-10 path on hnswlib), the
+ * cost of counting a filter's matches (a JavaScript pass over the products vs the store's own count), combined and
+ * recommend queries (exact on both stores but `average`, which walks the index: same ids expected), and 1 vs 2
+ * reader processes (replicas) on one store.
+ * The load average (`uptime`) is recorded before and after: the machine is shared.
  *
  *   npx tsx bench/store-compare.ts [--sizes 100000[,1000000]] [--lance-index hnsw-sq,ivf-pq] [--queries 300]
  *                                  [--replicas 1,2] [--replica-queries 2000] [--out bench/results/store-compare]
@@ -22,6 +26,8 @@ import { Command } from 'commander';
 import { buildBundle, type BundleSource } from '../src/index/build.ts';
 import { recallAtK } from '../src/index/vectors.ts';
 import { buildLanceStore } from '../src/index/store/lance-build.ts';
+import { matchesFilter } from '../src/index/store/common.ts';
+import { resolveCondition, storeCombined, storeRecommend } from '../src/index/query.ts';
 import { LanceStore } from '../src/index/store/lance.ts';
 import { HnswStore } from '../src/index/store/hnswlib.ts';
 import type { LanceIndexType } from '../src/index/store/lance-query.ts';
@@ -129,6 +135,136 @@ async function measureQueries(
   return { p50Ms: percentile(times, 0.5), p99Ms: percentile(times, 0.99), recall: recall / count };
 }
 
+/** Time to count a filter's matches: a JavaScript pass over the loaded products, and the store's count(). */
+interface CountStats {
+  filter: string;
+  matching: number;
+  jsMs: number;
+  /** The FilterTable (posting lists and number columns over the loaded products; what hnswlib selects with). */
+  tableMs: number;
+  storeMs: number;
+}
+
+/**
+ * Median time of `repeat` counts of each filter, each call with a textually new filter (an always-true price bound
+ * added) so that LanceDB's per-version count cache never answers: the cost of a filter seen for the first time.
+ */
+async function measureCounts(version: StoreVersion, repeat: number): Promise<CountStats[]> {
+  const out: CountStats[] = [];
+  for (const { name, filter } of FILTERS) {
+    const js: number[] = [];
+    const table: number[] = [];
+    const store: number[] = [];
+    version.filterTable(); // built once per version, outside the timing
+    let matching = 0;
+    for (let r = 0; r < repeat; r++) {
+      const variant: StoreFilter = {
+        clauses: [
+          ...filter.clauses,
+          { kind: 'compare', field: 'price', comparisons: [{ op: '<', value: 1000 + r + Math.random() }] },
+        ],
+      };
+      let start = performance.now();
+      let n = 0;
+      for (const [, product] of version.entries()) if (matchesFilter(variant, product)) n++;
+      js.push(performance.now() - start);
+      start = performance.now();
+      const selected = version.filterTable().selectStore(variant).count;
+      table.push(performance.now() - start);
+      start = performance.now();
+      matching = await version.count(variant);
+      store.push(performance.now() - start);
+      if (n !== matching || selected !== n)
+        throw new Error(`${name}: the store counts ${matching}, the table ${selected}, JavaScript ${n}`);
+    }
+    const median = (xs: number[]) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        0.5,
+      );
+    out.push({ filter: name, matching, jsMs: median(js), tableMs: median(table), storeMs: median(store) });
+  }
+  return out;
+}
+
+interface ExactStats {
+  query: string;
+  p50Ms: number;
+  /** Fraction of queries whose ids equal the reference store's (hnswlib) exactly. */
+  sameIds: number;
+}
+
+const EXACT_QUERIES: {
+  name: string;
+  run: (v: StoreVersion, slot: number) => Promise<{ id: string }[]>;
+}[] = [
+  {
+    name: 'combined color,sleeve',
+    run: async (v, slot) => {
+      const vectors = (await v.vectors([slot]))[0];
+      return storeCombined(v, resolveCondition(v, 'color,sleeve'), (c) => vectors[c], K, { clauses: [] }, [
+        slot,
+      ]);
+    },
+  },
+  {
+    name: 'combined, price < 10',
+    run: async (v, slot) => {
+      const vectors = (await v.vectors([slot]))[0];
+      return storeCombined(v, resolveCondition(v, 'color,sleeve'), (c) => vectors[c], K, FILTERS[1].filter, [
+        slot,
+      ]);
+    },
+  },
+  {
+    name: 'recommend average (index walk)',
+    run: (v, slot) =>
+      storeRecommend(
+        v,
+        resolveCondition(v, 'pattern'),
+        { positives: [slot, (slot + 1) % v.liveCount], negatives: [(slot + 2) % v.liveCount] },
+        'average',
+        K,
+        { clauses: [] },
+      ),
+  },
+  {
+    name: 'recommend best, price < 10',
+    run: (v, slot) =>
+      storeRecommend(
+        v,
+        resolveCondition(v, 'pattern'),
+        { positives: [slot, (slot + 1) % v.liveCount], negatives: [(slot + 2) % v.liveCount] },
+        'best',
+        K,
+        FILTERS[1].filter,
+      ),
+  },
+];
+
+/** p50 of combined and recommend queries, and whether they return the reference's ids (both are exact). */
+async function measureExact(
+  version: StoreVersion,
+  truth: StoreVersion,
+  slots: number[],
+): Promise<ExactStats[]> {
+  const out: ExactStats[] = [];
+  for (const { name, run } of EXACT_QUERIES) {
+    const times: number[] = [];
+    let same = 0;
+    for (const slot of slots) {
+      const start = performance.now();
+      const ids = (await run(version, slot)).map((h) => h.id);
+      times.push(performance.now() - start);
+      const expected = version === truth ? ids : (await run(truth, slot)).map((h) => h.id);
+      if (JSON.stringify(ids) === JSON.stringify(expected)) same++;
+    }
+    times.sort((a, b) => a - b);
+    out.push({ query: name, p50Ms: percentile(times, 0.5), sameIds: same / slots.length });
+  }
+  return out;
+}
+
 interface StoreResult {
   store: string;
   size: number;
@@ -137,6 +273,8 @@ interface StoreResult {
   openSeconds: number;
   unfiltered: QueryStats;
   filtered: ({ filter: string } & QueryStats)[];
+  counts: CountStats[];
+  exact: ExactStats[];
   replicas: { replicas: number; qps: number; p50Ms: number; p99Ms: number }[];
 }
 
@@ -220,6 +358,8 @@ async function measureStore(
       ...(await measureQueries(version, truth, slots.slice(0, Math.ceil(options.queries / 3)), filter)),
     });
   }
+  const counts = await measureCounts(version, 15);
+  const exact = await measureExact(version, truth, slots.slice(0, options.exactQueries));
   version.close();
   store.close();
   const replicas = [];
@@ -241,6 +381,8 @@ async function measureStore(
     openSeconds,
     unfiltered,
     filtered,
+    counts,
+    exact,
     replicas,
   };
   console.error(JSON.stringify(result));
@@ -253,7 +395,13 @@ interface Options {
   queries: number;
   replicas: number[];
   replicaQueries: number;
+  exactQueries: number;
   out: string;
+}
+
+/** Logs when each build stage starts (a run too long to finish still says how far each stage got). */
+function stageLog(store: string): (stage: string) => void {
+  return (stage) => console.error(`${new Date().toISOString()} ${store}: ${stage} (load ${loadAverage()})`);
 }
 
 async function runSize(size: number, options: Options, root: string): Promise<StoreResult[]> {
@@ -261,8 +409,12 @@ async function runSize(size: number, options: Options, root: string): Promise<St
   const results: StoreResult[] = [];
   const bundleDir = join(root, `bundle-${size}`);
   let start = performance.now();
-  const bundleReport = await buildBundle(bundleDir, source, { batchSize: 4096 });
+  const bundleReport = await buildBundle(bundleDir, source, {
+    batchSize: 4096,
+    onStage: stageLog('hnswlib'),
+  });
   const bundleSeconds = (performance.now() - start) / 1000 - (bundleReport.timings.embed ?? 0);
+  console.error(`${new Date().toISOString()} hnswlib: built in ${bundleSeconds.toFixed(0)} s, measuring`);
   const truthStore = new HnswStore(bundleDir);
   const truth = await truthStore.open();
   results.push(await measureStore('hnswlib', bundleDir, truth, size, bundleSeconds, options));
@@ -275,8 +427,10 @@ async function runSize(size: number, options: Options, root: string): Promise<St
       products,
       fields: { price: 'number', in_stock: 'boolean', brand: 'string' },
       minRecall: 0,
+      onStage: stageLog(`lancedb ${type}`),
     });
     const seconds = (performance.now() - start) / 1000 - (report.timings.embed ?? 0);
+    console.error(`${new Date().toISOString()} lancedb ${type}: built in ${seconds.toFixed(0)} s, measuring`);
     results.push(await measureStore(`lancedb ${type}`, uri, truth, size, seconds, options));
   }
   truth.close();
@@ -304,7 +458,42 @@ function markdown(results: StoreResult[]): string {
         ` | ${replica(1)} | ${replica(2)} |`,
     );
   }
+  return [lines.join('\n'), countTable(results), exactTable(results)].join('\n\n');
+}
+
+function countTable(results: StoreResult[]): string {
+  const lines = [
+    '| store | products | filter | matching | JS pass over products (ms) | FilterTable (ms) | store count() (ms) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of results) {
+    for (const c of r.counts) {
+      lines.push(
+        `| ${r.store} | ${r.size} | ${c.filter} | ${c.matching} | ${f(c.jsMs)} | ${f(c.tableMs)} | ${f(c.storeMs)} |`,
+      );
+    }
+  }
   return lines.join('\n');
+}
+
+function exactTable(results: StoreResult[]): string {
+  const lines = [
+    '| store | products | query | p50 (ms) | same ids as hnswlib |',
+    '| --- | --- | --- | --- | --- |',
+  ];
+  for (const r of results) {
+    for (const e of r.exact)
+      lines.push(`| ${r.store} | ${r.size} | ${e.query} | ${f(e.p50Ms)} | ${f(e.sameIds, 2)} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The 1, 5 and 15 minute load averages (`uptime`). */
+function loadAverage(): string {
+  return execFileSync('uptime')
+    .toString()
+    .trim()
+    .replace(/^.*load average:\s*/, '');
 }
 
 async function main(): Promise<void> {
@@ -317,6 +506,7 @@ async function main(): Promise<void> {
     .option('--queries <n>', 'queries for latency and recall', '300')
     .option('--replicas <list>', 'reader processes on one store', '1,2')
     .option('--replica-queries <n>', 'queries per replica', '2000')
+    .option('--exact-queries <n>', 'combined and recommend queries per kind', '20')
     .option('--out <prefix>', 'results path prefix', 'bench/results/store-compare')
     .parse(['node', 'store-compare', ...argv]);
   const raw = program.opts<Record<string, string>>();
@@ -326,26 +516,31 @@ async function main(): Promise<void> {
     queries: Number(raw.queries),
     replicas: list(raw.replicas).map(Number),
     replicaQueries: Number(raw.replicaQueries),
+    exactQueries: Number(raw.exactQueries),
     out: raw.out,
   };
   const root = await mkdtemp(join(tmpdir(), 'dressmatch-store-compare-'));
   const results: StoreResult[] = [];
+  const load = { before: loadAverage(), after: '' };
+  console.error(`load average before: ${load.before}`);
   try {
     for (const size of options.sizes) results.push(...(await runSize(size, options, root)));
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+  load.after = loadAverage();
   const table = markdown(results);
   console.log(table);
   await mkdir(join(options.out, '..'), { recursive: true });
   await writeFile(
     `${options.out}.json`,
-    `${JSON.stringify({ date: new Date().toISOString(), options, results }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), loadAverage: load, options, results }, null, 2)}\n`,
   );
   await writeFile(
     `${options.out}.md`,
     `# hnswlib bundle vs LanceDB store\n\nSynthetic catalogue, 64-dim embeddings, 6 conditions of 28 kept dims; ` +
-      `one shared 2-core machine; build excludes embedding. Recall@10 against exact search.\n\n${table}\n`,
+      `one shared 2-core machine (load average ${load.before} before, ${load.after} after); build excludes ` +
+      `embedding. Recall@10 against exact search.\n\n${table}\n`,
   );
 }
 

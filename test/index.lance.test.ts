@@ -13,8 +13,10 @@ import { openBundle } from '../src/index/bundle.ts';
 import { IndexQualityError } from '../src/index/types.ts';
 import { buildLanceStore } from '../src/index/store/lance-build.ts';
 import { LanceStore } from '../src/index/store/lance.ts';
+import { HnswVersion } from '../src/index/store/hnswlib.ts';
 import { matchesFilter } from '../src/index/store/common.ts';
-import type { StoreFilter, StoreProduct, StoreSwap } from '../src/index/store/types.ts';
+import { resolveCondition, storeCombined, storeFilter, storeRecommend } from '../src/index/query.ts';
+import type { StoreFilter, StoreProduct, StoreSwap, StoreVersion } from '../src/index/store/types.ts';
 import { blockMasks, CONDITIONS, products, syntheticSource } from './fixtures/index/synthetic.ts';
 
 const roots: string[] = [];
@@ -36,6 +38,30 @@ function withFields(items: ReturnType<typeof products>): StoreProduct[] {
   }));
 }
 const FIELD_TYPES = { price: 'number', in_stock: 'boolean', brand: 'string' } as const;
+
+/**
+ * Equal structure and strings (same ids, same order), numbers within 1e-5 (hnswlib reports its graph's float32
+ * distances, LanceDB exact ones recomputed in float64).
+ */
+function assertClose(actual: unknown, expected: unknown, what: string): void {
+  if (typeof expected === 'number' && typeof actual === 'number') {
+    assert.ok(
+      Math.abs(actual - expected) <= 1e-5 * Math.max(1, Math.abs(expected)),
+      `${what}: ${actual} vs ${expected}`,
+    );
+  } else if (
+    expected !== null &&
+    typeof expected === 'object' &&
+    actual !== null &&
+    typeof actual === 'object'
+  ) {
+    assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), what);
+    for (const [key, value] of Object.entries(expected))
+      assertClose((actual as Record<string, unknown>)[key], value, `${what}.${key}`);
+  } else {
+    assert.equal(actual, expected, what);
+  }
+}
 
 describe('LanceDB store', () => {
   test('holds the same products, vectors and neighbours as the hnswlib bundle (exact scans below the index threshold)', async () => {
@@ -169,6 +195,93 @@ describe('LanceDB store', () => {
       const recall = exact.length === 0 ? 1 : exact.filter((h) => found.has(h.id)).length / exact.length;
       assert.ok(recall >= 0.9, `${JSON.stringify(filter)}: recall ${recall}`);
     }
+    version.close();
+    store.close();
+  });
+
+  for (const kind of ['csn', 'asen'] as const) {
+    test(`${kind}: filtered, combined and recommend queries through the store interface give the same ids and distances on both stores (400 products, exact on both)`, async () => {
+      const root = await tempDir();
+      const items = withFields(products(400));
+      const source = syntheticSource(items, { kind });
+      await buildBundle(join(root, 'bundle'), source);
+      await buildLanceStore(join(root, 'lance'), source, { products: items, fields: FIELD_TYPES });
+      const hnsw = new HnswVersion(await openBundle(join(root, 'bundle')));
+      const store = await LanceStore.connect(join(root, 'lance'));
+      const lance = await store.open();
+      const both: [string, StoreVersion][] = [
+        ['hnswlib', hnsw],
+        ['lancedb', lance],
+      ];
+      const same = async (what: string, run: (version: StoreVersion) => Promise<unknown>) => {
+        const [a, b] = await Promise.all(both.map(([, version]) => run(version)));
+        assertClose(b, a, `${what}: LanceDB answers as the bundle`);
+        return a;
+      };
+      const filters = [
+        [],
+        ['color:red'],
+        ['brand:acme', 'price<50'],
+        ['in_stock:true', 'price>=20', 'price<=40'],
+      ];
+      for (const expressions of filters) {
+        const filter = storeFilter(lance, expressions);
+        assert.deepEqual(filter, storeFilter(hnsw, expressions), 'one mapping of the API filter');
+        const count = await same(`count ${expressions.join('&')}`, (v) => v.count(filter));
+        const truth = [...lance.entries()].filter(([, p]) => matchesFilter(filter, p)).length;
+        assert.equal(count, truth, `count ${expressions.join('&')}`);
+        for (const condition of CONDITIONS) {
+          await same(`${condition} ${expressions.join('&')}`, (v) => v.search(condition, 11, 10, { filter }));
+        }
+        const combined = resolveCondition(lance, 'color:2,length:1');
+        const vector = (c: number) =>
+          lance.fromConditionVector(CONDITIONS[c], new Float32Array(lance.info.model.embedDim).fill(0.1));
+        await same(`combined ${expressions.join('&')}`, (v) =>
+          storeCombined(v, combined, vector, 8, filter, [3]),
+        );
+        for (const strategy of ['average', 'best'] as const) {
+          for (const text of ['sleeve', 'color,sleeve']) {
+            const examples = { positives: [5, 40], negatives: [77] };
+            await same(`recommend ${strategy} ${text} ${expressions.join('&')}`, (v) =>
+              storeRecommend(v, resolveCondition(v, text), examples, strategy, 7, filter),
+            );
+          }
+        }
+      }
+      hnsw.close();
+      lance.close();
+      store.close();
+    });
+  }
+
+  test('the ANN path honours the prefilter: fewer matches than k give exactly those, more give exactly k', async () => {
+    const root = await tempDir();
+    const items = withFields(products(1500));
+    const source = syntheticSource(items);
+    await buildLanceStore(join(root, 'lance'), source, {
+      products: items,
+      fields: FIELD_TYPES,
+      minIndexedRows: 0,
+    });
+    const store = await LanceStore.connect(join(root, 'lance'));
+    const version = await store.open();
+    // price = (i x 37) mod 100: price < 3 holds for 45 products (3 %, above the exact-scan share of 2 %).
+    const filter = storeFilter(version, ['price<3']);
+    const matching = [...version.entries()].filter(([, p]) => matchesFilter(filter, p)).map(([slot]) => slot);
+    assert.equal(matching.length, 45, 'the filter matches 45 products');
+    assert.equal(await version.count(filter), 45, 'LanceDB counts the matches');
+    const all = await version.search('color', matching[0], 100, { filter });
+    assert.deepEqual(
+      all.map((h) => h.index).sort((a, b) => a - b),
+      matching.slice(1),
+      'k above the matches: every match but the query itself, and nothing else',
+    );
+    const ten = await version.search('color', matching[0], 10, { filter });
+    assert.equal(ten.length, 10, 'exact k');
+    assert.ok(
+      ten.every((hit) => matchesFilter(filter, version.product(hit.index))),
+      'every hit passes the filter',
+    );
     version.close();
     store.close();
   });

@@ -1,7 +1,8 @@
 /**
  * Filters, combined conditions and POST /recommend over real HTTP against a real server on 127.0.0.1 (demo
- * catalogue with price, in_stock and category fields, an untrained seeded CSN, a real HNSW bundle). Responses are
- * checked against openapi.yaml by the server; rankings against brute force over the bundle's own vectors.
+ * catalogue with price, in_stock and category fields, an untrained seeded CSN, a real HNSW bundle or, when
+ * DRESSMATCH_TEST_STORE=lancedb (test/serve.filters.lancedb.test.ts), a LanceDB store of the same vectors). Responses
+ * are checked against openapi.yaml by the server; rankings against brute force over the bundle's own vectors.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +26,7 @@ before(async () => {
   fixture = await buildServeFixture(root, { products: 80 });
   bundle = await openBundle(fixture.indexDir);
   server = await startLocalServer({
-    indexDir: fixture.indexDir,
+    ...fixture.served,
     modelPath: fixture.modelPath,
     validateResponses: true,
   });

@@ -192,27 +192,78 @@ test('explain=summary and explain=none give the full answer, less the explanatio
   assert.equal(wrong.status, 400, 'an unknown level is refused');
 });
 
-test('combined conditions and recommendations: answered on hnswlib, a 501 problem on LanceDB (for now)', async () => {
-  const [a, b] = [fixture.products[0], fixture.products[5]];
-  const [c0, c1] = fixture.catalogue.conditions;
-  const lance = process.env.DRESSMATCH_TEST_STORE === 'lancedb';
-  const combined = await fetch(`${server.url}/similar/${a.id}?condition=${c0}:2,${c1}:1&k=3`);
-  const recommend = await fetch(`${server.url}/recommend`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ positive: [a.id, b.id], condition: c0, k: 3 }),
-  });
-  for (const [label, response] of [
-    ['combined', combined],
-    ['recommend', recommend],
-  ] as const) {
+/**
+ * Filtered, combined and recommend answers are pinned in their own golden file (written from the hnswlib bundle),
+ * so the LanceDB run of this suite proves the prefiltered store answers them with the same bytes: same neighbours,
+ * distances, shares, closest positives and explanations.
+ */
+const FILTERED_GOLDEN = fileURLToPath(new URL('./golden/serve-filtered.json', import.meta.url));
+
+function filteredRequests(): { label: string; path: string; body?: unknown }[] {
+  const [a, b, c] = [fixture.products[0], fixture.products[5], fixture.products[9]];
+  const [c0, c1, c2] = fixture.catalogue.conditions;
+  return [
+    { label: 'filter, one condition', path: `/similar/${a.id}?condition=${c0}&k=5&filter=in_stock:true` },
+    { label: 'filters, all conditions', path: `/similar/${b.id}?k=3&filter=price<120&filter=price>=20` },
+    { label: 'fewer matches than k', path: `/similar/${a.id}?condition=${c1}&k=10&filter=price<100` },
+    { label: 'combined', path: `/similar/${a.id}?condition=${c0}:2,${c1}:1&k=4` },
+    { label: 'combined, filtered', path: `/similar/${b.id}?condition=${c0},${c2}&k=4&filter=in_stock:false` },
+    {
+      label: 'recommend average, filtered',
+      path: '/recommend',
+      body: { positive: [a.id, b.id], negative: [c.id], condition: c0, k: 4, filter: ['in_stock:true'] },
+    },
+    {
+      label: 'recommend best, combined',
+      path: '/recommend',
+      body: {
+        positive: [a.id, c.id],
+        negative: [b.id],
+        condition: `${c1}:1,${c2}:3`,
+        k: 4,
+        strategy: 'best',
+      },
+    },
+  ];
+}
+
+test('filtered, combined and recommend answers are byte-identical to their golden file (both stores)', async () => {
+  const seen: GoldenEntry[] = [];
+  const raw: string[] = [];
+  for (const { label, path, body } of filteredRequests()) {
+    const init: RequestInit | undefined =
+      body === undefined
+        ? undefined
+        : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+    const response = await fetch(`${server.url}${path}`, init);
     const text = await response.text();
-    if (lance) {
-      assert.equal(response.status, 501, `${label}: ${text}`);
-      assert.equal(response.headers.get('content-type'), 'application/problem+json; charset=utf-8', label);
-      assert.equal((JSON.parse(text) as { type: string }).type, '/problems/store-unsupported', label);
-    } else {
-      assert.equal(response.status, 200, `${label}: ${text}`);
-    }
+    assert.equal(response.status, 200, `${label}: ${text}`);
+    seen.push({
+      request: label,
+      status: 200,
+      contentType: response.headers.get('content-type'),
+      body: JSON.parse(text),
+    });
+    raw.push(text);
   }
+  if (UPDATE) await writeFile(FILTERED_GOLDEN, `${JSON.stringify(seen, null, 1)}\n`);
+  const golden = JSON.parse(await readFile(FILTERED_GOLDEN, 'utf8')) as GoldenEntry[];
+  assert.deepEqual(
+    seen.map((entry) => entry.request),
+    golden.map((entry) => entry.request),
+    'the same requests as the golden file',
+  );
+  golden.forEach((expected, i) => {
+    assert.equal(seen[i].contentType, expected.contentType, expected.request);
+    assert.equal(
+      raw[i],
+      JSON.stringify(expected.body),
+      `${expected.request}: bytes differ from the golden file`,
+    );
+  });
+  const few = seen[2].body as { groups: { matching: number; neighbours: unknown[] }[] };
+  assert.ok(
+    few.groups[0].matching < 10,
+    `the fewer-than-k request matches ${few.groups[0].matching} products`,
+  );
 });

@@ -6,10 +6,12 @@
  * `name<n`, `name<=n`, `name>n`, `name>=n` (numeric fields only). Different names AND; equalities on one name OR
  * (`pattern:stripes`, `pattern:dots` = either), and comparisons on one name bound one range (`price>=50`,
  * `price<100` = the band; an OR of two comparisons would be either everything or a gap, which no shop asked for).
- * The parsed `Filter` is plain data, so another store can translate it (e.g. into SQL prefilters).
+ * The parsed `Filter` maps onto the stores' conjunctive `StoreFilter` (`toStoreFilter`, the one mapping), which the
+ * hnswlib store evaluates on this file's `FilterTable` and the LanceDB store turns into a SQL prefilter.
  */
 import type { FieldSchema, FieldType, FieldValue } from '../catalogue/index.ts';
 import { QueryError } from './query-error.ts';
+import type { FilterClause as StoreClause, StoreFilter } from './store/types.ts';
 
 export type Comparison = '<' | '<=' | '>' | '>=';
 export const FILTER_OPERATORS = [':', '<', '<=', '>', '>='] as const;
@@ -180,6 +182,26 @@ export function filterKey(filter: Filter): string {
     .join('&');
 }
 
+/**
+ * The filter as the stores take it (AND of ORs). Each name's equalities stay one OR clause; each numeric bound
+ * becomes a clause of its own, so the bounds on one name AND into a range (`price>=50`, `price<100`).
+ */
+export function toStoreFilter(filter: Filter): StoreFilter {
+  const clauses: StoreClause[] = [];
+  for (const clause of filter.clauses) {
+    if (clause.kind === 'label') {
+      clauses.push({ kind: 'label', condition: clause.name, values: [...clause.values] });
+      continue;
+    }
+    if (clause.kind !== 'number' || clause.values.length > 0)
+      clauses.push({ kind: 'equals', field: clause.name, values: [...clause.values] });
+    if (clause.kind !== 'number') continue;
+    for (const bound of clause.bounds)
+      clauses.push({ kind: 'compare', field: clause.name, comparisons: [{ ...bound }] });
+  }
+  return { clauses };
+}
+
 /** The products a filter lets through: one byte per slot (1 = selected), removed slots never selected. */
 export interface Selection {
   bits: Uint8Array;
@@ -201,21 +223,15 @@ export interface FilterRecord {
   fields?: Readonly<Record<string, FieldValue>>;
 }
 
-function passesBounds(value: number, bounds: readonly NumericBound[]): boolean {
-  for (const { op, value: limit } of bounds) {
+/** True when `value` satisfies any of the comparisons (a compare clause is an OR). */
+function passesAny(value: number, comparisons: readonly NumericBound[]): boolean {
+  for (const { op, value: limit } of comparisons) {
     if (
-      op === '<'
-        ? !(value < limit)
-        : op === '<='
-          ? !(value <= limit)
-          : op === '>'
-            ? !(value > limit)
-            : !(value >= limit)
-    ) {
-      return false;
-    }
+      op === '<' ? value < limit : op === '<=' ? value <= limit : op === '>' ? value > limit : value >= limit
+    )
+      return true;
   }
-  return true;
+  return false;
 }
 
 /**
@@ -300,7 +316,13 @@ export class FilterTable {
     return { bits: this.live.slice(), count: this.liveCount };
   }
 
+  /** The live products passing an API filter (through its store form, so both stores select alike). */
   select(filter: Filter): Selection {
+    return this.selectStore(toStoreFilter(filter));
+  }
+
+  /** The live products passing every clause of a store filter. */
+  selectStore(filter: StoreFilter): Selection {
     const bits = this.live.slice();
     for (const clause of filter.clauses) this.applyClause(bits, clause);
     let count = 0;
@@ -309,18 +331,22 @@ export class FilterTable {
   }
 
   /** Clear the bits of products that fail `clause`. */
-  private applyClause(bits: Uint8Array, clause: FilterClause): void {
+  private applyClause(bits: Uint8Array, clause: StoreClause): void {
     const pass = new Uint8Array(this.size);
-    const column = clause.kind === 'number' ? this.numbers.get(clause.name) : undefined;
-    if (clause.kind === 'number' && column) {
-      const equals = clause.values;
+    const name = clause.kind === 'label' ? clause.condition : clause.field;
+    const column = clause.kind === 'label' ? undefined : this.numbers.get(name);
+    if (column) {
       for (let i = 0; i < column.length; i++) {
         const v = column[i];
-        if (Number.isNaN(v) || (equals.length > 0 && !equals.includes(v))) continue;
-        if (passesBounds(v, clause.bounds)) pass[i] = 1;
+        if (Number.isNaN(v)) continue;
+        const passes =
+          clause.kind === 'compare'
+            ? passesAny(v, clause.comparisons)
+            : clause.kind === 'equals' && clause.values.includes(v);
+        if (passes) pass[i] = 1;
       }
-    } else {
-      const postings = this.postings.get(clause.name);
+    } else if (clause.kind !== 'compare') {
+      const postings = this.postings.get(name);
       for (const value of clause.values)
         for (const slot of postings?.get(String(value)) ?? []) pass[slot] = 1;
     }

@@ -1,13 +1,27 @@
 /**
- * Filtered, combined and recommend queries against a loaded bundle: resolves names to conditions and slots,
- * calls the pure search functions (search.ts, combine.ts, recommend.ts) and returns hits with ids and scores.
- * Filters read only what the bundle stores (labels and fields), never the catalogue.
+ * Filtered, combined and recommend queries: resolves names to conditions and slots, has the search done (by the
+ * pure search functions on a loaded bundle, or by any store through its interface) and returns hits with ids and
+ * scores. Filters read only what the index stores (labels and fields), never the catalogue.
  */
 import type { IndexBundle, SearchHit, SearchQuery } from './bundle.ts';
-import { combinedSearch, effectiveWeights, parseConditionParts, type ConditionPart } from './combine.ts';
-import { parseFilter, type FilterSchema, type Selection } from './filter.ts';
-import { recommend, type RecommendStrategy } from './recommend.ts';
+import {
+  combinedSearch,
+  effectiveWeights,
+  parseConditionParts,
+  type CombinedHit,
+  type ConditionPart,
+} from './combine.ts';
+import { parseFilter, toStoreFilter, type FilterSchema, type Selection } from './filter.ts';
+import { recommend, type RecommendHit, type RecommendStrategy } from './recommend.ts';
 import { filteredSearch } from './search.ts';
+import type { StoreFilter, StoreSpace, StoreVersion } from './store/types.ts';
+
+/** What resolving names and reporting parts needs of an index: a bundle or any store's version. */
+interface Named {
+  readonly conditions: readonly string[];
+  readonly spaces: readonly Pick<StoreSpace, 'quantiles' | 'metric'>[];
+  score(condition: string, distance: number): number;
+}
 
 /** A combined condition resolved against a bundle: the parts as written and the weights the search uses. */
 export interface ResolvedCondition {
@@ -51,8 +65,17 @@ export function selectProducts(bundle: IndexBundle, expressions: readonly string
   return expressions.length === 0 ? table.all() : table.select(parseFilter(expressions, table.schema()));
 }
 
-/** Parse `color`, `color,pattern` or `color:2,pattern:1` against the bundle (QueryError when invalid). */
-export function resolveCondition(bundle: IndexBundle, text: string): ResolvedCondition {
+/**
+ * The API's filter expressions in the stores' form (QueryError on a bad expression). No expressions give the empty
+ * filter: every product, through the same filtered path (so an unfiltered combined query answers as before).
+ */
+export function storeFilter(version: StoreVersion, expressions: readonly string[]): StoreFilter {
+  if (expressions.length === 0) return { clauses: [] };
+  return toStoreFilter(parseFilter(expressions, version.filterTable().schema()));
+}
+
+/** Parse `color`, `color,pattern` or `color:2,pattern:1` against the index (QueryError when invalid). */
+export function resolveCondition(bundle: Named, text: string): ResolvedCondition {
   const parts = parseConditionParts(text, bundle.conditions);
   const weights = effectiveWeights(
     parts,
@@ -93,7 +116,7 @@ export function searchSelected(
 }
 
 function partResults(
-  bundle: IndexBundle,
+  bundle: Named,
   resolved: ResolvedCondition,
   parts: readonly { distance: number; share: number }[],
 ): PartResult[] {
@@ -158,6 +181,64 @@ export function recommendProducts(
     closestPositive: {
       index: hit.closestPositive,
       id: bundle.product(hit.closestPositive).id,
+      distance: hit.closestPositiveDistance,
+    },
+  }));
+}
+
+function weighted(resolved: ResolvedCondition): { condition: number; weight: number }[] {
+  return resolved.parts.map((part, p) => ({ condition: part.condition, weight: resolved.weights[p] }));
+}
+
+function combinedQueryHit(
+  version: StoreVersion,
+  resolved: ResolvedCondition,
+  hit: CombinedHit,
+): CombinedQueryHit {
+  return {
+    index: hit.index,
+    id: version.product(hit.index).id,
+    distance: hit.distance,
+    parts: partResults(version, resolved, hit.parts),
+  };
+}
+
+/** searchCombined through the store interface: the store searches (exact, prefiltered), this adds ids and scores. */
+export async function storeCombined(
+  version: StoreVersion,
+  resolved: ResolvedCondition,
+  vector: (condition: number) => ArrayLike<number>,
+  k: number,
+  filter: StoreFilter,
+  exclude: Iterable<number> = [],
+): Promise<CombinedQueryHit[]> {
+  const vectors = resolved.parts.map((part) => vector(part.condition));
+  const hits = await version.combinedSearch({ parts: weighted(resolved), vectors, k, filter, exclude });
+  return hits.map((hit) => combinedQueryHit(version, resolved, hit));
+}
+
+/** recommendProducts through the store interface. */
+export async function storeRecommend(
+  version: StoreVersion,
+  resolved: ResolvedCondition,
+  examples: { positives: readonly number[]; negatives: readonly number[] },
+  strategy: RecommendStrategy,
+  k: number,
+  filter: StoreFilter,
+): Promise<RecommendQueryHit[]> {
+  const hits: RecommendHit[] = await version.recommend({
+    parts: weighted(resolved),
+    ...examples,
+    strategy,
+    k,
+    filter,
+  });
+  return hits.map((hit) => ({
+    ...combinedQueryHit(version, resolved, hit),
+    rankValue: hit.rankValue,
+    closestPositive: {
+      index: hit.closestPositive,
+      id: version.product(hit.closestPositive).id,
       distance: hit.closestPositiveDistance,
     },
   }));

@@ -160,6 +160,20 @@ function toHit(
   };
 }
 
+/**
+ * Recommendation hits for candidates already ranked by distance to the `average` query point (a store that walks
+ * its own index for it): each with its closest positive and the parts' shares. `positives` and the candidates'
+ * indices are rows of the parts' spaces.
+ */
+export function averageHits(
+  parts: readonly WeightedSpace[],
+  positives: readonly number[],
+  ranked: readonly { index: number; distance: number }[],
+): RecommendHit[] {
+  const rows = new ExampleRows(parts, positives);
+  return ranked.map((n) => toHit(parts, rows, n.index, n.distance, n.distance));
+}
+
 function recommendAverage(
   request: RecommendRequest,
   positives: ExampleRows,

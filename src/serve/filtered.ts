@@ -1,22 +1,22 @@
 /**
- * Responses for filtered and combined similarity and for recommendations: the index stage selects and ranks
- * (src/index/query.ts), the explain stage explains; this file only looks things up and shapes the contract's types.
- * Plain queries (one or all conditions, no filter) keep the path in similar.ts.
+ * Responses for filtered and combined similarity and for recommendations, on either store: the index stage filters
+ * and ranks through the store interface (src/index/query.ts; a LanceDB store runs the filter as a prefilter), the
+ * explain stage explains; this file only looks things up and shapes the contract's types. Plain queries (one or all
+ * conditions, no filter) keep the path in similar.ts.
  */
 import { explainPair } from '../explain/index.ts';
 import {
   checkExamples,
-  recommendProducts,
   resolveCondition,
-  searchCombined,
-  searchSelected,
-  selectProducts,
+  storeCombined,
+  storeFilter,
+  storeRecommend,
   type CombinedQueryHit,
-  type IndexBundle,
+  type ConditionVectors,
   type PartResult,
   type RecommendStrategy,
   type ResolvedCondition,
-  type Selection,
+  type StoreFilter,
 } from '../index/index.ts';
 import type { components } from './generated/api-types.ts';
 import { HttpProblem } from './problem.ts';
@@ -39,11 +39,6 @@ export type RecommendResponse = Schemas['RecommendResponse'];
 
 const TOP_DIMS = 5;
 
-/** The hnswlib bundle these paths run on; on LanceDB a 501 problem (not mapped onto its SQL prefilter yet). */
-function bundleOf(index: ServedIndex): IndexBundle {
-  return index.requireBundle('Filters, combined conditions and recommendations');
-}
-
 /** True when the request needs this module: a filter, or a condition with a weight or several parts. */
 export function needsFilteredPath(condition: string | undefined, filters: readonly string[]): boolean {
   return filters.length > 0 || (condition !== undefined && /[,:]/.test(condition));
@@ -55,8 +50,8 @@ export function checkFilteredQuery(
   condition: string | undefined,
   filters: readonly string[],
 ): void {
-  selectProducts(bundleOf(index), filters);
-  if (condition !== undefined) resolveCondition(bundleOf(index), condition);
+  storeFilter(index.store, filters);
+  if (condition !== undefined) resolveCondition(index.store, condition);
 }
 
 /** A query parameter that may be given once or repeated, as a list. */
@@ -96,20 +91,20 @@ interface PairSides {
 function combinedExplanation(
   index: ServedIndex,
   sides: PairSides,
-  hit: { index: number; parts: PartResult[] },
+  hit: { index: number; parts: PartResult[]; vectors: ConditionVectors },
   lead: number,
   combined: boolean,
 ): Explanation {
-  const bundle = bundleOf(index);
+  const { store } = index;
   const body = toExplanation(
     explainPair({
       condition: lead,
-      spaces: bundle.spaces,
+      spaces: store.spaces,
       references: index.references,
       queryVector: sides.query.vector,
-      neighbourVector: (other) => bundle.vector(bundle.conditions[other], hit.index),
-      queryAttributes: sides.querySlot === undefined ? undefined : bundle.product(sides.querySlot).attributes,
-      neighbourAttributes: bundle.product(hit.index).attributes,
+      neighbourVector: (other) => hit.vectors[other],
+      queryAttributes: sides.querySlot === undefined ? undefined : store.product(sides.querySlot).attributes,
+      neighbourAttributes: store.product(hit.index).attributes,
       topDims: TOP_DIMS,
     }),
   );
@@ -128,12 +123,12 @@ function combinedExplanation(
 function combinedNeighbour(
   index: ServedIndex,
   sides: PairSides,
-  hit: { index: number; id: string; distance: number; parts: PartResult[] },
+  hit: { index: number; id: string; distance: number; parts: PartResult[]; vectors: ConditionVectors },
   resolved: ResolvedCondition,
   rank: number,
   options: { heatmaps: boolean; explain: ExplainLevel },
 ): Neighbour {
-  const bundle = bundleOf(index);
+  const { store } = index;
   const lead = resolved.parts[leadingPart(hit.parts)].condition;
   const combined = resolved.parts.length > 1;
   const neighbour: Neighbour = {
@@ -148,39 +143,44 @@ function combinedNeighbour(
   }
   if (options.heatmaps && sides.querySlot !== undefined) {
     neighbour.heatmapUrl =
-      `/similar/${encodeURIComponent(bundle.product(sides.querySlot).id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
-      `?condition=${encodeURIComponent(bundle.conditions[lead])}`;
+      `/similar/${encodeURIComponent(store.product(sides.querySlot).id)}/${encodeURIComponent(hit.id)}/heatmap.png` +
+      `?condition=${encodeURIComponent(store.conditions[lead])}`;
   }
   return neighbour;
 }
 
-function combinedGroup(
+/** Each hit with every condition vector of its product (the explanation compares the pair under all of them). */
+async function withVectors<T extends { index: number }>(
+  index: ServedIndex,
+  hits: readonly T[],
+): Promise<(T & { vectors: ConditionVectors })[]> {
+  const vectors = await index.store.vectors(hits.map((hit) => hit.index));
+  return hits.map((hit, i) => ({ ...hit, vectors: vectors[i] }));
+}
+
+async function combinedGroup(
   index: ServedIndex,
   query: Query,
   resolved: ResolvedCondition,
-  selection: Selection,
+  filter: StoreFilter,
   k: number,
   options: { heatmaps: boolean; explain: ExplainLevel },
-): ConditionNeighbours {
+): Promise<ConditionNeighbours> {
+  const { store } = index;
   const exclude = query.slot === undefined ? [] : [query.slot];
-  const hits: CombinedQueryHit[] = searchCombined(
-    bundleOf(index),
-    resolved,
-    query.vector,
-    k,
-    selection,
-    exclude,
-  );
+  const [hits, matching]: [CombinedQueryHit[], number] = await Promise.all([
+    storeCombined(store, resolved, query.vector, k, filter, exclude),
+    store.count(filter),
+  ]);
   const sides = { query, querySlot: query.slot };
   return {
     condition: resolved.text,
-    metric: bundleOf(index).spaces[resolved.parts[0].condition].metric,
-    parts: resolved.parts.map((p) => ({
-      condition: bundleOf(index).conditions[p.condition],
-      weight: p.weight,
-    })),
-    matching: selection.count,
-    neighbours: hits.map((hit, rank) => combinedNeighbour(index, sides, hit, resolved, rank + 1, options)),
+    metric: store.spaces[resolved.parts[0].condition].metric,
+    parts: resolved.parts.map((p) => ({ condition: store.conditions[p.condition], weight: p.weight })),
+    matching,
+    neighbours: (await withVectors(index, hits)).map((hit, rank) =>
+      combinedNeighbour(index, sides, hit, resolved, rank + 1, options),
+    ),
   };
 }
 
@@ -197,19 +197,23 @@ export async function filteredGroups(
   heatmaps: boolean,
   explain: ExplainLevel = 'full',
 ): Promise<ConditionNeighbours[]> {
-  const selection = selectProducts(bundleOf(index), filters);
-  const resolved = condition === undefined ? undefined : resolveCondition(bundleOf(index), condition);
+  const { store } = index;
+  const filter = storeFilter(store, filters);
+  const resolved = condition === undefined ? undefined : resolveCondition(store, condition);
   if (resolved && resolved.parts.length > 1) {
-    return [combinedGroup(index, query, resolved, selection, k, { heatmaps, explain })];
+    return [await combinedGroup(index, query, resolved, filter, k, { heatmaps, explain })];
   }
   const conditions = resolveConditions(
     index,
-    resolved ? bundleOf(index).conditions[resolved.parts[0].condition] : undefined,
+    resolved ? store.conditions[resolved.parts[0].condition] : undefined,
   );
-  const groups = await neighbourGroups(index, query, conditions, k, heatmaps, explain, (served, q, n) =>
-    searchSelected(bundleOf(index), served.index, q.slot ?? q.vector(served.index), n, selection),
-  );
-  return groups.map((group) => ({ ...group, matching: selection.count }));
+  const [groups, matching] = await Promise.all([
+    neighbourGroups(index, query, conditions, k, heatmaps, explain, (served, q, n) =>
+      store.search(served.name, q.slot ?? q.vector(served.index), n, { filter }),
+    ),
+    store.count(filter),
+  ]);
+  return groups.map((group) => ({ ...group, matching }));
 }
 
 /** Slots of example ids; unknown ids are one 404 that lists them all. */
@@ -218,7 +222,8 @@ function exampleSlots(
   positive: readonly string[],
   negative: readonly string[],
 ): number[][] {
-  const unknown = [...positive, ...negative].filter((id) => bundleOf(index).productIndex(id) === undefined);
+  const { store } = index;
+  const unknown = [...positive, ...negative].filter((id) => store.productIndex(id) === undefined);
   if (unknown.length > 0) {
     throw new HttpProblem(
       404,
@@ -227,29 +232,34 @@ function exampleSlots(
       { unknownProducts: unknown },
     );
   }
-  return [positive, negative].map((ids) => ids.map((id) => bundleOf(index).productIndex(id) as number));
+  return [positive, negative].map((ids) => ids.map((id) => store.productIndex(id) as number));
 }
 
 /** POST /recommend: check the examples, select, rank, explain each result against its closest positive. */
-export function recommendResponse(
+export async function recommendResponse(
   index: ServedIndex,
   request: RecommendRequest,
   heatmaps: boolean,
-): RecommendResponse {
+): Promise<RecommendResponse> {
+  const { store } = index;
   const negative = request.negative ?? [];
   checkExamples(request.positive, negative);
   const [positives, negatives] = exampleSlots(index, request.positive, negative);
-  const resolved = resolveCondition(bundleOf(index), request.condition);
+  const resolved = resolveCondition(store, request.condition);
   const filters = request.filter ?? [];
-  const selection = selectProducts(bundleOf(index), filters);
+  const filter = storeFilter(store, filters);
   const strategy: RecommendStrategy = request.strategy ?? 'average';
   const k = request.k ?? 10;
-  const bundle = bundleOf(index);
-  const hits = recommendProducts(bundle, resolved, { positives, negatives }, strategy, k, selection);
-  const neighbours = hits.map((hit, rank) => {
+  const [hits, matching, positiveVectors] = await Promise.all([
+    storeRecommend(store, resolved, { positives, negatives }, strategy, k, filter),
+    filters.length > 0 ? store.count(filter) : Promise.resolve(undefined),
+    store.vectors(positives),
+  ]);
+  const neighbours = (await withVectors(index, hits)).map((hit, rank) => {
     const positive = hit.closestPositive.index;
+    const vectors = positiveVectors[positives.indexOf(positive)];
     const sides: PairSides = {
-      query: { slot: positive, vector: (c: number) => bundle.vector(bundle.conditions[c], positive) },
+      query: { slot: positive, vector: (c: number) => vectors[c] },
       querySlot: positive,
       closestPositive: { id: hit.closestPositive.id, distance: hit.closestPositive.distance },
     };
@@ -264,6 +274,6 @@ export function recommendResponse(
     negative: negatives.map((slot) => toProduct(index, slot)),
     neighbours,
   };
-  if (filters.length > 0) response.matching = selection.count;
+  if (matching !== undefined) response.matching = matching;
   return response;
 }

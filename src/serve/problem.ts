@@ -77,11 +77,6 @@ export const PROBLEM_TYPES = {
     about:
       'This client sent more requests than the per-client rate limit allows; retry after Retry-After seconds.',
   },
-  'store-unsupported': {
-    title: 'Not supported by this store',
-    about:
-      'Filters, combined conditions and recommendations run on the hnswlib store for now; this service reads LanceDB.',
-  },
   'not-acceptable': {
     title: 'Not acceptable',
     about: 'The endpoint cannot produce a representation you accept.',

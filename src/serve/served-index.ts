@@ -10,8 +10,7 @@ import {
   type DistanceReference,
   type MaskSummary,
 } from '../explain/index.ts';
-import { HnswVersion, type IndexBundle, type StoreVersion } from '../index/index.ts';
-import { HttpProblem } from './problem.ts';
+import type { StoreVersion } from '../index/index.ts';
 import type { ModelRunner } from './model-runner.ts';
 
 export interface ValueCount {
@@ -79,24 +78,6 @@ export class ServedIndex {
 
   get version(): string {
     return this.store.version;
-  }
-
-  /** The hnswlib bundle behind the store (filters, combined conditions, recommendations use it); none on LanceDB. */
-  get bundle(): IndexBundle | undefined {
-    return this.store instanceof HnswVersion ? this.store.bundle : undefined;
-  }
-
-  /** The hnswlib bundle, or a 501 problem naming what needs it (LanceDB does not run these paths yet). */
-  requireBundle(what: string): IndexBundle {
-    const { bundle } = this;
-    if (!bundle) {
-      throw new HttpProblem(
-        501,
-        'store-unsupported',
-        `${what} need the hnswlib store for now; this service reads the ${this.store.kind} store.`,
-      );
-    }
-    return bundle;
   }
 
   /** Live slots whose text contains every whitespace-separated term of `query` (all of them for an empty query). */

@@ -182,8 +182,7 @@ export function conditionList(index: ServedIndex): ConditionList {
       medianRandomDistance: index.references[c].quantile(0.5),
       values: index.valueCounts[c],
     })),
-    // Filters run on the hnswlib store only for now (LanceDB lists no filterable fields).
-    fields: index.bundle?.filterTable().describeFields() ?? [],
+    fields: index.store.filterTable().describeFields(),
   };
 }
 

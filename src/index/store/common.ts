@@ -62,9 +62,7 @@ function clauseHolds(clause: FilterClause, product: StoreProduct): boolean {
     return clause.values.some((value) => labels.includes(value));
   }
   const value = product.fields?.[clause.field];
-  if (clause.kind === 'equals') {
-    return typeof value !== 'number' && value !== undefined && clause.values.includes(value);
-  }
+  if (clause.kind === 'equals') return value !== undefined && clause.values.includes(value);
   if (typeof value !== 'number') return false;
   return clause.comparisons.some(({ op, value: bound }) =>
     op === '<' ? value < bound : op === '<=' ? value <= bound : op === '>' ? value > bound : value >= bound,

@@ -3,11 +3,18 @@
  * the bundle's manifest. Everything is in memory, so the async methods answer at once.
  */
 import { openBundle, type IndexBundle, type OpenBundleOptions } from '../bundle.ts';
+import { combinedSearch, type CombinedHit } from '../combine.ts';
 import { readManifest } from '../files.ts';
-import { rowDistance } from '../vectors.ts';
-import { matchesFilter, pollStore } from './common.ts';
+import type { FilterTable, Selection } from '../filter.ts';
+import { searchSelected } from '../query.ts';
+import { recommend, type RecommendHit } from '../recommend.ts';
+import { exactOver } from '../search.ts';
+import { pollStore } from './common.ts';
 import type {
+  CombinedQuery,
   ConditionVectors,
+  RecommendQuery,
+  StoreFilter,
   StoreFieldType,
   StoreHit,
   StoreInfo,
@@ -60,14 +67,23 @@ export class HnswVersion implements StoreVersion {
     return this.bundle.score(condition, distance);
   }
 
+  /** With a filter (even an empty one), the issue-10 path: HNSW with a filter callback, or exact when few match. */
   async search(
     condition: string,
     query: StoreQuery,
     k: number,
     options: StoreSearchOptions = {},
   ): Promise<StoreHit[]> {
-    if (options.filter) return this.filteredScan(condition, query, k, options);
-    return this.bundle.search(condition, query, k, { exclude: options.exclude });
+    if (!options.filter) return this.bundle.search(condition, query, k, { exclude: options.exclude });
+    const selection = this.selection(options.filter);
+    return searchSelected(
+      this.bundle,
+      this.bundle.conditionIndex(condition),
+      query,
+      k,
+      selection,
+      options.exclude,
+    );
   }
 
   async exactSearch(
@@ -76,44 +92,64 @@ export class HnswVersion implements StoreVersion {
     k: number,
     options: StoreSearchOptions = {},
   ): Promise<StoreHit[]> {
-    if (options.filter) return this.filteredScan(condition, query, k, options);
-    return this.bundle.exactSearch(condition, query, k, { exclude: options.exclude });
+    if (!options.filter) return this.bundle.exactSearch(condition, query, k, { exclude: options.exclude });
+    const space = this.bundle.spaceData(this.bundle.conditionIndex(condition));
+    const exclude = new Set(options.exclude ?? []);
+    if (typeof query === 'number') exclude.add(query);
+    const vector = typeof query === 'number' ? this.bundle.vector(condition, query) : query;
+    const neighbours = exactOver(space, vector, k, this.selection(options.filter), exclude);
+    return neighbours.map((n) => ({
+      ...n,
+      id: this.bundle.product(n.index).id,
+      score: this.bundle.score(condition, n.distance),
+    }));
   }
 
   async vectors(slots: readonly number[]): Promise<ConditionVectors[]> {
     return slots.map((slot) => this.conditions.map((condition) => this.bundle.vector(condition, slot)));
   }
 
+  filterTable(): FilterTable {
+    return this.bundle.filterTable();
+  }
+
+  async count(filter?: StoreFilter): Promise<number> {
+    return this.selection(filter).count;
+  }
+
+  async combinedSearch(query: CombinedQuery): Promise<CombinedHit[]> {
+    const parts = query.parts.map((part, p) => ({
+      space: this.bundle.spaceData(part.condition),
+      weight: part.weight,
+      query: query.vectors[p],
+    }));
+    return combinedSearch(parts, query.k, this.selection(query.filter), new Set(query.exclude ?? []));
+  }
+
+  async recommend(query: RecommendQuery): Promise<RecommendHit[]> {
+    return recommend({
+      parts: query.parts.map((part) => ({
+        space: this.bundle.spaceData(part.condition),
+        weight: part.weight,
+      })),
+      positives: query.positives,
+      negatives: query.negatives,
+      strategy: query.strategy,
+      k: query.k,
+      selection: this.selection(query.filter),
+      liveCount: this.bundle.liveCount,
+      efSearch: this.bundle.defaultEfSearch,
+    });
+  }
+
   close(): void {
     this.bundle.close();
   }
 
-  /** Exact search over the products matching the filter (correct at every selectivity). */
-  private filteredScan(
-    condition: string,
-    query: StoreQuery,
-    k: number,
-    options: StoreSearchOptions,
-  ): StoreHit[] {
-    const space = this.bundle.space(condition);
-    const d = space.dims.length;
-    const exclude = new Set(options.exclude ?? []);
-    if (typeof query === 'number') exclude.add(query);
-    const vector = typeof query === 'number' ? this.bundle.vector(condition, query) : query;
-    const hits: { index: number; distance: number }[] = [];
-    for (const [slot, product] of this.bundle.entries()) {
-      if (exclude.has(slot) || !matchesFilter(options.filter, product)) continue;
-      hits.push({
-        index: slot,
-        distance: rowDistance(this.bundle.vector(condition, slot), d, 0, vector, space.metric),
-      });
-    }
-    hits.sort((a, b) => a.distance - b.distance || a.index - b.index);
-    return hits.slice(0, k).map((hit) => ({
-      ...hit,
-      id: this.bundle.product(hit.index).id,
-      score: this.bundle.score(condition, hit.distance),
-    }));
+  /** The live products a filter selects, on the bundle's posting lists (every live product without a filter). */
+  private selection(filter: StoreFilter | undefined): Selection {
+    const table = this.bundle.filterTable();
+    return filter ? table.selectStore(filter) : table.all();
   }
 }
 

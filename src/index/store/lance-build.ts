@@ -3,6 +3,7 @@
  * with the same mask threshold as the hnswlib bundle, write one version table, build one ANN index per vector
  * column, gate on recall@10 against brute force, then publish with one manifest append (lance-manifest.ts).
  */
+import { deriveFieldSchema } from '../../catalogue/index.ts';
 import * as lancedb from '@lancedb/lancedb';
 import type { ConditionSpace } from '../../model/index.ts';
 import type { Logger } from '../../util/log.ts';
@@ -349,7 +350,8 @@ export async function publishLanceVersion(
     let start = performance.now();
     const projected = projectSpaces(source, raw, params.maskThreshold);
     const index = chooseIndex(products.length, params, options);
-    const fields = options.fields ?? {};
+    // Without a schema from the caller, the types follow from the stored values (the bundle's rule, bundle.ts).
+    const fields = options.fields ?? deriveFieldSchema(products);
     const meta: TableMetadata = {
       version,
       createdAt: (options.now?.() ?? new Date()).toISOString(),

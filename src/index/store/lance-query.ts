@@ -82,7 +82,7 @@ function clauseSql(
   }
   if (clause.kind === 'equals') {
     const column = fieldRef(clause.field);
-    const values = clause.values.map((v) => (typeof v === 'boolean' ? String(v) : quote(v)));
+    const values = clause.values.map((v) => (typeof v === 'string' ? quote(v) : String(v)));
     return values.length === 1 ? `${column} = ${values[0]}` : `${column} IN (${values.join(', ')})`;
   }
   const column = fieldRef(clause.field);
@@ -131,7 +131,10 @@ export async function annSearch(table: lancedb.Table, query: AnnQuery): Promise<
   if (query.exact || query.params.type === 'none') search = search.bypassVectorIndex();
   else {
     search = search.nprobes(query.params.nprobes).refineFactor(query.params.refineFactor);
-    if (query.params.type === 'hnsw-sq') search = search.ef(Math.max(query.params.ef, query.limit));
+    // LanceDB refuses an ef below the candidates it keeps (limit x refine factor).
+    if (query.params.type === 'hnsw-sq') {
+      search = search.ef(Math.max(query.params.ef, query.limit * query.params.refineFactor));
+    }
   }
   const rows = (await search.toArray()) as { slot: number; [column: string]: unknown }[];
   const column = vectorColumn(query.c);

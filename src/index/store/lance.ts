@@ -6,13 +6,21 @@
  */
 import * as lancedb from '@lancedb/lancedb';
 import { LRUCache } from 'lru-cache';
+import { combinedSearch, type CombinedHit } from '../combine.ts';
+import { FilterTable } from '../filter.ts';
+import { averageHits, averageQuery, recommend, type RecommendHit } from '../recommend.ts';
 import { BundleError } from '../types.ts';
+import { exactSearch } from '../vectors.ts';
 import { matchesFilter, pollStore, queryFromConditionVector, queryFromEmbedding, scoreOf } from './common.ts';
 import { currentManifestRow, openManifest, readManifestRows, type ManifestRow } from './lance-manifest.ts';
 import { annSearch, filterToSql, takeVectors } from './lance-query.ts';
+import { scanRows, ScanView } from './lance-scan.ts';
 import { PRODUCT_COLUMNS, productFromRow, readTableMetadata, type TableMetadata } from './lance-schema.ts';
 import type {
+  CombinedQuery,
   ConditionVectors,
+  RecommendQuery,
+  StoreFilter,
   StoreHit,
   StoreInfo,
   StoreProduct,
@@ -22,6 +30,7 @@ import type {
   StoreSwap,
   StoreVersion,
   VectorStore,
+  WeightedCondition,
 } from './types.ts';
 
 /**
@@ -35,6 +44,16 @@ const EXACT_FILTER_SHARE = 0.02;
  * and the explanations of its neighbours then need no extra round trip for products asked about recently.
  */
 const VECTOR_CACHE_PRODUCTS = 20_000;
+
+/**
+ * Match counts kept per loaded version, by prefilter text (a version never changes, so a count stays true). The
+ * count decides between the graph walk and the exact scan, and answers `matching`. LanceDB counts with the same SQL
+ * as the prefilter (`countRows(where)`), so the count and the prefiltered search cannot disagree (exact k relies on
+ * it). Measured at 100k products, load average 6-10 (bench/results/store-compare-100k.md): 4.6-9.4 ms a new filter,
+ * against 11-23 ms for the JavaScript pass over the product objects it replaces; the in-memory FilterTable would
+ * take 2-3 ms but is a second evaluator of the same filter, and a repeated filter costs nothing here.
+ */
+const COUNT_CACHE_FILTERS = 1000;
 
 type ProductRow = Parameters<typeof productFromRow>[0] & { slot: number };
 
@@ -53,6 +72,8 @@ export class LanceVersion implements StoreVersion {
   readonly spaces: readonly StoreSpace[];
   private readonly slotOfId = new Map<string, number>();
   private readonly cache = new LRUCache<number, ConditionVectors>({ max: VECTOR_CACHE_PRODUCTS });
+  private readonly counts = new LRUCache<string, Promise<number>>({ max: COUNT_CACHE_FILTERS });
+  private filters: FilterTable | undefined;
   private closed = false;
 
   constructor(
@@ -137,6 +158,115 @@ export class LanceVersion implements StoreVersion {
     return slots.map((slot) => found.get(slot)!);
   }
 
+  filterTable(): FilterTable {
+    this.filters ??= new FilterTable(this.products, this.conditions, this.info.fields);
+    return this.filters;
+  }
+
+  async count(filter?: StoreFilter): Promise<number> {
+    this.checkOpen();
+    const where = filterToSql(filter, this.conditions, this.meta.fieldOrder);
+    if (where === undefined) return this.products.length;
+    // The promise is kept, so concurrent queries with one filter (all conditions of a request) count once.
+    let count = this.counts.get(where);
+    if (count === undefined) {
+      count = this.table.countRows(where);
+      this.counts.set(where, count);
+      count.catch(() => this.counts.delete(where));
+    }
+    return count;
+  }
+
+  /** Exact over the rows LanceDB's prefilter lets through (as on the bundle: no index per combination). */
+  async combinedSearch(query: CombinedQuery): Promise<CombinedHit[]> {
+    const view = await this.scan(query.parts, query.filter, new Set(query.exclude ?? []));
+    const parts = query.parts.map((part, p) => ({
+      space: view.space(part.condition),
+      weight: part.weight,
+      query: query.vectors[p],
+    }));
+    return combinedSearch(parts, query.k, view.selection).map((hit) => ({
+      ...hit,
+      index: view.slots[hit.index],
+    }));
+  }
+
+  /**
+   * `average` with one part walks the index with the prefilter, as the bundle walks its graph; `best` and combined
+   * parts are exact over the prefiltered rows, as on the bundle. The examples get rows of their own, filtered out
+   * or not.
+   */
+  async recommend(query: RecommendQuery): Promise<RecommendHit[]> {
+    if (query.strategy === 'average' && query.parts.length === 1) return this.recommendByWalk(query);
+    const examples = [...new Set([...query.positives, ...query.negatives])].sort((a, b) => a - b);
+    const vectors = await this.vectors(examples);
+    const extra = examples.map((slot, i) => ({ slot, vectors: vectors[i] }));
+    const view = await this.scan(query.parts, query.filter, new Set(examples), extra);
+    const hits = recommend({
+      parts: query.parts.map((part) => ({ space: view.space(part.condition), weight: part.weight })),
+      positives: query.positives.map((slot) => view.rowOf(slot)),
+      negatives: query.negatives.map((slot) => view.rowOf(slot)),
+      strategy: query.strategy,
+      k: query.k,
+      selection: view.selection,
+      liveCount: this.products.length,
+      efSearch: this.meta.index.ef,
+    });
+    return hits.map((hit) => ({
+      ...hit,
+      index: view.slots[hit.index],
+      closestPositive: view.slots[hit.closestPositive],
+    }));
+  }
+
+  /**
+   * The query point mean(pos) + (mean(pos) - mean(neg)) searched like any vector (prefilter, graph walk, exact k):
+   * an unfiltered scan of every row took 785 ms at 100k products (bench/results/store-compare-100k.md).
+   */
+  private async recommendByWalk(query: RecommendQuery): Promise<RecommendHit[]> {
+    const { condition: c, weight } = query.parts[0];
+    const { metric } = this.spaces[c];
+    const d = this.spaces[c].dims.length;
+    const examples = [...new Set([...query.positives, ...query.negatives])].sort((a, b) => a - b);
+    const rowsOf = async (slots: readonly number[]): Promise<Float32Array> => {
+      const rows = new Float32Array(slots.length * d);
+      (await this.vectors(slots)).forEach((vectors, i) => rows.set(vectors[c], i * d));
+      return rows;
+    };
+    const exampleRows = await rowsOf(examples);
+    const row = (slot: number) => examples.indexOf(slot);
+    const point = averageQuery(
+      { metric, d, rows: exampleRows, index: null },
+      query.positives.map(row),
+      query.negatives.map(row),
+    );
+    const found = await this.find(
+      this.conditions[c],
+      point,
+      query.k,
+      { filter: query.filter, exclude: examples },
+      false,
+    );
+    // Rows: the examples, then the hits, each in slot order (ties then break as by slot). The hits are re-ranked
+    // against the float64 point as the bundle's exact search ranks them (LanceDB was queried with a float32 copy).
+    const hitSlots = found.map((hit) => hit.index).sort((a, b) => a - b);
+    const hitRows = await rowsOf(hitSlots);
+    const rows = new Float32Array((examples.length + hitSlots.length) * d);
+    rows.set(exampleRows);
+    rows.set(hitRows, exampleRows.length);
+    const slotOfRow = [...examples, ...hitSlots];
+    const ranked = exactSearch(hitRows, d, point, hitSlots.length, metric).map((n) => ({
+      index: examples.length + n.index,
+      distance: n.distance,
+    }));
+    const parts = [{ space: { metric, d, rows, index: null }, weight }];
+    return averageHits(parts, query.positives.map(row), ranked).map((hit) => ({
+      ...hit,
+      index: slotOfRow[hit.index],
+      closestPositive: slotOfRow[hit.closestPositive],
+    }));
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -145,6 +275,23 @@ export class LanceVersion implements StoreVersion {
 
   private checkOpen(): void {
     if (this.closed) throw new Error(`index version ${this.version} is closed`);
+  }
+
+  /** The prefiltered rows of the parts' conditions, plus `extra` rows, as the pure search functions take them. */
+  private async scan(
+    parts: readonly WeightedCondition[],
+    filter: StoreFilter | undefined,
+    exclude: ReadonlySet<number>,
+    extra: readonly { slot: number; vectors: ConditionVectors }[] = [],
+  ): Promise<ScanView> {
+    this.checkOpen();
+    const spaces = [...new Set(parts.map((part) => part.condition))].map((c) => ({
+      c,
+      d: this.spaces[c].dims.length,
+      metric: this.spaces[c].metric,
+    }));
+    const where = filterToSql(filter, this.conditions, this.meta.fieldOrder);
+    return new ScanView(await scanRows(this.table, spaces, where), spaces, exclude, extra);
   }
 
   private async find(
@@ -175,8 +322,7 @@ export class LanceVersion implements StoreVersion {
     }
     const where = filterToSql(options.filter, this.conditions, this.meta.fieldOrder);
     // How many results are possible: matching products minus the excluded ones among them.
-    let possible = this.products.length;
-    if (options.filter) possible = this.products.filter((p) => matchesFilter(options.filter, p)).length;
+    const possible = await this.count(options.filter);
     const excludedMatching = [...exclude].filter(
       (slot) => this.products[slot] && matchesFilter(options.filter, this.products[slot]),
     ).length;

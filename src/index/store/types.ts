@@ -7,6 +7,9 @@
  * reader never sees half of a version. Queries are async because a remote store answers over I/O.
  */
 import type { ConditionSpace, ModelKind } from '../../model/index.ts';
+import type { CombinedHit } from '../combine.ts';
+import type { FilterTable } from '../filter.ts';
+import type { RecommendHit, RecommendStrategy } from '../recommend.ts';
 import type { BuildParams, ConditionQuality, IndexedProduct, ModelProvenance } from '../types.ts';
 import type { StoreKind } from '../defaults.ts';
 import type { Metric } from '../vectors.ts';
@@ -48,8 +51,9 @@ export interface StoreInfo {
 
 /**
  * A filter in conjunctive form: every clause must hold (AND); a clause holds when any of its alternatives does
- * (OR). The filter parser of the serve layer produces it; each store turns it into its own form (a predicate over
- * loaded products for hnswlib, a SQL prefilter for LanceDB).
+ * (OR). The API's filter language (src/index/filter.ts) is mapped onto it by `toStoreFilter`; each store turns it
+ * into its own form (a selection over loaded products for hnswlib, a SQL prefilter for LanceDB). An empty clause
+ * list matches every product.
  */
 export interface StoreFilter {
   clauses: FilterClause[];
@@ -58,8 +62,8 @@ export interface StoreFilter {
 export type FilterClause =
   /** A condition label: the product carries one of `values` under `condition`. */
   | { kind: 'label'; condition: string; values: string[] }
-  /** A string or boolean field equal to one of `values`. */
-  | { kind: 'equals'; field: string; values: (string | boolean)[] }
+  /** A string, boolean or number field equal to one of `values`. */
+  | { kind: 'equals'; field: string; values: StoreFieldValue[] }
   /** A numeric field satisfying any of the comparisons. */
   | { kind: 'compare'; field: string; comparisons: { op: '<' | '<=' | '>' | '>='; value: number }[] };
 
@@ -81,6 +85,33 @@ export interface StoreHit {
   distance: number;
   /** Fraction of random product pairs that are farther apart under this condition, in [0, 1]. */
   score: number;
+}
+
+/** A part of a combined condition: the condition's position and the weight the search uses (see combine.ts). */
+export interface WeightedCondition {
+  condition: number;
+  weight: number;
+}
+
+/** Exact k nearest under a weighted sum of condition spaces (combine.ts), among the products matching `filter`. */
+export interface CombinedQuery {
+  parts: readonly WeightedCondition[];
+  /** The query's vector in each part's condition space, in part order. */
+  vectors: readonly ArrayLike<number>[];
+  k: number;
+  filter?: StoreFilter;
+  /** Slots never returned (the query product). */
+  exclude?: Iterable<number>;
+}
+
+/** Recommendations from example slots (recommend.ts); the examples are never returned. */
+export interface RecommendQuery {
+  parts: readonly WeightedCondition[];
+  positives: readonly number[];
+  negatives: readonly number[];
+  strategy: RecommendStrategy;
+  k: number;
+  filter?: StoreFilter;
 }
 
 /** One product's vector in every condition space, in condition order. */
@@ -115,6 +146,14 @@ export interface StoreVersion {
   ): Promise<StoreHit[]>;
   /** Every condition vector of each slot, in the order asked (explanations need all conditions of a pair). */
   vectors(slots: readonly number[]): Promise<ConditionVectors[]>;
+  /** Labels and fields as filter columns (the names, labels and field types filters may use), built once. */
+  filterTable(): FilterTable;
+  /** How many live products match `filter` (all of them without one). */
+  count(filter?: StoreFilter): Promise<number>;
+  /** Combined-condition search: exact over the matching products, each hit with its parts' distances and shares. */
+  combinedSearch(query: CombinedQuery): Promise<CombinedHit[]>;
+  /** Recommendations from examples, best first; hit indices and closest positives are slots. */
+  recommend(query: RecommendQuery): Promise<RecommendHit[]>;
   close(): void;
 }
 

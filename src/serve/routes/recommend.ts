@@ -7,9 +7,11 @@ export function registerRecommendRoutes(app: Express, context: RouteContext): vo
   app.post(
     '/recommend',
     withIndex(context.state),
-    route<unknown, unknown>((request, response) => {
+    route<unknown, unknown>(async (request, response) => {
       const index = leased(response);
-      response.json(recommendResponse(index, request.body as RecommendRequest, index.model !== undefined));
+      response.json(
+        await recommendResponse(index, request.body as RecommendRequest, index.model !== undefined),
+      );
     }),
   );
 }
