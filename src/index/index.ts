@@ -43,14 +43,10 @@ export {
 export * from './store/types.ts';
 export { openVectorStore } from './store/open.ts';
 export { HnswStore, HnswVersion } from './store/hnswlib.ts';
-export { LanceStore, LanceVersion, publishedLanceVersion } from './store/lance.ts';
-export {
-  buildLanceStore,
-  type LanceBuildOptions,
-  type LanceBuildReport,
-  type LanceBuildStage,
-} from './store/lance-build.ts';
-export { commitShards, embedShard, parseShard, shardRange, type ShardSpec } from './store/lance-shards.ts';
+// LanceDB and Arrow load only where a LanceDB store is used (openVectorStore, the index job's --store lancedb):
+// about 40 MB of a process's memory that the default store does not need. Types only here.
+export type { LanceBuildOptions, LanceBuildReport, LanceBuildStage } from './store/lance-build.ts';
+export type { ShardSpec } from './store/lance-shards.ts';
 export { matchesFilter } from './store/common.ts';
 export { QueryError, type QueryErrorCode } from './query-error.ts';
 export { stageBars, type StageBars } from './progress.ts';

@@ -1,10 +1,10 @@
 /** The one place a store kind and a location become a VectorStore for serving. */
 import { HnswStore } from './hnswlib.ts';
-import { LanceStore } from './lance.ts';
 import type { StoreKind, VectorStore } from './types.ts';
 
 /** hnswlib: `location` is the bundle directory; lancedb: a local directory or an s3://, gs://, az:// URI. */
 export async function openVectorStore(kind: StoreKind, location: string): Promise<VectorStore> {
   // A served version never needs the shared embeddings (they are for incremental builds).
-  return kind === 'lancedb' ? LanceStore.connect(location) : new HnswStore(location, { embeddings: false });
+  if (kind === 'lancedb') return (await import('./lance.ts')).LanceStore.connect(location);
+  return new HnswStore(location, { embeddings: false });
 }
