@@ -27,9 +27,12 @@ interface ArrowResult {
   getChild(name: string): ArrowColumn | null;
 }
 
-/** A fixed-size-list column as one flat rows x d array (whole buffers when unsliced, row by row otherwise). */
-function flatColumn(column: ArrowColumn, rows: number, d: number): Float32Array {
-  const out = new Float32Array(rows * d);
+/**
+ * A fixed-size-list column as one flat rows x d array (whole buffers when unsliced, row by row otherwise), with
+ * room for `reserve` more rows after them.
+ */
+function flatColumn(column: ArrowColumn, rows: number, d: number, reserve: number): Float32Array {
+  const out = new Float32Array((rows + reserve) * d);
   let row = 0;
   for (const data of column.data) {
     const child = data.children[0];
@@ -43,10 +46,15 @@ function flatColumn(column: ArrowColumn, rows: number, d: number): Float32Array 
   return out;
 }
 
-/** What a scan returns: the matching rows' slots (ascending) and, per condition asked, their vectors. */
+/**
+ * What a scan returns: the matching rows' slots (ascending) and, per condition asked, their vectors, followed by
+ * room for `reserve` more rows (the caller's extra rows go there without another copy of the scan: at 1M rows and
+ * two parts of 28 dims the scanned columns alone are 224 MB).
+ */
 export interface ScannedRows {
   slots: Int32Array;
   vectors: Map<number, Float32Array>;
+  reserve: number;
 }
 
 /** The rows matching `where` (all rows without), with the vector columns of `conditions`, in slot order. */
@@ -54,6 +62,7 @@ export async function scanRows(
   table: lancedb.Table,
   conditions: readonly { c: number; d: number }[],
   where: string | undefined,
+  reserve = 0,
 ): Promise<ScannedRows> {
   let query = table.query().select(['slot', ...conditions.map(({ c }) => vectorColumn(c))]);
   if (where) query = query.where(where);
@@ -64,17 +73,15 @@ export async function scanRows(
   for (const { c, d } of conditions) {
     const column = result.getChild(vectorColumn(c));
     if (!column) throw new RangeError(`the scan returned no ${vectorColumn(c)} column`);
-    vectors.set(c, flatColumn(column, n, d));
+    vectors.set(c, flatColumn(column, n, d, reserve));
   }
-  for (let i = 1; i < n; i++) if (slots[i - 1] > slots[i]) return sortBySlot(slots, vectors, conditions);
-  return { slots, vectors };
+  const scanned = { slots, vectors, reserve };
+  for (let i = 1; i < n; i++) if (slots[i - 1] > slots[i]) return sortBySlot(scanned, conditions);
+  return scanned;
 }
 
-function sortBySlot(
-  slots: Int32Array,
-  vectors: Map<number, Float32Array>,
-  conditions: readonly { c: number; d: number }[],
-): ScannedRows {
+function sortBySlot(scanned: ScannedRows, conditions: readonly { c: number; d: number }[]): ScannedRows {
+  const { slots, vectors } = scanned;
   const order = Array.from(slots.keys()).sort((a, b) => slots[a] - slots[b]);
   const sorted = new Map<number, Float32Array>();
   for (const { c, d } of conditions) {
@@ -83,7 +90,7 @@ function sortBySlot(
     order.forEach((i, row) => to.set(from.subarray(i * d, (i + 1) * d), row * d));
     sorted.set(c, to);
   }
-  return { slots: Int32Array.from(order, (i) => slots[i]), vectors: sorted };
+  return { slots: Int32Array.from(order, (i) => slots[i]), vectors: sorted, reserve: scanned.reserve };
 }
 
 /**
@@ -104,6 +111,8 @@ export class ScanView {
     extra: readonly { slot: number; vectors: ConditionVectors }[] = [],
   ) {
     const n = scanned.slots.length;
+    if (scanned.reserve !== extra.length)
+      throw new RangeError('the scan reserved room for another number of rows');
     this.slots = new Int32Array(n + extra.length);
     this.slots.set(scanned.slots);
     extra.forEach(({ slot }, j) => (this.slots[n + j] = slot));
@@ -116,8 +125,7 @@ export class ScanView {
     }
     this.selection = { bits, count };
     for (const { c, d, metric } of spaces) {
-      const rows = new Float32Array((n + extra.length) * d);
-      rows.set(scanned.vectors.get(c) as Float32Array);
+      const rows = scanned.vectors.get(c) as Float32Array;
       extra.forEach(({ vectors }, j) => rows.set(vectors[c], (n + j) * d));
       this.spaces.set(c, { metric, d, rows, index: null });
     }

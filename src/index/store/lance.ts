@@ -291,7 +291,7 @@ export class LanceVersion implements StoreVersion {
       metric: this.spaces[c].metric,
     }));
     const where = filterToSql(filter, this.conditions, this.meta.fieldOrder);
-    return new ScanView(await scanRows(this.table, spaces, where), spaces, exclude, extra);
+    return new ScanView(await scanRows(this.table, spaces, where, extra.length), spaces, exclude, extra);
   }
 
   private async find(
