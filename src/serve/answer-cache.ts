@@ -8,7 +8,7 @@
  *
  * The cache sits ahead of request validation and routing on purpose: a URL is kept only after the full path
  * validated it and answered 200, and validation of a GET depends on nothing but its URL, so the same raw URL would
- * pass again. Entries belong to the version that produced them; the first request after a swap empties the cache.
+ * pass again. Entries belong to the version that produced them; the first lookup after a swap empties the cache.
  * Bounded by bytes (lru-cache); 0 turns it off.
  */
 import type { Request, RequestHandler, Response } from 'express';
@@ -17,7 +17,7 @@ import type { Counter } from 'prom-client';
 import type { ServeState } from './state.ts';
 
 /** The contract's template for the cached route (the label metrics use for it). */
-export const CACHED_ROUTE = '/similar/{productId}';
+const CACHED_ROUTE = '/similar/{productId}';
 
 /** What the cache reads of a request (any route's typed request has it). */
 type RequestLine = Pick<Request, 'method' | 'path' | 'originalUrl' | 'app'>;
@@ -55,11 +55,16 @@ export function createAnswerCache(
   lookups: Counter<'cache' | 'outcome'>,
 ): AnswerCache {
   const answers = maxBytes > 0 ? new LRUCache<string, Answer>({ maxSize: maxBytes, sizeCalculation }) : null;
+  let servedVersion: string | undefined;
   const middleware: RequestHandler = (request, response, next) => {
     if (!answers || !isCacheable(request)) return next();
     const current = state.index?.version;
+    if (current !== servedVersion) {
+      answers.clear();
+      servedVersion = current;
+    }
     const answer = answers.get(request.originalUrl);
-    if (answer && answer.version !== current) answers.clear();
+    // An answer a request still computed on the previous version (it leased it before the swap) is not served.
     if (!answer || answer.version !== current) {
       lookups.inc({ cache: 'answer', outcome: 'miss' });
       return next();
