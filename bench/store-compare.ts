@@ -30,7 +30,7 @@ import { matchesFilter } from '../src/index/store/common.ts';
 import { resolveCondition, storeCombined, storeRecommend } from '../src/index/query.ts';
 import { LanceStore } from '../src/index/store/lance.ts';
 import { HnswStore } from '../src/index/store/hnswlib.ts';
-import type { LanceIndexType } from '../src/index/store/lance-query.ts';
+import type { LanceIndexType } from '../src/index/store/lance-schema.ts';
 import type { StoreFilter, StoreProduct, StoreVersion, VectorStore } from '../src/index/store/types.ts';
 import { Rng } from '../src/util/rng.ts';
 

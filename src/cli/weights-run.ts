@@ -15,7 +15,22 @@ import {
 } from '../model/index.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { createLogger } from '../util/log.ts';
-import type { ExportFlags, ImportModelFlags } from './weights.ts';
+import type { BackendPreference } from '../model/defaults.ts';
+
+/** The flags of `import-model` and `export` (declared in weights.ts). */
+export interface ImportModelFlags {
+  weights: string;
+  catalogue: string;
+  out: string;
+  masks: 'learned' | 'fixed';
+  imageSize: number;
+  backend: BackendPreference;
+}
+
+export interface ExportFlags {
+  model: string;
+  out: string;
+}
 
 async function readSafetensors(path: string): Promise<TorchTensor[]> {
   const { parseSafetensors } = await import('../model/index.ts');

@@ -4,22 +4,9 @@
  * loads inside the actions so that `--help` stays fast (weights-run.ts).
  */
 import { Option, type Command } from 'commander';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
+import { BACKEND_PREFERENCES } from '../model/defaults.ts';
 import { integer, runCommand } from '../util/cli.ts';
-
-export interface ImportModelFlags {
-  weights: string;
-  catalogue: string;
-  out: string;
-  masks: 'learned' | 'fixed';
-  imageSize: number;
-  backend: BackendPreference;
-}
-
-export interface ExportFlags {
-  model: string;
-  out: string;
-}
+import type { ExportFlags, ImportModelFlags } from './weights-run.ts';
 
 /** Upstream CSN's input side (transforms.Scale(112) + CenterCrop(112)). */
 const UPSTREAM_IMAGE_SIZE = 112;

@@ -11,7 +11,7 @@
  */
 import type { FieldSchema, FieldType, FieldValue } from '../catalogue/index.ts';
 import { QueryError } from './query-error.ts';
-import type { FilterClause as StoreClause, StoreFilter } from './store/types.ts';
+import type { FilterClause as StoreClause, StoreFilter } from './store/filter-clauses.ts';
 
 export type Comparison = '<' | '<=' | '>' | '>=';
 export const FILTER_OPERATORS = [':', '<', '<=', '>', '>='] as const;

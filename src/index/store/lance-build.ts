@@ -28,14 +28,10 @@ import {
   type Neighbour,
 } from '../vectors.ts';
 import { collectLanceGarbage, nextVersion, publishVersion } from './lance-manifest.ts';
+import { annSearch, indexConfig, MIN_INDEXED_ROWS } from './lance-query.ts';
 import {
-  annSearch,
-  indexConfig,
-  MIN_INDEXED_ROWS,
   type LanceIndexParams,
   type LanceIndexType,
-} from './lance-query.ts';
-import {
   blockToArrow,
   vectorColumn,
   versionSchema,

@@ -8,27 +8,8 @@
 import * as lancedb from '@lancedb/lancedb';
 import type { Metric } from '../vectors.ts';
 import { normalizeRows, rowDistance } from '../vectors.ts';
-import { labelColumn, vectorColumn } from './lance-schema.ts';
+import { labelColumn, vectorColumn, type LanceIndexParams } from './lance-schema.ts';
 import type { FilterClause, StoreFilter } from './types.ts';
-
-/** ANN index types we build; chosen by measurement (bench/store-compare.ts, see src/index/README.md). */
-export const LANCE_INDEX_TYPES = ['hnsw-sq', 'ivf-pq', 'ivf-flat', 'none'] as const;
-export type LanceIndexType = (typeof LANCE_INDEX_TYPES)[number];
-
-/** How a version's vector columns are indexed and queried; recorded in the table so readers query alike. */
-export interface LanceIndexParams {
-  type: LanceIndexType;
-  /** IVF partitions (HNSW-SQ builds one graph per partition). */
-  numPartitions: number;
-  /** HNSW links per node and candidate lists (the bundle's --m, --ef-construction, --ef-search). */
-  m: number;
-  efConstruction: number;
-  ef: number;
-  /** Partitions probed per query (all of them when there are few). */
-  nprobes: number;
-  /** Candidates re-ranked with full float32 vectors: refineFactor x k. */
-  refineFactor: number;
-}
 
 /**
  * Below this many rows no ANN index is built and every query is an exact scan. IVF-PQ cannot train with fewer than

@@ -26,8 +26,26 @@ const {
   vectorFromArray,
 } = arrow;
 
-import type { LanceIndexParams } from './lance-query.ts';
 import type { StoreFieldType, StoreFieldValue, StoreInfo, StoreProduct } from './types.ts';
+
+/** ANN index types we build; chosen by measurement (bench/store-compare.ts, see src/index/README.md). */
+export const LANCE_INDEX_TYPES = ['hnsw-sq', 'ivf-pq', 'ivf-flat', 'none'] as const;
+export type LanceIndexType = (typeof LANCE_INDEX_TYPES)[number];
+
+/** How a version's vector columns are indexed and queried; recorded in the table so readers query alike. */
+export interface LanceIndexParams {
+  type: LanceIndexType;
+  /** IVF partitions (HNSW-SQ builds one graph per partition). */
+  numPartitions: number;
+  /** HNSW links per node and candidate lists (the bundle's --m, --ef-construction, --ef-search). */
+  m: number;
+  efConstruction: number;
+  ef: number;
+  /** Partitions probed per query (all of them when there are few). */
+  nprobes: number;
+  /** Candidates re-ranked with full float32 vectors: refineFactor x k. */
+  refineFactor: number;
+}
 
 export const SCHEMA_METADATA_KEY = 'dressmatch';
 /** Every table of ours in a LanceDB database starts with this, so a shared database can hold other tables. */

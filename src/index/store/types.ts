@@ -12,12 +12,12 @@ import type { FilterTable } from '../filter.ts';
 import type { RecommendHit, RecommendStrategy } from '../recommend.ts';
 import type { BuildParams, ConditionQuality, IndexedProduct, ModelProvenance } from '../types.ts';
 import type { StoreKind } from '../defaults.ts';
+import type { StoreFieldValue, StoreFilter } from './filter-clauses.ts';
 import type { Metric } from '../vectors.ts';
 
 export { STORE_KINDS, type StoreKind } from '../defaults.ts';
 
 /** A product field's value (price, in_stock, brand...), as the catalogue's `fields` hold them. */
-export type StoreFieldValue = string | number | boolean;
 export type StoreFieldType = 'string' | 'number' | 'boolean';
 
 /** A product as a store returns it: the bundle's product plus its filterable fields, when the catalogue has any. */
@@ -49,23 +49,7 @@ export interface StoreInfo {
   provenance?: ModelProvenance | null;
 }
 
-/**
- * A filter in conjunctive form: every clause must hold (AND); a clause holds when any of its alternatives does
- * (OR). The API's filter language (src/index/filter.ts) is mapped onto it by `toStoreFilter`; each store turns it
- * into its own form (a selection over loaded products for hnswlib, a SQL prefilter for LanceDB). An empty clause
- * list matches every product.
- */
-export interface StoreFilter {
-  clauses: FilterClause[];
-}
-
-export type FilterClause =
-  /** A condition label: the product carries one of `values` under `condition`. */
-  | { kind: 'label'; condition: string; values: string[] }
-  /** A string, boolean or number field equal to one of `values`. */
-  | { kind: 'equals'; field: string; values: StoreFieldValue[] }
-  /** A numeric field satisfying any of the comparisons. */
-  | { kind: 'compare'; field: string; comparisons: { op: '<' | '<=' | '>' | '>='; value: number }[] };
+export type { FilterClause, StoreFieldValue, StoreFilter } from './filter-clauses.ts';
 
 /** A query: an indexed product (its slot; the product itself is left out of the results) or a vector. */
 export type StoreQuery = number | ArrayLike<number>;
