@@ -74,6 +74,58 @@ describe('model: JavaScript kernels on the wasm heap', () => {
     });
   });
 
+  it('BatchMatMul with a transposed operand: as the backend’s blocked float32 loop, bit for bit', () => {
+    const f = Math.fround;
+    /** The backend's loop: per output, sums over blocks of 48 shared values (each from 0), added in order. */
+    const reference = (
+      a: Float32Array,
+      b: Float32Array,
+      m: number,
+      k: number,
+      n: number,
+      ta: boolean,
+      tb: boolean,
+    ) => {
+      const out = new Float32Array(m * n);
+      for (let start = 0; start < k; start += 48) {
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let sum = 0;
+            for (let p = start; p < Math.min(k, start + 48); p++) {
+              sum = f(sum + f((ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j])));
+            }
+            out[i * n + j] = f(out[i * n + j] + sum);
+          }
+        }
+      }
+      return out;
+    };
+    const cases: Array<[number, number, number, boolean, boolean]> = [
+      [96, 64, 576, false, true], // the embedding's input gradient
+      [576, 96, 64, true, false], // its weight gradient
+      [7, 130, 5, true, true],
+      [33, 50, 9, false, true],
+    ];
+    for (const [m, k, n, ta, tb] of cases) {
+      tf.tidy(() => {
+        const a = tf.relu(tf.randomNormal(ta ? [k, m] : [m, k], 0, 1, 'float32', 8)); // with exact zeros
+        const b = tf.randomNormal(tb ? [n, k] : [k, n], 0, 1, 'float32', 9);
+        const expected = reference(
+          a.dataSync() as Float32Array,
+          b.dataSync() as Float32Array,
+          m,
+          k,
+          n,
+          ta,
+          tb,
+        );
+        assertSameBits(tf.matMul(a, b, ta, tb), tf.tensor2d(expected, [m, n]), `${m}×${k}×${n}`);
+        const batched = tf.matMul(tf.expandDims(a), tf.expandDims(b), ta, tb);
+        assertSameBits(batched, tf.tensor3d(expected, [1, m, n]), `batch of one ${m}×${k}×${n}`);
+      });
+    }
+  });
+
   it('GatherV2 along axis 0 copies rows; bad indices still throw; other axes unchanged', async () => {
     const x = tf.randomNormal([5, 3, 2], 0, 1, 'float32', 7);
     const indices = tf.tensor1d([4, 0, 0, 2], 'int32');
