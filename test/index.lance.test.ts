@@ -37,6 +37,19 @@ function withFields(items: ReturnType<typeof products>): StoreProduct[] {
     fields: { price: (i * 37) % 100, in_stock: i % 2 === 0, brand: ['acme', 'zed', "o'neil"][i % 3] },
   }));
 }
+
+/** A LanceDB store over `count` synthetic products with fields, every vector column indexed, opened. */
+async function indexedWithFields(count: number): Promise<{ store: LanceStore; version: StoreVersion }> {
+  const root = await tempDir();
+  const items = withFields(products(count));
+  await buildLanceStore(join(root, 'lance'), syntheticSource(items), {
+    products: items,
+    fields: FIELD_TYPES,
+    minIndexedRows: 0,
+  });
+  const store = await LanceStore.connect(join(root, 'lance'));
+  return { store, version: await store.open() };
+}
 const FIELD_TYPES = { price: 'number', in_stock: 'boolean', brand: 'string' } as const;
 
 /**
@@ -155,16 +168,7 @@ describe('LanceDB store', () => {
   });
 
   test('filters are prefilters: exact k when enough match, all of them when fewer, equal to filtering brute force', async () => {
-    const root = await tempDir();
-    const items = withFields(products(1500));
-    const source = syntheticSource(items);
-    await buildLanceStore(join(root, 'lance'), source, {
-      products: items,
-      fields: FIELD_TYPES,
-      minIndexedRows: 0,
-    });
-    const store = await LanceStore.connect(join(root, 'lance'));
-    const version = await store.open();
+    const { store, version } = await indexedWithFields(1500);
     const filters: StoreFilter[] = [
       { clauses: [{ kind: 'label', condition: 'color', values: ['red', 'green'] }] },
       {
@@ -255,16 +259,7 @@ describe('LanceDB store', () => {
   }
 
   test('the ANN path honours the prefilter: fewer matches than k give exactly those, more give exactly k', async () => {
-    const root = await tempDir();
-    const items = withFields(products(1500));
-    const source = syntheticSource(items);
-    await buildLanceStore(join(root, 'lance'), source, {
-      products: items,
-      fields: FIELD_TYPES,
-      minIndexedRows: 0,
-    });
-    const store = await LanceStore.connect(join(root, 'lance'));
-    const version = await store.open();
+    const { store, version } = await indexedWithFields(1500);
     // price = (i x 37) mod 100: price < 3 holds for 45 products (3 %, above the exact-scan share of 2 %).
     const filter = storeFilter(version, ['price<3']);
     const matching = [...version.entries()].filter(([, p]) => matchesFilter(filter, p)).map(([slot]) => slot);

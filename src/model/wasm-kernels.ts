@@ -176,26 +176,27 @@ function swappedFilterGradient(
         ? scratch.track(transposeChannelsFirst(backend, dy))
         : scratch.run('Transpose', { x: dy }, { perm: [3, 1, 2, 0] });
     const filter = scratch.run('Transpose', { x }, { perm: [1, 2, 0, 3] });
-    const flipped = scratch.run(
-      'Conv2D',
-      { x: input, filter },
-      {
-        strides: [1, 1],
-        dilations: [1, 1],
-        pad: [
-          [0, 0],
-          [top, bottom],
-          [left, right],
-          [0, 0],
-        ],
-        dataFormat: 'NHWC',
-      },
-    );
+    const flipped = scratch.run('Conv2D', { x: input, filter }, stride1Conv(top, bottom, left, right));
     return scratch.track(unflipFilterGradient(backend, flipped));
   });
 }
 
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Attributes of a stride-1 NHWC Conv2D with explicit padding (both gradient kernels run one). */
+function stride1Conv(top: number, bottom: number, left: number, right: number): tf.NamedAttrMap {
+  return {
+    strides: [1, 1],
+    dilations: [1, 1],
+    pad: [
+      [0, 0],
+      [top, bottom],
+      [left, right],
+      [0, 0],
+    ],
+    dataFormat: 'NHWC',
+  };
+}
 
 /**
  * dx = conv(dy', flip(W) with in/out swapped), where dy' is dy with (stride − 1) zeros inserted after every
@@ -256,21 +257,7 @@ function makeConv2DBackpropInput(original: tf.KernelFunc): tf.KernelFunc {
       }
       // One JavaScript copy instead of Reverse + Transpose (the backend's Reverse took ~1.5 ms for 3×3×64×64).
       const swapped = scratch.track(flipSwapFilter(backend, filter));
-      return scratch.run(
-        'Conv2D',
-        { x: spread, filter: swapped },
-        {
-          strides: [1, 1],
-          dilations: [1, 1],
-          pad: [
-            [0, 0],
-            [top, bottom],
-            [left, right],
-            [0, 0],
-          ],
-          dataFormat: 'NHWC',
-        },
-      );
+      return scratch.run('Conv2D', { x: spread, filter: swapped }, stride1Conv(top, bottom, left, right));
     });
   };
 }
