@@ -30,6 +30,7 @@ import {
   writeDurable,
 } from './files.ts';
 import { RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
+import { distanceQuantiles, measureRecall, type RecallInput } from './quality.ts';
 import { buildConditionIndexes } from './parallel-build.ts';
 import {
   BUNDLE_FORMAT,
@@ -52,17 +53,7 @@ import {
   type SpaceRecord,
   type VersionInfo,
 } from './types.ts';
-import {
-  conditionSpace,
-  exactSearch,
-  projectRows,
-  quantiles,
-  randomPairDistances,
-  recallAtK,
-  rowDistance,
-  sampleWithoutReplacement,
-  type Neighbour,
-} from './vectors.ts';
+import { conditionSpace, projectRows } from './vectors.ts';
 import type { ConditionSpace } from '../model/index.ts';
 
 /** Vectors a source computes for a batch of products (rows in the order of the requested indices). */
@@ -442,70 +433,22 @@ async function nextVersionName(bundleDir: string, manifest: Manifest | null, now
   return formatVersionName(sequence + 1, now);
 }
 
-interface QualityInput {
-  space: ConditionSpace;
-  rows: Float32Array;
-  index: HnswIndex;
-  live: Uint8Array;
-  liveSlots: number[];
-  /** CSN: the same products under the full mask, to measure what the threshold costs. */
-  fullRows: Float32Array | null;
-  fullDim: number;
-}
-
 /** Recall@k of the HNSW index against brute force on sampled queries (and of the subspace against the full mask). */
-async function measureQuality(
-  input: QualityInput,
+function measureQuality(
+  input: RecallInput & { index: HnswIndex; slots: number[] },
   params: BuildParams,
   rng: Rng,
   onQuery: () => void,
 ): Promise<ConditionQuality> {
-  const { space, rows, index, live, liveSlots } = input;
-  const d = space.dims.length;
-  const k = Math.min(params.recallK, liveSlots.length - 1);
-  const queries = k < 1 ? [] : sampleWithoutReplacement(liveSlots, params.recallSample, rng);
-  const reader = new RowReader(rows, d);
-  let recall = 0;
-  let subspaceRecall = 0;
-  let hnswTime = 0;
-  let exactTime = 0;
-  for (const q of queries) {
-    const exclude = new Set([q]);
-    const query = rows.subarray(q * d, (q + 1) * d);
-    let start = performance.now();
-    const approximate = searchIndex(index, space.metric, reader.row(q), k, {
+  const reader = new RowReader(input.rows, input.space.dims.length);
+  const live = input.slots.length;
+  const search = (q: number, _query: Float32Array, k: number) =>
+    searchIndex(input.index, input.space.metric, reader.row(q), k, {
       ef: params.efSearch,
-      live: liveSlots.length,
-      exclude,
+      live,
+      exclude: new Set([q]),
     });
-    hnswTime += performance.now() - start;
-    start = performance.now();
-    const exact = exactSearch(rows, d, query, k, space.metric, { live, exclude });
-    exactTime += performance.now() - start;
-    recall += recallAtK(approximate, exact, k);
-    if (input.fullRows) {
-      const D = input.fullDim;
-      const fullQuery = input.fullRows.subarray(q * D, (q + 1) * D);
-      const truth = exactSearch(input.fullRows, D, fullQuery, k, 'l2', { live, exclude });
-      const inFullSpace: Neighbour[] = exact.map((hit) => ({
-        index: hit.index,
-        distance: rowDistance(input.fullRows!, D, hit.index, fullQuery, 'l2'),
-      }));
-      subspaceRecall += recallAtK(inFullSpace, truth, k);
-    }
-    onQuery();
-    await yieldToEventLoop();
-  }
-  const n = queries.length;
-  return {
-    condition: space.condition,
-    k: Math.max(k, 0),
-    recall: n === 0 ? 1 : recall / n,
-    subspaceRecall: input.fullRows ? (n === 0 ? 1 : subspaceRecall / n) : null,
-    queries: n,
-    hnswMs: n === 0 ? 0 : hnswTime / n,
-    exactMs: n === 0 ? 0 : exactTime / n,
-  };
+  return measureRecall(input, params, rng, search, onQuery);
 }
 
 /**
@@ -848,7 +791,7 @@ async function checkCondition(
       rows: vectors.rows[c],
       index,
       live: build.live,
-      liveSlots,
+      slots: liveSlots,
       fullRows: thresholded ? projectRows(vectors.embeddings!, source.embedDim, fullSpace) : null,
       fullDim: fullSpace?.dims.length ?? 0,
     },
@@ -856,20 +799,12 @@ async function checkCondition(
     new Rng(params.seed + 7919 * c),
     onQuery,
   );
-  const pairs = randomPairDistances(
-    vectors.rows[c],
-    space.dims.length,
-    liveSlots,
-    space.metric,
-    new Rng(params.seed + 104729 * (c + 1)),
-    params.quantilePairs,
-  );
   const stem = conditionFileStem(space.condition, c);
   return {
     ...space,
     indexFile: `${stem}.hnsw`,
     vectorsFile: `vectors-${stem}.f32`,
-    quantiles: quantiles(pairs),
+    quantiles: distanceQuantiles(space, vectors.rows[c], liveSlots, params, c),
     quality,
   };
 }

@@ -16,17 +16,8 @@ import {
   type BuildParams,
   type ConditionQuality,
 } from '../types.ts';
-import {
-  conditionSpace,
-  exactSearch,
-  projectRows,
-  quantiles,
-  randomPairDistances,
-  recallAtK,
-  rowDistance,
-  sampleWithoutReplacement,
-  type Neighbour,
-} from '../vectors.ts';
+import { conditionSpace, projectRows, type Neighbour } from '../vectors.ts';
+import { distanceQuantiles, measureRecall, type RecallInput } from '../quality.ts';
 import { collectLanceGarbage, nextVersion, publishVersion } from './lance-manifest.ts';
 import { annSearch, indexConfig, MIN_INDEXED_ROWS } from './lance-query.ts';
 import {
@@ -193,76 +184,26 @@ async function buildIndexes(
   }
 }
 
-interface QualityInput {
-  table: lancedb.Table;
-  c: number;
-  space: ConditionSpace;
-  rows: Float32Array;
-  index: LanceIndexParams;
-  /** CSN with a threshold: the rows under the full mask, to measure what dropping dims costs. */
-  fullRows: Float32Array | null;
-  fullDim: number;
-}
-
 /** Recall@k of the table's ANN index against brute force over the same rows, as the hnswlib job measures it. */
-async function measureQuality(
-  input: QualityInput,
+function measureQuality(
+  input: RecallInput & { table: lancedb.Table; c: number; index: LanceIndexParams },
   params: BuildParams,
   onQuery: () => void,
 ): Promise<ConditionQuality> {
-  const { space, rows } = input;
-  const d = space.dims.length;
-  const n = rows.length / d;
-  const slots = Array.from({ length: n }, (_, i) => i);
-  const k = Math.min(params.recallK, n - 1);
-  const queries =
-    k < 1 ? [] : sampleWithoutReplacement(slots, params.recallSample, new Rng(params.seed + 7919 * input.c));
-  let recall = 0;
-  let subspace = 0;
-  let annTime = 0;
-  let exactTime = 0;
-  for (const q of queries) {
-    const vector = rows.subarray(q * d, (q + 1) * d);
-    let start = performance.now();
+  const search = async (q: number, vector: Float32Array, k: number): Promise<Neighbour[]> => {
     const found = await annSearch(input.table, {
       c: input.c,
-      metric: space.metric,
+      metric: input.space.metric,
       vector,
       limit: k + 1,
       params: input.index,
     });
-    annTime += performance.now() - start;
-    const approximate: Neighbour[] = found
+    return found
       .filter((hit) => hit.slot !== q)
       .slice(0, k)
       .map((hit) => ({ index: hit.slot, distance: hit.distance }));
-    start = performance.now();
-    const exclude = new Set([q]);
-    const exact = exactSearch(rows, d, vector, k, space.metric, { exclude });
-    exactTime += performance.now() - start;
-    recall += recallAtK(approximate, exact, k);
-    if (input.fullRows) {
-      const D = input.fullDim;
-      const full = input.fullRows.subarray(q * D, (q + 1) * D);
-      const truth = exactSearch(input.fullRows, D, full, k, 'l2', { exclude });
-      const inFull = exact.map((hit) => ({
-        index: hit.index,
-        distance: rowDistance(input.fullRows!, D, hit.index, full, 'l2'),
-      }));
-      subspace += recallAtK(inFull, truth, k);
-    }
-    onQuery();
-  }
-  const count = queries.length;
-  return {
-    condition: space.condition,
-    k: Math.max(k, 0),
-    recall: count === 0 ? 1 : recall / count,
-    subspaceRecall: input.fullRows ? (count === 0 ? 1 : subspace / count) : null,
-    queries: count,
-    hnswMs: count === 0 ? 0 : annTime / count,
-    exactMs: count === 0 ? 0 : exactTime / count,
   };
+  return measureRecall(input, params, new Rng(params.seed + 7919 * input.c), search, onQuery);
 }
 
 async function checkQuality(
@@ -278,6 +219,8 @@ async function checkQuality(
   let done = 0;
   const total = projected.spaces.length * Math.min(params.recallSample, source.products.length);
   for (const [c, space] of projected.spaces.entries()) {
+    // Every row of the table is live: any may be a query.
+    const slots = Array.from({ length: projected.rows[c].length / space.dims.length }, (_, i) => i);
     const full =
       raw.embeddings && source.modelKind === 'csn'
         ? conditionSpace(space.condition, 'csn', source.masks[c], source.embedDim, 0)
@@ -290,6 +233,7 @@ async function checkQuality(
           c,
           space,
           rows: projected.rows[c],
+          slots,
           index,
           fullRows: thresholded ? projectRows(raw.embeddings!, source.embedDim, full) : null,
           fullDim: full?.dims.length ?? 0,
@@ -308,18 +252,8 @@ function spaceRecords(
   params: BuildParams,
 ): Omit<StoreSpace, 'quality'>[] {
   return spaces.map((space, c) => {
-    const d = space.dims.length;
-    const n = rows[c].length / d;
-    const live = Array.from({ length: n }, (_, i) => i);
-    const pairs = randomPairDistances(
-      rows[c],
-      d,
-      live,
-      space.metric,
-      new Rng(params.seed + 104729 * (c + 1)),
-      params.quantilePairs,
-    );
-    return { ...space, quantiles: quantiles(pairs) };
+    const live = Array.from({ length: rows[c].length / space.dims.length }, (_, i) => i);
+    return { ...space, quantiles: distanceQuantiles(space, rows[c], live, params, c) };
   });
 }
 
