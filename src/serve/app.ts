@@ -13,6 +13,7 @@ import { createHeatmapCache, createThumbnailCache } from './cache.ts';
 import { SPEC_PATH, contractValidator, plainIntegers, uploadLimits } from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
 import { frontLayer } from './front.ts';
+import { similarHotPath } from './hot-path.ts';
 import { assignRequestId, createServeLogger, requestLogger } from './logging.ts';
 import { createMetrics, type ServeMetrics } from './metrics.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
@@ -65,6 +66,11 @@ export interface CreateAppOptions {
   logSample?: number;
   /** Check every response against openapi.yaml too (tests turn this on; it costs time per request). */
   validateResponses?: boolean;
+  /**
+   * Answer plain `GET /similar/{productId}` URLs ahead of the express chain (hot-path.ts). On by default; off when
+   * responses are validated, so that the contract sees every answer (tests compare both paths).
+   */
+  hotPath?: boolean;
   logger?: Logger;
 }
 
@@ -133,9 +139,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   app.disable('x-powered-by');
   app.set('etag', 'strong');
   app.use(frontMiddleware(options, log, metrics));
-  // Repeated GET /similar URLs and plain health probes are answered here, before validation and routing (see
-  // answer-cache.ts and healthProbe for why).
+  // Repeated GET /similar URLs, plain health probes and plain GET /similar URLs are answered here, before
+  // validation and routing (see answer-cache.ts, healthProbe and hot-path.ts for why).
   app.use(context.answers.middleware, healthProbe());
+  if (options.hotPath ?? !options.validateResponses) app.use(similarHotPath(context, spec));
   registerPages(app);
   // HEAD is GET without a body (RFC 9110): Node already dropped the body for this response, so route it as GET
   // and let the contract's GET operations answer probes that use HEAD.

@@ -40,36 +40,46 @@ export function contractValidator(
   ];
 }
 
-interface SpecParameter {
+/** A parameter of the contract, its `$ref` resolved. */
+export interface SpecParameter {
   $ref?: string;
   name?: string;
   in?: string;
-  schema?: { type?: string };
+  schema?: { type?: string } & Record<string, unknown>;
 }
 interface Spec {
   paths: Record<string, Record<string, { parameters?: SpecParameter[] }>>;
   components?: { parameters?: Record<string, SpecParameter> };
 }
 
-/** Names of the integer query parameters of each operation, keyed `METHOD route-template`. */
-export function integerQueryParameters(specText: string): Map<string, string[]> {
+/** Every operation's parameters, `$ref`s resolved, keyed `METHOD route-template`. */
+export function operationParameters(specText: string): Map<string, SpecParameter[]> {
   const spec = parseYaml(specText) as Spec;
   const resolve = (p: SpecParameter) =>
     p.$ref ? (spec.components?.parameters?.[p.$ref.split('/').pop() ?? ''] ?? {}) : p;
-  const found = new Map<string, string[]>();
+  const found = new Map<string, SpecParameter[]>();
   for (const [path, operations] of Object.entries(spec.paths)) {
     for (const [method, operation] of Object.entries(operations)) {
-      const names = (operation.parameters ?? [])
-        .map(resolve)
-        .filter((p) => p.in === 'query' && p.schema?.type === 'integer')
-        .map((p) => p.name ?? '');
-      if (names.length > 0) found.set(`${method.toUpperCase()} ${path}`, names);
+      found.set(`${method.toUpperCase()} ${path}`, (operation.parameters ?? []).map(resolve));
     }
   }
   return found;
 }
 
-const PLAIN_INTEGER = /^-?(0|[1-9][0-9]*)$/;
+/** Names of the integer query parameters of each operation, keyed `METHOD route-template`. */
+export function integerQueryParameters(specText: string): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  for (const [operation, parameters] of operationParameters(specText)) {
+    const names = parameters
+      .filter((p) => p.in === 'query' && p.schema?.type === 'integer')
+      .map((p) => p.name ?? '');
+    if (names.length > 0) found.set(operation, names);
+  }
+  return found;
+}
+
+/** How an integer query parameter must be written: ajv would also coerce `0x10`, `1e1`, `+5` and ` 5`. */
+export const PLAIN_INTEGER = /^-?(0|[1-9][0-9]*)$/;
 
 /** After the validator: integer query parameters must be written as plain decimal integers. */
 export function plainIntegers(specText: string): RequestHandler {

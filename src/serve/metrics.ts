@@ -18,6 +18,8 @@ export interface ServeMetrics {
   modelCalls: Histogram<'operation'>;
   /** Lookups in the caches by cache (answer, thumbnail, heatmap) and outcome (hit, miss). */
   cacheLookups: Counter<'cache' | 'outcome'>;
+  /** Plain GET /similar URLs taken by the hot path, by outcome (answered, or handed to the full path). */
+  hotPath: Counter<'outcome'>;
   /** The exposition text /metrics answers: this registry's, or all workers' when running as a cluster worker. */
   exposition(): Promise<string>;
 }
@@ -61,6 +63,13 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
     registers: [registry],
   });
 
+  const hotPath = new Counter({
+    name: 'dressmatch_hot_path_requests_total',
+    help: 'Plain GET /similar URLs answered ahead of the express chain (outcome=answered) or handed to it to word an error (outcome=handed_on)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+
   const observe: ServeMetrics['observe'] = (request, response, { aborted, ms }) => {
     if (aborted) return;
     // Route templates, not raw paths, keep label cardinality bounded. The validator knows the template even for
@@ -89,6 +98,7 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
     swaps,
     modelCalls,
     cacheLookups,
+    hotPath,
     exposition: source ?? (() => registry.metrics()),
   };
 }

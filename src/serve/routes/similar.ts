@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { decodeImage } from '../../catalogue/index.ts';
 import { heatmapInfo } from '../../explain/index.ts';
 import type { ModelRunner } from '../model-runner.ts';
+import type { ServedIndex } from '../served-index.ts';
 import { checkFilteredQuery, filteredGroups, listParam, needsFilteredPath } from '../filtered.ts';
 import { HttpProblem } from '../problem.ts';
 import {
@@ -64,6 +65,37 @@ async function readUpload(
   }
 }
 
+/** A validated `GET /similar/{productId}`: its path parameter and its query, as the contract types them. */
+export interface ProductSimilarRequest {
+  productId: string;
+  query: QueryOf<'getSimilar'>;
+}
+
+/** The answer to `GET /similar/{productId}` from one index version (the express route and hot-path.ts share it). */
+export async function similarToProduct(
+  index: ServedIndex,
+  { productId, query: params }: ProductSimilarRequest,
+): Promise<SimilarResponse> {
+  const k = Number(params.k ?? 10);
+  const { condition } = params;
+  const filters = listParam(params.filter);
+  const slot = requireSlot(index, productId);
+  const [own] = await index.store.vectors([slot]);
+  const query = { slot, vector: (c: number) => own[c] };
+  const heatmaps = index.model !== undefined;
+  const explain = params.explain ?? 'full';
+  const body: SimilarResponse = {
+    version: index.version,
+    k,
+    query: { source: 'product', product: toProduct(index, slot) },
+    groups: needsFilteredPath(condition, filters)
+      ? await filteredGroups(index, query, condition, filters, k, heatmaps, explain)
+      : await neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps, explain),
+  };
+  if (index.model) body.heatmap = heatmapInfo(index.model.description.kind);
+  return body;
+}
+
 export function registerSimilarRoutes(app: Express, context: RouteContext): void {
   const leaseIndex = withIndex(context.state);
   app.get(
@@ -71,23 +103,10 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
     leaseIndex,
     route<PathOf<'getSimilar'>, QueryOf<'getSimilar'>>(async (request, response) => {
       const index = leased(response);
-      const k = Number(request.query.k ?? 10);
-      const { condition } = request.query;
-      const filters = listParam(request.query.filter);
-      const slot = requireSlot(index, request.params.productId);
-      const [own] = await index.store.vectors([slot]);
-      const query = { slot, vector: (c: number) => own[c] };
-      const heatmaps = index.model !== undefined;
-      const explain = request.query.explain ?? 'full';
-      const body: SimilarResponse = {
-        version: index.version,
-        k,
-        query: { source: 'product', product: toProduct(index, slot) },
-        groups: needsFilteredPath(condition, filters)
-          ? await filteredGroups(index, query, condition, filters, k, heatmaps, explain)
-          : await neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps, explain),
-      };
-      if (index.model) body.heatmap = heatmapInfo(index.model.description.kind);
+      const body = await similarToProduct(index, {
+        productId: request.params.productId,
+        query: request.query,
+      });
       context.answers.send(request, response, index.version, body);
     }),
   );

@@ -1,0 +1,156 @@
+/**
+ * The hot path (src/serve/hot-path.ts) answers plain GET /similar URLs ahead of the express chain. Two real servers
+ * on the same bundle, one with it and one without, get the same URLs: plain ones it must answer, and every kind
+ * it must hand to the full path (filters, escapes, repeated or unknown parameters, values the contract refuses,
+ * unknown products). Status, headers and body bytes must be the same from both, and /metrics must show which
+ * path answered.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunningServer } from '../src/serve/server.ts';
+import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+
+let root: string;
+let fixture: ServeFixture;
+let hot: RunningServer;
+let full: RunningServer;
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'dressmatch-hot-path-'));
+  fixture = await buildServeFixture(root, { products: 24, now: () => new Date('2026-01-02T03:04:05.000Z') });
+  // No answer cache: every answer is computed by the path under test.
+  const options = { ...fixture.served, modelPath: fixture.modelPath, answerCacheBytes: 0 };
+  hot = await startLocalServer({ ...options, hotPath: true });
+  full = await startLocalServer({ ...options, hotPath: false });
+  await Promise.all([hot.ready, full.ready]);
+});
+
+after(async () => {
+  await Promise.all([hot?.stop(), full?.stop()]);
+  await rm(root, { recursive: true, force: true });
+});
+
+/** URLs the hot path answers itself. */
+function plainUrls(): string[] {
+  const [a, b] = [fixture.products[0].id, fixture.products[7].id];
+  const [c0, c1, c2] = fixture.catalogue.conditions;
+  return [
+    `/similar/${a}`,
+    `/similar/${a}?condition=${c0}&k=5`,
+    `/similar/${b}?k=3&condition=${c2}&explain=summary`,
+    `/similar/${b}?explain=none`,
+    `/similar/${a}?k=1`,
+    `/similar/${a}?k=100&condition=${c1}`,
+    `/similar/${b}?condition=${c0}:2,${c1}:1&k=4`,
+  ];
+}
+
+/** URLs the hot path must hand to the full path: each is an error, or needs decoding or filtering. */
+function handedOnUrls(): string[] {
+  const a = fixture.products[0].id;
+  const [c0] = fixture.catalogue.conditions;
+  return [
+    `/similar/no-such-product?k=3`,
+    `/similar/${a}?condition=no-such-condition`,
+    `/similar/${a}?condition=${c0}:2,no-such:1`,
+    `/similar/${a}?condition=`,
+    `/similar/${a}?k=0`,
+    `/similar/${a}?k=101`,
+    `/similar/${a}?k=01`,
+    `/similar/${a}?k=1e1`,
+    `/similar/${a}?k=+5`,
+    `/similar/${a}?k=%205`,
+    `/similar/${a}?k=3&k=4`,
+    `/similar/${a}?explain=most`,
+    `/similar/${a}?colour=red`,
+    `/similar/${a}?k`,
+    `/similar/${a}?=5`,
+    `/similar/${a}?`,
+    `/similar/${a}?k=3&`,
+    `/similar/${a}?condition=${c0}&filter=${c0}:red`,
+    `/similar/${encodeURIComponent(a).replace('-', '%2D')}?k=2`,
+    `/similar/${a}/`,
+    `/Similar/${a}?k=2`,
+    `/similar/${'x'.repeat(257)}`,
+  ];
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/**
+ * A raw GET over node:http (fetch would normalise the URL and add headers), with the same request id for both
+ * servers: problems carry it.
+ */
+function rawGet(server: RunningServer, path: string, method = 'GET'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(server.url);
+    const headers = { 'x-request-id': 'hot-path-test' };
+    const call = request({ hostname, port, path, method, headers }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body }),
+      );
+    });
+    call.on('error', reject).end();
+  });
+}
+
+/** Headers that differ between any two responses (the clock, the socket). */
+const PER_RESPONSE = new Set(['date', 'connection', 'keep-alive']);
+
+function sameAnswer(url: string, fromHot: Answer, fromFull: Answer): void {
+  assert.equal(fromHot.status, fromFull.status, `${url}: same status`);
+  assert.equal(fromHot.body, fromFull.body, `${url}: same body bytes`);
+  const headers = (answer: Answer) =>
+    Object.entries(answer.headers).filter(([name]) => !PER_RESPONSE.has(name));
+  assert.deepEqual(headers(fromHot), headers(fromFull), `${url}: same headers, in the same order`);
+}
+
+async function hotPathCount(outcome: 'answered' | 'handed_on'): Promise<number> {
+  const text = (await rawGet(hot, '/metrics')).body;
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`dressmatch_hot_path_requests_total{outcome="${outcome}"}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+test('plain GET /similar URLs: the hot path answers them, with the bytes and headers of the full path', async () => {
+  const before = await hotPathCount('answered');
+  for (const url of plainUrls()) {
+    const [fromHot, fromFull] = [await rawGet(hot, url), await rawGet(full, url)];
+    assert.equal(fromFull.status, 200, `${url}: ${fromFull.body}`);
+    sameAnswer(url, fromHot, fromFull);
+  }
+  assert.equal(
+    (await hotPathCount('answered')) - before,
+    plainUrls().length,
+    'every plain URL took the hot path',
+  );
+});
+
+test('errors, filters, escapes and odd queries go to the full path and get its answers', async () => {
+  const answered = await hotPathCount('answered');
+  for (const url of handedOnUrls()) {
+    const [fromHot, fromFull] = [await rawGet(hot, url), await rawGet(full, url)];
+    sameAnswer(url, fromHot, fromFull);
+  }
+  for (const url of [`/similar/${fixture.products[0].id}?k=2`]) {
+    sameAnswer(`HEAD ${url}`, await rawGet(hot, url, 'HEAD'), await rawGet(full, url, 'HEAD'));
+  }
+  const unknownProducts = handedOnUrls().filter((url) => url.includes('no-such')).length;
+  assert.equal(await hotPathCount('answered'), answered, 'the hot path answered none of them');
+  assert.ok(
+    (await hotPathCount('handed_on')) >= unknownProducts,
+    'the URLs that passed its check but named unknown things were handed on',
+  );
+});
