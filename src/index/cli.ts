@@ -70,7 +70,7 @@ function describeReport(report: BuildReport, imagesPerSecond: number): string {
     .join('\n');
 }
 
-interface IndexFlags {
+interface IndexFlags extends StoreFlags {
   model: string;
   dataDir: string;
   out: string;
@@ -86,10 +86,29 @@ interface IndexFlags {
   seed: number;
   backend: BackendPreference;
   json?: boolean;
-  store: StoreKind;
-  uri?: string;
   shard?: string;
   commit?: boolean;
+}
+
+/** Which store a command writes or reads, and where a LanceDB one is (the index job and the service both ask). */
+export interface StoreFlags {
+  store: StoreKind;
+  uri?: string;
+}
+
+export function storeOption(description: string): Option {
+  return new Option('--store <kind>', description).choices(STORE_KINDS).default(STORE_KINDS[0]);
+}
+
+export const URI_OPTION = [
+  '--uri <path|s3://...>',
+  'LanceDB database of --store lancedb (local directory or object store URI)',
+] as const;
+
+/** The LanceDB URI of `--store lancedb`, which cannot do without one. */
+export function lanceUri(flags: StoreFlags): string {
+  if (!flags.uri) throw new Error('--store lancedb needs --uri <directory or s3://bucket/path>');
+  return flags.uri;
 }
 
 async function runIndex(flags: IndexFlags): Promise<void> {
@@ -116,7 +135,7 @@ async function runIndex(flags: IndexFlags): Promise<void> {
     if (flags.store === 'lancedb') {
       const { runLanceJob } = await import('./store/lance-cli.ts');
       const common = { ...lanceOptions(flags), log, onProgress: bars.onProgress };
-      const done = await runLanceJob(flags, source, catalogue, common, (r) =>
+      const done = await runLanceJob({ ...flags, uri: lanceUri(flags) }, source, catalogue, common, (r) =>
         qualityTable(r.quality, new Map()),
       );
       bars.stop();
@@ -401,15 +420,8 @@ function registerIndexCommand(program: Command): void {
     )
     .option('--seed <n>', 'seed of HNSW levels and of the samples', integer('--seed', 0), p.seed)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_PREFERENCES).default('auto'))
-    .addOption(
-      new Option('--store <kind>', 'where to publish: an hnswlib bundle (--out) or a LanceDB table (--uri)')
-        .choices(STORE_KINDS)
-        .default(STORE_KINDS[0]),
-    )
-    .option(
-      '--uri <path|s3://...>',
-      'LanceDB database of --store lancedb (local directory or object store URI)',
-    )
+    .addOption(storeOption('where to publish: an hnswlib bundle (--out) or a LanceDB table (--uri)'))
+    .option(...URI_OPTION)
     .option(
       '--shard <i/n>',
       'lancedb: embed only share i of n (0-based) into a staging table; publish with --commit',

@@ -1,15 +1,13 @@
 /** `dressmatch serve`: the HTTP API, web page and docs over an index bundle. Flag defaults live in defaults.ts. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { STORE_KINDS, type StoreKind } from '../index/defaults.ts';
+import { lanceUri, storeOption, URI_OPTION, type StoreFlags } from '../index/cli.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
 import { integer } from '../util/cli.ts';
 import { MODEL_THREADS, SERVE_DEFAULTS as D, type ModelThread } from './defaults.ts';
 import type { StartServerOptions } from './server.ts';
 
-interface ServeFlags {
+interface ServeFlags extends StoreFlags {
   index: string;
-  store: StoreKind;
-  uri?: string;
   model?: string;
   images?: string;
   host: string;
@@ -41,15 +39,8 @@ const ms = (name: string) => integer(name, 1, 3_600_000);
 function sourceOptions(command: Command): Command {
   return command
     .option('--index <dir>', 'index bundle directory (holding manifest.json)', D.indexDir)
-    .addOption(
-      new Option('--store <kind>', 'where the index lives: the embedded hnswlib bundle, or a LanceDB table')
-        .choices(STORE_KINDS)
-        .default(STORE_KINDS[0]),
-    )
-    .option(
-      '--uri <path|s3://...>',
-      'LanceDB database of --store lancedb (local directory or object store URI)',
-    )
+    .addOption(storeOption('where the index lives: the embedded hnswlib bundle, or a LanceDB table'))
+    .option(...URI_OPTION)
     .option(
       '--model <checkpoint>',
       'model checkpoint the index was built with (enables uploads and heat maps)',
@@ -190,9 +181,7 @@ function exposureOptions(command: Command): Command {
 
 /** The bundle directory, or the LanceDB URI (required with --store lancedb). */
 function storeLocation(flags: ServeFlags): string {
-  if (flags.store === 'hnswlib') return flags.index;
-  if (!flags.uri) throw new Error('--store lancedb needs --uri <directory or s3://bucket/path>');
-  return flags.uri;
+  return flags.store === 'hnswlib' ? flags.index : lanceUri(flags);
 }
 
 function toOptions(flags: ServeFlags): StartServerOptions {

@@ -11,7 +11,8 @@ import { commitShards, embedShard, parseShard } from './lance-shards.ts';
 import type { StoreFieldType, StoreFieldValue, StoreProduct } from './types.ts';
 
 export interface LanceJobFlags {
-  uri?: string;
+  /** The LanceDB database (the command checked it was given). */
+  uri: string;
   shard?: string;
   commit?: boolean;
 }
@@ -58,7 +59,6 @@ export async function runLanceJob(
   options: LanceBuildOptions,
   table: (report: { quality: LanceBuildReport['quality'] }) => string,
 ): Promise<{ text: string; report: unknown }> {
-  if (!flags.uri) throw new Error('--store lancedb needs --uri <directory or s3://bucket/path>');
   if (flags.shard && flags.commit)
     throw new Error('--shard embeds one share and --commit publishes them: use one');
   if (flags.shard) {
