@@ -5,37 +5,26 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_HEATMAP_METHOD, HEATMAP_LEGEND, HEATMAP_METHODS, methodsFor } from '../src/explain/index.ts';
 import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import { startServedFixture, type ServeFixture, type ServedFixture } from './fixtures/serve/build.ts';
 
 type Schemas = components['schemas'];
 
-let root: string;
+let served: ServedFixture;
 let fixture: ServeFixture;
 let server: RunningServer;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-explain-serve-'));
-  fixture = await buildServeFixture(root);
-  server = await startLocalServer({
-    indexDir: fixture.indexDir,
-    modelPath: fixture.modelPath,
-    validateResponses: true,
-  });
-  await server.ready;
+  served = await startServedFixture('dressmatch-explain-serve-');
+  ({ fixture, server } = served);
 });
 
-after(async () => {
-  await server?.stop();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => served?.close());
 
 test('openapi.yaml lists exactly the heat-map methods of src/explain', async () => {
   const spec = parseYaml(await readFile('openapi.yaml', 'utf8')) as {

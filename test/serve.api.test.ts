@@ -5,41 +5,35 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { parse as parseYaml } from 'yaml';
 import { openBundle, type IndexBundle } from '../src/index/index.ts';
 import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import {
+  startLocalServer,
+  startServedFixture,
+  type ServeFixture,
+  type ServedFixture,
+} from './fixtures/serve/build.ts';
 
 type Schemas = components['schemas'];
 
 const MAX_UPLOAD = 200 * 1024;
-let root: string;
+let served: ServedFixture;
 let fixture: ServeFixture;
 let server: RunningServer;
 let bundle: IndexBundle;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-api-'));
-  fixture = await buildServeFixture(root);
+  served = await startServedFixture('dressmatch-serve-api-', {}, { maxUploadBytes: MAX_UPLOAD });
+  ({ fixture, server } = served);
   bundle = await openBundle(fixture.indexDir);
-  server = await startLocalServer({
-    ...fixture.served,
-    modelPath: fixture.modelPath,
-    maxUploadBytes: MAX_UPLOAD,
-    validateResponses: true,
-  });
-  await server.ready;
 });
 
-after(async () => {
-  await server?.stop();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => served?.close());
 
 async function get(path: string, init?: RequestInit): Promise<Response> {
   return fetch(`${server.url}${path}`, init);

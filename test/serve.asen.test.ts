@@ -4,38 +4,28 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { openBundle, type IndexBundle } from '../src/index/index.ts';
 import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import { startServedFixture, type ServeFixture, type ServedFixture } from './fixtures/serve/build.ts';
 
 type Schemas = components['schemas'];
 
-let root: string;
+let served: ServedFixture;
 let fixture: ServeFixture;
 let server: RunningServer;
 let bundle: IndexBundle;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-asen-'));
-  fixture = await buildServeFixture(root, { kind: 'asen', products: 24 });
+  served = await startServedFixture('dressmatch-serve-asen-', { kind: 'asen', products: 24 });
+  ({ fixture, server } = served);
   bundle = await openBundle(fixture.indexDir);
-  server = await startLocalServer({
-    indexDir: fixture.indexDir,
-    modelPath: fixture.modelPath,
-    validateResponses: true,
-  });
-  await server.ready;
 });
 
-after(async () => {
-  await server?.stop();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => served?.close());
 
 test('ASEN: cosine neighbours, unit mask weights, shares of the normalised distance', async () => {
   const ready = (await (await fetch(`${server.url}/readyz`)).json()) as Schemas['Readiness'];

@@ -6,37 +6,27 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openBundle, resolveCondition, type IndexBundle } from '../src/index/index.ts';
 import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import { startServedFixture, type ServeFixture, type ServedFixture } from './fixtures/serve/build.ts';
 
 type Schemas = components['schemas'];
 
-let root: string;
+let served: ServedFixture;
 let fixture: ServeFixture;
 let server: RunningServer;
 let bundle: IndexBundle;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-filters-'));
-  fixture = await buildServeFixture(root, { products: 80 });
+  served = await startServedFixture('dressmatch-serve-filters-', { products: 80 });
+  ({ fixture, server } = served);
   bundle = await openBundle(fixture.indexDir);
-  server = await startLocalServer({
-    ...fixture.served,
-    modelPath: fixture.modelPath,
-    validateResponses: true,
-  });
-  await server.ready;
 });
 
-after(async () => {
-  await server?.stop();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => served?.close());
 
 async function json<T>(path: string, init?: RequestInit): Promise<{ response: Response; body: T }> {
   const response = await fetch(`${server.url}${path}`, init);

@@ -8,13 +8,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import {
+  GOLDEN_FIXTURE,
+  startServedFixture,
+  type ServeFixture,
+  type ServedFixture,
+} from './fixtures/serve/build.ts';
 
 // The cpu backend is plain JavaScript: the same floats on every machine (native or SIMD kernels may differ in the
 // last bits). Set before the fixture builds the model; the server's model worker inherits it.
@@ -30,21 +34,17 @@ interface GoldenEntry {
   body: unknown;
 }
 
-let root: string;
+let served: ServedFixture;
 let fixture: ServeFixture;
 let server: RunningServer;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-golden-'));
-  fixture = await buildServeFixture(root, { products: 24, now: () => new Date('2026-01-02T03:04:05.000Z') });
-  server = await startLocalServer({ ...fixture.served, modelPath: fixture.modelPath });
-  await server.ready;
+  // As served in production: the contract does not check responses, so GET /similar takes the hot path.
+  served = await startServedFixture('dressmatch-serve-golden-', GOLDEN_FIXTURE, { validateResponses: false });
+  ({ fixture, server } = served);
 });
 
-after(async () => {
-  await server?.stop();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => served?.close());
 
 /** The requests whose answers are pinned: one condition and all conditions, by product and by upload. */
 function requests(): { label: string; path: string; init?: RequestInit; image?: string }[] {

@@ -5,10 +5,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
@@ -16,12 +15,18 @@ import { crc32, deflateSync } from 'node:zlib';
 import { pino } from 'pino';
 import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import {
+  startLocalServer,
+  startServedFixture,
+  type ServeFixture,
+  type ServedFixture,
+} from './fixtures/serve/build.ts';
 
 type Problem = components['schemas']['Problem'];
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const MAX_UPLOAD = 256 * 1024;
+let served: ServedFixture;
 let root: string;
 let fixture: ServeFixture;
 let server: RunningServer;
@@ -29,32 +34,28 @@ let server: RunningServer;
 const logs: { level: number; msg: string }[] = [];
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-hostile-'));
-  fixture = await buildServeFixture(root, { products: 24 });
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as never);
       done();
     },
   });
-  server = await startLocalServer({
-    indexDir: fixture.indexDir,
-    modelPath: fixture.modelPath,
-    maxUploadBytes: MAX_UPLOAD,
-    validateResponses: true,
-    pollIntervalMs: 100,
-    requestTimeoutMs: 1500,
-    headersTimeoutMs: 1000,
-    maxQueuedHeatmaps: 2,
-    logger: pino({ level: 'info' }, sink),
-  });
-  await server.ready;
+  served = await startServedFixture(
+    'dressmatch-serve-hostile-',
+    { products: 24 },
+    {
+      maxUploadBytes: MAX_UPLOAD,
+      pollIntervalMs: 100,
+      requestTimeoutMs: 1500,
+      headersTimeoutMs: 1000,
+      maxQueuedHeatmaps: 2,
+      logger: pino({ level: 'info' }, sink),
+    },
+  );
+  ({ root, fixture, server } = served);
 });
 
-after(async () => {
-  await server?.stop();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => served?.close());
 
 function url(path: string): string {
   return `${server.url}${path}`;
@@ -309,7 +310,10 @@ describe('issue 16: every bad input gets a precise answer', () => {
     await copyFile(manifest, good);
     const before = server.state.index?.version;
     try {
-      await writeFile(manifest, '{"current": 12, garbage');
+      // Written whole, then renamed into place: the server polls every 100 ms, and a read of a half-written file
+      // would be a second, different problem (this test failed that way under load).
+      await writeFile(`${manifest}.tmp`, '{"current": 12, garbage');
+      await rename(`${manifest}.tmp`, manifest);
       // 15 polls at 100 ms
       for (let i = 0; i < 15; i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));

@@ -8,30 +8,37 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { RunningServer } from '../src/serve/server.ts';
-import { buildServeFixture, startLocalServer, type ServeFixture } from './fixtures/serve/build.ts';
+import {
+  GOLDEN_FIXTURE,
+  startLocalServer,
+  startServedFixture,
+  type ServeFixture,
+  type ServedFixture,
+} from './fixtures/serve/build.ts';
 
-let root: string;
+let served: ServedFixture;
 let fixture: ServeFixture;
 let hot: RunningServer;
 let full: RunningServer;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'dressmatch-hot-path-'));
-  fixture = await buildServeFixture(root, { products: 24, now: () => new Date('2026-01-02T03:04:05.000Z') });
   // No answer cache: every answer is computed by the path under test.
-  const options = { ...fixture.served, modelPath: fixture.modelPath, answerCacheBytes: 0 };
-  hot = await startLocalServer({ ...options, hotPath: true });
-  full = await startLocalServer({ ...options, hotPath: false });
-  await Promise.all([hot.ready, full.ready]);
+  const options = { answerCacheBytes: 0, validateResponses: false };
+  served = await startServedFixture('dressmatch-hot-path-', GOLDEN_FIXTURE, { ...options, hotPath: true });
+  ({ fixture, server: hot } = served);
+  full = await startLocalServer({
+    ...fixture.served,
+    modelPath: fixture.modelPath,
+    ...options,
+    hotPath: false,
+  });
+  await full.ready;
 });
 
 after(async () => {
-  await Promise.all([hot?.stop(), full?.stop()]);
-  await rm(root, { recursive: true, force: true });
+  await full?.stop();
+  await served?.close();
 });
 
 /** URLs the hot path answers itself. */
