@@ -58,6 +58,39 @@ test('identical vectors have zero distance and zero shares', () => {
   assert.equal(breakdown.restShare, 0);
 });
 
+test('the top dimensions are the head of a full sort by share, ties to the lower dimension', () => {
+  let seed = 1;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  // Coordinates on a coarse grid, so that equal terms (ties) are common.
+  const coordinate = () => Math.round(random() * 4) / 2;
+  for (let round = 0; round < 2000; round++) {
+    const n = 1 + Math.floor(random() * 70);
+    const [u, v] = [Array.from({ length: n }, coordinate), Array.from({ length: n }, coordinate)];
+    const space: SpaceDescription = {
+      condition: 'c',
+      metric: random() < 0.5 ? 'l2' : 'cosine',
+      dims: Array.from({ length: n }, (_, i) => 3 * i),
+      weights: Array.from({ length: n }, () => 1),
+    };
+    const top = Math.floor(random() * 8);
+    const breakdown = dimensionBreakdown(u, v, space, top);
+    // The squared terms, worked out here (normalised vectors for cosine, scaled as the explain stage does, so
+    // that ties stay ties).
+    const scale = (w: number[]) =>
+      space.metric === 'cosine' ? 1 / (Math.sqrt(w.reduce((sum, x) => sum + x * x, 0)) || 1) : 1;
+    const [su, sv] = [scale(u), scale(v)];
+    const sorted = u
+      .map((x, i) => ({ term: (x * su - v[i] * sv) ** 2, dim: 3 * i }))
+      .sort((x, y) => y.term - x.term || x.dim - y.dim)
+      .slice(0, Math.min(top, n));
+    assert.deepEqual(
+      breakdown.top.map((c) => c.dim),
+      sorted.map((x) => x.dim),
+      `round ${round}: the ${top} largest of ${n}`,
+    );
+  }
+});
+
 test('cosine spaces: distance is 1 - cos and shares come from the normalised vectors', () => {
   const space: SpaceDescription = { condition: 'sleeve', metric: 'cosine', dims: [0, 1], weights: [1, 1] };
   // cos([3,4],[4,3]) = 24/25; normalised difference [-0.2, 0.2], squared sum 0.08 = 2 (1 - 0.96)
