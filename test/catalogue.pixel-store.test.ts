@@ -97,6 +97,11 @@ describe('pixel store', () => {
     assert.equal(other.keptImages, 0, 'resize-crop rows are not fit-pad rows');
     const bigger = await ImageCache.load(catalogue, SIZE + 8);
     assert.equal(bigger.keptImages, 0, 'rows of another size are not read');
+    // 10 rows of 256 px are 1.9 MiB: written in runs of about 1 MiB, read back whole.
+    const large = await ImageCache.load(catalogue, 256);
+    const largeAgain = await ImageCache.load(catalogue, 256);
+    assert.equal(largeAgain.keptImages, catalogue.products.length, 'every 256 px image is read back');
+    assert.deepEqual(bytesOf(largeAgain), bytesOf(large));
   });
 
   test('a changed image file is decoded again, never served from the old rows', async () => {

@@ -120,12 +120,20 @@ export class PixelStore {
     this.added.add(digest);
     const writer = (this.writer ??= startWriter(this.dir));
     if (writer.failed) return;
-    const row = writer.digests.length;
     writer.digests.push(Buffer.from(digest, 'hex'));
+    writer.buffered.push(Buffer.from(bytes));
     this.stats.added++;
-    const copy = Buffer.from(bytes);
+    // Rows go to disk in runs of about 1 MiB, not one file write per image on the pool that decodes.
+    if (writer.buffered.length * this.rowBytes >= 1 << 20) this.flushRows(writer);
+  }
+
+  private flushRows(writer: Writer): void {
+    if (writer.buffered.length === 0) return;
+    const run = Buffer.concat(writer.buffered);
+    const at = (writer.digests.length - writer.buffered.length) * this.rowBytes;
+    writer.buffered = [];
     writer.chain = writer.chain.then(async () => {
-      await (await writer.ready).write(copy, 0, copy.length, row * copy.length);
+      await (await writer.ready).write(run, 0, run.length, at);
     });
     // Failures surface in close(); until then nobody awaits the chain.
     writer.chain.catch(() => {
@@ -149,6 +157,7 @@ export class PixelStore {
     let handle: FileHandle | undefined;
     try {
       handle = await writer.ready;
+      this.flushRows(writer);
       await writer.chain;
       const footer: Footer = {
         format: 1,
@@ -178,6 +187,8 @@ interface Writer {
   ready: Promise<FileHandle>;
   chain: Promise<void>;
   digests: Buffer[];
+  /** Rows added but not yet handed to the file (the last ones of `digests`). */
+  buffered: Buffer[];
   failed: boolean;
 }
 
@@ -185,7 +196,7 @@ interface Writer {
 function startWriter(dir: string): Writer {
   const path = join(dir, `${Date.now()}-${process.pid}-${randomBytes(4).toString('hex')}.seg`);
   const ready = mkdir(dir, { recursive: true }).then(() => open(`${path}.tmp`, 'wx'));
-  const writer: Writer = { path, ready, chain: Promise.resolve(), digests: [], failed: false };
+  const writer: Writer = { path, ready, chain: Promise.resolve(), digests: [], buffered: [], failed: false };
   ready.catch(() => {
     writer.failed = true;
   });
