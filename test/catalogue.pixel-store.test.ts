@@ -4,7 +4,7 @@
  * leaves every decoded pixel as it was. Real rendered demo JPEGs and the importers' fixture images.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
@@ -31,6 +31,12 @@ async function filesUnder(dir: string, pattern: RegExp): Promise<string[]> {
 async function segments(root: string): Promise<string[]> {
   return filesUnder(join(root, PIXEL_DIR), /\.seg$/).catch(() => []);
 }
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 function warnings(): { warn: (object: object, message: string) => void; messages: string[] } {
   const messages: string[] = [];
@@ -128,6 +134,12 @@ describe('pixel store', () => {
     await ImageCache.load(catalogue, SIZE);
     const [segment] = await segments(catalogue.root);
     await truncate(segment, 1000);
+    // What a killed job leaves: a day-old one is removed, a fresh one (a job still writing) is left alone.
+    const [old, fresh] = [`${segment}-old.seg.tmp`, `${segment}-fresh.seg.tmp`];
+    await writeFile(old, 'half');
+    await writeFile(fresh, 'half');
+    const dayAgo = new Date(Date.now() - 25 * 3600 * 1000);
+    await utimes(old, dayAgo, dayAgo);
     const log = warnings();
     const again = await ImageCache.load(catalogue, SIZE, { log });
     assert.equal(again.keptImages, 0, 'no row comes from the damaged segment');
@@ -138,6 +150,11 @@ describe('pixel store', () => {
     assert.deepEqual(
       bytesOf(again),
       reference.map((r) => Buffer.from(r)),
+    );
+    assert.deepEqual(
+      [await exists(old), await exists(fresh)],
+      [false, true],
+      'only the abandoned temporary segment is removed',
     );
   });
 

@@ -14,7 +14,7 @@
  * (uint32 LE) and the magic "DMPIXSEG".
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { ImageFit } from './images.ts';
@@ -86,12 +86,14 @@ export class PixelStore {
   ): Promise<PixelStore | null> {
     if (!pixelStoreEnabled()) return null;
     const dir = join(root, PIXEL_DIR, `${size}-${fit}-${decoderVersion()}`);
-    let names: string[] = [];
+    let all: string[] = [];
     try {
-      names = (await readdir(dir)).filter((name) => name.endsWith('.seg')).sort();
+      all = await readdir(dir);
     } catch {
       // No folder yet: nothing kept.
     }
+    await removeAbandoned(dir, all);
+    const names = all.filter((name) => name.endsWith('.seg')).sort();
     const segments: Segment[] = [];
     for (const name of names) {
       const segment = await readSegment(join(dir, name), size, fit, log);
@@ -201,6 +203,18 @@ function startWriter(dir: string): Writer {
     writer.failed = true;
   });
   return writer;
+}
+
+/** Segments a killed job left half-written (a day old: a running job finishes its segment in far less). */
+async function removeAbandoned(dir: string, names: string[]): Promise<void> {
+  for (const name of names.filter((n) => n.endsWith('.seg.tmp'))) {
+    const path = join(dir, name);
+    const age = await stat(path).then(
+      (info) => Date.now() - info.mtimeMs,
+      () => 0,
+    );
+    if (age > 24 * 3600 * 1000) await rm(path, { force: true }).catch(() => undefined);
+  }
 }
 
 /** A segment's digest table, or null (with a warning) when the file is not a whole segment of this kind. */
