@@ -1,9 +1,11 @@
 /**
  * Embedding speed of the index job: product images decoded and run through the model, images/s. Compares, in the
  * same run and alternating, the pipeline as it was (reference copy below: decode each image from its path, 4 at a
- * time, batches of 64, one wasm thread) with the index job's pipeline now (createModelSource + the bundle build's
- * batch loop, wasm threads on). Both embed the same rendered demo catalogue with the same seeded model and must
- * give the same vectors.
+ * time, sharp's operation cache on, batches of 64, one wasm thread) with the index job's pipeline now
+ * (createModelSource + the bundle build's batch loop, wasm threads on), twice: cold (no decoded pixels kept beside
+ * the catalogue: every image is decoded, and kept) and warm (the pixels training or an earlier run kept are read
+ * back). All embed the same rendered demo catalogue with the same seeded model and must give the same vectors.
+ * Each measurement runs in its own process and records the load average when it ends.
  *
  *   npx tsx bench/index-embed.ts [--count 1200] [--rounds 3]
  *
@@ -18,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import { generateDemoCatalogue, loadCatalogue } from '../src/catalogue/index.ts';
+import { generateDemoCatalogue, loadCatalogue, PIXEL_DIR } from '../src/catalogue/index.ts';
 import { mapWithConcurrency } from '../src/catalogue/pool.ts';
 import { createModelSource, fingerprintProducts, type BundleSource } from '../src/index/index.ts';
 import { createModel, defaultModelConfig, selectBackend, type SimilarityModel } from '../src/model/index.ts';
@@ -32,13 +34,20 @@ const COUNT = Number(flag('--count', '1200'));
 const ROUNDS = Number(flag('--rounds', '3'));
 const BATCH = 64;
 
+type Pipeline = 'before' | 'cold' | 'warm';
+const PIPELINES: Pipeline[] = ['before', 'cold', 'warm'];
+
 interface Measurement {
-  pipeline: 'before' | 'after';
+  pipeline: Pipeline;
   threads: number;
   images: number;
   seconds: number;
   imagesPerSecond: number;
+  /** CPU time of the whole process (all threads) per image: the work, whatever the load. */
+  cpuMsPerImage: number;
   vectorsSha256: string;
+  /** os.loadavg() when the measurement ended. */
+  loadAverage: number[];
 }
 
 function hash(vectors: Float32Array): string {
@@ -96,10 +105,14 @@ async function embedAfter(source: BundleSource, count: number, embedDim: number)
     const rows = await pending;
     out.set(rows.embeddings!, begin * embedDim);
   }
+  // The build calls finish() after its loop: a cold run writes the pixels it decoded (timed, as in the job).
+  await source.finish?.();
   return out;
 }
 
-async function worker(pipeline: 'before' | 'after', dataDir: string): Promise<Measurement> {
+async function worker(pipeline: Pipeline, dataDir: string): Promise<Measurement> {
+  // src/catalogue switches libvips' operation cache off on import; the reference ran with sharp's defaults.
+  if (pipeline === 'before') sharp.cache({ memory: 50, files: 20, items: 100 });
   await selectBackend('wasm', { info: () => {}, warn: () => {} });
   const catalogue = await loadCatalogue(dataDir, { checkImages: false });
   const model = createModel(
@@ -112,15 +125,18 @@ async function worker(pipeline: 'before' | 'after', dataDir: string): Promise<Me
     modelId: 'bench',
     catalogue,
     products: await fingerprintProducts(catalogue),
+    keepPixels: pipeline !== 'before',
   });
   // Warm up the model (first calls compile and allocate) on one batch.
   await embedBefore(model, catalogue.root, images.slice(0, BATCH));
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const vectors =
     pipeline === 'before'
       ? await embedBefore(model, catalogue.root, images)
       : await embedAfter(source, images.length, model.config.embedDim);
   const seconds = (performance.now() - start) / 1000;
+  const { user, system } = process.cpuUsage(cpu);
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   return {
     pipeline,
@@ -128,22 +144,40 @@ async function worker(pipeline: 'before' | 'after', dataDir: string): Promise<Me
     images: images.length,
     seconds,
     imagesPerSecond: images.length / seconds,
+    cpuMsPerImage: (user + system) / 1000 / images.length,
     vectorsSha256: hash(vectors),
+    loadAverage: os.loadavg(),
   };
 }
 
-async function child(pipeline: 'before' | 'after', dataDir: string): Promise<Measurement> {
+async function child(pipeline: Pipeline, dataDir: string): Promise<Measurement> {
   const env = { ...process.env };
+  delete env.DRESSMATCH_PIXEL_CACHE;
   if (pipeline === 'before') env.DRESSMATCH_WASM_THREADS = '1';
   else delete env.DRESSMATCH_WASM_THREADS;
+  // Cold: nothing kept beside the catalogue (the run keeps what it decodes, so the warm one after it reads back).
+  if (pipeline === 'cold') await rm(join(dataDir, PIXEL_DIR), { recursive: true, force: true });
   const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', pipeline, '--data', dataDir];
   const { stdout } = await promisify(execFile)(process.execPath, args, { env, maxBuffer: 2 ** 24 });
   return JSON.parse(stdout.trim().split('\n').pop() ?? '') as Measurement;
 }
 
+interface Round {
+  round: number;
+  before: Measurement;
+  cold: Measurement;
+  warm: Measurement;
+  coldSpeedup: number;
+  warmSpeedup: number;
+  sameVectors: boolean;
+}
+
+const loads = (r: Round): string =>
+  [r.before, r.cold, r.warm].map((m) => m.loadAverage[0].toFixed(1)).join(', ');
+
 async function main(): Promise<void> {
-  const workerPipeline = flag('--worker', '');
-  if (workerPipeline === 'before' || workerPipeline === 'after') {
+  const workerPipeline = flag('--worker', '') as Pipeline;
+  if (PIPELINES.includes(workerPipeline)) {
     const result = await worker(workerPipeline, flag('--data', ''));
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return;
@@ -153,18 +187,31 @@ async function main(): Promise<void> {
     const dataDir = join(scratch, 'catalogue');
     process.stderr.write(`rendering ${COUNT} demo products ...\n`);
     await generateDemoCatalogue(dataDir, { count: COUNT, seed: 7 });
-    const rounds: { round: number; before: Measurement; after: Measurement; speedup: number }[] = [];
+    const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      const before = await child('before', dataDir);
-      const after = await child('after', dataDir);
-      rounds.push({ round, before, after, speedup: after.imagesPerSecond / before.imagesPerSecond });
+      const [before, cold, warm] = [
+        await child('before', dataDir),
+        await child('cold', dataDir),
+        await child('warm', dataDir),
+      ];
+      const r: Round = {
+        round,
+        before,
+        cold,
+        warm,
+        coldSpeedup: cold.imagesPerSecond / before.imagesPerSecond,
+        warmSpeedup: warm.imagesPerSecond / before.imagesPerSecond,
+        sameVectors:
+          cold.vectorsSha256 === before.vectorsSha256 && warm.vectorsSha256 === before.vectorsSha256,
+      };
+      rounds.push(r);
       process.stderr.write(
-        `round ${round}: before ${before.imagesPerSecond.toFixed(0)} images/s (${before.threads} thread), ` +
-          `after ${after.imagesPerSecond.toFixed(0)} images/s (${after.threads} threads), ` +
-          `${(after.imagesPerSecond / before.imagesPerSecond).toFixed(2)}x, same vectors: ${before.vectorsSha256 === after.vectorsSha256}\n`,
+        `round ${round}: before ${before.imagesPerSecond.toFixed(0)}, cold ${cold.imagesPerSecond.toFixed(0)} ` +
+          `(${r.coldSpeedup.toFixed(2)}x), warm ${warm.imagesPerSecond.toFixed(0)} (${r.warmSpeedup.toFixed(2)}x) ` +
+          `images/s, load ${loads(r)}, same vectors: ${r.sameVectors}\n`,
       );
     }
-    const speedups = rounds.map((r) => r.speedup);
+    const range = (values: number[]): [number, number] => [Math.min(...values), Math.max(...values)];
     const summary = {
       benchmark: 'index-embed',
       date: new Date().toISOString(),
@@ -174,27 +221,38 @@ async function main(): Promise<void> {
       imageSize: 48,
       batch: BATCH,
       rounds,
-      speedupRange: [Math.min(...speedups), Math.max(...speedups)],
-      sameVectors: rounds.every((r) => r.before.vectorsSha256 === r.after.vectorsSha256),
+      coldSpeedupRange: range(rounds.map((r) => r.coldSpeedup)),
+      warmSpeedupRange: range(rounds.map((r) => r.warmSpeedup)),
+      sameVectors: rounds.every((r) => r.sameVectors),
     };
+    const x = (value: number) => `${value.toFixed(2)}x`;
     const md = [
       '# Index job embedding speed',
       '',
-      `Run ${summary.date} on ${summary.machine} (load average ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}). ` +
+      `Run ${summary.date} on ${summary.machine} (load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}). ` +
         `${COUNT} rendered demo products (128 px JPEG) embedded at 48 px by a seeded CSN (small backbone), batches of ${BATCH}. ` +
-        'Before = the pipeline before issue 13 (libvips opens each path, 4 decodes at a time, one wasm thread); after = the index ' +
-        "job's model source now. Rounds alternate the two; each runs in its own process.",
+        'Before = the pipeline before issue 13 (libvips opens each path with its operation cache on, 4 decodes at a time, ' +
+        "one wasm thread). Cold = the index job's model source now on a catalogue with no decoded pixels kept beside it " +
+        '(every image decoded from its bytes with the operation cache off, a whole batch in flight, wasm threads on; ' +
+        'the run keeps the pixels it decoded, time included). Warm = the same source when training or an earlier run ' +
+        'kept them (read back, nothing decoded). Rounds alternate the three; each runs in its own process; the load ' +
+        'average (1 min) is taken as each one ends.',
       '',
       `Reproduce: \`npx tsx bench/index-embed.ts ${argv.join(' ')}\``,
       '',
-      '| round | before images/s | after images/s | speed-up | same vectors |',
-      '|---|---|---|---|---|',
+      '| round | load (before, cold, warm) | before images/s | cold images/s | warm images/s | cold / before | warm / before | CPU ms/image (before, cold, warm) | same vectors |',
+      '|---|---|---|---|---|---|---|---|---|',
       ...rounds.map(
         (r) =>
-          `| ${r.round} | ${r.before.imagesPerSecond.toFixed(0)} | ${r.after.imagesPerSecond.toFixed(0)} | ${r.speedup.toFixed(2)}x | ${r.before.vectorsSha256 === r.after.vectorsSha256 ? 'yes' : 'NO'} |`,
+          `| ${r.round} | ${loads(r)} | ${r.before.imagesPerSecond.toFixed(0)} | ${r.cold.imagesPerSecond.toFixed(0)} | ` +
+          `${r.warm.imagesPerSecond.toFixed(0)} | ${x(r.coldSpeedup)} | ${x(r.warmSpeedup)} | ` +
+          `${[r.before, r.cold, r.warm].map((m) => m.cpuMsPerImage.toFixed(2)).join(', ')} | ${r.sameVectors ? 'yes' : 'NO'} |`,
       ),
       '',
-      `Speed-up range: ${summary.speedupRange[0].toFixed(2)}x – ${summary.speedupRange[1].toFixed(2)}x.`,
+      `Cold / before: ${x(summary.coldSpeedupRange[0])} – ${x(summary.coldSpeedupRange[1])}; ` +
+        `warm / before: ${x(summary.warmSpeedupRange[0])} – ${x(summary.warmSpeedupRange[1])}. ` +
+        'CPU ms/image is the whole process (all threads) over the timed loop: the work done, which load changes less ' +
+        'than images/s (it still grows on a busy machine).',
       '',
     ].join('\n');
     const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'index-embed');

@@ -1,8 +1,14 @@
+/**
+ * Product photos → the model's size×size RGB input: decoding with sharp (decodeImageBytes), through the catalogue's
+ * pixel store when a job decodes a whole catalogue (decodeImageBytesKept, pixel-store.ts), and the in-memory
+ * ImageCache that training and evaluation draw batches from.
+ */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
+import { imageDigest, PixelStore, type PixelStoreLog } from './pixel-store.ts';
 import { mapWithConcurrency } from './pool.ts';
-import type { Catalogue } from './types.ts';
+import type { Catalogue, Product } from './types.ts';
 
 export type ImageDecodeReason = 'not-found' | 'unsupported' | 'invalid';
 
@@ -21,6 +27,11 @@ export class ImageDecodeError extends Error {
 }
 
 const MAX_SIZE = 4096;
+
+// libvips' operation cache only ever hits for the same input object, and every decode here gets a fresh buffer:
+// it costs hashing, locking and up to 100 kept operations per call for nothing. Off, a 128 px demo JPEG decoded to
+// 48 px takes ~15-20% less CPU (same pixels; bench/results/index-embed.md, issue 13).
+sharp.cache(false);
 
 function classify(error: Error): ImageDecodeReason {
   const text = error.message.toLowerCase();
@@ -48,16 +59,61 @@ export async function decodeImageBytes(
   size: number,
   fit: ImageFit = 'fit-pad',
 ): Promise<Uint8Array> {
+  checkSize(size);
+  const source = typeof input === 'string' ? input : 'buffer';
+  // Reading the file first and decoding the bytes costs ~1.4x less CPU per 128 px JPEG than letting libvips
+  // open the path (measured, issue 13); the pixels are the same.
+  const data =
+    typeof input === 'string' ? await readFile(input).catch((error: Error) => failed(source, error)) : input;
+  return decodeData(data, source, size, fit);
+}
+
+/**
+ * decodeImageBytes of a file through a PixelStore: the rows kept for its bytes are read back instead of decoded,
+ * and rows decoded now are kept. `digest` (the file's SHA-256, when the caller already has it) finds kept rows
+ * without reading the file; rows are only ever added under the digest of the bytes actually decoded.
+ */
+export async function decodeImageBytesKept(
+  path: string,
+  size: number,
+  fit: ImageFit,
+  store: PixelStore | null,
+  digest?: string,
+): Promise<Uint8Array> {
+  if (!store) return decodeImageBytes(path, size, fit);
+  checkSize(size);
+  const known = digest === undefined ? undefined : await store.get(digest);
+  if (known) return known;
+  const data = await readFile(path).catch((error: Error) => failed(path, error));
+  const actual = imageDigest(data);
+  const kept = actual === digest ? undefined : await store.get(actual);
+  if (kept) return kept;
+  const bytes = await decodeData(data, path, size, fit);
+  store.add(actual, bytes);
+  return bytes;
+}
+
+function checkSize(size: number): void {
   if (!Number.isInteger(size) || size < 1 || size > MAX_SIZE) {
     throw new RangeError(`image size must be an integer in 1..${MAX_SIZE}, got ${size}`);
   }
-  const source = typeof input === 'string' ? input : 'buffer';
+}
+
+function failed(source: string, cause: Error): never {
+  const reason = classify(cause);
+  const what =
+    reason === 'not-found'
+      ? 'image file not found'
+      : reason === 'unsupported'
+        ? 'not a supported image'
+        : 'cannot decode image';
+  throw new ImageDecodeError(source, reason, `${what}: ${source} (${cause.message})`, { cause });
+}
+
+async function decodeData(data: Buffer, source: string, size: number, fit: ImageFit): Promise<Uint8Array> {
   let decoded: { data: Buffer; info: OutputInfo };
   try {
-    if (Buffer.isBuffer(input) && input.length === 0) throw new Error('Input buffer is empty');
-    // Reading the file first and decoding the bytes costs ~1.4x less CPU per 128 px JPEG than letting libvips
-    // open the path (measured, issue 13); the pixels are the same.
-    const data = typeof input === 'string' ? await readFile(input) : input;
+    if (data.length === 0) throw new Error('Input buffer is empty');
     decoded = await sharp(data)
       .rotate()
       .flatten({ background: '#ffffff' })
@@ -72,18 +128,10 @@ export async function decodeImageBytes(
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (error) {
-    const cause = error as Error;
-    const reason = classify(cause);
-    const what =
-      reason === 'not-found'
-        ? 'image file not found'
-        : reason === 'unsupported'
-          ? 'not a supported image'
-          : 'cannot decode image';
-    throw new ImageDecodeError(source, reason, `${what}: ${source} (${cause.message})`, { cause });
+    failed(source, error as Error);
   }
-  const { data, info } = decoded;
-  const rgb = toRgb(data, info.width * info.height, info.channels);
+  const { data: raw, info } = decoded;
+  const rgb = toRgb(raw, info.width * info.height, info.channels);
   if (info.width === size && info.height === size) return rgb;
   return padToSquare(rgb, info.width, info.height, size);
 }
@@ -129,7 +177,12 @@ function padToSquare(rgb: Uint8Array, width: number, height: number, size: numbe
 
 const TO_UNIT = Float32Array.from({ length: 256 }, (_, value) => value / 255);
 
-function bytesToFloats(bytes: Uint8Array, out = new Float32Array(bytes.length), offset = 0): Float32Array {
+/** Bytes → float32 in [0, 1] (value / 255), written into `out` from `offset` (a batch buffer). */
+export function bytesToFloats(
+  bytes: Uint8Array,
+  out = new Float32Array(bytes.length),
+  offset = 0,
+): Float32Array {
   for (let i = 0; i < bytes.length; i++) out[offset + i] = TO_UNIT[bytes[i]];
   return out;
 }
@@ -146,6 +199,9 @@ export interface ImageCacheOptions {
   concurrency?: number;
   /** Photo → square input (default fit-pad). */
   fit?: ImageFit;
+  /** Read and keep decoded pixels beside the catalogue (pixel-store.ts; default true). */
+  keepPixels?: boolean;
+  log?: PixelStoreLog;
 }
 
 /**
@@ -157,6 +213,8 @@ export class ImageCache implements ImageSource {
     readonly size: number,
     readonly count: number,
     private readonly pixels: Uint8Array,
+    /** Images whose pixels were read back from the pixel store instead of decoded. */
+    readonly keptImages = 0,
   ) {}
 
   /** Values per image: size * size * 3. */
@@ -173,24 +231,19 @@ export class ImageCache implements ImageSource {
     const length = size * size * 3;
     const pixels = new Uint8Array(count * length);
     let done = 0;
+    const fit = options.fit ?? 'fit-pad';
+    const store =
+      options.keepPixels === false ? null : await PixelStore.open(catalogue.root, size, fit, options.log);
     options.onProgress?.(0, count);
-    await mapWithConcurrency(catalogue.products, options.concurrency ?? 8, async (product, index) => {
-      const path = join(catalogue.root, product.image);
-      let bytes: Uint8Array;
-      try {
-        bytes = await decodeImageBytes(path, size, options.fit);
-      } catch (error) {
-        if (error instanceof ImageDecodeError) {
-          throw new ImageDecodeError(path, error.reason, `product ${product.id}: ${error.message}`, {
-            cause: error,
-          });
-        }
-        throw error;
-      }
-      pixels.set(bytes, index * length);
-      options.onProgress?.(++done, count);
-    });
-    return new ImageCache(size, count, pixels);
+    try {
+      await mapWithConcurrency(catalogue.products, options.concurrency ?? 8, async (product, index) => {
+        pixels.set(await decodeProduct(catalogue, product, size, fit, store), index * length);
+        options.onProgress?.(++done, count);
+      });
+    } finally {
+      await store?.close();
+    }
+    return new ImageCache(size, count, pixels, store?.stats.hits ?? 0);
   }
 
   /** Images `indices` (product indices, repeats allowed) as float32 NHWC, length indices.length * size * size * 3. */
@@ -210,5 +263,25 @@ export class ImageCache implements ImageSource {
   bytes(index: number): Uint8Array {
     const length = this.imageLength;
     return this.pixels.subarray(index * length, (index + 1) * length);
+  }
+}
+
+async function decodeProduct(
+  catalogue: Catalogue,
+  product: Product,
+  size: number,
+  fit: ImageFit,
+  store: PixelStore | null,
+): Promise<Uint8Array> {
+  const path = join(catalogue.root, product.image);
+  try {
+    return await decodeImageBytesKept(path, size, fit, store);
+  } catch (error) {
+    if (error instanceof ImageDecodeError) {
+      throw new ImageDecodeError(path, error.reason, `product ${product.id}: ${error.message}`, {
+        cause: error,
+      });
+    }
+    throw error;
   }
 }

@@ -17,11 +17,14 @@ export {
   ImageDecodeError,
   decodeImage,
   decodeImageBytes,
+  decodeImageBytesKept,
+  bytesToFloats,
   type ImageCacheOptions,
   type ImageSource,
   type ImageDecodeReason,
   type ImageFit,
 } from './images.ts';
+export { PixelStore, PIXEL_DIR, imageDigest, pixelStoreEnabled, type PixelStoreLog } from './pixel-store.ts';
 export { mapWithConcurrency } from './pool.ts';
 export { sampleTriplets, selectTriplets, splitTriplets } from './sampler.ts';
 export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from './split.ts';

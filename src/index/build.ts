@@ -78,6 +78,8 @@ export interface BundleSource {
   embed(indices: number[]): Promise<EmbeddedRows>;
   /** Hint: these products are embedded next (a source can decode their images while the model runs). */
   prefetch?(indices: number[]): void;
+  /** A run of embed() calls ended (also on failure): the source writes what it keeps, e.g. decoded pixels. */
+  finish?(): Promise<void>;
   /** The model's checkpoint file: copied into the version (MODEL_FILE) so that the version carries its model. */
   checkpointFile?: string;
   provenance?: ModelProvenance;
@@ -663,13 +665,17 @@ async function embedVectors(build: Build): Promise<SlotVectors> {
     else if (from) embeddedSlot[from.embedded] = slot;
   });
   options.onProgress?.({ stage: 'embed', done: 0, total: layout.toEmbed.length });
-  for (let begin = 0; begin < layout.toEmbed.length; begin += batchSize) {
-    const end = Math.min(layout.toEmbed.length, begin + batchSize);
-    const pending = source.embed(layout.toEmbed.slice(begin, end));
-    if (end < layout.toEmbed.length) source.prefetch?.(layout.toEmbed.slice(end, end + batchSize));
-    const batch = await pending;
-    vectors.put(batch, Array.from(embeddedSlot.subarray(begin, end)), build.bundleDir);
-    options.onProgress?.({ stage: 'embed', done: end, total: layout.toEmbed.length });
+  try {
+    for (let begin = 0; begin < layout.toEmbed.length; begin += batchSize) {
+      const end = Math.min(layout.toEmbed.length, begin + batchSize);
+      const pending = source.embed(layout.toEmbed.slice(begin, end));
+      if (end < layout.toEmbed.length) source.prefetch?.(layout.toEmbed.slice(end, end + batchSize));
+      const batch = await pending;
+      vectors.put(batch, Array.from(embeddedSlot.subarray(begin, end)), build.bundleDir);
+      options.onProgress?.({ stage: 'embed', done: end, total: layout.toEmbed.length });
+    }
+  } finally {
+    await source.finish?.();
   }
   build.timings.embed = seconds(start);
   await stage(build, 'embedded');

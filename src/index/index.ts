@@ -27,6 +27,7 @@ export {
 export { readManifest, listVersionDirs } from './files.ts';
 export {
   createModelSource,
+  DECODE_IN_FLIGHT,
   fingerprintProducts,
   modelProvenance,
   type ModelSourceOptions,

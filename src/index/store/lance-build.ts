@@ -87,29 +87,34 @@ export async function embedRange(
     embeddings: asen ? null : new Float32Array(n * D),
     conditionVectors: asen ? source.conditions.map(() => new Float32Array(n * D)) : null,
   };
-  for (let begin = from; begin < to; begin += batchSize) {
-    const end = Math.min(to, begin + batchSize);
-    const indices = Array.from({ length: end - begin }, (_, i) => begin + i);
-    const pending = source.embed(indices);
-    if (end < to) source.prefetch?.(Array.from({ length: Math.min(batchSize, to - end) }, (_, i) => end + i));
-    const batch = await pending;
-    const rows = (end - begin) * D;
-    const at = (begin - from) * D;
-    const put = (target: Float32Array, values: Float32Array | undefined, what: string): void => {
-      if (values?.length !== rows) {
-        throw new BundleError(
-          'invalid-input',
-          'embed()',
-          `returned no or wrong-sized ${what} for ${end - begin} products`,
-        );
-      }
-      target.set(values, at);
-    };
-    if (raw.embeddings) put(raw.embeddings, batch.embeddings, 'embeddings');
-    raw.conditionVectors?.forEach((target, c) =>
-      put(target, batch.conditionVectors?.[c], 'condition vectors'),
-    );
-    onProgress?.(end - from, n);
+  try {
+    for (let begin = from; begin < to; begin += batchSize) {
+      const end = Math.min(to, begin + batchSize);
+      const indices = Array.from({ length: end - begin }, (_, i) => begin + i);
+      const pending = source.embed(indices);
+      if (end < to)
+        source.prefetch?.(Array.from({ length: Math.min(batchSize, to - end) }, (_, i) => end + i));
+      const batch = await pending;
+      const rows = (end - begin) * D;
+      const at = (begin - from) * D;
+      const put = (target: Float32Array, values: Float32Array | undefined, what: string): void => {
+        if (values?.length !== rows) {
+          throw new BundleError(
+            'invalid-input',
+            'embed()',
+            `returned no or wrong-sized ${what} for ${end - begin} products`,
+          );
+        }
+        target.set(values, at);
+      };
+      if (raw.embeddings) put(raw.embeddings, batch.embeddings, 'embeddings');
+      raw.conditionVectors?.forEach((target, c) =>
+        put(target, batch.conditionVectors?.[c], 'condition vectors'),
+      );
+      onProgress?.(end - from, n);
+    }
+  } finally {
+    await source.finish?.();
   }
   return raw;
 }
