@@ -175,6 +175,77 @@ interface Round {
 const loads = (r: Round): string =>
   [r.before, r.cold, r.warm].map((m) => m.loadAverage[0].toFixed(1)).join(', ');
 
+/** Rounds of before, cold and warm, each in its own process, alternating. */
+async function measureRounds(dataDir: string): Promise<Round[]> {
+  const rounds: Round[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const [before, cold, warm] = [
+      await child('before', dataDir),
+      await child('cold', dataDir),
+      await child('warm', dataDir),
+    ];
+    const r: Round = {
+      round,
+      before,
+      cold,
+      warm,
+      coldSpeedup: cold.imagesPerSecond / before.imagesPerSecond,
+      warmSpeedup: warm.imagesPerSecond / before.imagesPerSecond,
+      sameVectors: cold.vectorsSha256 === before.vectorsSha256 && warm.vectorsSha256 === before.vectorsSha256,
+    };
+    rounds.push(r);
+    process.stderr.write(
+      `round ${round}: before ${before.imagesPerSecond.toFixed(0)}, cold ${cold.imagesPerSecond.toFixed(0)} ` +
+        `(${r.coldSpeedup.toFixed(2)}x), warm ${warm.imagesPerSecond.toFixed(0)} (${r.warmSpeedup.toFixed(2)}x) ` +
+        `images/s, load ${loads(r)}, same vectors: ${r.sameVectors}\n`,
+    );
+  }
+  return rounds;
+}
+
+type Summary = {
+  date: string;
+  machine: string;
+  loadAverage: number[];
+  rounds: Round[];
+  coldSpeedupRange: [number, number];
+  warmSpeedupRange: [number, number];
+};
+
+function report(summary: Summary): string {
+  const { rounds } = summary;
+  const x = (value: number) => `${value.toFixed(2)}x`;
+  return [
+    '# Index job embedding speed',
+    '',
+    `Run ${summary.date} on ${summary.machine} (load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}). ` +
+      `${COUNT} rendered demo products (128 px JPEG) embedded at 48 px by a seeded CSN (small backbone), batches of ${BATCH}. ` +
+      'Before = the pipeline before issue 13 (libvips opens each path with its operation cache on, 4 decodes at a time, ' +
+      "one wasm thread). Cold = the index job's model source now on a catalogue with no decoded pixels kept beside it " +
+      '(every image decoded from its bytes with the operation cache off, a whole batch in flight, wasm threads on; ' +
+      'the run keeps the pixels it decoded, time included). Warm = the same source when training or an earlier run ' +
+      'kept them (read back, nothing decoded). Rounds alternate the three; each runs in its own process; the load ' +
+      'average (1 min) is taken as each one ends.',
+    '',
+    `Reproduce: \`npx tsx bench/index-embed.ts ${argv.join(' ')}\``,
+    '',
+    '| round | load (before, cold, warm) | before images/s | cold images/s | warm images/s | cold / before | warm / before | CPU ms/image (before, cold, warm) | same vectors |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rounds.map(
+      (r) =>
+        `| ${r.round} | ${loads(r)} | ${r.before.imagesPerSecond.toFixed(0)} | ${r.cold.imagesPerSecond.toFixed(0)} | ` +
+        `${r.warm.imagesPerSecond.toFixed(0)} | ${x(r.coldSpeedup)} | ${x(r.warmSpeedup)} | ` +
+        `${[r.before, r.cold, r.warm].map((m) => m.cpuMsPerImage.toFixed(2)).join(', ')} | ${r.sameVectors ? 'yes' : 'NO'} |`,
+    ),
+    '',
+    `Cold / before: ${x(summary.coldSpeedupRange[0])} – ${x(summary.coldSpeedupRange[1])}; ` +
+      `warm / before: ${x(summary.warmSpeedupRange[0])} – ${x(summary.warmSpeedupRange[1])}. ` +
+      'CPU ms/image is the whole process (all threads) over the timed loop: the work done, which load changes less ' +
+      'than images/s (it still grows on a busy machine).',
+    '',
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const workerPipeline = flag('--worker', '') as Pipeline;
   if (PIPELINES.includes(workerPipeline)) {
@@ -187,30 +258,7 @@ async function main(): Promise<void> {
     const dataDir = join(scratch, 'catalogue');
     process.stderr.write(`rendering ${COUNT} demo products ...\n`);
     await generateDemoCatalogue(dataDir, { count: COUNT, seed: 7 });
-    const rounds: Round[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      const [before, cold, warm] = [
-        await child('before', dataDir),
-        await child('cold', dataDir),
-        await child('warm', dataDir),
-      ];
-      const r: Round = {
-        round,
-        before,
-        cold,
-        warm,
-        coldSpeedup: cold.imagesPerSecond / before.imagesPerSecond,
-        warmSpeedup: warm.imagesPerSecond / before.imagesPerSecond,
-        sameVectors:
-          cold.vectorsSha256 === before.vectorsSha256 && warm.vectorsSha256 === before.vectorsSha256,
-      };
-      rounds.push(r);
-      process.stderr.write(
-        `round ${round}: before ${before.imagesPerSecond.toFixed(0)}, cold ${cold.imagesPerSecond.toFixed(0)} ` +
-          `(${r.coldSpeedup.toFixed(2)}x), warm ${warm.imagesPerSecond.toFixed(0)} (${r.warmSpeedup.toFixed(2)}x) ` +
-          `images/s, load ${loads(r)}, same vectors: ${r.sameVectors}\n`,
-      );
-    }
+    const rounds = await measureRounds(dataDir);
     const range = (values: number[]): [number, number] => [Math.min(...values), Math.max(...values)];
     const summary = {
       benchmark: 'index-embed',
@@ -225,36 +273,7 @@ async function main(): Promise<void> {
       warmSpeedupRange: range(rounds.map((r) => r.warmSpeedup)),
       sameVectors: rounds.every((r) => r.sameVectors),
     };
-    const x = (value: number) => `${value.toFixed(2)}x`;
-    const md = [
-      '# Index job embedding speed',
-      '',
-      `Run ${summary.date} on ${summary.machine} (load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}). ` +
-        `${COUNT} rendered demo products (128 px JPEG) embedded at 48 px by a seeded CSN (small backbone), batches of ${BATCH}. ` +
-        'Before = the pipeline before issue 13 (libvips opens each path with its operation cache on, 4 decodes at a time, ' +
-        "one wasm thread). Cold = the index job's model source now on a catalogue with no decoded pixels kept beside it " +
-        '(every image decoded from its bytes with the operation cache off, a whole batch in flight, wasm threads on; ' +
-        'the run keeps the pixels it decoded, time included). Warm = the same source when training or an earlier run ' +
-        'kept them (read back, nothing decoded). Rounds alternate the three; each runs in its own process; the load ' +
-        'average (1 min) is taken as each one ends.',
-      '',
-      `Reproduce: \`npx tsx bench/index-embed.ts ${argv.join(' ')}\``,
-      '',
-      '| round | load (before, cold, warm) | before images/s | cold images/s | warm images/s | cold / before | warm / before | CPU ms/image (before, cold, warm) | same vectors |',
-      '|---|---|---|---|---|---|---|---|---|',
-      ...rounds.map(
-        (r) =>
-          `| ${r.round} | ${loads(r)} | ${r.before.imagesPerSecond.toFixed(0)} | ${r.cold.imagesPerSecond.toFixed(0)} | ` +
-          `${r.warm.imagesPerSecond.toFixed(0)} | ${x(r.coldSpeedup)} | ${x(r.warmSpeedup)} | ` +
-          `${[r.before, r.cold, r.warm].map((m) => m.cpuMsPerImage.toFixed(2)).join(', ')} | ${r.sameVectors ? 'yes' : 'NO'} |`,
-      ),
-      '',
-      `Cold / before: ${x(summary.coldSpeedupRange[0])} – ${x(summary.coldSpeedupRange[1])}; ` +
-        `warm / before: ${x(summary.warmSpeedupRange[0])} – ${x(summary.warmSpeedupRange[1])}. ` +
-        'CPU ms/image is the whole process (all threads) over the timed loop: the work done, which load changes less ' +
-        'than images/s (it still grows on a busy machine).',
-      '',
-    ].join('\n');
+    const md = report(summary);
     const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'index-embed');
     await writeFile(`${out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
     await writeFile(`${out}.md`, md);

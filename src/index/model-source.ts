@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { mapWithConcurrency, type Catalogue, type Product } from '../catalogue/index.ts';
+import { mapWithConcurrency, type Catalogue, type ImageFit, type Product } from '../catalogue/index.ts';
 import { preprocessOf } from '../model/defaults.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
@@ -101,18 +101,33 @@ export interface ModelSourceOptions {
  */
 export const DECODE_IN_FLIGHT = 64;
 
+/** ASEN's [n, C, D] output → one n x D array per condition. */
+function splitConditions(values: Float32Array, n: number, C: number, D: number): Float32Array[] {
+  const conditionVectors = Array.from({ length: C }, () => new Float32Array(n * D));
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++)
+      conditionVectors[c].set(values.subarray((i * C + c) * D, (i * C + c + 1) * D), i * D);
+  }
+  return conditionVectors;
+}
+
 /**
  * A BundleSource that decodes product images with sharp and runs them through the model: the shared embedding for
  * CSN and the unconditional baseline, the attribute-specific vectors for ASEN. The next batch is decoded while
  * the model works on the current one.
  */
-export async function createModelSource(options: ModelSourceOptions): Promise<BundleSource> {
-  const tfjs = await import('@tensorflow/tfjs');
+/** Decodes batches of product images into reused float buffers, through the pixel store; a batch asked for twice is decoded once. */
+interface BatchDecoder {
+  decode(indices: number[]): Promise<Float32Array<ArrayBuffer>>;
+  /** The batch was embedded: its promise is dropped and its buffer can take another batch. */
+  done(indices: number[], pixels: Float32Array<ArrayBuffer>): void;
+  /** Wait for prefetches, then write and close the pixel store. */
+  finish(): Promise<void>;
+}
+
+async function batchDecoder(options: ModelSourceOptions, size: number, fit: ImageFit): Promise<BatchDecoder> {
   const { decodeImageBytesKept, bytesToFloats, PixelStore } = await import('../catalogue/index.ts');
-  const { model, catalogue, products } = options;
-  const config = model.config;
-  const size = config.imageSize;
-  const fit = preprocessOf(config);
+  const { catalogue, products } = options;
   const imageLength = size * size * 3;
   const concurrency = options.decodeConcurrency ?? DECODE_IN_FLIGHT;
   const pending = new Map<string, Promise<Float32Array<ArrayBuffer>>>();
@@ -126,7 +141,7 @@ export async function createModelSource(options: ModelSourceOptions): Promise<Bu
         ? Promise.resolve(null)
         : PixelStore.open(catalogue.root, size, fit, options.log));
 
-  const decodeBatch = (indices: number[]): Promise<Float32Array<ArrayBuffer>> => {
+  const decode = (indices: number[]): Promise<Float32Array<ArrayBuffer>> => {
     const key = indices.join(',');
     let promise = pending.get(key);
     if (!promise) {
@@ -148,19 +163,13 @@ export async function createModelSource(options: ModelSourceOptions): Promise<Bu
     return promise;
   };
 
-  const masks = model.masks();
   return {
-    modelId: options.modelId,
-    modelKind: config.kind,
-    embedDim: config.embedDim,
-    conditions: [...config.conditions],
-    masks,
-    products,
-    catalogue: { name: catalogue.name, root: catalogue.root },
-    prefetch(indices: number[]): void {
-      void decodeBatch(indices);
+    decode,
+    done(indices, pixels) {
+      pending.delete(indices.join(','));
+      spare.push(pixels);
     },
-    async finish(): Promise<void> {
+    async finish() {
       // A prefetch still decoding would add rows to a closed store.
       await Promise.allSettled(pending.values());
       pending.clear();
@@ -175,10 +184,31 @@ export async function createModelSource(options: ModelSourceOptions): Promise<Bu
           `decoded pixels: ${kept.stats.hits} read back, ${kept.stats.added} decoded and kept`,
         );
     },
+  };
+}
+
+export async function createModelSource(options: ModelSourceOptions): Promise<BundleSource> {
+  const tfjs = await import('@tensorflow/tfjs');
+  const { model, catalogue, products } = options;
+  const config = model.config;
+  const size = config.imageSize;
+  const batches = await batchDecoder(options, size, preprocessOf(config));
+
+  const masks = model.masks();
+  return {
+    modelId: options.modelId,
+    modelKind: config.kind,
+    embedDim: config.embedDim,
+    conditions: [...config.conditions],
+    masks,
+    products,
+    catalogue: { name: catalogue.name, root: catalogue.root },
+    prefetch(indices: number[]): void {
+      void batches.decode(indices);
+    },
+    finish: () => batches.finish(),
     async embed(indices: number[]): Promise<EmbeddedRows> {
-      const key = indices.join(',');
-      const pixels = await decodeBatch(indices);
-      pending.delete(key);
+      const pixels = await batches.decode(indices);
       const n = indices.length;
       const output = tfjs.tidy(() => {
         const images = tfjs.tensor4d(pixels, [n, size, size, 3]);
@@ -187,19 +217,11 @@ export async function createModelSource(options: ModelSourceOptions): Promise<Bu
           : (model.embed(images) as tf.Tensor);
       });
       // The input tensor is gone with the tidy: its buffer can take the next batch.
-      spare.push(pixels);
+      batches.done(indices, pixels);
       try {
         const values = (await output.data()) as Float32Array;
         if (config.kind !== 'asen') return { embeddings: Float32Array.from(values) };
-        // [n, C, D] → one n x D array per condition.
-        const C = config.conditions.length;
-        const D = config.embedDim;
-        const conditionVectors = config.conditions.map(() => new Float32Array(n * D));
-        for (let i = 0; i < n; i++) {
-          for (let c = 0; c < C; c++)
-            conditionVectors[c].set(values.subarray((i * C + c) * D, (i * C + c + 1) * D), i * D);
-        }
-        return { conditionVectors };
+        return { conditionVectors: splitConditions(values, n, config.conditions.length, config.embedDim) };
       } finally {
         output.dispose();
       }
