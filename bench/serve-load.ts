@@ -3,15 +3,15 @@
  * also a share of the reference, so that a busy shared machine moves both. The service is started through the CLI
  * in its own process (as users run it, info-level request logs to /dev/null); the reference is express answering
  * res.json({status:'ok'}) on the same Node, and sending the service's own answers for the same URLs (nothing
- * computed: the framework's cost of an answer that size). Endpoints: /healthz, GET /similar for one condition and for all, at
- * each explain level; with 1 and 2 workers. Then the server's RSS at a synthetic catalogue (100k products) against
+ * computed: the framework's cost of an answer that size). Endpoints: /healthz, GET /similar for one condition and
+ * for all, at each explain level; with 1 and 2 workers. Then the server's RSS at a synthetic catalogue (100k products) against
  * the size of its index files.
  *
  *   npx tsx bench/serve-load.ts [--quick] [--duration 8] [--connections 8] [--workers 1,2] [--synthetic 100000]
  *                               [--demo-index indexes/demo] [--work-dir .tmp/bench-serve] [--out bench/results/serve-load.json]
  *
- * --quick: 3 s per run, explain levels with 1 worker only, and the synthetic catalogue at 20k products unless a
- * 100k bundle is already in --work-dir (building 100k takes minutes here); under 2 minutes.
+ * --quick: 3 s per run, explain levels (full and none) with 1 worker only, and the synthetic catalogue at 20k
+ * products unless a 100k bundle is already in --work-dir (building 100k takes minutes here); under 2 minutes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -276,9 +276,14 @@ async function measure(
   };
 }
 
-/** The GET /similar queries measured, by label (every explain level, or `full` only). */
-function similarQueries(condition: string, everyLevel: boolean): [string, string][] {
-  const levels = everyLevel ? ['full', 'summary', 'none'] : ['full'];
+/** Explain levels measured: all of them, all but `summary` in quick mode, or `full` only (2-worker blocks). */
+function explainLevels(everyLevel: boolean, quick: boolean): string[] {
+  if (!everyLevel) return ['full'];
+  return quick ? ['full', 'none'] : ['full', 'summary', 'none'];
+}
+
+/** The GET /similar queries measured at the given explain levels, by label. */
+function similarQueries(condition: string, levels: string[]): [string, string][] {
   const explain = (level: string) => (level === 'full' ? '' : `&explain=${level}`);
   return [
     ...levels.map((level): [string, string] => [
@@ -292,10 +297,10 @@ function similarQueries(condition: string, everyLevel: boolean): [string, string
 const similarPath = (id: string, query: string) => `/similar/${encodeURIComponent(id)}?${query}`;
 
 /** The endpoints measured with `workers` workers (explain levels only with 1 worker in quick mode). */
-function endpoints(ids: string[], condition: string, all: boolean): [string, (rng: Rng) => string][] {
+function endpoints(ids: string[], condition: string, levels: string[]): [string, (rng: Rng) => string][] {
   return [
     ['/healthz', () => '/healthz'],
-    ...similarQueries(condition, all).map(([label, query]): [string, (rng: Rng) => string] => [
+    ...similarQueries(condition, levels).map(([label, query]): [string, (rng: Rng) => string] => [
       label,
       (rng) => similarPath(rng.pick(ids), query),
     ]),
@@ -324,7 +329,7 @@ async function block(
       reference.push({ server: 'bare express', workers: 1, endpoint: '/healthz', ...run });
     };
     await bareRun();
-    for (const [endpoint, path] of endpoints(ids, condition, everyLevel)) {
+    for (const [endpoint, path] of endpoints(ids, condition, explainLevels(everyLevel, options.quick))) {
       log(`dressmatch (${workers} worker${workers > 1 ? 's' : ''}) ${endpoint} for ${options.duration} s`);
       const run = await measure(serve.url, path, options.duration, options.connections);
       runs.push({ server: 'dressmatch', workers, endpoint, ...run });
@@ -357,7 +362,7 @@ async function cachedAnswers(
   workers: number,
   options: Options,
 ): Promise<Run> {
-  const [[label, query]] = similarQueries(condition, false);
+  const [[label, query]] = similarQueries(condition, ['full']);
   const popular = ids.slice(-CACHED_PRODUCTS);
   for (const id of popular) await (await fetch(`${url}${similarPath(id, query)}`)).arrayBuffer();
   const endpoint = `${label}, answered from the cache (${CACHED_PRODUCTS} products)`;
@@ -385,7 +390,7 @@ async function sameBytesReference(
   options: Options,
 ): Promise<Run[]> {
   const sample = ids.slice(0, SAME_BYTES_PRODUCTS);
-  const queries = similarQueries(condition, false);
+  const queries = similarQueries(condition, ['full']);
   const answers: Record<string, string> = {};
   for (const [, query] of queries) {
     for (const id of sample) {
@@ -422,7 +427,7 @@ async function withoutAnswerCache(
   const serve = await startServe(indexDir, workers, ['--answer-cache', '0']);
   try {
     const runs: Run[] = [];
-    for (const [endpoint, path] of endpoints(ids, condition, false).slice(1)) {
+    for (const [endpoint, path] of endpoints(ids, condition, ['full']).slice(1)) {
       const label = `${endpoint}, no answer cache`;
       log(`dressmatch (${workers} worker${workers > 1 ? 's' : ''}) ${label} for ${options.duration} s`);
       const run = await measure(serve.url, path, options.duration, options.connections);
