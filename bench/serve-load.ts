@@ -4,8 +4,8 @@
  * in its own process (as users run it, info-level request logs to /dev/null); the reference is express answering
  * res.json({status:'ok'}) on the same Node, and sending the service's own answers for the same URLs (nothing
  * computed: the framework's cost of an answer that size). Endpoints: /healthz, GET /similar for one condition and
- * for all, at each explain level; with 1 and 2 workers. Then the server's RSS at a synthetic catalogue (100k products) against
- * the size of its index files.
+ * for all, at each explain level; with 1 and 2 workers. Then the server's RSS at a synthetic catalogue (100k
+ * products) against the size of its index files.
  *
  *   npx tsx bench/serve-load.ts [--quick] [--duration 8] [--connections 8] [--workers 1,2] [--synthetic 100000]
  *                               [--demo-index indexes/demo] [--work-dir .tmp/bench-serve] [--out bench/results/serve-load.json]
