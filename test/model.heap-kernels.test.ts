@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/model/backend.ts';
 import { maxPool2x2 } from '../src/model/backbones.ts';
-import { MAX_POOL_2X2_GRAD } from '../src/model/wasm-heap-kernels.ts';
+import { MAX_POOL_2X2_GRAD, originalWasmKernel } from '../src/model/wasm-heap-kernels.ts';
 import { quiet } from './fixtures/model/synthetic.ts';
 
 /** Float32 values as their bit patterns: −0 ≠ +0 and every last bit counts. */
@@ -139,6 +139,70 @@ describe('model: JavaScript kernels on the wasm heap', () => {
     );
     assert.throws(() => tf.gather(x, tf.tensor1d([5], 'int32')), /not in \[0, 4\]/);
     tf.dispose([x, indices, rows, columns]);
+  });
+
+  it('MaxPoolGrad 2×2 stride 2: as the backend’s kernel, ties, all-zero windows, offset 0, NaN and −0 included', () => {
+    const original = originalWasmKernel('MaxPoolGrad');
+    assert.ok(original, 'MaxPoolGrad is replaced and its original kept');
+    const run = (kernel: 'ours' | 'backend', inputs: Record<string, tf.Tensor>, attrs: tf.NamedAttrMap) =>
+      kernel === 'ours'
+        ? (tf.engine().runKernel('MaxPoolGrad', inputs, attrs) as tf.Tensor)
+        : tf
+            .engine()
+            .makeTensorFromTensorInfo(original({ inputs, attrs, backend: tf.backend() }) as tf.TensorInfo);
+    tf.tidy(() => {
+      // Rounded ReLU'd values: zero windows and ties among maxima; then the edge values the rules hinge on.
+      const relu = tf.relu(
+        tf.div(tf.round(tf.mul(tf.randomNormal([3, 6, 8, 5], 0, 1, 'float32', 11), 2)), 2),
+      );
+      const values = Float32Array.from(relu.dataSync());
+      values.fill(0, 0, 5); // image 0's first pixel, every channel: with its neighbours below, a zero window at offset 0
+      [values[5], values[40], values[45]] = [0, 0, 0];
+      values[7] = 1e-40; // below FLT_MIN: never a maximum
+      values[41] = NaN; // never a maximum
+      values[100] = -1;
+      const input = tf.tensor4d(values, [3, 6, 8, 5]);
+      const output = tf.maxPool(input, 2, 2, 'valid');
+      const dyValues = Float32Array.from(tf.randomNormal([3, 3, 4, 5], 0, 1, 'float32', 12).dataSync());
+      [dyValues[0], dyValues[2], dyValues[3]] = [1.5, -0, -2];
+      const dy = tf.tensor4d(dyValues, [3, 3, 4, 5]);
+      for (const pad of ['valid', 'same'] as const) {
+        const attrs = { filterSize: [2, 2], strides: [2, 2], pad };
+        const ours = run('ours', { dy, input, output }, attrs);
+        assertSameBits(ours, run('backend', { dy, input, output }, attrs), `dx (${pad})`);
+      }
+      const ours = run('ours', { dy, input, output }, { filterSize: [2, 2], strides: [2, 2], pad: 'valid' });
+      const dx = ours.dataSync();
+      assert.ok(dx[0] !== 0, 'the zero window at offset 0 hands its gradient to offset 0');
+      assert.ok(
+        bits(ours).every((b) => b !== 0x80000000),
+        '−0 gradients become +0, as the backend’s sum',
+      );
+    });
+  });
+
+  it('MaxPoolGrad of odd sizes or other windows and strides still takes the backend’s kernel', () => {
+    const original = originalWasmKernel('MaxPoolGrad');
+    assert.ok(original, 'MaxPoolGrad is replaced and its original kept');
+    tf.tidy(() => {
+      const input = tf.randomNormal([2, 7, 5, 3], 0, 1, 'float32', 13) as tf.Tensor4D;
+      for (const [filterSize, strides, pad] of [
+        [2, 2, 'same'],
+        [3, 1, 'valid'],
+        [2, 1, 'same'],
+      ] as const) {
+        const output = tf.maxPool(input, filterSize, strides, pad);
+        const dy = tf.randomNormal(output.shape, 0, 1, 'float32', 14);
+        const attrs = { filterSize, strides, pad };
+        const ours = tf.engine().runKernel('MaxPoolGrad', { dy, input, output }, attrs) as tf.Tensor;
+        const info = original({
+          inputs: { dy, input, output },
+          attrs,
+          backend: tf.backend(),
+        }) as tf.TensorInfo;
+        assertSameBits(ours, tf.engine().makeTensorFromTensorInfo(info), `${filterSize}/${strides} ${pad}`);
+      }
+    });
   });
 
   it('Identity and same-dtype Cast share the buffer: values survive disposal of either, nothing leaks', () => {
