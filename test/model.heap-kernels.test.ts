@@ -69,6 +69,15 @@ describe('model: JavaScript kernels on the wasm heap', () => {
       assertSameBits(tf.sum(x, [0, 1, 2]), innermost, 'bias-gradient sum');
       assertSameBits(tf.sum(x, [2, 0, 1], true), tf.reshape(innermost, [1, 1, 1, 6]), 'keepDims');
       assertSameBits(tf.sum(x, 0), tf.sum(tf.transpose(x, [1, 2, 3, 0]), 3), 'first axis only');
+      // Widths divisible by 8 take the 8-column strips over blocks of 64 rows: 150 rows cross two block edges.
+      const wide = tf.concat([tf.randomNormal([150, 24], 0, 1, 'float32', 8), tf.fill([150, 8], -0)], 1);
+      assertSameBits(tf.sum(wide, 0), tf.sum(tf.transpose(wide), 1), 'strips of 8 columns, −0 columns too');
+      const maps = tf.randomNormal([3, 5, 7, 16], 0, 1, 'float32', 9);
+      assertSameBits(
+        tf.sum(maps, [0, 1, 2]),
+        tf.sum(tf.transpose(maps, [3, 0, 1, 2]), [1, 2, 3]),
+        '16 channels',
+      );
       assert.deepEqual(tf.sum(x).shape, [], 'all axes');
       assert.deepEqual(tf.sum(x, -1).shape, [4, 9, 7], 'last axis');
     });
