@@ -436,6 +436,33 @@ function summary(rounds: Round[], threads: number): string {
   );
 }
 
+/** A measurement during which other processes used at most this many cores counts as quiet. */
+const QUIET_CORES = 0.25;
+
+/**
+ * The same comparison from quiet measurements only, across rounds: the median of our quiet figures over the
+ * median of the twin's (its faster threaded run per round), so that a disturbed run on either side drops out.
+ */
+function quietSummary(rounds: Round[], threads: number): string {
+  const quiet = (m: Measurement | null): number[] =>
+    m && m.othersCores !== null && m.othersCores <= QUIET_CORES ? [m.imagesPerSecond] : [];
+  const oursN = rounds.flatMap((r) => quiet(r.oursN));
+  const twinN = rounds.flatMap((r) => {
+    const both = [...quiet(r.twinN), ...quiet(r.twinNPassive)];
+    return both.length ? [Math.max(...both)] : [];
+  });
+  const ours1 = rounds.flatMap((r) => quiet(r.ours1));
+  const twin1 = rounds.flatMap((r) => quiet(r.twin1));
+  const ratio = (a: number[], b: number[]) =>
+    a.length && b.length ? (median(a) / median(b)).toFixed(2) : 'n/a';
+  const list = (values: number[]) => (values.length ? values.join(', ') : 'none');
+  return (
+    `quiet measurements only (others ≤ ${QUIET_CORES} cores), images/s: ours ${threads} threads ${list(oursN)}; ` +
+    `twin ${threads} threads ${list(twinN)}; ours 1 thread ${list(ours1)}; twin 1 thread ${list(twin1)}. ` +
+    `Ratio of medians: ${ratio(oursN, twinN)} (${threads} threads each), ${ratio(ours1, twin1)} (1 thread each)`
+  );
+}
+
 async function writeResults(
   rounds: Round[],
   rows: Row[],
@@ -473,6 +500,8 @@ async function writeResults(
     '',
     summary(rounds, threads),
     '',
+    quietSummary(rounds, threads),
+    '',
     '## All cases (wasm unless noted; median of 5 steps after 2)',
     '',
     '```',
@@ -509,6 +538,7 @@ if (workerArg > 0) {
     );
   }
   console.log(`\n${roundsTable(rounds, threads)}\n\n${summary(rounds, threads)}`);
+  console.log(`\n${quietSummary(rounds, threads)}`);
   await writeResults(rounds, rows, threads, found?.torch ?? null);
   console.log('\nwrote bench/results/model-speed.{json,md}');
 }
