@@ -192,6 +192,20 @@ export function transposeChannelsFirst(anyBackend: unknown, x: TensorInfo): Tens
   return out;
 }
 
+/** A float32 vector [C] repeated to `shape` (whose last axis is C): a copy, as the backend's Tile computes it. */
+export function tileVector(anyBackend: unknown, vector: TensorInfo, shape: number[]): TensorInfo {
+  const backend = heap(anyBackend);
+  const out = backend.makeOutput(shape, 'float32');
+  const target = f32(backend, out);
+  const source = f32(backend, vector);
+  // Doubling copies (memcpy: every bit kept, −0 and NaN payloads included).
+  target.set(source);
+  for (let filled = source.length; filled < target.length; filled *= 2) {
+    target.copyWithin(filled, 0, Math.min(filled, target.length - filled));
+  }
+  return out;
+}
+
 /** [Cout, kh, kw, Cin] with rows and columns reversed → [kh, kw, Cin, Cout] (a copy; see wasm-kernels.ts). */
 export function unflipFilterGradient(anyBackend: unknown, flipped: TensorInfo): TensorInfo {
   const backend = heap(anyBackend);
