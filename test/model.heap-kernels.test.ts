@@ -214,6 +214,39 @@ describe('model: JavaScript kernels on the wasm heap', () => {
     });
   });
 
+  it('small Neg, Abs, Square and column Multiply on the calling thread: as the backend’s kernels, bit for bit', () => {
+    const flag = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
+    // They take over only with a thread pool; the flag is read per call (the backend has started already).
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+    try {
+      tf.tidy(() => {
+        const special = [0, -0, Infinity, -Infinity, 1e-45, -1e-40, 3e38, -2e19, 1e-20, 1.5];
+        const random = Float32Array.from(
+          tf.randomNormal([384 * 64 - special.length], 0, 3, 'float32', 21).dataSync(),
+        );
+        const values = Float32Array.from([...special, ...random]);
+        const x = tf.tensor2d(values, [384, 64]);
+        const column = tf.tensor2d(values.slice(0, 384), [384, 1]);
+        const backend = (name: string, inputs: Record<string, tf.Tensor>) => {
+          const original = originalWasmKernel(name);
+          assert.ok(original, `${name} is replaced and its original kept`);
+          const info = original({ inputs, attrs: {}, backend: tf.backend() }) as tf.TensorInfo;
+          return tf.engine().makeTensorFromTensorInfo(info);
+        };
+        for (const name of ['Neg', 'Abs', 'Square']) {
+          const ours = tf.engine().runKernel(name, { x }, {}) as tf.Tensor;
+          assertSameBits(ours, backend(name, { x }), name);
+        }
+        const product = tf.mul(column, x);
+        assertSameBits(product, backend('Multiply', { a: column, b: x }), 'column · matrix');
+        assertSameBits(tf.mul(x, column), backend('Multiply', { a: x, b: column }), 'matrix · column');
+        assert.ok(bits(product).includes(0x7f800000), 'the case covers an overflow to +Infinity');
+      });
+    } finally {
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', flag);
+    }
+  });
+
   it('Identity and same-dtype Cast share the buffer: values survive disposal of either, nothing leaks', () => {
     const before = tf.memory();
     const x = tf.tensor1d([1.5, -0, 3]);
