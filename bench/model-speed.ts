@@ -14,7 +14,8 @@
  * even rounds in the reverse order. Ratios are per round, against the faster of the twin's two threaded runs.
  *
  * Each side times every step and reports the median step (one descheduled step does not move it) and the CPU
- * that other processes used during its timed steps (from /proc/stat, in cores). Why: PyTorch's OpenMP threads
+ * that other processes used during its timed steps (from /proc/stat, in cores); ours also reports its main
+ * thread's CPU per step, which other load does not inflate: about the step on an idle machine. Why: PyTorch's OpenMP threads
  * spin at every barrier, and one other runnable thread on the 2 cores, even at nice 19, drops the twin's
  * two-thread step from about 720 to 80–120 images/s (one thread: no collapse; OMP_WAIT_POLICY=PASSIVE: 360–440).
  * That, not this bench, made the twin "collapse inside the bench" (bench/results/model-speed.md).
@@ -57,6 +58,8 @@ interface Row extends Case {
   meanStepMs: number;
   /** CPU used by other processes during the timed steps, in cores (null off Linux). */
   othersCores: number | null;
+  /** CPU time of the main thread per timed step (null off Linux): about the step on an idle machine. */
+  mainThreadMs: number | null;
   forwardMs: number;
   tripletsPerSecond: number;
   imagesPerSecond: number;
@@ -155,6 +158,7 @@ async function measure(c: Case, steps: readonly [number, number] = [2, 5]): Prom
     stepMs: Math.round(timing.stepMs),
     meanStepMs: Math.round(timing.meanStepMs),
     othersCores: timing.othersCores,
+    mainThreadMs: timing.mainThreadMs,
     forwardMs: Math.round(forwardMs),
     tripletsPerSecond: Math.round((c.triplets / timing.stepMs) * 1000),
     imagesPerSecond: Math.round((c.images / timing.stepMs) * 1000),
@@ -176,6 +180,22 @@ interface Timing {
   stepMs: number;
   meanStepMs: number;
   othersCores: number | null;
+  mainThreadMs: number | null;
+}
+
+/**
+ * CPU seconds of this process's main thread (/proc/self/task/<pid>/stat), or null off Linux. With a wasm thread
+ * pool the main thread carries every serial part of the step and waits for the pool's thread in every XNNPACK
+ * operator, so its CPU per step is about what the step takes when the pool's thread has a core to itself.
+ */
+function mainThreadSeconds(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -186,6 +206,7 @@ function timeSteps(step: () => void, warmup: number, timed: number): Timing {
   for (let i = 0; i < warmup; i++) step();
   const busyBefore = machineBusySeconds();
   const ownBefore = process.cpuUsage();
+  const mainBefore = mainThreadSeconds();
   const start = performance.now();
   const times: number[] = [];
   for (let i = 0; i < timed; i++) {
@@ -195,6 +216,7 @@ function timeSteps(step: () => void, warmup: number, timed: number): Timing {
   }
   const wallSeconds = (performance.now() - start) / 1000;
   const own = process.cpuUsage(ownBefore);
+  const mainAfter = mainThreadSeconds();
   const busyAfter = machineBusySeconds();
   const othersCores =
     busyBefore === null || busyAfter === null
@@ -204,6 +226,10 @@ function timeSteps(step: () => void, warmup: number, timed: number): Timing {
     stepMs: median(times),
     meanStepMs: times.reduce((sum, t) => sum + t, 0) / times.length,
     othersCores: othersCores === null ? null : Math.round(othersCores * 100) / 100,
+    mainThreadMs:
+      mainBefore === null || mainAfter === null
+        ? null
+        : Math.round(((mainAfter - mainBefore) * 1000) / timed),
   };
 }
 
@@ -270,6 +296,8 @@ interface Measurement {
   stepMs: number;
   meanStepMs: number;
   othersCores: number | null;
+  /** Ours only: the main thread's CPU per step (see mainThreadSeconds). */
+  mainThreadMs?: number | null;
 }
 
 interface TwinOutput extends Measurement {
@@ -308,8 +336,8 @@ async function torchTwin(python: string, threads: number, passive: boolean): Pro
 }
 
 function fromRow(row: Row): Measurement {
-  const { imagesPerSecond, stepMs, meanStepMs, othersCores } = row;
-  return { imagesPerSecond, stepMs, meanStepMs, othersCores };
+  const { imagesPerSecond, stepMs, meanStepMs, othersCores, mainThreadMs } = row;
+  return { imagesPerSecond, stepMs, meanStepMs, othersCores, mainThreadMs };
 }
 
 function fromTwin(twin: TwinOutput): Measurement {
@@ -463,6 +491,22 @@ function quietSummary(rounds: Round[], threads: number): string {
   );
 }
 
+/**
+ * Our main thread's CPU per step, which does not grow when other processes take the cores (it is what the step
+ * takes when the pool's thread has a core of its own), and the images/s it implies.
+ */
+function mainThreadSummary(rounds: Round[], threads: number): string {
+  const ms = (pick: (r: Round) => Measurement) =>
+    rounds.flatMap((r) => (typeof pick(r).mainThreadMs === 'number' ? [pick(r).mainThreadMs as number] : []));
+  const [one, many] = [ms((r) => r.ours1), ms((r) => r.oursN)];
+  if (many.length === 0) return 'main-thread CPU: n/a (no /proc)';
+  const images = (values: number[]) => `${Math.round((REFERENCE.images / median(values)) * 1000)} images/s`;
+  return (
+    `our main thread's CPU per step (about the step on an idle machine): 1 thread ${range(one, 0)} ms, ` +
+    `${threads} threads ${range(many, 0)} ms; medians give ${images(one)} and ${images(many)}`
+  );
+}
+
 async function writeResults(
   rounds: Round[],
   rows: Row[],
@@ -502,6 +546,8 @@ async function writeResults(
     '',
     quietSummary(rounds, threads),
     '',
+    mainThreadSummary(rounds, threads),
+    '',
     '## All cases (wasm unless noted; median of 5 steps after 2)',
     '',
     '```',
@@ -538,7 +584,7 @@ if (workerArg > 0) {
     );
   }
   console.log(`\n${roundsTable(rounds, threads)}\n\n${summary(rounds, threads)}`);
-  console.log(`\n${quietSummary(rounds, threads)}`);
+  console.log(`\n${quietSummary(rounds, threads)}\n\n${mainThreadSummary(rounds, threads)}`);
   await writeResults(rounds, rows, threads, found?.torch ?? null);
   console.log('\nwrote bench/results/model-speed.{json,md}');
 }
