@@ -6,10 +6,16 @@ pools after the first two, a last 2x2 max pool, linear embedding, learned masks 
 it is no dependency of the product.
 
     python3 bench/model-speed-twin.py --size 48 --images 96 --triplets 384 --width 16 --threads 2
-prints one JSON line: {"stepMs": ..., "imagesPerSecond": ...}.
+prints one JSON line: {"stepMs": median step, "meanStepMs": ..., "imagesPerSecond": ..., "othersCores": ...}.
+Each step is timed on its own and the median reported; "othersCores" is the CPU that other processes used during
+the timed steps (busy CPU of /proc/stat minus this process's), as in bench/model-speed.ts. PyTorch's OpenMP
+threads spin at their barriers, so a second runnable thread on a 2-core machine drops the 2-thread step ~6-9x;
+OMP_WAIT_POLICY=PASSIVE (set by the bench for one of its runs) makes them sleep instead.
 """
 import argparse
 import json
+import os
+import statistics
 import time
 
 import torch
@@ -53,6 +59,21 @@ def loss(model, images, anchor, far, close, condition, margin=0.2, embed_loss=5e
     return triplet + embed_loss * embed_norm + mask_loss * mask_norm
 
 
+def machine_busy_seconds():
+    """Busy CPU seconds of the whole machine since boot (/proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=48)
@@ -60,8 +81,8 @@ def main():
     parser.add_argument("--triplets", type=int, default=384)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=12)
     args = parser.parse_args()
     torch.manual_seed(1)
     torch.set_num_threads(args.threads)
@@ -81,13 +102,20 @@ def main():
 
     for _ in range(args.warmup):
         step()
+    busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
     start = time.perf_counter()
+    times = []
     for _ in range(args.steps):
+        step_start = time.perf_counter()
         step()
-    step_ms = (time.perf_counter() - start) / args.steps * 1000
-    print(json.dumps({"stepMs": step_ms, "imagesPerSecond": args.images / step_ms * 1000,
+        times.append((time.perf_counter() - step_start) * 1000)
+    wall = time.perf_counter() - start
+    own, busy_after = own_cpu_seconds() - own_before, machine_busy_seconds()
+    others = None if busy_before is None else round(max(0.0, busy_after - busy_before - own) / wall, 2)
+    step_ms = statistics.median(times)
+    print(json.dumps({"stepMs": step_ms, "meanStepMs": statistics.fmean(times),
+                      "imagesPerSecond": args.images / step_ms * 1000, "othersCores": others,
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
-
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/model/backend.ts';
 import { maxPool2x2 } from '../src/model/backbones.ts';
-import { MAX_POOL_2X2_GRAD } from '../src/model/wasm-heap-kernels.ts';
+import { MAX_POOL_2X2_GRAD, originalWasmKernel } from '../src/model/wasm-heap-kernels.ts';
 import { quiet } from './fixtures/model/synthetic.ts';
 
 /** Float32 values as their bit patterns: −0 ≠ +0 and every last bit counts. */
@@ -69,6 +69,15 @@ describe('model: JavaScript kernels on the wasm heap', () => {
       assertSameBits(tf.sum(x, [0, 1, 2]), innermost, 'bias-gradient sum');
       assertSameBits(tf.sum(x, [2, 0, 1], true), tf.reshape(innermost, [1, 1, 1, 6]), 'keepDims');
       assertSameBits(tf.sum(x, 0), tf.sum(tf.transpose(x, [1, 2, 3, 0]), 3), 'first axis only');
+      // Widths divisible by 8 take the 8-column strips over blocks of 64 rows: 150 rows cross two block edges.
+      const wide = tf.concat([tf.randomNormal([150, 24], 0, 1, 'float32', 8), tf.fill([150, 8], -0)], 1);
+      assertSameBits(tf.sum(wide, 0), tf.sum(tf.transpose(wide), 1), 'strips of 8 columns, −0 columns too');
+      const maps = tf.randomNormal([3, 5, 7, 16], 0, 1, 'float32', 9);
+      assertSameBits(
+        tf.sum(maps, [0, 1, 2]),
+        tf.sum(tf.transpose(maps, [3, 0, 1, 2]), [1, 2, 3]),
+        '16 channels',
+      );
       assert.deepEqual(tf.sum(x).shape, [], 'all axes');
       assert.deepEqual(tf.sum(x, -1).shape, [4, 9, 7], 'last axis');
     });
@@ -139,6 +148,103 @@ describe('model: JavaScript kernels on the wasm heap', () => {
     );
     assert.throws(() => tf.gather(x, tf.tensor1d([5], 'int32')), /not in \[0, 4\]/);
     tf.dispose([x, indices, rows, columns]);
+  });
+
+  it('MaxPoolGrad 2×2 stride 2: as the backend’s kernel, ties, all-zero windows, offset 0, NaN and −0 included', () => {
+    const original = originalWasmKernel('MaxPoolGrad');
+    assert.ok(original, 'MaxPoolGrad is replaced and its original kept');
+    const run = (kernel: 'ours' | 'backend', inputs: Record<string, tf.Tensor>, attrs: tf.NamedAttrMap) =>
+      kernel === 'ours'
+        ? (tf.engine().runKernel('MaxPoolGrad', inputs, attrs) as tf.Tensor)
+        : tf
+            .engine()
+            .makeTensorFromTensorInfo(original({ inputs, attrs, backend: tf.backend() }) as tf.TensorInfo);
+    tf.tidy(() => {
+      // Rounded ReLU'd values: zero windows and ties among maxima; then the edge values the rules hinge on.
+      const relu = tf.relu(
+        tf.div(tf.round(tf.mul(tf.randomNormal([3, 6, 8, 5], 0, 1, 'float32', 11), 2)), 2),
+      );
+      const values = Float32Array.from(relu.dataSync());
+      values.fill(0, 0, 5); // image 0's first pixel, every channel: with its neighbours below, a zero window at offset 0
+      [values[5], values[40], values[45]] = [0, 0, 0];
+      values[7] = 1e-40; // below FLT_MIN: never a maximum
+      values[41] = NaN; // never a maximum
+      values[100] = -1;
+      const input = tf.tensor4d(values, [3, 6, 8, 5]);
+      const output = tf.maxPool(input, 2, 2, 'valid');
+      const dyValues = Float32Array.from(tf.randomNormal([3, 3, 4, 5], 0, 1, 'float32', 12).dataSync());
+      [dyValues[0], dyValues[2], dyValues[3]] = [1.5, -0, -2];
+      const dy = tf.tensor4d(dyValues, [3, 3, 4, 5]);
+      for (const pad of ['valid', 'same'] as const) {
+        const attrs = { filterSize: [2, 2], strides: [2, 2], pad };
+        const ours = run('ours', { dy, input, output }, attrs);
+        assertSameBits(ours, run('backend', { dy, input, output }, attrs), `dx (${pad})`);
+      }
+      const ours = run('ours', { dy, input, output }, { filterSize: [2, 2], strides: [2, 2], pad: 'valid' });
+      const dx = ours.dataSync();
+      assert.ok(dx[0] !== 0, 'the zero window at offset 0 hands its gradient to offset 0');
+      assert.ok(
+        bits(ours).every((b) => b !== 0x80000000),
+        '−0 gradients become +0, as the backend’s sum',
+      );
+    });
+  });
+
+  it('MaxPoolGrad of odd sizes or other windows and strides still takes the backend’s kernel', () => {
+    const original = originalWasmKernel('MaxPoolGrad');
+    assert.ok(original, 'MaxPoolGrad is replaced and its original kept');
+    tf.tidy(() => {
+      const input = tf.randomNormal([2, 7, 5, 3], 0, 1, 'float32', 13) as tf.Tensor4D;
+      for (const [filterSize, strides, pad] of [
+        [2, 2, 'same'],
+        [3, 1, 'valid'],
+        [2, 1, 'same'],
+      ] as const) {
+        const output = tf.maxPool(input, filterSize, strides, pad);
+        const dy = tf.randomNormal(output.shape, 0, 1, 'float32', 14);
+        const attrs = { filterSize, strides, pad };
+        const ours = tf.engine().runKernel('MaxPoolGrad', { dy, input, output }, attrs) as tf.Tensor;
+        const info = original({
+          inputs: { dy, input, output },
+          attrs,
+          backend: tf.backend(),
+        }) as tf.TensorInfo;
+        assertSameBits(ours, tf.engine().makeTensorFromTensorInfo(info), `${filterSize}/${strides} ${pad}`);
+      }
+    });
+  });
+
+  it('small Neg, Abs, Square and column Multiply on the calling thread: as the backend’s kernels, bit for bit', () => {
+    const flag = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
+    // They take over only with a thread pool; the flag is read per call (the backend has started already).
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+    try {
+      tf.tidy(() => {
+        const special = [0, -0, Infinity, -Infinity, 1e-45, -1e-40, 3e38, -2e19, 1e-20, 1.5];
+        const random = Float32Array.from(
+          tf.randomNormal([384 * 64 - special.length], 0, 3, 'float32', 21).dataSync(),
+        );
+        const values = Float32Array.from([...special, ...random]);
+        const x = tf.tensor2d(values, [384, 64]);
+        const column = tf.tensor2d(values.slice(0, 384), [384, 1]);
+        const backend = (name: string, inputs: Record<string, tf.Tensor>) => {
+          const original = originalWasmKernel(name);
+          assert.ok(original, `${name} is replaced and its original kept`);
+          const info = original({ inputs, attrs: {}, backend: tf.backend() }) as tf.TensorInfo;
+          return tf.engine().makeTensorFromTensorInfo(info);
+        };
+        for (const name of ['Neg', 'Abs', 'Square']) {
+          const ours = tf.engine().runKernel(name, { x }, {}) as tf.Tensor;
+          assertSameBits(ours, backend(name, { x }), name);
+        }
+        const product = tf.mul(column, x);
+        assertSameBits(product, backend('Multiply', { a: column, b: x }), 'column · matrix');
+        assertSameBits(tf.mul(x, column), backend('Multiply', { a: x, b: column }), 'matrix · column');
+        assert.ok(bits(product).includes(0x7f800000), 'the case covers an overflow to +Infinity');
+      });
+    } finally {
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', flag);
+    }
   });
 
   it('Identity and same-dtype Cast share the buffer: values survive disposal of either, nothing leaks', () => {

@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   flipSwapFilter,
   registerWasmHeapKernels,
+  tileVector,
   transposeChannelsFirst,
   unflipFilterGradient,
 } from './wasm-heap-kernels.ts';
@@ -321,9 +322,8 @@ function makeTiledBroadcast(original: tf.KernelFunc): tf.KernelFunc {
     if (repeats === 1) return original(args);
     const scratch = new Scratch(backend);
     try {
-      const row = scratch.run('Reshape', { x: b }, { shape: [1, channels] });
-      const tiled = scratch.run('Tile', { x: row }, { reps: [repeats, 1] });
-      const shaped = scratch.run('Reshape', { x: tiled }, { shape: trailing });
+      // One JavaScript copy: the backend's Tile took 0.3–0.6 ms for [1, 3] → [2304, 3] (index arithmetic).
+      const shaped = scratch.track(tileVector(backend, b, trailing));
       const out = original({ ...args, inputs: { a, b: shaped } });
       if (Array.isArray(out)) throw new Error('a binary kernel returned several outputs');
       scratch.release();
