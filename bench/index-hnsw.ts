@@ -466,7 +466,11 @@ async function runParallel(options: Options, argv: string[]): Promise<void> {
       .slice(0, options.parallelDims)
       .sort((a, b) => a - b);
     const space = { dims, weights: dims.map(() => rng.range(0.5, 1)), metric: 'l2' as const };
-    return { rows: projectRows(full, FULL_DIM, space), d: dims.length, metric: 'l2' as const };
+    // In shared memory, as the index job keeps them (build.ts), so that the workers read them without a copy.
+    const projected = projectRows(full, FULL_DIM, space);
+    const rows = new Float32Array(new SharedArrayBuffer(projected.byteLength));
+    rows.set(projected);
+    return { rows, d: dims.length, metric: 'l2' as const };
   });
   const labels = Array.from({ length: size }, (_, i) => i);
   const params = { m: options.m, efConstruction: options.efConstruction, efSearch: 64, seed: options.seed };

@@ -3,7 +3,13 @@
  * compared with the single-threaded build of the same rows.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { buildBundle } from '../src/index/build.ts';
+import { readManifest, versionPath } from '../src/index/files.ts';
 import { buildIndex, searchIndex, type HnswIndex } from '../src/index/hnsw.ts';
 import {
   buildConditionIndexes,
@@ -14,6 +20,7 @@ import {
   type ConditionRows,
 } from '../src/index/parallel-build.ts';
 import { Rng } from '../src/util/rng.ts';
+import { products, syntheticSource } from './fixtures/index/synthetic.ts';
 
 const params = { m: 8, efConstruction: 50, efSearch: 32, seed: 5 };
 
@@ -159,5 +166,30 @@ describe('index: parallel per-condition build', () => {
     assert.ok(builders, 'workers for 18 000 inserts');
     assert.equal(builders.workers.length, 2);
     await builders.close();
+  });
+
+  it('the index job makes the same index files with its workers (started before embedding) as in one thread', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'dressmatch-parallel-'));
+    const saved = process.env.DRESSMATCH_INDEX_THREADS;
+    try {
+      const hashes: string[] = [];
+      // 4000 products x 3 conditions: above PARALLEL_MIN_INSERTS, so two threads build in workers.
+      for (const threads of ['1', '2']) {
+        process.env.DRESSMATCH_INDEX_THREADS = threads;
+        const dir = join(root, threads);
+        await buildBundle(dir, syntheticSource(products(4000), { dim: 24 }), { m: 8, efConstruction: 40 });
+        const version = versionPath(dir, (await readManifest(dir))!.current);
+        const files = (await readdir(version)).filter((name) => name.endsWith('.hnsw')).sort();
+        assert.equal(files.length, 3, `${threads} thread(s): one index per condition`);
+        const hash = createHash('sha256');
+        for (const name of files) hash.update(name).update(await readFile(join(version, name)));
+        hashes.push(hash.digest('hex'));
+      }
+      assert.equal(hashes[1], hashes[0], 'the same bytes from workers as from one thread');
+    } finally {
+      if (saved === undefined) delete process.env.DRESSMATCH_INDEX_THREADS;
+      else process.env.DRESSMATCH_INDEX_THREADS = saved;
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

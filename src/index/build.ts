@@ -301,7 +301,11 @@ class SlotVectors {
   ) {
     const D = source.embedDim;
     this.embeddings = source.modelKind === 'asen' ? null : new Float32Array(slots * D);
-    this.rows = spaces.map((space) => new Float32Array(slots * space.dims.length));
+    // Shared memory: the parallel HNSW build hands the rows to its workers without copying them.
+    this.rows = spaces.map(
+      (space) =>
+        new Float32Array(new SharedArrayBuffer(slots * space.dims.length * Float32Array.BYTES_PER_ELEMENT)),
+    );
   }
 
   copyFromPrevious(previous: IndexBundle, fromSlot: number, toSlot: number): void {

@@ -250,7 +250,9 @@ async function runAll(
   origin: number,
 ): Promise<RunningJob[]> {
   const order = conditions.map((_, c) => c).sort((a, b) => conditions[b].d - conditions[a].d || a - b);
-  const labelArray = Int32Array.from(labels);
+  // Shared, like the rows the index job keeps (build.ts): posting a job copies neither.
+  const labelArray = new Int32Array(new SharedArrayBuffer(labels.length * Int32Array.BYTES_PER_ELEMENT));
+  labelArray.set(labels);
   const jobs = new Array<RunningJob>(conditions.length);
   const since = (ms: number): number => (ms - origin) / 1000;
   let next = 0;
