@@ -16,12 +16,13 @@
  *
  * builds one index per condition the way the index job does, one condition after another in one thread (before)
  * and in worker threads (src/index/parallel-build.ts, after), alternating within the run, and checks that both
- * give the same neighbours. Writes bench/results/index-parallel.{json,md}.
+ * give the same neighbours, and splits each parallel build into phases. Writes bench/results/index-parallel.{json,md}
+ * (or --out <path>.{json,md}).
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { buildIndex, searchIndex, type HnswIndex, type HnswParams } from '../src/index/hnsw.ts';
@@ -423,7 +424,7 @@ function phases(timeline: BuildTimeline, sequentialSeconds: number): Phases {
   );
   const build = sum((job) => job.built - job.received);
   return {
-    ideal: sequentialSeconds / threads,
+    ideal: sequentialSeconds / Math.min(threads, availableParallelism()),
     handover: sum((job) => job.received - Math.max(job.posted, ready[job.worker])),
     build,
     buildVsOneThread: build / sequentialSeconds,
@@ -586,9 +587,9 @@ async function writeParallel(
       'worker threads, from the vectors to every index read back; its workers are started first, as the index ' +
       'job starts them before it embeds (start s: until they had loaded tsx, their modules and hnswlib; speed-up ' +
       'counting start = one thread / (start + parallel)). Rounds alternate the two. ' +
-      'Phases of the parallel build (from its own timestamps): ideal = one thread / threads; ' +
+      'Phases of the parallel build (from its own timestamps): ideal = one thread / min(threads, cores); ' +
       'hand-over = copying the rows to the workers; worker build = ' +
-      'inserting, summed over jobs (÷ one thread: above 1 when the two threads slow each other down); write = ' +
+      'inserting, summed over jobs (÷ one thread: above 1 when the threads slow each other down or other jobs take CPU); write = ' +
       'writing the scratch files, summed; read-back tail = after the last file until every index was back; ' +
       'imbalance = last worker done − first worker done.',
     '',
@@ -605,7 +606,9 @@ async function writeParallel(
     `Speed-up range: ${fmt(summary.speedupRange[0])}x – ${fmt(summary.speedupRange[1])}x.`,
     '',
   ].join('\n');
-  const out = join(dirname(options.out), 'index-parallel');
+  // --out names the files of a parallel run too, except the default (index-hnsw), which becomes index-parallel.
+  const out =
+    basename(options.out) === 'index-hnsw' ? join(dirname(options.out), 'index-parallel') : options.out;
   await mkdir(dirname(out), { recursive: true });
   await writeFile(`${out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(`${out}.md`, md);
