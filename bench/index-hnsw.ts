@@ -397,6 +397,8 @@ interface ParallelRound {
   /** Load average (1 min) at the end of the round. */
   load: number;
   phases: Phases;
+  /** Per-job timestamps of the parallel build (JSON only): which condition ran where, and how long. */
+  timeline: BuildTimeline;
 }
 
 /** Where the parallel build lost time against the ideal (one-thread time / threads), seconds. */
@@ -500,6 +502,7 @@ async function runParallel(options: Options, argv: string[]): Promise<void> {
       sameNeighbours,
       load: loadavg()[0],
       phases: phases(timeline, sequentialSeconds),
+      timeline,
     });
     await writeParallel(rounds, options, argv, threads);
     process.stderr.write(
