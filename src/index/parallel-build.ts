@@ -2,7 +2,8 @@
  * One HNSW index per condition, built in parallel: each condition's index is built by a worker thread (hnswlib
  * inserts are single-threaded and synchronous), written to a scratch file and read back by the caller. The graph
  * is the one a single-threaded build makes: same code, same insertion order, same seed, so the bundle does not
- * change. Small jobs stay in this thread, where starting workers would cost more than it saves.
+ * change. Small jobs stay in this thread, where starting workers would cost more than it saves. The index job
+ * starts the workers before it embeds (IndexBuilders), and `onTimeline` tells where a build lost time.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -36,9 +37,9 @@ export interface ParallelBuildOptions {
 }
 
 /**
- * Below this many inserts in total, building in this thread is about as fast: a worker takes about 0.3–0.5 s to
- * start (tsx and hnswlib loaded again) and the index is read back from disk. The demo catalogue (3000 products ×
- * 6 conditions) is above it.
+ * Below this many inserts in total, building in this thread is about as fast: a worker takes about 0.3–0.5 s of
+ * CPU to start (tsx and hnswlib loaded again; the index job overlaps it with embedding, which also wants the
+ * cores) and the index is read back from disk. The demo catalogue (3000 products × 6 conditions) is above it.
  */
 export const PARALLEL_MIN_INSERTS = 10_000;
 
@@ -59,7 +60,7 @@ export function buildThreads(
 }
 
 /**
- * Build workers started ahead of the build. A worker needs 0.3–0.6 s (quiet machine; 1.1–1.3 s at load 5) to load
+ * Build workers started ahead of the build. A worker needs 0.3–0.6 s (quiet machine; 0.6–1.3 s at load 4–6) to load
  * tsx, its modules and hnswlib, which at 20 000 products is a tenth of the whole parallel build: the index job
  * starts them before it embeds, so that they are ready when the vectors are.
  */
@@ -116,7 +117,7 @@ const now = (): number => performance.timeOrigin + performance.now();
 export interface JobTimes {
   condition: number;
   worker: number;
-  /** Handed to the worker (the rows are copied then). */
+  /** Handed to the worker (rows in a SharedArrayBuffer are shared, others copied). */
   posted: number;
   /** The worker has the rows and starts inserting. */
   received: number;
@@ -127,10 +128,10 @@ export interface JobTimes {
   read: number;
 }
 
-/** Phases of one parallel build: where it loses time against the ideal (the one-thread time / threads). */
+/** Phases of one parallel build: where it loses time against the ideal (the one-thread time / cores used). */
 export interface BuildTimeline {
   threads: number;
-  /** Seconds until each worker had loaded its modules and hnswlib. */
+  /** Seconds until each worker had loaded its modules and hnswlib (0 for workers started beforehand). */
   ready: number[];
   jobs: JobTimes[];
   /** Seconds until every index was back in this thread. */
