@@ -16,16 +16,23 @@
  *
  * builds one index per condition the way the index job does, one condition after another in one thread (before)
  * and in worker threads (src/index/parallel-build.ts, after), alternating within the run, and checks that both
- * give the same neighbours. Writes bench/results/index-parallel.{json,md}.
+ * give the same neighbours, and splits each parallel build into phases. Writes bench/results/index-parallel.{json,md}
+ * (or --out <path>.{json,md}).
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { buildIndex, searchIndex, type HnswIndex } from '../src/index/hnsw.ts';
-import { buildConditionIndexes, indexThreadCount } from '../src/index/parallel-build.ts';
+import { buildIndex, searchIndex, type HnswIndex, type HnswParams } from '../src/index/hnsw.ts';
+import {
+  buildConditionIndexes,
+  IndexBuilders,
+  indexThreadCount,
+  type BuildTimeline,
+  type ConditionRows,
+} from '../src/index/parallel-build.ts';
 import { exactSearch, projectRows, recallAtK, type Neighbour } from '../src/index/vectors.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -379,9 +386,54 @@ async function writeResults(results: CaseResult[], options: Options, argv: strin
 interface ParallelRound {
   round: number;
   sequentialSeconds: number;
+  /** From the vectors to every index back, workers started beforehand (as the index job does). */
   parallelSeconds: number;
   speedup: number;
+  /** Starting the workers (before the timer above; the index job overlaps it with embedding). */
+  startSeconds: number;
+  /** One thread / (start + parallel): the speed-up where nothing overlaps the start. */
+  speedupWithStart: number;
   sameNeighbours: boolean;
+  /** Load average (1 min) at the end of the round. */
+  load: number;
+  phases: Phases;
+  /** Per-job timestamps of the parallel build (JSON only): which condition ran where, and how long. */
+  timeline: BuildTimeline;
+}
+
+/** Where the parallel build lost time against the ideal (one-thread time / threads), seconds. */
+interface Phases {
+  ideal: number;
+  /** Handing the rows over: posted → received, beyond waiting for the worker to start. */
+  handover: number;
+  /** Inserting in the workers, summed over jobs, and that sum / the one-thread inserting time. */
+  build: number;
+  buildVsOneThread: number;
+  /** Writing the scratch files, summed over jobs. */
+  write: number;
+  /** After the last file was written until every index was read back. */
+  readTail: number;
+  /** Last worker done − first worker done: the threads did not finish together. */
+  imbalance: number;
+}
+
+function phases(timeline: BuildTimeline, sequentialSeconds: number): Phases {
+  const { jobs, ready, threads } = timeline;
+  const sum = (f: (job: BuildTimeline['jobs'][number]) => number): number =>
+    jobs.reduce((total, job) => total + f(job), 0);
+  const lastWritten = Array.from({ length: threads }, (_, w) =>
+    Math.max(...jobs.filter((job) => job.worker === w).map((job) => job.written)),
+  );
+  const build = sum((job) => job.built - job.received);
+  return {
+    ideal: sequentialSeconds / Math.min(threads, availableParallelism()),
+    handover: sum((job) => job.received - Math.max(job.posted, ready[job.worker])),
+    build,
+    buildVsOneThread: build / sequentialSeconds,
+    write: sum((job) => job.written - job.built),
+    readTail: timeline.end - Math.max(...lastWritten),
+    imbalance: Math.max(...lastWritten) - Math.min(...lastWritten),
+  };
 }
 
 /** k nearest labels of a few queries in every index: a parallel build must answer exactly as a sequential one. */
@@ -417,20 +469,27 @@ async function runParallel(options: Options, argv: string[]): Promise<void> {
       .slice(0, options.parallelDims)
       .sort((a, b) => a - b);
     const space = { dims, weights: dims.map(() => rng.range(0.5, 1)), metric: 'l2' as const };
-    return { rows: projectRows(full, FULL_DIM, space), d: dims.length, metric: 'l2' as const };
+    // In shared memory, as the index job keeps them (build.ts), so that the workers read them without a copy.
+    const projected = projectRows(full, FULL_DIM, space);
+    const rows = new Float32Array(new SharedArrayBuffer(projected.byteLength));
+    rows.set(projected);
+    return { rows, d: dims.length, metric: 'l2' as const };
   });
   const labels = Array.from({ length: size }, (_, i) => i);
   const params = { m: options.m, efConstruction: options.efConstruction, efSearch: 64, seed: options.seed };
   const threads = indexThreadCount();
   const rounds: ParallelRound[] = [];
   for (let round = 1; round <= options.repeat; round++) {
-    let start = performance.now();
+    const start = performance.now();
     const sequential: HnswIndex[] = [];
     for (const c of conditions) sequential.push(await buildIndex(c.rows, c.d, labels, c.metric, params));
     const sequentialSeconds = (performance.now() - start) / 1000;
-    start = performance.now();
-    const parallel = await buildConditionIndexes(conditions, labels, params, { threads });
-    const parallelSeconds = (performance.now() - start) / 1000;
+    const { parallel, parallelSeconds, startSeconds, timeline } = await timeParallel(
+      conditions,
+      labels,
+      params,
+      threads,
+    );
     const sameNeighbours =
       fingerprint(sequential, conditions, options.k) === fingerprint(parallel, conditions, options.k);
     rounds.push({
@@ -438,13 +497,47 @@ async function runParallel(options: Options, argv: string[]): Promise<void> {
       sequentialSeconds,
       parallelSeconds,
       speedup: sequentialSeconds / parallelSeconds,
+      startSeconds,
+      speedupWithStart: sequentialSeconds / (startSeconds + parallelSeconds),
       sameNeighbours,
+      load: loadavg()[0],
+      phases: phases(timeline, sequentialSeconds),
+      timeline,
     });
     await writeParallel(rounds, options, argv, threads);
     process.stderr.write(
       `round ${round}: one thread ${fmt(sequentialSeconds, 1)} s, ${threads} threads ${fmt(parallelSeconds, 1)} s, ` +
         `${fmt(sequentialSeconds / parallelSeconds)}x, same neighbours: ${sameNeighbours}\n`,
     );
+  }
+}
+
+/**
+ * The parallel build as the index job makes it: workers started first (the job starts them before it embeds, so
+ * their start overlaps embedding), then timed from the vectors to every index back in this thread.
+ */
+async function timeParallel(
+  conditions: ConditionRows[],
+  labels: number[],
+  params: HnswParams,
+  threads: number,
+) {
+  let start = performance.now();
+  const builders = new IndexBuilders(threads);
+  await builders.ready();
+  const startSeconds = (performance.now() - start) / 1000;
+  try {
+    start = performance.now();
+    let timeline: BuildTimeline | undefined;
+    const parallel = await buildConditionIndexes(conditions, labels, params, {
+      builders,
+      onTimeline: (t) => (timeline = t),
+    });
+    const parallelSeconds = (performance.now() - start) / 1000;
+    if (!timeline) throw new Error('the parallel build did not run in worker threads');
+    return { parallel, parallelSeconds, startSeconds, timeline };
+  } finally {
+    await builders.close();
   }
 }
 
@@ -473,11 +566,20 @@ async function writeParallel(
     rounds,
     speedupRange: [Math.min(...speedups), Math.max(...speedups)],
   };
-  const header = '| round | one thread s | parallel s | speed-up | same neighbours |';
-  const lines = rounds.map(
-    (r) =>
-      `| ${r.round} | ${fmt(r.sequentialSeconds, 1)} | ${fmt(r.parallelSeconds, 1)} | ${fmt(r.speedup)}x | ${r.sameNeighbours ? 'yes' : 'NO'} |`,
-  );
+  const header =
+    '| round | load | one thread s | parallel s | speed-up | start s | speed-up counting start | same neighbours | ' +
+    'ideal s | hand-over s | ' +
+    'worker build s (÷ one thread) | write s | read-back tail s | imbalance s |';
+  const lines = rounds.map((r) => {
+    const p = r.phases;
+    return (
+      `| ${r.round} | ${fmt(r.load, 1)} | ${fmt(r.sequentialSeconds, 1)} | ${fmt(r.parallelSeconds, 1)} | ` +
+      `${fmt(r.speedup)}x | ${fmt(r.startSeconds)} | ${fmt(r.speedupWithStart)}x | ` +
+      `${r.sameNeighbours ? 'yes' : 'NO'} | ${fmt(p.ideal, 1)} | ` +
+      `${fmt(p.handover, 3)} | ${fmt(p.build, 1)} (${fmt(p.buildVsOneThread)}) | ${fmt(p.write)} | ` +
+      `${fmt(p.readTail)} | ${fmt(p.imbalance)} |`
+    );
+  });
   const md = [
     '# Parallel per-condition HNSW build',
     '',
@@ -485,18 +587,31 @@ async function writeParallel(
       `${size} clustered products, ${options.conditions} conditions of ${options.parallelDims} masked dims each, ` +
       `M ${options.m}, efConstruction ${options.efConstruction}. One thread = the conditions built one after ` +
       `another in the main thread (the index job before); parallel = src/index/parallel-build.ts with ${threads} ` +
-      'worker threads, including starting them and reading the indexes back. Rounds alternate the two.',
+      'worker threads, from the vectors to every index read back; its workers are started first, as the index ' +
+      'job starts them before it embeds (start s: until they had loaded tsx, their modules and hnswlib; speed-up ' +
+      'counting start = one thread / (start + parallel)). Rounds alternate the two. ' +
+      'Phases of the parallel build (from its own timestamps): ideal = one thread / min(threads, cores); ' +
+      'hand-over = copying the rows to the workers; worker build = ' +
+      'inserting, summed over jobs (÷ one thread: above 1 when the threads slow each other down or other jobs take CPU); write = ' +
+      'writing the scratch files, summed; read-back tail = after the last file until every index was back; ' +
+      'imbalance = last worker done − first worker done.',
     '',
     `Reproduce: \`npx tsx bench/index-hnsw.ts ${argv.join(' ')}\``,
     '',
     header,
-    '|---|---|---|---|---|',
+    `|${header
+      .split('|')
+      .slice(1, -1)
+      .map(() => '---')
+      .join('|')}|`,
     ...lines,
     '',
     `Speed-up range: ${fmt(summary.speedupRange[0])}x – ${fmt(summary.speedupRange[1])}x.`,
     '',
   ].join('\n');
-  const out = join(dirname(options.out), 'index-parallel');
+  // --out names the files of a parallel run too, except the default (index-hnsw), which becomes index-parallel.
+  const out =
+    basename(options.out) === 'index-hnsw' ? join(dirname(options.out), 'index-parallel') : options.out;
   await mkdir(dirname(out), { recursive: true });
   await writeFile(`${out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(`${out}.md`, md);

@@ -31,7 +31,7 @@ import {
 } from './files.ts';
 import { RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
 import { distanceQuantiles, measureRecall, type RecallInput } from './quality.ts';
-import { buildConditionIndexes } from './parallel-build.ts';
+import { buildConditionIndexes, startIndexBuilders, type IndexBuilders } from './parallel-build.ts';
 import {
   BUNDLE_FORMAT,
   BUNDLE_FORMAT_VERSION,
@@ -301,7 +301,11 @@ class SlotVectors {
   ) {
     const D = source.embedDim;
     this.embeddings = source.modelKind === 'asen' ? null : new Float32Array(slots * D);
-    this.rows = spaces.map((space) => new Float32Array(slots * space.dims.length));
+    // Shared memory: the parallel HNSW build hands the rows to its workers without copying them.
+    this.rows = spaces.map(
+      (space) =>
+        new Float32Array(new SharedArrayBuffer(slots * space.dims.length * Float32Array.BYTES_PER_ELEMENT)),
+    );
   }
 
   copyFromPrevious(previous: IndexBundle, fromSlot: number, toSlot: number): void {
@@ -482,6 +486,9 @@ export async function buildBundle(
       const quality = previous.spaces.map((s) => s.quality);
       return { ...buildReport(build, false, quality, []), version: manifest?.current ?? null };
     }
+    // A full build's HNSW workers load while this thread embeds (0.3–1.3 s each, parallel-build.ts).
+    const full = !(layout.inPlace && previous);
+    build.builders = full ? startIndexBuilders(build.spaces.length, build.liveSlots.length) : null;
     const vectors = await embedVectors(build);
     const indexes = await buildIndexes(build, vectors);
     const { quality, spaceRecords } = await checkQuality(build, vectors, indexes);
@@ -494,6 +501,7 @@ export async function buildBundle(
     );
     return buildReport(build, true, quality, removedVersions);
   } finally {
+    await build?.builders?.close();
     const tempDir = build?.tempDir;
     if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
     await lock.release().catch(() => undefined);
@@ -541,6 +549,8 @@ interface Build {
   layout: Layout;
   live: Uint8Array;
   liveSlots: number[];
+  /** HNSW build workers of a full build, started before embedding. */
+  builders: IndexBuilders | null;
 }
 
 /** Tell the caller a step is done (tests kill the job at these points). */
@@ -595,6 +605,7 @@ async function startBuild(
     layout,
     live: Uint8Array.from(layout.slots, (p) => (p ? 1 : 0)),
     liveSlots: layout.slots.flatMap((p, slot) => (p ? [slot] : [])),
+    builders: null,
   };
 }
 
@@ -716,6 +727,7 @@ async function buildAllConditions(build: Build, vectors: SlotVectors): Promise<H
     liveSlots,
     build.params,
     {
+      builders: build.builders,
       onProgress: (c, count) => {
         done[c] = count;
         const total = liveSlots.length * spaces.length;
