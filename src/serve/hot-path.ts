@@ -84,19 +84,22 @@ export function similarHotPath(context: RouteContext, specText: string): Request
     if (!asked || !lease) return next();
     response.once('close', lease.release);
     const { index } = lease;
-    similarToProduct(index, asked).then(
-      (body) => {
-        context.metrics.hotPath.inc({ outcome: 'answered' });
-        response.locals.route = ROUTE;
-        response.setHeader('X-Index-Version', index.version);
-        context.answers.send(request, response, index.version, body);
-      },
-      // Whatever went wrong (an unknown product or condition, a malformed combination) is worded by the full
-      // path, with its headers; nothing has been sent yet.
-      () => {
-        context.metrics.hotPath.inc({ outcome: 'handed_on' });
-        next();
-      },
-    );
+    similarToProduct(index, asked)
+      .then(
+        (body) => {
+          context.metrics.hotPath.inc({ outcome: 'answered' });
+          response.locals.route = ROUTE;
+          response.setHeader('X-Index-Version', index.version);
+          context.answers.send(request, response, index.version, body);
+        },
+        // Whatever went wrong (an unknown product or condition, a malformed combination) is worded by the full
+        // path, with its headers; nothing has been sent yet.
+        () => {
+          context.metrics.hotPath.inc({ outcome: 'handed_on' });
+          next();
+        },
+      )
+      // Sending failed (the answer was computed): the error handler answers, or ends a response already started.
+      .catch(next);
   };
 }
