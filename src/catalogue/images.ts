@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { imageDigest, PixelStore, type PixelStoreLog } from './pixel-store.ts';
 import { mapWithConcurrency } from './pool.ts';
-import type { Catalogue, Product } from './types.ts';
+import type { Catalogue, ImageFit, Product } from './types.ts';
 
 export type ImageDecodeReason = 'not-found' | 'unsupported' | 'invalid';
 
@@ -40,15 +40,6 @@ function classify(error: Error): ImageDecodeReason {
   if (text.includes('unsupported image format') || text.includes('empty')) return 'unsupported';
   return 'invalid';
 }
-
-/**
- * How a photo becomes a size×size input (the model's config says which; see ModelConfig.preprocess).
- * - fit-pad: the whole picture is scaled to fit and non-square images are padded with the mean colour of their
- *   corners (product photos have plain backgrounds), so no part of the garment is cropped;
- * - resize-crop: upstream's transforms.Scale(size) + CenterCrop(size): the shorter side is resized (bilinear, as
- *   torchvision's default) to size and the centre square kept.
- */
-export type ImageFit = 'fit-pad' | 'resize-crop';
 
 /**
  * Decode any image sharp reads into size×size RGB bytes (HWC). EXIF orientation is applied, transparency is

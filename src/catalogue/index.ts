@@ -22,7 +22,6 @@ export {
   type ImageCacheOptions,
   type ImageSource,
   type ImageDecodeReason,
-  type ImageFit,
 } from './images.ts';
 export { PixelStore, PIXEL_DIR, imageDigest, pixelStoreEnabled, type PixelStoreLog } from './pixel-store.ts';
 export { mapWithConcurrency } from './pool.ts';

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { ImageFit } from './images.ts';
+import type { ImageFit } from './types.ts';
 
 const MAGIC = Buffer.from('DMPIXSEG');
 const TAIL = 4 + MAGIC.length;

@@ -67,3 +67,12 @@ export class CatalogueError extends Error {
     this.name = 'CatalogueError';
   }
 }
+
+/**
+ * How a photo becomes a size×size input (the model's config says which; see ModelConfig.preprocess).
+ * - fit-pad: the whole picture is scaled to fit and non-square images are padded with the mean colour of their
+ *   corners (product photos have plain backgrounds), so no part of the garment is cropped;
+ * - resize-crop: upstream's transforms.Scale(size) + CenterCrop(size): the shorter side is resized (bilinear, as
+ *   torchvision's default) to size and the centre square kept.
+ */
+export type ImageFit = 'fit-pad' | 'resize-crop';
