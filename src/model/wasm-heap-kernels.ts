@@ -123,6 +123,8 @@ function makeMaxPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+// The window loop is maxPool2x2Grad's; written out again rather than shared through a per-window callback, which
+// this loop (55k windows a call) would pay for.
 function maxPoolGrad2x2Backend(backend: WasmHeap, input: TensorInfo, dy: TensorInfo): TensorInfo {
   const [batch, height, width, channels] = input.shape;
   const out = backend.makeOutput([...input.shape], 'float32');
