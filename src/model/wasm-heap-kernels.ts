@@ -53,6 +53,19 @@ function i32(backend: WasmHeap, info: TensorInfo): Int32Array {
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /**
+ * A new float32 output of `shape`, with float32 views of it and of `inputs` taken after the allocation: an
+ * allocation may grow (and replace) the heap's buffer, which leaves views taken before it pointing at the old one.
+ */
+function float32Output(
+  backend: WasmHeap,
+  shape: number[],
+  ...inputs: TensorInfo[]
+): { out: TensorInfo; target: Float32Array; sources: Float32Array[] } {
+  const out = backend.makeOutput(shape, 'float32');
+  return { out, target: f32(backend, out), sources: inputs.map((input) => f32(backend, input)) };
+}
+
+/**
  * dx = resizeNearest(dy) · (x == resizeNearest(pooled)): every element equal to its window's maximum receives the
  * window's gradient (ties all do), the others dy · 0 (−0 for a negative dy), exactly as the Multiply it replaces.
  * Window by window and branch-free: a data-dependent branch here mispredicts and costs 3× (26 ms against 8 ms on
@@ -63,12 +76,11 @@ function maxPool2x2Grad({ inputs, backend: anyBackend }: KernelArgs): TensorInfo
   const { x, pooled, dy } = inputs as { x: TensorInfo; pooled: TensorInfo; dy: TensorInfo };
   const [batch, height, width, channels] = x.shape;
   if (height % 2 !== 0 || width % 2 !== 0) throw new Error(`${MAX_POOL_2X2_GRAD} needs even sizes`);
-  const out = backend.makeOutput([...x.shape], 'float32');
-  // Views after makeOutput: an allocation may grow (and replace) the heap's buffer.
-  const dx = f32(backend, out);
-  const xs = f32(backend, x);
-  const ps = f32(backend, pooled);
-  const gs = f32(backend, dy);
+  const {
+    out,
+    target: dx,
+    sources: [xs, ps, gs],
+  } = float32Output(backend, [...x.shape], x, pooled, dy);
   const row = width * channels;
   let p = 0;
   for (let n = 0; n < batch; n++) {
@@ -127,10 +139,11 @@ function makeMaxPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
 // this loop (55k windows a call) would pay for.
 function maxPoolGrad2x2Backend(backend: WasmHeap, input: TensorInfo, dy: TensorInfo): TensorInfo {
   const [batch, height, width, channels] = input.shape;
-  const out = backend.makeOutput([...input.shape], 'float32');
-  const dx = f32(backend, out);
-  const xs = f32(backend, input);
-  const gs = f32(backend, dy);
+  const {
+    out,
+    target: dx,
+    sources: [xs, gs],
+  } = float32Output(backend, [...input.shape], input, dy);
   const row = width * channels;
   let p = 0;
   for (let n = 0; n < batch; n++) {
@@ -180,9 +193,11 @@ function maxPoolGrad2x2Backend(backend: WasmHeap, input: TensorInfo, dy: TensorI
 export function transposeChannelsFirst(anyBackend: unknown, x: TensorInfo): TensorInfo {
   const backend = heap(anyBackend);
   const [batch, height, width, channels] = x.shape;
-  const out = backend.makeOutput([channels, height, width, batch], 'float32');
-  const target = f32(backend, out);
-  const source = f32(backend, x);
+  const {
+    out,
+    target,
+    sources: [source],
+  } = float32Output(backend, [channels, height, width, batch], x);
   const pixels = height * width;
   const imageStride = pixels * channels;
   const plane = pixels * batch;
@@ -199,9 +214,11 @@ export function transposeChannelsFirst(anyBackend: unknown, x: TensorInfo): Tens
 /** A float32 vector [C] repeated to `shape` (whose last axis is C): a copy, as the backend's Tile computes it. */
 export function tileVector(anyBackend: unknown, vector: TensorInfo, shape: number[]): TensorInfo {
   const backend = heap(anyBackend);
-  const out = backend.makeOutput(shape, 'float32');
-  const target = f32(backend, out);
-  const source = f32(backend, vector);
+  const {
+    out,
+    target,
+    sources: [source],
+  } = float32Output(backend, shape, vector);
   // Doubling copies (memcpy: every bit kept, −0 and NaN payloads included).
   target.set(source);
   for (let filled = source.length; filled < target.length; filled *= 2) {
@@ -214,9 +231,11 @@ export function tileVector(anyBackend: unknown, vector: TensorInfo, shape: numbe
 export function unflipFilterGradient(anyBackend: unknown, flipped: TensorInfo): TensorInfo {
   const backend = heap(anyBackend);
   const [outChannels, height, width, inChannels] = flipped.shape;
-  const out = backend.makeOutput([height, width, inChannels, outChannels], 'float32');
-  const target = f32(backend, out);
-  const source = f32(backend, flipped);
+  const {
+    out,
+    target,
+    sources: [source],
+  } = float32Output(backend, [height, width, inChannels, outChannels], flipped);
   for (let co = 0; co < outChannels; co++) {
     for (let i = 0; i < height; i++) {
       for (let j = 0; j < width; j++) {
@@ -233,9 +252,11 @@ export function unflipFilterGradient(anyBackend: unknown, flipped: TensorInfo): 
 export function flipSwapFilter(anyBackend: unknown, filter: TensorInfo): TensorInfo {
   const backend = heap(anyBackend);
   const [height, width, inChannels, outChannels] = filter.shape;
-  const out = backend.makeOutput([height, width, outChannels, inChannels], 'float32');
-  const target = f32(backend, out);
-  const source = f32(backend, filter);
+  const {
+    out,
+    target,
+    sources: [source],
+  } = float32Output(backend, [height, width, outChannels, inChannels], filter);
   const plane = inChannels * outChannels;
   for (let i = 0; i < height; i++) {
     for (let j = 0; j < width; j++) {
@@ -268,9 +289,11 @@ function makeUnsortedSegmentSum(original: tf.KernelFunc): tf.KernelFunc {
     const width = size(inner);
     const values = f32(backend, x);
     for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return original(args);
-    const out = backend.makeOutput([numSegments, ...inner], 'float32');
-    const total = f32(backend, out);
-    const xs = f32(backend, x);
+    const {
+      out,
+      target: total,
+      sources: [xs],
+    } = float32Output(backend, [numSegments, ...inner], x);
     const ids = i32(backend, segmentIds);
     total.fill(0);
     const block = new Float32Array(numSegments * width);
@@ -319,9 +342,11 @@ function makeLeadingSum(original: tf.KernelFunc): tf.KernelFunc {
     if (x.dtype !== 'float32' || k === undefined || size(x.shape) === 0) return original(args);
     const kept = x.shape.slice(k);
     const shape = keepDims ? [...x.shape.slice(0, k).map(() => 1), ...kept] : kept;
-    const out = backend.makeOutput(shape, 'float32');
-    const sums = f32(backend, out);
-    const xs = f32(backend, x);
+    const {
+      out,
+      target: sums,
+      sources: [xs],
+    } = float32Output(backend, shape, x);
     const width = size(kept);
     sums.set(width % 8 === 0 ? columnSums8(xs, width) : columnSums(xs, width));
     return out;
@@ -494,8 +519,12 @@ function makeSmallUnary(name: string): (original: tf.KernelFunc) => tf.KernelFun
     const { x } = args.inputs as { x: TensorInfo };
     if (x.dtype !== 'float32' || size(x.shape) > SMALL_ELEMENTWISE || !pooled()) return original(args);
     const backend = heap(args.backend);
-    const out = backend.makeOutput([...x.shape], 'float32');
-    loop(f32(backend, x), f32(backend, out));
+    const {
+      out,
+      target,
+      sources: [source],
+    } = float32Output(backend, [...x.shape], x);
+    loop(source, target);
     return out;
   };
 }
@@ -517,10 +546,11 @@ function makeSmallColumnMultiply(original: tf.KernelFunc): tf.KernelFunc {
       size(matrix.shape) <= SMALL_ELEMENTWISE;
     if (!fits || !pooled()) return original(args);
     const backend = heap(args.backend);
-    const out = backend.makeOutput([rows, width], 'float32');
-    const target = f32(backend, out);
-    const scale = f32(backend, column);
-    const values = f32(backend, matrix);
+    const {
+      out,
+      target,
+      sources: [scale, values],
+    } = float32Output(backend, [rows, width], column, matrix);
     const f = Math.fround;
     for (let r = 0, i = 0; r < rows; r++) {
       const s = scale[r];
