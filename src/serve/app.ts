@@ -10,7 +10,13 @@ import type { StoreKind } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
 import { createAnswerCache } from './answer-cache.ts';
 import { createHeatmapCache, createThumbnailCache } from './cache.ts';
-import { SPEC_PATH, contractValidator, plainIntegers, uploadLimits } from './contract.ts';
+import {
+  SPEC_PATH,
+  contractValidator,
+  operationParameters,
+  plainIntegers,
+  uploadLimits,
+} from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
 import { frontLayer } from './front.ts';
 import { similarHotPath } from './hot-path.ts';
@@ -142,7 +148,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   // Repeated GET /similar URLs, plain health probes and plain GET /similar URLs are answered here, before
   // validation and routing (see answer-cache.ts, healthProbe and hot-path.ts for why).
   app.use(context.answers.middleware, healthProbe());
-  if (options.hotPath ?? !options.validateResponses) app.use(similarHotPath(context, spec));
+  const parameters = operationParameters(spec);
+  if (options.hotPath ?? !options.validateResponses) app.use(similarHotPath(context, parameters));
   registerPages(app);
   // HEAD is GET without a body (RFC 9110): Node already dropped the body for this response, so route it as GET
   // and let the contract's GET operations answer probes that use HEAD.
@@ -153,7 +160,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   // JSON bodies (POST /recommend) are parsed before the contract checks them; 16 KiB holds 20 examples and filters.
   app.use(express.json({ limit: '16kb' }));
   app.use(contractValidator(limits, options.validateResponses ?? false));
-  app.use(plainIntegers(spec));
+  app.use(plainIntegers(parameters));
   registerOpsRoutes(app, context, spec, {
     metricsRoute: options.metricsRoute ?? true,
     metricsToken: options.metricsToken,

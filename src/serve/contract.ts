@@ -53,7 +53,10 @@ interface Spec {
 }
 
 /** Every operation's parameters, `$ref`s resolved, keyed `METHOD route-template`. */
-export function operationParameters(specText: string): Map<string, SpecParameter[]> {
+export type OperationParameters = Map<string, SpecParameter[]>;
+
+/** The contract's parameters, read once at start-up for the checks that run beside the validator. */
+export function operationParameters(specText: string): OperationParameters {
   const spec = parseYaml(specText) as Spec;
   const resolve = (p: SpecParameter) =>
     p.$ref ? (spec.components?.parameters?.[p.$ref.split('/').pop() ?? ''] ?? {}) : p;
@@ -67,9 +70,9 @@ export function operationParameters(specText: string): Map<string, SpecParameter
 }
 
 /** Names of the integer query parameters of each operation, keyed `METHOD route-template`. */
-export function integerQueryParameters(specText: string): Map<string, string[]> {
+function integerQueryParameters(operations: OperationParameters): Map<string, string[]> {
   const found = new Map<string, string[]>();
-  for (const [operation, parameters] of operationParameters(specText)) {
+  for (const [operation, parameters] of operations) {
     const names = parameters
       .filter((p) => p.in === 'query' && p.schema?.type === 'integer')
       .map((p) => p.name ?? '');
@@ -82,8 +85,8 @@ export function integerQueryParameters(specText: string): Map<string, string[]> 
 export const PLAIN_INTEGER = /^-?(0|[1-9][0-9]*)$/;
 
 /** After the validator: integer query parameters must be written as plain decimal integers. */
-export function plainIntegers(specText: string): RequestHandler {
-  const integers = integerQueryParameters(specText);
+export function plainIntegers(operations: OperationParameters): RequestHandler {
+  const integers = integerQueryParameters(operations);
   return (request, _response, next) => {
     const route = (request as Request & { openapi?: { openApiRoute?: string } }).openapi?.openApiRoute;
     const names = route ? integers.get(`${request.method} ${route}`) : undefined;

@@ -13,7 +13,7 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { RequestHandler } from 'express';
-import { PLAIN_INTEGER, operationParameters } from './contract.ts';
+import { PLAIN_INTEGER, type OperationParameters } from './contract.ts';
 import type { QueryOf, RouteContext } from './routes/context.ts';
 import { similarToProduct, type ProductSimilarRequest } from './routes/similar.ts';
 
@@ -31,8 +31,8 @@ const PLAIN_VALUE = /^[A-Za-z0-9._~:,-]*$/;
 type UrlCheck = (url: string) => ProductSimilarRequest | undefined;
 
 /** The contract's schemas for the product id and the hot parameters, compiled into one check of a raw URL. */
-function compileUrlCheck(specText: string): UrlCheck {
-  const parameters = operationParameters(specText).get(OPERATION) ?? [];
+function compileUrlCheck(operations: OperationParameters): UrlCheck {
+  const parameters = operations.get(OPERATION) ?? [];
   const schemaOf = (name: string) => {
     const schema = parameters.find((p) => p.name === name)?.schema;
     if (!schema) throw new Error(`openapi.yaml: ${OPERATION} has no parameter ${name}`);
@@ -76,8 +76,8 @@ function plainQuery(text: string): Partial<Record<HotParameter, string | number>
   return query;
 }
 
-export function similarHotPath(context: RouteContext, specText: string): RequestHandler {
-  const check = compileUrlCheck(specText);
+export function similarHotPath(context: RouteContext, operations: OperationParameters): RequestHandler {
+  const check = compileUrlCheck(operations);
   return (request, response, next) => {
     const asked = request.method === 'GET' ? check(request.originalUrl) : undefined;
     const lease = asked && context.state.lease();
