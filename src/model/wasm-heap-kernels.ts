@@ -60,9 +60,9 @@ function float32Output(
   backend: WasmHeap,
   shape: number[],
   ...inputs: TensorInfo[]
-): { out: TensorInfo; target: Float32Array; sources: Float32Array[] } {
+): [out: TensorInfo, target: Float32Array, ...sources: Float32Array[]] {
   const out = backend.makeOutput(shape, 'float32');
-  return { out, target: f32(backend, out), sources: inputs.map((input) => f32(backend, input)) };
+  return [out, f32(backend, out), ...inputs.map((input) => f32(backend, input))];
 }
 
 /**
@@ -76,11 +76,7 @@ function maxPool2x2Grad({ inputs, backend: anyBackend }: KernelArgs): TensorInfo
   const { x, pooled, dy } = inputs as { x: TensorInfo; pooled: TensorInfo; dy: TensorInfo };
   const [batch, height, width, channels] = x.shape;
   if (height % 2 !== 0 || width % 2 !== 0) throw new Error(`${MAX_POOL_2X2_GRAD} needs even sizes`);
-  const {
-    out,
-    target: dx,
-    sources: [xs, ps, gs],
-  } = float32Output(backend, [...x.shape], x, pooled, dy);
+  const [out, dx, xs, ps, gs] = float32Output(backend, [...x.shape], x, pooled, dy);
   const row = width * channels;
   let p = 0;
   for (let n = 0; n < batch; n++) {
@@ -139,11 +135,7 @@ function makeMaxPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
 // this loop (55k windows a call) would pay for.
 function maxPoolGrad2x2Backend(backend: WasmHeap, input: TensorInfo, dy: TensorInfo): TensorInfo {
   const [batch, height, width, channels] = input.shape;
-  const {
-    out,
-    target: dx,
-    sources: [xs, gs],
-  } = float32Output(backend, [...input.shape], input, dy);
+  const [out, dx, xs, gs] = float32Output(backend, [...input.shape], input, dy);
   const row = width * channels;
   let p = 0;
   for (let n = 0; n < batch; n++) {
@@ -193,11 +185,7 @@ function maxPoolGrad2x2Backend(backend: WasmHeap, input: TensorInfo, dy: TensorI
 export function transposeChannelsFirst(anyBackend: unknown, x: TensorInfo): TensorInfo {
   const backend = heap(anyBackend);
   const [batch, height, width, channels] = x.shape;
-  const {
-    out,
-    target,
-    sources: [source],
-  } = float32Output(backend, [channels, height, width, batch], x);
+  const [out, target, source] = float32Output(backend, [channels, height, width, batch], x);
   const pixels = height * width;
   const imageStride = pixels * channels;
   const plane = pixels * batch;
@@ -214,11 +202,7 @@ export function transposeChannelsFirst(anyBackend: unknown, x: TensorInfo): Tens
 /** A float32 vector [C] repeated to `shape` (whose last axis is C): a copy, as the backend's Tile computes it. */
 export function tileVector(anyBackend: unknown, vector: TensorInfo, shape: number[]): TensorInfo {
   const backend = heap(anyBackend);
-  const {
-    out,
-    target,
-    sources: [source],
-  } = float32Output(backend, shape, vector);
+  const [out, target, source] = float32Output(backend, shape, vector);
   // Doubling copies (memcpy: every bit kept, −0 and NaN payloads included).
   target.set(source);
   for (let filled = source.length; filled < target.length; filled *= 2) {
@@ -231,11 +215,7 @@ export function tileVector(anyBackend: unknown, vector: TensorInfo, shape: numbe
 export function unflipFilterGradient(anyBackend: unknown, flipped: TensorInfo): TensorInfo {
   const backend = heap(anyBackend);
   const [outChannels, height, width, inChannels] = flipped.shape;
-  const {
-    out,
-    target,
-    sources: [source],
-  } = float32Output(backend, [height, width, inChannels, outChannels], flipped);
+  const [out, target, source] = float32Output(backend, [height, width, inChannels, outChannels], flipped);
   for (let co = 0; co < outChannels; co++) {
     for (let i = 0; i < height; i++) {
       for (let j = 0; j < width; j++) {
@@ -252,11 +232,7 @@ export function unflipFilterGradient(anyBackend: unknown, flipped: TensorInfo): 
 export function flipSwapFilter(anyBackend: unknown, filter: TensorInfo): TensorInfo {
   const backend = heap(anyBackend);
   const [height, width, inChannels, outChannels] = filter.shape;
-  const {
-    out,
-    target,
-    sources: [source],
-  } = float32Output(backend, [height, width, outChannels, inChannels], filter);
+  const [out, target, source] = float32Output(backend, [height, width, outChannels, inChannels], filter);
   const plane = inChannels * outChannels;
   for (let i = 0; i < height; i++) {
     for (let j = 0; j < width; j++) {
@@ -289,11 +265,7 @@ function makeUnsortedSegmentSum(original: tf.KernelFunc): tf.KernelFunc {
     const width = size(inner);
     const values = f32(backend, x);
     for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return original(args);
-    const {
-      out,
-      target: total,
-      sources: [xs],
-    } = float32Output(backend, [numSegments, ...inner], x);
+    const [out, total, xs] = float32Output(backend, [numSegments, ...inner], x);
     const ids = i32(backend, segmentIds);
     total.fill(0);
     const block = new Float32Array(numSegments * width);
@@ -342,11 +314,7 @@ function makeLeadingSum(original: tf.KernelFunc): tf.KernelFunc {
     if (x.dtype !== 'float32' || k === undefined || size(x.shape) === 0) return original(args);
     const kept = x.shape.slice(k);
     const shape = keepDims ? [...x.shape.slice(0, k).map(() => 1), ...kept] : kept;
-    const {
-      out,
-      target: sums,
-      sources: [xs],
-    } = float32Output(backend, shape, x);
+    const [out, sums, xs] = float32Output(backend, shape, x);
     const width = size(kept);
     sums.set(width % 8 === 0 ? columnSums8(xs, width) : columnSums(xs, width));
     return out;
@@ -519,11 +487,7 @@ function makeSmallUnary(name: string): (original: tf.KernelFunc) => tf.KernelFun
     const { x } = args.inputs as { x: TensorInfo };
     if (x.dtype !== 'float32' || size(x.shape) > SMALL_ELEMENTWISE || !pooled()) return original(args);
     const backend = heap(args.backend);
-    const {
-      out,
-      target,
-      sources: [source],
-    } = float32Output(backend, [...x.shape], x);
+    const [out, target, source] = float32Output(backend, [...x.shape], x);
     loop(source, target);
     return out;
   };
@@ -546,11 +510,7 @@ function makeSmallColumnMultiply(original: tf.KernelFunc): tf.KernelFunc {
       size(matrix.shape) <= SMALL_ELEMENTWISE;
     if (!fits || !pooled()) return original(args);
     const backend = heap(args.backend);
-    const {
-      out,
-      target,
-      sources: [scale, values],
-    } = float32Output(backend, [rows, width], column, matrix);
+    const [out, target, scale, values] = float32Output(backend, [rows, width], column, matrix);
     const f = Math.fround;
     for (let r = 0, i = 0; r < rows; r++) {
       const s = scale[r];
