@@ -21,6 +21,8 @@ let served: ServedFixture;
 let fixture: ServeFixture;
 let hot: RunningServer;
 let full: RunningServer;
+/** With the answer cache, as served by default. */
+let cached: RunningServer;
 
 before(async () => {
   // No answer cache: every answer is computed by the path under test.
@@ -34,10 +36,17 @@ before(async () => {
     hotPath: false,
   });
   await full.ready;
+  cached = await startLocalServer({
+    ...fixture.served,
+    modelPath: fixture.modelPath,
+    validateResponses: false,
+  });
+  await cached.ready;
 });
 
 after(async () => {
   await full?.stop();
+  await cached?.stop();
   await served?.close();
 });
 
@@ -96,10 +105,15 @@ interface Answer {
  * A raw GET over node:http (fetch would normalise the URL and add headers), with the same request id for both
  * servers: problems carry it.
  */
-function rawGet(server: RunningServer, path: string, method = 'GET'): Promise<Answer> {
+function rawGet(
+  server: RunningServer,
+  path: string,
+  method = 'GET',
+  extraHeaders: Record<string, string> = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const { hostname, port } = new URL(server.url);
-    const headers = { 'x-request-id': 'hot-path-test' };
+    const headers = { 'x-request-id': 'hot-path-test', ...extraHeaders };
     const call = request({ hostname, port, path, method, headers }, (response) => {
       let body = '';
       response.setEncoding('utf8');
@@ -123,12 +137,14 @@ function sameAnswer(url: string, fromHot: Answer, fromFull: Answer): void {
   assert.deepEqual(headers(fromHot), headers(fromFull), `${url}: same headers, in the same order`);
 }
 
-async function hotPathCount(outcome: 'answered' | 'handed_on'): Promise<number> {
-  const text = (await rawGet(hot, '/metrics')).body;
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith(`dressmatch_hot_path_requests_total{outcome="${outcome}"}`));
+async function counter(server: RunningServer, series: string): Promise<number> {
+  const text = (await rawGet(server, '/metrics')).body;
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.split(' ').pop()) : 0;
+}
+
+function hotPathCount(outcome: 'answered' | 'handed_on'): Promise<number> {
+  return counter(hot, `dressmatch_hot_path_requests_total{outcome="${outcome}"}`);
 }
 
 test('plain GET /similar URLs: the hot path answers them, with the bytes and headers of the full path', async () => {
@@ -159,5 +175,49 @@ test('errors, filters, escapes and odd queries go to the full path and get its a
   assert.ok(
     (await hotPathCount('handed_on')) >= unknownProducts,
     'the URLs that passed its check but named unknown things were handed on',
+  );
+});
+
+test('answers from the cache, 304s, HEAD and the probe, all given ahead of express, match the full path', async () => {
+  const hits = () => counter(cached, 'dressmatch_image_cache_lookups_total{cache="answer",outcome="hit"}');
+  const before = await hits();
+  for (const url of plainUrls().slice(0, 3)) {
+    const fromFull = await rawGet(full, url);
+    const etag = String(fromFull.headers.etag);
+    assert.match(etag, /^"[0-9a-f]+-/, `${url}: the full path sends a strong ETag`);
+    const held = { 'if-none-match': etag };
+    // First the computed answer (a 304 straight away: the client already holds it), then cached ones.
+    sameAnswer(
+      `${url} computed, held`,
+      await rawGet(cached, url, 'GET', held),
+      await rawGet(full, url, 'GET', held),
+    );
+    sameAnswer(`${url} cached`, await rawGet(cached, url), fromFull);
+    sameAnswer(
+      `${url} cached, held`,
+      await rawGet(cached, url, 'GET', held),
+      await rawGet(full, url, 'GET', held),
+    );
+    const reload = { ...held, 'cache-control': 'no-cache' };
+    sameAnswer(
+      `${url} reload`,
+      await rawGet(cached, url, 'GET', reload),
+      await rawGet(full, url, 'GET', reload),
+    );
+    sameAnswer(`HEAD ${url} cached`, await rawGet(cached, url, 'HEAD'), await rawGet(full, url, 'HEAD'));
+    assert.equal(
+      (await rawGet(cached, url, 'GET', held)).status,
+      304,
+      `${url}: held answers are not sent again`,
+    );
+  }
+  assert.equal(await hits(), before + 3 * 5, 'every repeated request was answered from the cache');
+  const probe = await rawGet(cached, '/healthz');
+  assert.equal(probe.body, '{"status":"ok"}', 'the probe answers');
+  const held = { 'if-none-match': String(probe.headers.etag) };
+  assert.equal(
+    (await rawGet(cached, '/healthz', 'GET', held)).status,
+    304,
+    'the probe honours If-None-Match',
   );
 });

@@ -11,16 +11,16 @@
  * pass again. Entries belong to the version that produced them; the first lookup after a swap empties the cache.
  * Bounded by bytes (lru-cache); 0 turns it off.
  */
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Counter } from 'prom-client';
+import type { FastAnswer } from './front.ts';
+import { pathOf } from './front.ts';
+import { sendJsonBytes } from './reply.ts';
 import type { ServeState } from './state.ts';
 
 /** The contract's template for the cached route (the label metrics use for it). */
 const CACHED_ROUTE = '/similar/{productId}';
-
-/** What the cache reads of a request (any route's typed request has it). */
-type RequestLine = Pick<Request, 'method' | 'path' | 'originalUrl' | 'app'>;
 
 interface Answer {
   version: string;
@@ -29,61 +29,61 @@ interface Answer {
 }
 
 export interface AnswerCache {
-  /** Answers a GET/HEAD of a URL it holds for the version being served; anything else goes on. */
-  middleware: RequestHandler;
-  /** Send `body` as JSON the way `response.json` would, and keep it when the request may be answered again. */
-  send(request: RequestLine, response: Response, version: string, body: unknown): void;
+  /** Answers a GET/HEAD of a URL it holds for the version being served (ahead of express); else takes nothing. */
+  lookup: FastAnswer;
+  /**
+   * Send `body` as JSON the way `response.json` would, and keep it under `url` (the request target as it arrived)
+   * when the request may be answered again.
+   */
+  send(request: IncomingMessage, response: ServerResponse, url: string, version: string, body: unknown): void;
 }
 
-/** Why express' own ETag function: the cached ETag is then the one `res.json` would have sent, byte for byte. */
-type EtagFunction = (body: Buffer, encoding?: string) => string;
+/** express' ETag function (`app.get('etag fn')`): the cached ETag is then the one `res.json` would have sent. */
+export type EtagFunction = (body: Buffer, encoding?: string) => string;
 
-function reply(response: Response, answer: Answer): void {
-  response.setHeader('Content-Type', 'application/json; charset=utf-8');
-  if (answer.etag) response.setHeader('ETag', answer.etag);
-  // res.send answers 304 when the client's If-None-Match matches, and drops the body for HEAD.
-  response.send(answer.body);
+function reply(request: IncomingMessage, response: ServerResponse, answer: Answer): void {
+  response.setHeader('X-Index-Version', answer.version);
+  sendJsonBytes(request, response, answer.body, answer.etag);
 }
 
-function isCacheable(request: RequestLine): boolean {
-  return (request.method === 'GET' || request.method === 'HEAD') && request.path.startsWith('/similar/');
+function isCacheable(method: string | undefined, url: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && pathOf(url).startsWith('/similar/');
 }
 
 export function createAnswerCache(
   state: ServeState,
   maxBytes: number,
   lookups: Counter<'cache' | 'outcome'>,
+  etagOf: EtagFunction | undefined,
 ): AnswerCache {
   const answers = maxBytes > 0 ? new LRUCache<string, Answer>({ maxSize: maxBytes, sizeCalculation }) : null;
   let servedVersion: string | undefined;
-  const middleware: RequestHandler = (request, response, next) => {
-    if (!answers || !isCacheable(request)) return next();
+  const lookup: FastAnswer = (request, response) => {
+    const url = request.url ?? '/';
+    if (!answers || !isCacheable(request.method, url)) return false;
     const current = state.index?.version;
     if (current !== servedVersion) {
       answers.clear();
       servedVersion = current;
     }
-    const answer = answers.get(request.originalUrl);
+    const answer = answers.get(url);
     // An answer a request still computed on the previous version (it leased it before the swap) is not served.
     if (!answer || answer.version !== current) {
       lookups.inc({ cache: 'answer', outcome: 'miss' });
-      return next();
+      return false;
     }
     lookups.inc({ cache: 'answer', outcome: 'hit' });
-    response.locals.route = CACHED_ROUTE;
-    response.setHeader('X-Index-Version', answer.version);
-    reply(response, answer);
+    response.routeTemplate = CACHED_ROUTE;
+    reply(request, response, answer);
+    return true;
   };
   return {
-    middleware,
-    send(request, response, version, body) {
+    lookup,
+    send(request, response, url, version, body) {
       const bytes = utf8Bytes(JSON.stringify(body));
-      const etagOf = request.app.get('etag fn') as EtagFunction | undefined;
       const answer: Answer = { version, body: bytes, etag: etagOf ? etagOf(bytes) : '' };
-      if (answers && isCacheable(request) && bytes.length <= maxBytes) {
-        answers.set(request.originalUrl, answer);
-      }
-      reply(response, answer);
+      if (answers && isCacheable(request.method, url) && bytes.length <= maxBytes) answers.set(url, answer);
+      reply(request, response, answer);
     },
   };
 }

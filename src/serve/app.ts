@@ -4,21 +4,23 @@
  * request leased.
  */
 import { readFile } from 'node:fs/promises';
-import express, { type RequestHandler } from 'express';
+import type { RequestListener } from 'node:http';
+import express from 'express';
 import type { Logger } from 'pino';
 import type { StoreKind } from '../index/index.ts';
 import type { BackendPreference } from '../model/index.ts';
-import { createAnswerCache } from './answer-cache.ts';
+import { createAnswerCache, type EtagFunction } from './answer-cache.ts';
 import { createHeatmapCache, createThumbnailCache } from './cache.ts';
 import {
   SPEC_PATH,
   contractValidator,
   operationParameters,
+  type OperationParameters,
   plainIntegers,
   uploadLimits,
 } from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
-import { frontLayer } from './front.ts';
+import { asMiddleware, frontDoor, type FastAnswer, type FrontParts } from './front.ts';
 import { similarHotPath } from './hot-path.ts';
 import { assignRequestId, createServeLogger, requestLogger } from './logging.ts';
 import { createMetrics, type ServeMetrics } from './metrics.ts';
@@ -82,6 +84,8 @@ export interface CreateAppOptions {
 
 export interface ServeApp {
   app: express.Express;
+  /** The server's request listener: the front layer and the answers given ahead of express, then `app`. */
+  handler: RequestListener;
   state: ServeState;
   metrics: ServeMetrics;
   /** Resolves once an index version is being served. */
@@ -107,23 +111,30 @@ function createState(options: CreateAppOptions, log: Logger, metrics: ServeMetri
   });
 }
 
-/** Logs, metrics, headers and limits every request passes through before any route. */
-function frontMiddleware(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): RequestHandler[] {
-  const limiter = rateLimiter(options.rateLimitPerMinute ?? SERVE_DEFAULTS.rateLimitPerMinute);
-  const front = frontLayer({
+/** Logs, metrics and headers every request passes through before anything else (front.ts). */
+function frontParts(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): FrontParts {
+  return {
     start: [assignRequestId, securityHeaders({ hsts: options.hsts })],
     end: [requestLogger(log, options.logSample ?? SERVE_DEFAULTS.logSample), metrics.observe],
-  });
-  return [front, ...(limiter ? [limiter] : [])];
+  };
 }
 
-export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
-  const log = options.logger ?? createServeLogger();
-  const metrics = createMetrics(options.metricsSource);
-  const spec = await readFile(SPEC_PATH, 'utf8');
-  const state = createState(options, log, metrics);
-  await state.start();
-  const context: RouteContext = {
+/** Answers that may be given ahead of express (front.ts), after the health probe: cached, then plain GET /similar. */
+function fastAnswers(
+  options: CreateAppOptions,
+  context: RouteContext,
+  parameters: OperationParameters,
+): FastAnswer[] {
+  const hotPath = options.hotPath ?? !options.validateResponses;
+  return [context.answers.lookup, ...(hotPath ? [similarHotPath(context, parameters)] : [])];
+}
+
+function routeContext(
+  options: CreateAppOptions,
+  { state, metrics, log }: Pick<RouteContext, 'state' | 'metrics' | 'log'>,
+  etagOf: EtagFunction | undefined,
+): RouteContext {
+  return {
     state,
     metrics,
     log,
@@ -131,6 +142,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
       state,
       options.answerCacheBytes ?? SERVE_DEFAULTS.answerCacheBytes,
       metrics.cacheLookups,
+      etagOf,
     ),
     heatmaps: createHeatmapCache(),
     thumbnails: createThumbnailCache(
@@ -139,17 +151,16 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
       metrics.cacheLookups,
     ),
   };
-  const limits = uploadLimits(options.maxUploadBytes ?? SERVE_DEFAULTS.maxUploadBytes);
+}
 
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', 'strong');
-  app.use(frontMiddleware(options, log, metrics));
-  // Repeated GET /similar URLs, plain health probes and plain GET /similar URLs are answered here, before
-  // validation and routing (see answer-cache.ts, healthProbe and hot-path.ts for why).
-  app.use(context.answers.middleware, healthProbe());
-  const parameters = operationParameters(spec);
-  if (options.hotPath ?? !options.validateResponses) app.use(similarHotPath(context, parameters));
+/** The page, the docs, validation against openapi.yaml, the routes and the error handlers, in that order. */
+function registerRoutes(
+  app: express.Express,
+  context: RouteContext,
+  spec: string,
+  parameters: OperationParameters,
+  options: CreateAppOptions,
+): void {
   registerPages(app);
   // HEAD is GET without a body (RFC 9110): Node already dropped the body for this response, so route it as GET
   // and let the contract's GET operations answer probes that use HEAD.
@@ -159,6 +170,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   });
   // JSON bodies (POST /recommend) are parsed before the contract checks them; 16 KiB holds 20 examples and filters.
   app.use(express.json({ limit: '16kb' }));
+  const limits = uploadLimits(options.maxUploadBytes ?? SERVE_DEFAULTS.maxUploadBytes);
   app.use(contractValidator(limits, options.validateResponses ?? false));
   app.use(plainIntegers(parameters));
   registerOpsRoutes(app, context, spec, {
@@ -170,6 +182,31 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   registerRecommendRoutes(app, context);
   registerHeatmapRoutes(app, context);
   app.use(notFoundHandler);
-  app.use(problemHandler(log));
-  return { app, state, metrics, ready: state.whenReady(), close: () => state.close() };
+  app.use(problemHandler(context.log));
+}
+
+export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
+  const log = options.logger ?? createServeLogger();
+  const metrics = createMetrics(options.metricsSource);
+  const spec = await readFile(SPEC_PATH, 'utf8');
+  const state = createState(options, log, metrics);
+  await state.start();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', 'strong');
+  const context = routeContext(
+    options,
+    { state, metrics, log },
+    app.get('etag fn') as EtagFunction | undefined,
+  );
+  const parameters = operationParameters(spec);
+  const fast = fastAnswers(options, context, parameters);
+  // The rate limit is an express middleware: with one, only the probe (never limited) is answered ahead of express,
+  // and the other fast answers run right behind the limiter.
+  const limiter = rateLimiter(options.rateLimitPerMinute ?? SERVE_DEFAULTS.rateLimitPerMinute);
+  if (limiter) app.use(limiter, ...fast.map(asMiddleware));
+  registerRoutes(app, context, spec, parameters, options);
+  const parts = frontParts(options, log, metrics);
+  const handler = frontDoor(parts, [healthProbe(), ...(limiter ? [] : fast)], app);
+  return { app, handler, state, metrics, ready: state.whenReady(), close: () => state.close() };
 }

@@ -2,18 +2,18 @@
  * `GET /similar/{productId}` answered ahead of the express chain when its URL is plain: a product id and the
  * `condition`, `k` and `explain` parameters, with nothing to decode. Such a URL is checked against the contract's
  * own parameter schemas from openapi.yaml (compiled once with ajv) and answered by the same function as the express
- * route. What the express chain costs such a request, and this path does not pay: the router's layers, the
- * validator's route lookup (it compiles a path regex for every route of the contract on every request; 9.7 % of an
+ * route, ahead of express (front.ts). What the express chain costs such a request, and this path does not pay:
+ * express itself, the router's layers, the validator's route lookup (it compiles a path regex for every route of the contract on every request; 9.7 % of an
  * uncomputed request's profile) and its parameter parsing (bench/results/serve-profile.md).
  *
  * Anything else takes the full path, which words every error: filters, unknown or repeated parameters, escapes,
- * HEAD, an unknown product or condition (the hot path then hands the request on before it has sent anything). So the hot
- * path answers exactly the URLs the full path would answer 200, with the same bytes (test/serve.hot-path.test.ts
+ * HEAD, an unknown product or condition (the hot path then hands the request on before it has sent anything). So
+ * the hot path answers exactly the URLs the full path would answer 200, with the same bytes (test/serve.hot-path.test.ts
  * sends both the same URLs).
  */
 import { Ajv, type ValidateFunction } from 'ajv';
-import type { RequestHandler } from 'express';
 import { PLAIN_INTEGER, type OperationParameters } from './contract.ts';
+import type { FastAnswer } from './front.ts';
 import type { QueryOf, RouteContext } from './routes/context.ts';
 import { similarToProduct, type ProductSimilarRequest } from './routes/similar.ts';
 
@@ -76,30 +76,32 @@ function plainQuery(text: string): Partial<Record<HotParameter, string | number>
   return query;
 }
 
-export function similarHotPath(context: RouteContext, operations: OperationParameters): RequestHandler {
+export function similarHotPath(context: RouteContext, operations: OperationParameters): FastAnswer {
   const check = compileUrlCheck(operations);
-  return (request, response, next) => {
-    const asked = request.method === 'GET' ? check(request.originalUrl) : undefined;
+  return (request, response, handOn) => {
+    const url = request.url ?? '/';
+    const asked = request.method === 'GET' ? check(url) : undefined;
     const lease = asked && context.state.lease();
-    if (!asked || !lease) return next();
+    if (!asked || !lease) return false;
     response.once('close', lease.release);
     const { index } = lease;
     similarToProduct(index, asked)
       .then(
         (body) => {
           context.metrics.hotPath.inc({ outcome: 'answered' });
-          response.locals.route = ROUTE;
-          response.setHeader('X-Index-Version', index.version);
-          context.answers.send(request, response, index.version, body);
+          response.routeTemplate = ROUTE;
+          context.answers.send(request, response, url, index.version, body);
         },
         // Whatever went wrong (an unknown product or condition, a malformed combination) is worded by the full
         // path, with its headers; nothing has been sent yet.
         () => {
           context.metrics.hotPath.inc({ outcome: 'handed_on' });
-          next();
+          handOn();
         },
       )
-      // Sending failed (the answer was computed): the error handler answers, or ends a response already started.
-      .catch(next);
+      // Sending failed after the answer was computed: the full path answers (its error handler words a 500), or,
+      // once bytes are out, the connection is cut.
+      .catch(() => (response.headersSent ? response.destroy() : handOn()));
+    return true;
   };
 }

@@ -6,7 +6,7 @@
  * under load, bench/results/serve-profile.md), and without pino-http's child logger per request.
  */
 import { randomUUID } from 'node:crypto';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
 import type { FrontParts } from './front.ts';
 
@@ -35,7 +35,7 @@ export function createServeLogger(): Logger {
 }
 
 /** The request id: the client's X-Request-Id when well-formed, else a new UUID; sent back and kept on the request. */
-export function assignRequestId(request: Request, response: Response): void {
+export function assignRequestId(request: IncomingMessage, response: ServerResponse): void {
   const given = request.headers['x-request-id'];
   const id = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
   response.setHeader('X-Request-Id', id);
@@ -49,12 +49,12 @@ export function assignRequestId(request: Request, response: Response): void {
 export function requestLogger(log: Logger, sample = 1): FrontParts['end'][number] {
   const every = sample > 0 ? Math.max(1, Math.round(1 / sample)) : 0;
   let successes = 0;
-  return (request, response, { aborted, ms }) => {
+  return (request, response, { aborted, ms, url }) => {
     const status = response.statusCode;
     const failed = aborted || status >= 400;
     if (!failed && (every === 0 || successes++ % every !== 0)) return;
     const line = {
-      req: { id: request.id, method: request.method, url: request.originalUrl },
+      req: { id: request.id, method: request.method, url },
       res: { statusCode: status },
       responseTime: Math.round(ms),
     };

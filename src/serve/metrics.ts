@@ -24,6 +24,13 @@ export interface ServeMetrics {
   exposition(): Promise<string>;
 }
 
+/** What express' router and the validator leave on a request they handled (nothing, when answered ahead of them). */
+interface ExpressRouted {
+  openapi?: { openApiRoute?: string };
+  route?: { path?: unknown };
+  baseUrl?: string;
+}
+
 export function createMetrics(source?: () => Promise<string>): ServeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -74,13 +81,13 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
     if (aborted) return;
     // Route templates, not raw paths, keep label cardinality bounded. The validator knows the template even for
     // requests it rejects before any route handler runs; answers given ahead of it name theirs.
-    const openapi = (request as { openapi?: { openApiRoute?: string } }).openapi;
-    const template = request.route?.path;
+    const routed = request as ExpressRouted;
+    const template = routed.route?.path;
     const route =
-      (response.locals.route as string | undefined) ??
-      openapi?.openApiRoute ??
+      response.routeTemplate ??
+      routed.openapi?.openApiRoute ??
       (typeof template === 'string'
-        ? `${request.baseUrl}${template}`
+        ? `${routed.baseUrl ?? ''}${template}`
         : response.statusCode === 404
           ? 'unmatched'
           : 'other');

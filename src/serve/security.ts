@@ -6,7 +6,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
-import type { FrontParts } from './front.ts';
+import { pathOf, type FrontParts } from './front.ts';
 
 const CSP = {
   defaultSrc: ["'self'"],
@@ -55,7 +55,11 @@ export function securityHeaders(options: { hsts?: boolean } = {}): FrontParts['s
     helmet({ contentSecurityPolicy: { directives: CSP }, strictTransportSecurity: false }),
   );
   return (request, response) => {
-    for (const [name, value] of isDocs(request.path) ? docsHeaders : headers) response.setHeader(name, value);
-    if (options.hsts || request.secure) response.setHeader('Strict-Transport-Security', HSTS);
+    for (const [name, value] of isDocs(pathOf(request.url ?? '/')) ? docsHeaders : headers) {
+      response.setHeader(name, value);
+    }
+    // express' `request.secure` without 'trust proxy' (never set here): the connection itself is TLS.
+    const tls = 'encrypted' in request.socket && request.socket.encrypted === true;
+    if (options.hsts || tls) response.setHeader('Strict-Transport-Security', HSTS);
   };
 }

@@ -118,7 +118,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     metricsSource: worker ? askPrimaryForMetrics() : undefined,
   });
   if (worker) offerRegistry(served.metrics.registry);
-  const server = boundedServer(options, served.app);
+  const server = boundedServer(options, served.handler);
   const url = await listen(server, options.port, options.host);
   // Workers leave the metrics port to the primary, which serves the total.
   const [metricsServer, metricsUrl] =

@@ -1,8 +1,10 @@
 /** Operations and documents, answered without leasing an index: health, readiness, metrics, the contract, problem pages. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Express, RequestHandler } from 'express';
+import type { FastAnswer } from '../front.ts';
 import type { components } from '../generated/api-types.ts';
 import { HttpProblem, PROBLEM_TYPES, type ProblemSlug } from '../problem.ts';
+import { sendJsonBytes } from '../reply.ts';
 import { provenanceOf } from '../served-index.ts';
 import type { ServeState } from '../state.ts';
 import { route, type RouteContext } from './context.ts';
@@ -78,19 +80,17 @@ const HEALTHY = JSON.stringify({ status: 'ok' } satisfies Schemas['Health']);
 const HEALTHY_ETAG = `"${Buffer.byteLength(HEALTHY).toString(16)}-${createHash('sha1').update(HEALTHY).digest('base64').slice(0, 27)}"`;
 
 /**
- * `GET /healthz` without a query string, answered ahead of validation and routing: it takes no input, so the
+ * `GET /healthz` without a query string, answered ahead of express (front.ts): it takes no input, so the
  * validator could only pass it, and probes come often. With a query string it goes the full way (and gets the
  * validator's 400 for the unknown parameter).
  */
-export function healthProbe(): RequestHandler {
-  return (request, response, next) => {
-    if (request.originalUrl !== '/healthz' || (request.method !== 'GET' && request.method !== 'HEAD')) {
-      return next();
-    }
-    response.locals.route = '/healthz';
-    response.setHeader('Content-Type', 'application/json; charset=utf-8');
-    response.setHeader('ETag', HEALTHY_ETAG);
-    response.send(HEALTHY);
+export function healthProbe(): FastAnswer {
+  const body = Buffer.from(HEALTHY);
+  return (request, response) => {
+    if (request.url !== '/healthz' || (request.method !== 'GET' && request.method !== 'HEAD')) return false;
+    response.routeTemplate = '/healthz';
+    sendJsonBytes(request, response, body, HEALTHY_ETAG);
+    return true;
   };
 }
 

@@ -107,7 +107,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         productId: request.params.productId,
         query: request.query,
       });
-      context.answers.send(request, response, index.version, body);
+      context.answers.send(request, response, request.originalUrl, index.version, body);
     }),
   );
 
