@@ -150,6 +150,7 @@ function routeContext(
       options.thumbnailConcurrency ?? SERVE_DEFAULTS.thumbnailConcurrency,
       metrics.cacheLookups,
     ),
+    checkResponses: options.validateResponses ?? false,
   };
 }
 

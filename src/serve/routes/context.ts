@@ -20,6 +20,11 @@ export interface RouteContext {
   answers: AnswerCache;
   heatmaps: ImageCache;
   thumbnails: RenderedImageCache;
+  /**
+   * Responses are checked against openapi.yaml (the tests' mode). The validator sees what `res.json` sends, so
+   * answers then go through it instead of the answer cache's own send.
+   */
+  checkResponses: boolean;
 }
 
 export type QueryOf<K extends keyof operations> = operations[K]['parameters'] extends { query?: infer Q }

@@ -107,7 +107,8 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         productId: request.params.productId,
         query: request.query,
       });
-      context.answers.send(request, response, request.originalUrl, index.version, body);
+      if (context.checkResponses) response.json(body);
+      else context.answers.send(request, response, request.originalUrl, index.version, body);
     }),
   );
 
