@@ -5,12 +5,13 @@
  * res.json({status:'ok'}) on the same Node, and sending the service's own answers for the same URLs (nothing
  * computed: the framework's cost of an answer that size). Endpoints: /healthz, GET /similar for one condition and
  * for all, at each explain level; with 1 and 2 workers. Then the server's RSS at a synthetic catalogue (100k
- * products) against the size of its index files.
+ * products) against the size of its index files. The catalogue served is the published demo index when there is
+ * one, else the demo's 3,000 products with synthetic vectors (built in seconds; see demoShapedSource).
  *
  *   npx tsx bench/serve-load.ts [--quick] [--duration 8] [--connections 8] [--workers 1,2] [--synthetic 100000]
  *                               [--demo-index indexes/demo] [--work-dir .tmp/bench-serve] [--out bench/results/serve-load.json]
  *
- * --quick: 3 s per run, explain levels (full and none) with 1 worker only, and the synthetic catalogue at 20k
+ * --quick: 3 s per run (after 1 s of warm-up), explain=full only, and the synthetic catalogue at 20k
  * products unless a 100k bundle is already in --work-dir (building 100k takes minutes here); under 2 minutes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Command } from 'commander';
+import { DEMO_ATTRIBUTES, DEMO_CONDITIONS, demoProducts } from '../src/catalogue/index.ts';
 import { buildBundle, openBundle, type BundleSource, type IndexedProduct } from '../src/index/index.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -55,50 +57,81 @@ interface Run {
   p99Ratio?: number;
 }
 
+const benchStarted = performance.now();
+
+/** A progress line, with the seconds since the bench started (the quick mode has a time budget). */
 function log(message: string): void {
-  process.stderr.write(`${message}\n`);
+  process.stderr.write(
+    `[${((performance.now() - benchStarted) / 1000).toFixed(0).padStart(3)} s] ${message}\n`,
+  );
 }
 
-/** Run a stage of the CLI to completion (used to make the demo bundle when none exists). */
-function runCli(args: string[]): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    child.on('exit', (code) =>
-      code === 0 ? resolvePromise() : reject(new Error(`${args[0]} exited with ${code}`)),
-    );
-  });
-}
-
+/**
+ * The published demo index when there is one (`npm run demo` trained and indexed it); else a demo-shaped bundle in
+ * the work dir (demoShapedSource).
+ */
 async function demoBundle(options: Options): Promise<string> {
   if (existsSync(join(options.demoIndex, 'manifest.json'))) return options.demoIndex;
-  const dir = join(options.workDir, 'demo');
-  const indexDir = join(dir, 'index');
+  const indexDir = join(options.workDir, 'demo-shaped');
   if (existsSync(join(indexDir, 'manifest.json'))) return indexDir;
-  log(
-    `no published demo index at ${options.demoIndex}: generating the demo catalogue and indexing it with an untrained model`,
-  );
-  const catalogueDir = join(dir, 'catalogue');
-  if (!existsSync(join(catalogueDir, 'products.jsonl'))) await runCli(['demo-data', '--out', catalogueDir]);
-  const { loadCatalogue } = await import('../src/catalogue/index.ts');
-  const { createModel, defaultModelConfig, selectBackend } = await import('../src/model/index.ts');
-  const { modelId, writeCheckpoint } = await import('../src/checkpoint/index.ts');
-  const { createModelSource, fingerprintProducts } = await import('../src/index/index.ts');
-  await selectBackend('auto');
-  const catalogue = await loadCatalogue(catalogueDir);
-  const model = createModel(defaultModelConfig(catalogue.conditions));
-  const snapshot = model.snapshot();
-  await writeCheckpoint(join(dir, 'model.dmck'), { model: snapshot });
-  const source = await createModelSource({
-    model,
-    modelId: modelId(snapshot),
-    catalogue,
-    products: await fingerprintProducts(catalogue),
-  });
-  await buildBundle(indexDir, source);
-  model.dispose();
+  log(`no published demo index at ${options.demoIndex}: building a demo-shaped bundle in ${indexDir}`);
+  await buildBundle(indexDir, demoShapedSource(7), { minRecall: 0 });
+  log(`demo-shaped bundle ready`);
   return indexDir;
+}
+
+/** Dimensions of the embedding each demo condition's labels live in (its block), and the mask's weight there. */
+const BLOCK_WEIGHT = { mean: 1.5, sd: 0.4 };
+
+/**
+ * The demo catalogue's products (ids, titles, labels and fields exactly as demo-data writes them) with synthetic
+ * vectors instead of a model's: every label value has a direction in its condition's block of dimensions, and
+ * each condition's mask weighs its block, so that neighbours under a condition tend to share its label as with the
+ * trained demo model, and answers are alike in size and wording. Nothing is rendered and no model runs: making
+ * the demo images and embedding them took 50 of a quick run's 2 minutes.
+ */
+function demoShapedSource(seed: number): BundleSource {
+  const rng = new Rng(seed);
+  const products = demoProducts();
+  const conditions = [...DEMO_CONDITIONS];
+  const block = (c: number, d: number) => Math.floor((d * conditions.length) / EMBED_DIM) === c;
+  const masks = conditions.map((_, c) =>
+    Array.from({ length: EMBED_DIM }, (_, d) =>
+      block(c, d)
+        ? Math.max(0.1, rng.normal(BLOCK_WEIGHT.mean, BLOCK_WEIGHT.sd))
+        : Math.max(0, rng.normal(0, 0.4)),
+    ),
+  );
+  const directions = conditions.map((condition, c) =>
+    Object.fromEntries(
+      DEMO_ATTRIBUTES[condition].map((value) => [
+        value,
+        Float32Array.from({ length: EMBED_DIM }, (_, d) => (block(c, d) ? rng.normal() : 0)),
+      ]),
+    ),
+  );
+  return {
+    modelId: `demo-shaped-${seed}`,
+    modelKind: 'csn',
+    embedDim: EMBED_DIM,
+    conditions,
+    masks,
+    products: products.map((p) => ({ ...p, fingerprint: `demo-shaped-${seed}-${p.id}` })),
+    catalogue: null,
+    async embed(indices: number[]) {
+      const embeddings = new Float32Array(indices.length * EMBED_DIM);
+      indices.forEach((product, row) => {
+        const local = new Rng(seed * 1_000_003 + product);
+        const vector = embeddings.subarray(row * EMBED_DIM, (row + 1) * EMBED_DIM);
+        for (let d = 0; d < EMBED_DIM; d++) vector[d] = local.normal(0, 0.35);
+        conditions.forEach((condition, c) => {
+          const direction = directions[c][products[product].attributes[condition][0]];
+          for (let d = 0; d < EMBED_DIM; d++) vector[d] += direction[d];
+        });
+      });
+      return { embeddings };
+    },
+  };
 }
 
 /** A BundleSource of random clustered embeddings, CSN-like masks and random labels (no images). */
@@ -261,8 +294,13 @@ async function measure(
 ): Promise<Omit<Run, 'server' | 'workers' | 'endpoint'>> {
   const rng = new Rng(11);
   const request = { method: 'GET' as const, setupRequest: (r: object) => ({ ...r, path: path(rng) }) };
-  // A short warm-up so that JIT is not part of the measurement (its answers also enter the answer cache).
-  await autocannon({ url, connections, amount: connections * 20, requests: [request] });
+  // A warm-up, so that JIT is not part of the measurement: 160 requests left the first /similar run at half the
+  // rate of a warm process (1,500-2,800 against 3,700-4,500 requests/s), a third of the run's time does not.
+  const warm = {
+    method: 'GET' as const,
+    setupRequest: (r: object) => ({ ...r, path: warmUpPath(path(rng)) }),
+  };
+  await autocannon({ url, connections, duration: Math.max(1, Math.round(seconds / 3)), requests: [warm] });
   const before = await answerLookups(url);
   const r = await autocannon({ url, connections, duration: seconds, requests: [request] });
   const after = await answerLookups(url);
@@ -276,10 +314,17 @@ async function measure(
   };
 }
 
-/** Explain levels measured: all of them, all but `summary` in quick mode, or `full` only (2-worker blocks). */
+/**
+ * What a warm-up asks instead of `path`: k=9 where k=10 is measured. The same code runs, but its answers are cached
+ * under other URLs, so the measured URLs meet the answer cache as cold as without a warm-up.
+ */
+function warmUpPath(path: string): string {
+  return path.replace(/([?&]k=)10(?=&|$)/, '$19');
+}
+
+/** Explain levels measured: all of them, or `full` only (quick mode, 2-worker blocks). */
 function explainLevels(everyLevel: boolean, quick: boolean): string[] {
-  if (!everyLevel) return ['full'];
-  return quick ? ['full', 'none'] : ['full', 'summary', 'none'];
+  return everyLevel && !quick ? ['full', 'summary', 'none'] : ['full'];
 }
 
 /** The GET /similar queries measured at the given explain levels, by label. */
@@ -296,7 +341,7 @@ function similarQueries(condition: string, levels: string[]): [string, string][]
 
 const similarPath = (id: string, query: string) => `/similar/${encodeURIComponent(id)}?${query}`;
 
-/** The endpoints measured with `workers` workers (explain levels only with 1 worker in quick mode). */
+/** The endpoints measured with `workers` workers, at the given explain levels. */
 function endpoints(ids: string[], condition: string, levels: string[]): [string, (rng: Rng) => string][] {
   return [
     ['/healthz', () => '/healthz'],
@@ -441,6 +486,7 @@ async function withoutAnswerCache(
 
 /** Resident memory of the serve process once it answers, against the bytes of the version it loaded. */
 async function memoryAt(indexDir: string, products: number): Promise<MemoryReport> {
+  log(`memory: serving ${products} synthetic products`);
   const serve = await startServe(indexDir, 1);
   try {
     const bundle = await openBundle(indexDir, { verify: false });
@@ -460,6 +506,16 @@ async function memoryAt(indexDir: string, products: number): Promise<MemoryRepor
   } finally {
     await stop(serve.child);
   }
+}
+
+/** The memory goal (issue 9) is set at this size; smaller bundles weigh less than the process itself. */
+const MEMORY_GOAL_PRODUCTS = 100_000;
+
+function memoryVerdict(memory: MemoryReport): string {
+  if (memory.products < MEMORY_GOAL_PRODUCTS) {
+    return `the goal, at most 2x, is set at ${MEMORY_GOAL_PRODUCTS} products, where the bundle outweighs Node and the modules`;
+  }
+  return `goal at most 2x: ${memory.ratio <= 2 ? 'met' : 'NOT met'}`;
 }
 
 interface MemoryReport {
@@ -567,7 +623,9 @@ async function main(): Promise<void> {
   const markdown = report(
     runs,
     memory,
-    demoIndex === options.demoIndex ? demoIndex : 'generated demo bundle',
+    demoIndex === options.demoIndex
+      ? demoIndex
+      : "demo-shaped bundle (the demo catalogue's products, synthetic vectors)",
   );
   process.stdout.write(`\n${markdown}\n`);
   const json = {
@@ -605,7 +663,7 @@ function report(runs: Run[], memory: MemoryReport | undefined, demo: string): st
     lines.push(
       '',
       `Memory: ${memory.products} synthetic products, server RSS ${memory.rssMiB.toFixed(0)} MiB against index files of ` +
-        `${memory.indexMiB.toFixed(0)} MiB: ${memory.ratio.toFixed(2)}x (goal at most 2x: ${memory.ratio <= 2 ? 'met' : 'NOT met'}).`,
+        `${memory.indexMiB.toFixed(0)} MiB: ${memory.ratio.toFixed(2)}x (${memoryVerdict(memory)}).`,
     );
   }
   return lines.join('\n');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { choice, integer, runCommand } from '../util/cli.ts';
-import { DEMO_DATA_DIR } from './defaults.ts';
+import { DEMO_DATA_DIR, DEMO_DEFAULTS } from './defaults.ts';
 import { LAYOUT_KINDS, type LayoutKind } from './layout.ts';
 
 interface DemoDataOptions {
@@ -32,9 +32,9 @@ export function registerCatalogueCommands(program: Command): void {
       'Generate the synthetic demo catalogue: dress images with known colour, sleeve, neckline, length, pattern and silhouette',
     )
     .option('--out <dir>', 'catalogue folder to write', DEMO_DATA_DIR)
-    .option('--count <n>', 'number of products', integer('--count', 1, 1_000_000), 3000)
-    .option('--seed <n>', 'random seed (same seed, same catalogue)', integer('--seed', 0, 2 ** 31 - 1), 7)
-    .option('--image-size <px>', 'side of the square images', integer('--image-size', 16, 1024), 128)
+    .option('--count <n>', 'number of products', integer('--count', 1, 1_000_000), DEMO_DEFAULTS.count)
+    .option('--seed <n>', 'random seed (same seed, same catalogue)', integer('--seed', 0, 2 ** 31 - 1), DEMO_DEFAULTS.seed)
+    .option('--image-size <px>', 'side of the square images', integer('--image-size', 16, 1024), DEMO_DEFAULTS.imageSize)
     .option('--force', 'replace the folder if it is not empty')
     .action(async (options: DemoDataOptions, command: Command) =>
       runCommand(command, () => runDemoData(options)),

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../util/rng.ts';
+import { DEMO_DEFAULTS } from './defaults.ts';
 import {
   DEMO_ATTRIBUTES,
   DEMO_CONDITION_PARTS,
@@ -154,26 +155,12 @@ async function renderDress(
   return { jpeg, mask };
 }
 
-/**
- * Write a native catalogue of synthetic dress photos with known attributes (see DEMO_ATTRIBUTES). Everything is
- * rendered into a sibling temporary folder that replaces `dir` only when complete, so a crash never leaves a
- * half-written catalogue behind. Deterministic for a seed (same products, same image bytes).
- */
-export async function generateDemoCatalogue(
-  dir: string,
-  options: DemoCatalogueOptions = {},
-): Promise<Catalogue> {
-  const count = options.count ?? 3000;
-  const seed = options.seed ?? 7;
-  const imageSize = options.imageSize ?? 128;
-  if (!Number.isInteger(count) || count < 1)
-    throw new RangeError(`count must be a positive integer, got ${count}`);
-  if (!Number.isInteger(imageSize) || imageSize < 16 || imageSize > 1024) {
-    throw new RangeError(`imageSize must be an integer in 16..1024, got ${imageSize}`);
-  }
-  const target = resolve(dir);
-
-  const rng = new Rng(seed);
+/** The demo's product records (ids, titles, labels, splits, fields), the first draws of `rng`; no images. */
+function drawDemoProducts(
+  count: number,
+  seed: number,
+  rng: Rng,
+): { products: Product[]; attributes: DemoAttributes[] } {
   const attributes = balancedAttributes(count, rng);
   const splits = balancedSplits(count, rng);
   const digits = Math.max(5, String(count).length);
@@ -189,6 +176,38 @@ export async function generateDemoCatalogue(
       fields: demoFields(a, fieldRng),
     };
   });
+  return { products, attributes };
+}
+
+/**
+ * The records generateDemoCatalogue writes for `count` and `seed`, without rendering an image: for benches that
+ * serve demo-like answers from synthetic vectors.
+ */
+export function demoProducts(count: number = DEMO_DEFAULTS.count, seed: number = DEMO_DEFAULTS.seed): Product[] {
+  return drawDemoProducts(count, seed, new Rng(seed)).products;
+}
+
+/**
+ * Write a native catalogue of synthetic dress photos with known attributes (see DEMO_ATTRIBUTES). Everything is
+ * rendered into a sibling temporary folder that replaces `dir` only when complete, so a crash never leaves a
+ * half-written catalogue behind. Deterministic for a seed (same products, same image bytes).
+ */
+export async function generateDemoCatalogue(
+  dir: string,
+  options: DemoCatalogueOptions = {},
+): Promise<Catalogue> {
+  const count = options.count ?? DEMO_DEFAULTS.count;
+  const seed = options.seed ?? DEMO_DEFAULTS.seed;
+  const imageSize = options.imageSize ?? DEMO_DEFAULTS.imageSize;
+  if (!Number.isInteger(count) || count < 1)
+    throw new RangeError(`count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(imageSize) || imageSize < 16 || imageSize > 1024) {
+    throw new RangeError(`imageSize must be an integer in 16..1024, got ${imageSize}`);
+  }
+  const target = resolve(dir);
+
+  const rng = new Rng(seed);
+  const { products, attributes } = drawDemoProducts(count, seed, rng);
   // One independent stream per product, so parallel rendering order cannot change any image.
   const productSeeds = products.map(() => rng.int(0, 0x7fffffff));
 

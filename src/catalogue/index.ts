@@ -30,6 +30,7 @@ export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from '
 export { resolveConditions, restrictCatalogue, ConditionError } from './conditions.ts';
 export {
   generateDemoCatalogue,
+  demoProducts,
   demoTitle,
   DEMO_ATTRIBUTES,
   DEMO_CONDITIONS,

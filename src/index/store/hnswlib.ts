@@ -99,7 +99,8 @@ export class HnswVersion implements StoreVersion {
     const vector = typeof query === 'number' ? this.bundle.vector(condition, query) : query;
     const neighbours = exactOver(space, vector, k, this.selection(options.filter), exclude);
     return neighbours.map((n) => ({
-      ...n,
+      index: n.index,
+      distance: n.distance,
       id: this.bundle.product(n.index).id,
       score: this.bundle.score(condition, n.distance),
     }));
