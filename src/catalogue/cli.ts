@@ -33,8 +33,18 @@ export function registerCatalogueCommands(program: Command): void {
     )
     .option('--out <dir>', 'catalogue folder to write', DEMO_DATA_DIR)
     .option('--count <n>', 'number of products', integer('--count', 1, 1_000_000), DEMO_DEFAULTS.count)
-    .option('--seed <n>', 'random seed (same seed, same catalogue)', integer('--seed', 0, 2 ** 31 - 1), DEMO_DEFAULTS.seed)
-    .option('--image-size <px>', 'side of the square images', integer('--image-size', 16, 1024), DEMO_DEFAULTS.imageSize)
+    .option(
+      '--seed <n>',
+      'random seed (same seed, same catalogue)',
+      integer('--seed', 0, 2 ** 31 - 1),
+      DEMO_DEFAULTS.seed,
+    )
+    .option(
+      '--image-size <px>',
+      'side of the square images',
+      integer('--image-size', 16, 1024),
+      DEMO_DEFAULTS.imageSize,
+    )
     .option('--force', 'replace the folder if it is not empty')
     .action(async (options: DemoDataOptions, command: Command) =>
       runCommand(command, () => runDemoData(options)),

@@ -183,7 +183,10 @@ function drawDemoProducts(
  * The records generateDemoCatalogue writes for `count` and `seed`, without rendering an image: for benches that
  * serve demo-like answers from synthetic vectors.
  */
-export function demoProducts(count: number = DEMO_DEFAULTS.count, seed: number = DEMO_DEFAULTS.seed): Product[] {
+export function demoProducts(
+  count: number = DEMO_DEFAULTS.count,
+  seed: number = DEMO_DEFAULTS.seed,
+): Product[] {
   return drawDemoProducts(count, seed, new Rng(seed)).products;
 }
 
