@@ -56,6 +56,14 @@ export function describeScore(score: number): string {
   return `closer than ${Math.round(score * 100)}% of random pairs`;
 }
 
+/** The condition names of a list of spaces, made once per list (explanations are made per neighbour). */
+const namesOfSpaces = new WeakMap<readonly SpaceDescription[], readonly string[]>();
+function conditionNames(spaces: readonly SpaceDescription[]): readonly string[] {
+  let names = namesOfSpaces.get(spaces);
+  if (!names) namesOfSpaces.set(spaces, (names = spaces.map((s) => s.condition)));
+  return names;
+}
+
 export function explainPair(input: PairInput): PairExplanation {
   const space = input.spaces[input.condition];
   const dimensions = dimensionBreakdown(
@@ -65,18 +73,23 @@ export function explainPair(input: PairInput): PairExplanation {
     input.topDims ?? 5,
   );
   const score = input.references[input.condition].score(dimensions.distance);
-  const otherConditions = input.spaces.flatMap((other, c) => {
-    if (c === input.condition) return [];
-    const distance = conditionDistance(input.queryVector(c), input.neighbourVector(c), other.metric);
-    return [{ condition: other.condition, distance, score: input.references[c].score(distance) }];
-  });
+  const otherConditions: OtherCondition[] = [];
+  for (let c = 0; c < input.spaces.length; c++) {
+    if (c === input.condition) continue;
+    const distance = conditionDistance(
+      input.queryVector(c),
+      input.neighbourVector(c),
+      input.spaces[c].metric,
+    );
+    otherConditions.push({
+      condition: input.spaces[c].condition,
+      distance,
+      score: input.references[c].score(distance),
+    });
+  }
   const attributes =
     input.queryAttributes && input.neighbourAttributes
-      ? compareAttributes(
-          input.queryAttributes,
-          input.neighbourAttributes,
-          input.spaces.map((s) => s.condition),
-        )
+      ? compareAttributes(input.queryAttributes, input.neighbourAttributes, conditionNames(input.spaces))
       : null;
   return {
     condition: space.condition,

@@ -47,6 +47,14 @@ export function pathOf(url: string): string {
   return mark < 0 ? url : url.slice(0, mark);
 }
 
+/**
+ * `() => app(request, response)`, made by a function: tsx names a closure assigned to a name at run time (a
+ * `defineProperty` per request). (`app.bind` is not Function's: express routes the HTTP method BIND.)
+ */
+function passTo(app: RequestListener, request: IncomingMessage, response: ServerResponse): () => void {
+  return () => app(request, response);
+}
+
 export function frontDoor(parts: FrontParts, fast: FastAnswer[], app: RequestListener): RequestListener {
   return (request, response) => {
     const started = performance.now();
@@ -58,7 +66,7 @@ export function frontDoor(parts: FrontParts, fast: FastAnswer[], app: RequestLis
       const end = { aborted: !response.writableFinished, ms: performance.now() - started, url };
       for (const observe of parts.end) observe(request, response, end);
     });
-    const handOn = () => app(request, response);
+    const handOn = passTo(app, request, response);
     try {
       for (const answer of fast) if (answer(request, response, handOn)) return;
     } catch {

@@ -10,6 +10,7 @@ import { HttpProblem } from '../problem.ts';
 import {
   neighbourGroups,
   requireSlot,
+  rowOf,
   resolveConditions,
   toProduct,
   type SimilarResponse,
@@ -81,7 +82,7 @@ export async function similarToProduct(
   const filters = listParam(params.filter);
   const slot = requireSlot(index, productId);
   const [own] = await index.store.vectors([slot]);
-  const query = { slot, vector: (c: number) => own[c] };
+  const query = { slot, vector: rowOf(own) };
   const heatmaps = index.model !== undefined;
   const explain = params.explain ?? 'full';
   const body: SimilarResponse = {
