@@ -41,12 +41,25 @@ export function conditionDistance(a: Vector, b: Vector, metric: Metric): number 
 
 /** Per-dimension squared differences whose sum the distance is made of (normalised vectors for cosine). */
 export function squaredTerms(a: Vector, b: Vector, metric: Metric): Float64Array {
+  return squaredTermsInto(a, b, metric, new Float64Array(a.length));
+}
+
+function squaredTermsInto(a: Vector, b: Vector, metric: Metric, terms: Float64Array): Float64Array {
   checkLengths(a, b);
-  const terms = new Float64Array(a.length);
   const scaleA = metric === 'cosine' ? 1 / (norm(a) || 1) : 1;
   const scaleB = metric === 'cosine' ? 1 / (norm(b) || 1) : 1;
   for (let i = 0; i < a.length; i++) terms[i] = (a[i] * scaleA - b[i] * scaleB) ** 2;
   return terms;
+}
+
+/**
+ * Room for one breakdown's terms, reused: a breakdown is made per neighbour, and each used to allocate a typed
+ * array with a buffer of its own. Breakdowns run one at a time (no await inside), so one scratch array serves all.
+ */
+let scratch = new Float64Array(64);
+function scratchTerms(length: number): Float64Array {
+  if (scratch.length < length) scratch = new Float64Array(length);
+  return scratch.subarray(0, length);
 }
 
 export interface DimensionContribution {
@@ -101,7 +114,7 @@ export function dimensionBreakdown(
   if (a.length !== space.dims.length) {
     throw new RangeError(`space ${space.condition} keeps ${space.dims.length} dims, vector has ${a.length}`);
   }
-  const terms = squaredTerms(a, b, space.metric);
+  const terms = squaredTermsInto(a, b, space.metric, scratchTerms(a.length));
   let total = 0;
   for (const term of terms) total += term;
   const scaleA = space.metric === 'cosine' ? 1 / (norm(a) || 1) : 1;
