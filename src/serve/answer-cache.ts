@@ -14,13 +14,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Counter } from 'prom-client';
-import type { FastAnswer } from './front.ts';
-import { pathOf } from './front.ts';
+import { pathOf, type FastAnswer } from './front.ts';
 import { sendJsonBytes } from './reply.ts';
 import type { ServeState } from './state.ts';
 
-/** The contract's template for the cached route (the label metrics use for it). */
-const CACHED_ROUTE = '/similar/{productId}';
+/** The contract's template for the cached route, which the hot path answers too (the label metrics use for it). */
+export const SIMILAR_ROUTE = '/similar/{productId}';
 
 interface Answer {
   version: string;
@@ -73,7 +72,7 @@ export function createAnswerCache(
       return false;
     }
     lookups.inc({ cache: 'answer', outcome: 'hit' });
-    response.routeTemplate = CACHED_ROUTE;
+    response.routeTemplate = SIMILAR_ROUTE;
     reply(request, response, answer);
     return true;
   };

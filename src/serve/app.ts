@@ -195,11 +195,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', 'strong');
-  const context = routeContext(
-    options,
-    { state, metrics, log },
-    app.get('etag fn') as EtagFunction | undefined,
-  );
+  const etagOf = app.get('etag fn') as EtagFunction | undefined;
+  const context = routeContext(options, { state, metrics, log }, etagOf);
   const parameters = operationParameters(spec);
   const fast = fastAnswers(options, context, parameters);
   // The rate limit is an express middleware: with one, only the probe (never limited) is answered ahead of express,
@@ -208,6 +205,6 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   if (limiter) app.use(limiter, ...fast.map(asMiddleware));
   registerRoutes(app, context, spec, parameters, options);
   const parts = frontParts(options, log, metrics);
-  const handler = frontDoor(parts, [healthProbe(), ...(limiter ? [] : fast)], app);
+  const handler = frontDoor(parts, [healthProbe(etagOf), ...(limiter ? [] : fast)], app);
   return { app, handler, state, metrics, ready: state.whenReady(), close: () => state.close() };
 }

@@ -3,23 +3,23 @@
  * `condition`, `k` and `explain` parameters, with nothing to decode. Such a URL is checked against the contract's
  * own parameter schemas from openapi.yaml (compiled once with ajv) and answered by the same function as the express
  * route, ahead of express (front.ts). What the express chain costs such a request, and this path does not pay:
- * express itself, the router's layers, the validator's route lookup (it compiles a path regex for every route of the contract on every request; 9.7 % of an
- * uncomputed request's profile) and its parameter parsing (bench/results/serve-profile.md).
+ * express itself, the router's layers, the validator's route lookup (it compiles a path regex for every route of
+ * the contract on every request; 9.7 % of an uncomputed request's profile) and its parameter parsing
+ * (bench/results/serve-profile.md).
  *
  * Anything else takes the full path, which words every error: filters, unknown or repeated parameters, escapes,
  * HEAD, an unknown product or condition (the hot path then hands the request on before it has sent anything). So
- * the hot path answers exactly the URLs the full path would answer 200, with the same bytes (test/serve.hot-path.test.ts
- * sends both the same URLs).
+ * the hot path answers exactly the URLs the full path would answer 200, with the same bytes
+ * (test/serve.hot-path.test.ts sends both the same URLs).
  */
 import { Ajv, type ValidateFunction } from 'ajv';
+import { SIMILAR_ROUTE } from './answer-cache.ts';
 import { PLAIN_INTEGER, type OperationParameters } from './contract.ts';
 import type { FastAnswer } from './front.ts';
 import type { QueryOf, RouteContext } from './routes/context.ts';
 import { similarToProduct, type ProductSimilarRequest } from './routes/similar.ts';
 
-const OPERATION = 'GET /similar/{productId}';
-/** The contract's template for the route (the label metrics use for it). */
-const ROUTE = '/similar/{productId}';
+const OPERATION = `GET ${SIMILAR_ROUTE}`;
 const PREFIX = '/similar/';
 /** The query parameters the hot path reads; a URL with any other (filters) takes the full path. */
 const HOT_PARAMETERS = ['condition', 'k', 'explain'] as const;
@@ -89,7 +89,7 @@ export function similarHotPath(context: RouteContext, operations: OperationParam
       .then(
         (body) => {
           context.metrics.hotPath.inc({ outcome: 'answered' });
-          response.routeTemplate = ROUTE;
+          response.routeTemplate = SIMILAR_ROUTE;
           context.answers.send(request, response, url, index.version, body);
         },
         // Whatever went wrong (an unknown product or condition, a malformed combination) is worded by the full
