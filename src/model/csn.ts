@@ -14,7 +14,7 @@
  * The unconditional model is the same network and loss with no mask (plain L2, mask norm 0).
  */
 import * as tf from '@tensorflow/tfjs';
-import { createBackbone } from './backbones.ts';
+import { featureExtractorFor } from './backbones.ts';
 import {
   checkBatch,
   checkCondition,
@@ -24,6 +24,7 @@ import {
   normaliseMap,
   pairwiseDistance,
 } from './common.ts';
+import { labelLoss } from './label-loss.ts';
 import { freeScope, linearUniform, ParamStore, type Init } from './params.ts';
 import type { BuiltModel } from './common.ts';
 import type {
@@ -88,11 +89,15 @@ export function csnLoss(
   ) as tf.Scalar;
   // Upstream: ‖M‖₁ of the per-triplet masks, then / batch.
   const maskNorm = perTriplet ? (tf.div(tf.sum(tf.abs(perTriplet)), count) as tf.Scalar) : tf.scalar(0);
-  const total = tf.addN([
-    triplet,
-    tf.mul(embedNorm, coefficients.embedLoss),
-    tf.mul(maskNorm, coefficients.maskLoss),
-  ]) as tf.Scalar;
+  const terms = [triplet, tf.mul(embedNorm, coefficients.embedLoss), tf.mul(maskNorm, coefficients.maskLoss)];
+  if (batch.labels && coefficients.labelLoss) {
+    const vectors = masks
+      ? tf.mul(tf.expandDims(embeddings, 1), tf.expandDims(masks, 0))
+      : tf.tile(tf.expandDims(embeddings, 1), [1, batch.labels.shape[1], 1]);
+    const labels = labelLoss(vectors as tf.Tensor3D, batch.labels, coefficients.controlled ?? 0, 1);
+    terms.push(tf.mul(labels, coefficients.labelLoss));
+  }
+  const total = tf.addN(terms) as tf.Scalar;
   const correct = tf.cast(tf.greater(distFar, distClose), 'float32') as tf.Tensor1D;
   return { total, triplet, embedNorm, maskNorm, correct };
 }
@@ -106,7 +111,7 @@ function addMasks(params: ParamStore, config: Required<ModelConfig>): tf.Variabl
 export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
   const conditional = config.kind === 'csn';
   const params = new ParamStore(freeScope(config.kind), config.seed);
-  const backbone = createBackbone(config.backbone, params, config.imageSize, config.width);
+  const backbone = featureExtractorFor(config, params);
   const embedKernel = params.add(
     'embedding/kernel',
     [backbone.pooledSize, config.embedDim],

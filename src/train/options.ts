@@ -82,6 +82,12 @@ export interface TrainOptions {
   overwrite: boolean;
   /** Draw the cli-progress bar (only when stderr is a terminal). */
   progress: boolean;
+  /** Colour-histogram channels beside the backbone (model stage colour.ts). */
+  colourHistogram: boolean;
+  /** Weight of the in-batch label loss (model stage label-loss.ts); 0: triplets only. */
+  labelLoss: number;
+  /** Extra weight of in-batch negatives that share every other condition's label with the anchor. */
+  controlled: number;
 }
 
 /**
@@ -129,6 +135,9 @@ export const TRAIN_DEFAULTS = {
   mapQueries: EVAL_DEFAULTS.mapQueries,
   overwrite: false,
   progress: true,
+  colourHistogram: false,
+  labelLoss: 0,
+  controlled: 0,
 } satisfies Omit<TrainOptions, 'name' | 'resume' | 'conditions'>;
 
 /**
