@@ -41,8 +41,8 @@ describe('model: colour channels', () => {
   it('adds its channels to CSN and ASEN, restores them from a snapshot, and leaves other models as they were', () => {
     const { images } = syntheticImages();
     for (const kind of ['csn', 'asen'] as const) {
-      const plain = createModel(tinyConfig({ kind }));
-      const coloured = createModel(tinyConfig({ kind, colourHistogram: true }));
+      const plain = createModel(tinyConfig({ kind, embedDim: 24 }));
+      const coloured = createModel(tinyConfig({ kind, embedDim: 24, colourHistogram: true }));
       const names = (m: typeof plain) => m.snapshot().weights.map((w) => w.name);
       assert.deepEqual(
         names(coloured).filter((n) => !n.includes('colour/') && !n.startsWith(`${kind}/asen`)),

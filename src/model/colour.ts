@@ -17,8 +17,9 @@ import type { FeatureExtractor } from './resnet.ts';
 /** Bin centres per RGB channel (0, 1/3, 2/3, 1). */
 const LEVELS = 4;
 export const COLOUR_BINS = LEVELS ** 3;
-/** Width of the ReLU layer between the histogram and the pooled vector. */
+/** Width of the ReLU layer on the histogram, and the colour dimensions it gives the embedding. */
 const HIDDEN = 32;
+export const COLOUR_DIMS = 16;
 /** Pixels whose darkest channel is above WHITE count as background; full weight below WHITE - RAMP. */
 const WHITE = 0.94;
 const RAMP = 0.1;
@@ -65,14 +66,25 @@ export function histogramOf(binMap: tf.Tensor4D): tf.Tensor2D {
   return tf.div(mass, tf.add(tf.sum(mass, 1, true), 1e-3)) as tf.Tensor2D;
 }
 
-/** A backbone whose feature map carries COLOUR_BINS colour channels after its own. */
+/**
+ * A backbone whose feature map carries COLOUR_BINS colour channels after its own. Its pooled vector ends with
+ * COLOUR_DIMS embedding dimensions made from the histogram alone (ReLU layer, then linear), which the CSN head
+ * passes through unmixed: a condition's mask can keep colour without the product's shape.
+ */
 export function withColourChannels(backbone: FeatureExtractor, params: ParamStore): FeatureExtractor {
   const [side, , channels] = backbone.featureShape;
-  const kernel = params.add('colour/hidden/kernel', [COLOUR_BINS, HIDDEN], linearUniform(COLOUR_BINS));
-  const bias = params.add('colour/hidden/bias', [HIDDEN], zeros);
+  const hidden = {
+    kernel: params.add('colour/hidden/kernel', [COLOUR_BINS, HIDDEN], linearUniform(COLOUR_BINS)),
+    bias: params.add('colour/hidden/bias', [HIDDEN], zeros),
+  };
+  const out = {
+    kernel: params.add('colour/out/kernel', [HIDDEN, COLOUR_DIMS], linearUniform(HIDDEN)),
+    bias: params.add('colour/out/bias', [COLOUR_DIMS], zeros),
+  };
   return {
     featureShape: [side, side, channels + COLOUR_BINS],
-    pooledSize: backbone.pooledSize + HIDDEN,
+    pooledSize: backbone.pooledSize + COLOUR_DIMS,
+    passThrough: COLOUR_DIMS,
     featureMap(images, training) {
       return tf.concat([backbone.featureMap(images, training), colourBinMap(images, side)], 3);
     },
@@ -80,8 +92,9 @@ export function withColourChannels(backbone: FeatureExtractor, params: ParamStor
       const [cnn, colour] = tf.split(featureMap, [channels, COLOUR_BINS], 3) as tf.Tensor4D[];
       // The square root (Hellinger) keeps small but telling colour shares from vanishing beside large ones.
       const histogram = tf.sqrt(tf.add(histogramOf(colour), 1e-4));
-      const hidden = tf.relu(tf.add(tf.matMul(histogram, kernel as tf.Tensor2D), bias));
-      return tf.concat([backbone.pooled(cnn), hidden], 1) as tf.Tensor2D;
+      const h = tf.relu(tf.add(tf.matMul(histogram, hidden.kernel as tf.Tensor2D), hidden.bias));
+      const dims = tf.add(tf.matMul(h, out.kernel as tf.Tensor2D), out.bias);
+      return tf.concat([backbone.pooled(cnn), dims], 1) as tf.Tensor2D;
     },
   };
 }

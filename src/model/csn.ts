@@ -20,6 +20,7 @@ import {
   checkCondition,
   checkImages,
   marginRankingLoss,
+  ModelInputError,
   matchReferences,
   normaliseMap,
   pairwiseDistance,
@@ -112,12 +113,12 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
   const conditional = config.kind === 'csn';
   const params = new ParamStore(freeScope(config.kind), config.seed);
   const backbone = featureExtractorFor(config, params);
-  const embedKernel = params.add(
-    'embedding/kernel',
-    [backbone.pooledSize, config.embedDim],
-    linearUniform(backbone.pooledSize),
-  );
-  const embedBias = params.add('embedding/bias', [config.embedDim], linearUniform(backbone.pooledSize));
+  const passThrough = backbone.passThrough ?? 0;
+  const mixedIn = backbone.pooledSize - passThrough;
+  const mixedOut = config.embedDim - passThrough;
+  if (mixedOut < 1) throw new ModelInputError(`embedDim must exceed ${passThrough} with colour channels`);
+  const embedKernel = params.add('embedding/kernel', [mixedIn, mixedOut], linearUniform(mixedIn));
+  const embedBias = params.add('embedding/bias', [mixedOut], linearUniform(mixedIn));
   const conditionCount = config.conditions.length;
   const maskWeights = conditional ? addMasks(params, config) : undefined;
 
@@ -127,8 +128,12 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
     return (config.maskMode === 'fixed' ? tf.clone(maskWeights) : tf.relu(maskWeights)) as tf.Tensor2D;
   };
 
-  const embedFeatures = (featureMap: tf.Tensor4D): tf.Tensor2D =>
-    tf.add(tf.matMul(backbone.pooled(featureMap), embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
+  const embedFeatures = (featureMap: tf.Tensor4D): tf.Tensor2D => {
+    const pooled = backbone.pooled(featureMap);
+    const [mixed, kept] = passThrough > 0 ? tf.split(pooled, [mixedIn, passThrough], 1) : [pooled];
+    const embedded = tf.add(tf.matMul(mixed, embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
+    return kept ? (tf.concat([embedded, kept], 1) as tf.Tensor2D) : embedded;
+  };
   /** `training`: batch statistics in batch norm layers (and their running statistics move). */
   const embedImages = (images: tf.Tensor4D, training = false): tf.Tensor2D =>
     embedFeatures(backbone.featureMap(images, training));
