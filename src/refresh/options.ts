@@ -5,16 +5,24 @@
 
 export const REFRESH_DEFAULTS = {
   /**
-   * Accuracy points the candidate may lose against the served model, overall and per condition (the issue's
-   * figure). Both models answer the same triplets, so only their disagreements are noise: if they disagree on 10 %
-   * of ~670 triplets per condition (the trainer's 4000 test triplets over 6 conditions), the standard error of the
-   * per-condition difference is about 1.2 points. So 0.01 refuses a clearly worse model, but can also refuse an
-   * equally good one on a single condition by chance; raise it (or --test-triplets) when refusals look like noise.
-   * Measured: the demo CSN fine-tuned one epoch (its own lr 3e-3) on the demo catalogue with 7 % of products
-   * touched scored 80.70 % against 80.90 % overall on the same 4000 test triplets, but −3.3 to +3.3 points per
-   * condition, and was refused on three conditions.
+   * Overall accuracy (a fraction) the candidate may lose against the served model on the gate's triplets. A
+   * condition is refused on its own only when it is worse with `confidence`, so this point rule guards against a
+   * model a little worse everywhere, where no single condition is clearly worse.
    */
   tolerance: 0.01,
+  /** Two-sided confidence of the gate's intervals: a condition whose whole interval is below zero is refused. */
+  confidence: 0.95,
+  /** Bootstrap resamples per interval: 50 of them lie beyond each end of a 95 % percentile interval. */
+  resamples: 2000,
+  /**
+   * Test triplets both models answer at the gate. If the models disagree on 15 % of the triplets, a condition's
+   * 95 % interval over n independent triplets is about ±1.96·√(0.15 / n): ±2.9 points at the trainer's 4000 test
+   * triplets over 6 conditions (670 each), too wide to tell a 2-point loss from noise; ±1.2 points at 24000 (4000
+   * each). Triplets sharing anchors widen it (the bootstrap resamples anchors), so more triplets than products
+   * still help only up to a point. The gate embeds each test product once per model and compares triplets in
+   * microseconds, so the larger count costs seconds.
+   */
+  gateTriplets: 24_000,
   /** Retrain (rather than re-index) when more than this share of the served products was added, removed or changed. */
   retrainShare: 0.25,
   /** Report file in the run folder. */
