@@ -2,24 +2,13 @@
  * `dressmatch refresh`: the schedulable command. Its own flags plus the fine-tune's trainer settings
  * (fine-tune-flags.ts). Exits with the codes of REFRESH_EXIT. Heavy modules load inside the action.
  */
-import { Command, Option } from 'commander';
-import { fraction, integer } from '../util/cli.ts';
+import type { Command } from 'commander';
+import { addOptions, type ValuesOf } from '../util/options-table.ts';
 import { addFineTuneFlags, givenFineTune } from './fine-tune-flags.ts';
-import { REFRESH_DEFAULTS, defaultRefreshName } from './options.ts';
+import { REFRESH_DEFAULTS, REFRESH_OPTIONS, defaultRefreshName } from './options.ts';
 import { REFRESH_EXIT } from './types.ts';
 
-interface RefreshFlags extends Record<string, unknown> {
-  dataDir: string;
-  indexDir: string;
-  logDir?: string;
-  name?: string;
-  retrain?: boolean;
-  from?: string;
-  tolerance: number;
-  gateTriplets: number;
-  retrainShare: number;
-  dryRun?: boolean;
-}
+type RefreshFlags = ValuesOf<typeof REFRESH_OPTIONS> & Record<string, unknown>;
 
 const EXIT_HELP = Object.entries(REFRESH_EXIT)
   .map(([name, code]) => `  ${code}  ${name}`)
@@ -31,38 +20,8 @@ export function registerRefreshCommand(program: Command): void {
     .description(
       'Bring a published index bundle up to date with its catalogue: report what changed, publish the catalogue ' +
         'with the served model, then (when needed) fine-tune from it and publish the new model only if the gate accepts it',
-    )
-    .requiredOption('--data-dir <dir>', 'the catalogue as it is now (any supported layout)')
-    .requiredOption('--index-dir <dir>', 'the published bundle to refresh (holding manifest.json)')
-    .option('--log-dir <dir>', "folder that holds run folders (default: the trainer's)")
-    .option('--name <name>', 'run folder name (default refresh_yyyymmdd_hhmmss)')
-    .addOption(
-      new Option('--retrain', 'always fine-tune (default: when the rule in src/refresh/README.md says so)'),
-    )
-    .addOption(new Option('--no-retrain', 'never fine-tune: re-index with the served model only'))
-    .option(
-      '--from <checkpoint>',
-      'warm-start the fine-tune from this checkpoint instead of the served model',
-    )
-    .option(
-      '--tolerance <x>',
-      'overall accuracy the new model may lose against the served one (a condition is refused when worse with 95 % confidence)',
-      fraction('--tolerance'),
-      REFRESH_DEFAULTS.tolerance,
-    )
-    .option(
-      '--gate-triplets <n>',
-      'held-out test triplets both models answer at the gate',
-      integer('--gate-triplets', 1),
-      REFRESH_DEFAULTS.gateTriplets,
-    )
-    .option(
-      '--retrain-share <x>',
-      'retrain when more than this share of the served products was added, removed or changed',
-      fraction('--retrain-share'),
-      REFRESH_DEFAULTS.retrainShare,
-    )
-    .option('--dry-run', 'only report the changes and the decision');
+    );
+  addOptions(command, REFRESH_OPTIONS);
   addFineTuneFlags(command);
   command
     .addHelpText(
@@ -76,10 +35,9 @@ export function registerRefreshCommand(program: Command): void {
 
 /** The `refresh` action: exits with the run's code; SIGINT or SIGTERM stop it after the current step. */
 async function runRefreshCommand(flags: RefreshFlags, cmd: Command): Promise<void> {
-  const [{ runRefresh }, { createLogger }, { TRAIN_DEFAULTS }] = await Promise.all([
+  const [{ runRefresh }, { createLogger }] = await Promise.all([
     import('./run.ts'),
     import('../util/log.ts'),
-    import('../train/index.ts'),
   ]);
   const log = createLogger('refresh');
   const controller = new AbortController();
@@ -100,7 +58,7 @@ async function runRefreshCommand(flags: RefreshFlags, cmd: Command): Promise<voi
       retrainShare: flags.retrainShare,
       gateTriplets: flags.gateTriplets,
       dryRun: flags.dryRun === true,
-      logDir: flags.logDir ?? TRAIN_DEFAULTS.logDir,
+      logDir: flags.logDir,
       name: flags.name ?? defaultRefreshName(),
       fineTune: givenFineTune(flags, given),
       log,

@@ -1,140 +1,71 @@
 /**
- * The trainer settings `refresh` accepts for its fine-tune, declared once: flag, TrainOptions key, parser and help.
- * Only the schedule: the network (model kind, backbone, image size, width, embedding, masks) is the served model's,
- * so are the batch mode and the validation metric, and the run folder and data are refresh's. A setting not given is the served model's own run's, else the
- * trainer's default (retrain.ts), so none has a default here.
+ * The trainer settings `refresh` accepts for its fine-tune: rows of the trainer's own option table (type, parser,
+ * help, one home), without their defaults, since a setting not given is the served model's own run's, then the
+ * trainer's default (retrain.ts). Only the schedule and the losses: the network (model kind, backbone, image size,
+ * width, embedding, masks, colour channels) is the served model's, so are the batch mode and the validation
+ * metric, and the run folder and data are refresh's. `--epochs` also takes 0: no training, the candidate is the
+ * served model re-shaped for the updated conditions.
  */
-import { Option, type Command } from 'commander';
-import { BACKEND_PREFERENCES } from '../model/defaults.ts';
+import type { Command } from 'commander';
 import type { TrainOptions } from '../train/index.ts';
-import { choice, integer, number } from '../util/cli.ts';
+import { TRAIN_OPTIONS } from '../train/defaults.ts';
+import { addOptions, type OptionSpec, type OptionTable } from '../util/options-table.ts';
 
-interface FineTuneFlag {
-  flags: string;
-  key: keyof TrainOptions;
-  help: string;
-  parse?: (value: string) => unknown;
-  choices?: readonly string[];
+const SCHEDULE = [
+  'epochs',
+  'lr',
+  'lrDecay',
+  'seed',
+  'batchSize',
+  'poolSize',
+  'trainTriplets',
+  'valTriplets',
+  'testTriplets',
+  'margin',
+  'embedLossCoeff',
+  'maskLossCoeff',
+  'labelLoss',
+  'controlled',
+  'valEvery',
+  'checkpointEvery',
+  'mapQueries',
+  'logInterval',
+  'conditions',
+  'backend',
+  'augment',
+  'progress',
+] as const satisfies readonly (keyof typeof TRAIN_OPTIONS & keyof TrainOptions)[];
+
+/** Where the settings a fine-tune does not take from the served model's run come from. */
+const NOT_INHERITED: Partial<Record<(typeof SCHEDULE)[number], string>> = {
+  conditions: 'every condition of the catalogue',
+  backend: 'auto',
+};
+
+/** A trainer row as refresh shows it: no default or upstream note, the served run's value instead. */
+function fineTuneRow(key: (typeof SCHEDULE)[number]): OptionSpec {
+  const row: OptionSpec = { ...TRAIN_OPTIONS[key] };
+  delete row.default;
+  delete row.upstream;
+  delete row.inherit;
+  if (row.type === 'switch') return row;
+  if (row.type === 'integer' && key === 'epochs')
+    return {
+      ...row,
+      min: 0,
+      help: 'fine-tune epochs (0: no training, the served model is the candidate)',
+      defaultText: "the served model's run",
+    };
+  return { ...row, defaultText: NOT_INHERITED[key] ?? "the served model's run" };
 }
 
-const positive = (flag: string) => number(flag, (n) => n > 0, 'a positive number');
-const nonNegative = (flag: string) => number(flag, (n) => n >= 0, '>= 0');
+/** Refresh's fine-tune options, in the trainer's --help order. */
+export const FINE_TUNE_OPTIONS: OptionTable = Object.fromEntries(
+  SCHEDULE.map((key) => [key, fineTuneRow(key)]),
+);
 
-export const FINE_TUNE_FLAGS: readonly FineTuneFlag[] = [
-  {
-    flags: '--epochs <n>',
-    key: 'epochs',
-    help: 'fine-tune epochs (0: the candidate is the served model, re-shaped)',
-    parse: integer('--epochs', 0),
-  },
-  { flags: '--lr <x>', key: 'lr', help: 'Adam learning rate', parse: positive('--lr') },
-  {
-    flags: '--lr-decay <x>',
-    key: 'lrDecay',
-    help: 'per-epoch decay: lr × (1 − x)^epoch',
-    parse: number('--lr-decay', (n) => n >= 0 && n < 1, 'in [0, 1)'),
-  },
-  {
-    flags: '--seed <n>',
-    key: 'seed',
-    help: 'random seed of the fine-tune and of the gate',
-    parse: integer('--seed', 0),
-  },
-  {
-    flags: '--batch-size <n>',
-    key: 'batchSize',
-    help: 'triplets per batch',
-    parse: integer('--batch-size', 1),
-  },
-  {
-    flags: '--pool-size <n>',
-    key: 'poolSize',
-    help: 'products per batch in pool mode',
-    parse: integer('--pool-size', 3),
-  },
-  {
-    flags: '--train-triplets <n>',
-    key: 'trainTriplets',
-    help: 'training triplets per epoch',
-    parse: integer('--train-triplets', 1),
-  },
-  {
-    flags: '--val-triplets <n>',
-    key: 'valTriplets',
-    help: 'validation triplets (0 = no validation)',
-    parse: integer('--val-triplets', 0),
-  },
-  {
-    flags: '--test-triplets <n>',
-    key: 'testTriplets',
-    help: "triplets of the fine-tune's own test report",
-    parse: integer('--test-triplets', 0),
-  },
-  {
-    flags: '--margin <x>',
-    key: 'margin',
-    help: 'margin of the triplet loss',
-    parse: nonNegative('--margin'),
-  },
-  {
-    flags: '--embed-loss-coeff <x>',
-    key: 'embedLossCoeff',
-    help: 'weight of the embedding norm loss',
-    parse: nonNegative('--embed-loss-coeff'),
-  },
-  {
-    flags: '--mask-loss-coeff <x>',
-    key: 'maskLossCoeff',
-    help: 'weight of the mask L1 norm loss',
-    parse: nonNegative('--mask-loss-coeff'),
-  },
-  {
-    flags: '--val-every <n>',
-    key: 'valEvery',
-    help: 'validate every n epochs',
-    parse: integer('--val-every', 1),
-  },
-  {
-    flags: '--checkpoint-every <n>',
-    key: 'checkpointEvery',
-    help: 'also write checkpoint_latest every n steps',
-    parse: integer('--checkpoint-every', 0),
-  },
-  {
-    flags: '--map-queries <n>',
-    key: 'mapQueries',
-    help: 'retrieval MAP queries per condition at test time',
-    parse: integer('--map-queries', 1),
-  },
-  {
-    flags: '--log-interval <n>',
-    key: 'logInterval',
-    help: 'steps between metrics lines',
-    parse: integer('--log-interval', 1),
-  },
-  {
-    flags: '--conditions <names...>',
-    key: 'conditions',
-    help: 'conditions the new model learns (default: all of the catalogue)',
-  },
-  {
-    flags: '--backend <name>',
-    key: 'backend',
-    help: 'tfjs backend (default auto)',
-    choices: BACKEND_PREFERENCES,
-  },
-  { flags: '--no-augment', key: 'augment', help: 'no random horizontal flips of training images' },
-  { flags: '--no-progress', key: 'progress', help: 'no progress bar' },
-];
-
-/** Add the fine-tune flags to `command` (no defaults: see the header). */
 export function addFineTuneFlags(command: Command): void {
-  for (const flag of FINE_TUNE_FLAGS) {
-    const option = new Option(flag.flags, flag.help);
-    if (flag.choices) option.argParser(choice(flag.flags.split(' ')[0], flag.choices));
-    else if (flag.parse) option.argParser(flag.parse);
-    command.addOption(option);
-  }
+  addOptions(command, FINE_TUNE_OPTIONS);
 }
 
 /** The fine-tune settings given on the command line (`given(key)`: was it?). */
@@ -143,8 +74,8 @@ export function givenFineTune(
   given: (key: string) => boolean,
 ): Partial<TrainOptions> {
   const settings: Record<string, unknown> = {};
-  for (const flag of FINE_TUNE_FLAGS) {
-    if (given(flag.key) && values[flag.key] !== undefined) settings[flag.key] = values[flag.key];
+  for (const key of SCHEDULE) {
+    if (given(key) && values[key] !== undefined) settings[key] = values[key];
   }
   return settings as Partial<TrainOptions>;
 }

@@ -9,7 +9,14 @@ import { join } from 'node:path';
 import { deriveSeed, type Catalogue } from '../catalogue/index.ts';
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from '../checkpoint/index.ts';
 import { restoreModel } from '../model/index.ts';
-import { RUN_FILES, TRAIN_DEFAULTS, defaultLearningRate, train, type TrainOptions } from '../train/index.ts';
+import {
+  INHERITED,
+  RUN_FILES,
+  TRAIN_DEFAULTS,
+  defaultLearningRate,
+  train,
+  type TrainOptions,
+} from '../train/index.ts';
 import type { Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { answerSharedTriplets } from './compare.ts';
@@ -21,29 +28,6 @@ import { REFRESH_EXIT, RefreshError, type GateResult } from './types.ts';
 
 /** Trainer settings given to refresh; the others come from the served model's own run, then the trainer's defaults. */
 export type FineTuneSettings = Partial<TrainOptions>;
-
-/** Settings a fine-tune takes from the run that trained the served model, unless given. */
-const INHERITED: readonly (keyof TrainOptions)[] = [
-  'batchSize',
-  'batchMode',
-  'poolSize',
-  'epochs',
-  'lr',
-  'lrDecay',
-  'seed',
-  'logInterval',
-  'margin',
-  'embedLossCoeff',
-  'maskLossCoeff',
-  'trainTriplets',
-  'valTriplets',
-  'testTriplets',
-  'valEvery',
-  'checkpointEvery',
-  'augment',
-  'mapQueries',
-  'selectOn',
-];
 
 export interface FineTuneInput {
   /** The refresh's run folder {logDir}/{name}: the fine-tune writes its trainer files there too. */
@@ -66,8 +50,9 @@ export interface FineTuned {
 }
 
 /**
- * The fine-tune's options: the given settings, else the served model's run's, else the trainer's defaults. The
- * network is the warm start's; the run starts at epoch 1 from the warm-start checkpoint, in the refresh's folder.
+ * The fine-tune's options: the given settings, else the served model's run's (the options a continued training
+ * run inherits), else the trainer's defaults. The network is the warm start's; the run starts at epoch 1 from the
+ * warm-start checkpoint, in the refresh's folder, on the updated catalogue and conditions.
  */
 export function fineTuneOptions(input: FineTuneInput, warmPath: string): TrainOptions {
   const saved = (input.from.checkpoint.args ?? {}) as Partial<TrainOptions>;
@@ -87,6 +72,7 @@ export function fineTuneOptions(input: FineTuneInput, warmPath: string): TrainOp
     maskMode: config.maskMode,
     ...(config.width !== undefined ? { width: config.width } : {}),
     attentionTanh: config.attentionTanh,
+    colourHistogram: config.colourHistogram ?? false,
     conditions: [...input.conditions],
     dataDir: input.dataDir,
     logDir: input.logDir,

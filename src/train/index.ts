@@ -2,6 +2,7 @@
 export { train, RUN_FILES, TrainingDivergedError, type TrainHooks, type TrainResult } from './trainer.ts';
 export {
   TRAIN_DEFAULTS,
+  INHERITED,
   OptionsError,
   defaultLearningRate,
   validateOptions,
