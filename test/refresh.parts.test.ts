@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generateDemoCatalogue, loadCatalogue } from '../src/catalogue/index.ts';
 import { createModel, selectBackend } from '../src/model/index.ts';
+import { createModelSource, fingerprintProducts } from '../src/index/index.ts';
 import { answerSharedTriplets } from '../src/refresh/compare.ts';
+import { restrictSource } from '../src/refresh/publish.ts';
 import { acquireRefreshLock } from '../src/refresh/lock.ts';
 import { REFRESH_DEFAULTS } from '../src/refresh/options.ts';
 import { markAbandoned, newReport, ReportWriter } from '../src/refresh/report.ts';
@@ -98,6 +100,48 @@ function lockHolder(bundle: string): Promise<{ kill: () => Promise<void> }> {
     });
   });
 }
+
+describe("refresh: a version without some of the model's conditions", () => {
+  it('an ASEN source restricted to two conditions gives their masks and vectors, in the order asked', async () => {
+    const catalogue = await loadCatalogue(dataDir);
+    const conditions = catalogue.conditions;
+    const model = createModel({
+      kind: 'asen',
+      maskMode: 'learned',
+      conditions,
+      imageSize: 32,
+      width: 4,
+      embedDim: 8,
+      backbone: 'small',
+      seed: 3,
+    });
+    try {
+      const products = await fingerprintProducts(catalogue);
+      const full = await createModelSource({
+        model,
+        modelId: 'asen',
+        catalogue,
+        products,
+        keepPixels: false,
+      });
+      const wanted = [conditions[conditions.length - 1], conditions[0]];
+      const restricted = restrictSource(full, wanted);
+      assert.deepEqual(restricted.conditions, wanted);
+      assert.deepEqual(restricted.masks, [full.masks[conditions.length - 1], full.masks[0]]);
+      const all = await full.embed([0, 1]);
+      const some = await restricted.embed([0, 1]);
+      assert.deepEqual(some.conditionVectors, [
+        all.conditionVectors![conditions.length - 1],
+        all.conditionVectors![0],
+      ]);
+      assert.equal(restrictSource(full, conditions), full, 'all conditions in order: the source itself');
+      assert.throws(() => restrictSource(full, ['no-such']), /no condition no-such/);
+      await full.finish?.();
+    } finally {
+      model.dispose();
+    }
+  });
+});
 
 describe('refresh: lock', () => {
   it('refuses a second refresh of the same bundle with the busy code, and takes over after kill -9', async () => {
