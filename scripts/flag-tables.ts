@@ -4,6 +4,8 @@ import { DEMO_OPTIONS } from '../src/cli/demo.ts';
 import { EXPORT_OPTIONS, IMPORT_MODEL_OPTIONS } from '../src/cli/weights.ts';
 import { EVAL_OPTIONS } from '../src/eval/cli.ts';
 import { INDEX_INFO_OPTIONS, INDEX_OPTIONS, INDEX_QUERY_OPTIONS } from '../src/index/cli.ts';
+import { FINE_TUNE_OPTIONS } from '../src/refresh/fine-tune-flags.ts';
+import { REFRESH_OPTIONS } from '../src/refresh/options.ts';
 import { TRAIN_OPTIONS } from '../src/train/options.ts';
 import type { OptionTable, ReadmeColumns } from '../src/util/options-table.ts';
 
@@ -32,4 +34,6 @@ export const FLAG_TABLES: FlagTable[] = [
   { readme: 'src/cli/README.md', name: 'demo', table: DEMO_OPTIONS },
   { readme: 'src/cli/README.md', name: 'import-model', table: IMPORT_MODEL_OPTIONS },
   { readme: 'src/cli/README.md', name: 'export', table: EXPORT_OPTIONS },
+  { readme: 'src/refresh/README.md', name: 'refresh', table: REFRESH_OPTIONS },
+  { readme: 'src/refresh/README.md', name: 'refresh-fine-tune', table: FINE_TUNE_OPTIONS },
 ];

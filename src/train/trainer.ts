@@ -76,6 +76,11 @@ export const RUN_FILES = {
   testResults: 'test_results.json',
 } as const;
 
+/** The loss stopped being a finite number: the settings (usually --lr) cannot train this model. */
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+}
+
 export interface TrainHooks {
   logger?: Logger;
   /** Abort = stop request (SIGINT/SIGTERM): finish the current step, write checkpoint_latest, return. */
@@ -650,7 +655,7 @@ async function runStep(session: Session, run: EpochRun, step: number): Promise<b
   );
   const seconds = (performance.now() - started) / 1000;
   if (!Number.isFinite(result.loss)) {
-    throw new Error(
+    throw new TrainingDivergedError(
       `loss became ${result.loss} at epoch ${run.epoch} step ${step + 1}: lower --lr (now ${options.lr}); ` +
         `the last good checkpoint is ${join(session.runDir, RUN_FILES.latest)}`,
     );
