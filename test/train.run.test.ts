@@ -260,3 +260,27 @@ describe('training runs', () => {
     assert.deepEqual(JSON.parse(await readFile(out, 'utf8')).triplets, report.triplets);
   });
 });
+
+describe('training for real photos: colour channels and the in-batch label loss', () => {
+  it('trains deterministically with both, and the best checkpoint carries its own test scores', async () => {
+    const settings = { colourHistogram: true, labelLoss: 1, controlled: 4, epochs: 1, embedDim: 24 };
+    const first = await train(options('real-a', settings), quiet);
+    const second = await train(options('real-b', settings), quiet);
+    assert.deepEqual(await comparableMetrics(first.runDir), await comparableMetrics(second.runDir));
+    const best = await readCheckpoint(join(first.runDir, RUN_FILES.best));
+    assert.equal(best.model.config.colourHistogram, true);
+    const report = JSON.parse(await readFile(join(first.runDir, RUN_FILES.testResults), 'utf8'));
+    assert.deepEqual(best.metrics?.test, report.triplets);
+    assert.equal(best.metrics?.testMap?.overall, report.retrieval.overall.map);
+    for (const condition of report.conditions as string[]) {
+      assert.equal(
+        best.metrics?.testMap?.perCondition[condition],
+        report.retrieval.perCondition[condition].map,
+      );
+    }
+    const plain = await train(options('real-plain', { epochs: 1, embedDim: 24 }), quiet);
+    const loss = async (dir: string) =>
+      (await comparableMetrics(dir)).filter((r) => r.type === 'epoch').map((r) => JSON.stringify(r));
+    assert.notDeepEqual(await loss(first.runDir), await loss(plain.runDir));
+  });
+});

@@ -43,6 +43,7 @@ export const MODEL_DEFAULTS = {
   width: 16,
   preprocess: 'fit-pad',
   attentionTanh: true,
+  colourHistogram: false,
 } as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
 
 /** How a model's photos become inputs: its config's choice, else its backbone's default (older checkpoints). */

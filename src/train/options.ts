@@ -367,6 +367,28 @@ export const TRAIN_OPTIONS = {
     default: false,
   },
   progress: { type: 'switch', form: 'off', help: 'no progress bar', default: true },
+  colourHistogram: {
+    type: 'switch',
+    help: 'colour-histogram channels beside the backbone: a shape-free view of colour (model stage colour.ts)',
+    default: false,
+    inherit: true,
+  },
+  labelLoss: {
+    type: 'number',
+    arg: 'x',
+    ...atLeastZero,
+    help: 'weight of the in-batch label loss: every image of a batch against every other, per condition (0 = off)',
+    default: 0,
+    inherit: true,
+  },
+  controlled: {
+    type: 'number',
+    arg: 'x',
+    ...atLeastZero,
+    help: "label loss: extra weight of negatives that share every other condition's label with the anchor",
+    default: 0,
+    inherit: true,
+  },
   cuda: {
     type: 'switch',
     form: 'both',
