@@ -67,7 +67,7 @@ export class HnswVersion implements StoreVersion {
     return this.bundle.score(condition, distance);
   }
 
-  /** With a filter (even an empty one), the issue-10 path: HNSW with a filter callback, or exact when few match. */
+  /** With a filter (even an empty one), the filtered path: HNSW with a filter callback, or exact when few match. */
   async search(
     condition: string,
     query: StoreQuery,
