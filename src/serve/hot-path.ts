@@ -17,7 +17,13 @@ import { SIMILAR_ROUTE } from './answer-cache.ts';
 import { PLAIN_INTEGER, type OperationParameters } from './contract.ts';
 import type { FastAnswer } from './front.ts';
 import type { QueryOf, RouteContext } from './routes/context.ts';
-import { similarToProduct, type ProductSimilarRequest } from './routes/similar.ts';
+import { resolveAsk, similarToProduct } from './neighbours.ts';
+import { requireSlot } from './products.ts';
+
+interface ProductSimilarRequest {
+  productId: string;
+  query: QueryOf<'getSimilar'>;
+}
 
 const OPERATION = `GET ${SIMILAR_ROUTE}`;
 const PREFIX = '/similar/';
@@ -85,7 +91,10 @@ export function similarHotPath(context: RouteContext, operations: OperationParam
     if (!asked || !lease) return false;
     response.once('close', lease.release);
     const { index } = lease;
-    similarToProduct(index, asked)
+    Promise.resolve()
+      .then(() =>
+        similarToProduct(index, requireSlot(index, asked.productId), resolveAsk(index, asked.query)),
+      )
       .then(
         (body) => {
           context.metrics.hotPath.inc({ outcome: 'answered' });

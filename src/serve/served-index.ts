@@ -10,7 +10,7 @@ import {
   type DistanceReference,
   type MaskSummary,
 } from '../explain/index.ts';
-import type { StoreVersion } from '../index/index.ts';
+import { resolveCondition, type ResolvedCondition, type StoreVersion } from '../index/index.ts';
 import type { ModelRunner } from './model-runner.ts';
 
 export interface ValueCount {
@@ -30,6 +30,8 @@ export interface ServedCondition {
 export class ServedIndex {
   /** The index's conditions in order; requests resolve a condition name to one of these at the edge. */
   readonly conditions: ServedCondition[];
+  /** Each condition as a query part of its own: what a request without a condition asks, resolved once. */
+  readonly plainConditions: ResolvedCondition[];
   readonly references: DistanceReference[];
   readonly masks: MaskSummary[];
   readonly valueCounts: ValueCount[][];
@@ -54,6 +56,7 @@ export class ServedIndex {
       const m = model?.description.conditions.indexOf(name) ?? -1;
       return { name, index, modelIndex: m < 0 ? undefined : m };
     });
+    this.plainConditions = store.conditions.map((name) => resolveCondition(store, name));
     this.references = store.spaces.map((space) => new QuantileReference(space.quantiles));
     this.masks = store.spaces.map((space) => summarizeMask(space, embedDim));
     const counts = store.conditions.map(() => new Map<string, number>());

@@ -12,7 +12,7 @@ import {
 import type { ModelRunner } from '../model-runner.ts';
 import { HttpProblem } from '../problem.ts';
 import type { ServedCondition, ServedIndex } from '../served-index.ts';
-import { requireSlot, resolveConditions } from '../similar.ts';
+import { requireSlot, servedCondition } from '../products.ts';
 import {
   leased,
   requireModel,
@@ -79,7 +79,7 @@ export function registerHeatmapRoutes(app: Express, context: RouteContext): void
     withIndex(context.state),
     route<PathOf<'getHeatmap'>, QueryOf<'getHeatmap'>>(async (request, response) => {
       const index = leased(response);
-      const [condition] = resolveConditions(index, request.query.condition);
+      const condition = servedCondition(index, request.query.condition);
       const query = requireSlot(index, request.params.productId);
       const neighbour = requireSlot(index, request.params.neighbourId);
       const model = requireModel(index);
