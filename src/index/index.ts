@@ -63,7 +63,7 @@ export {
   type Selection,
 } from './filter.ts';
 export { exactBelowSelectivity, FILTER_COST_RATIO } from './search.ts';
-export { parseConditionParts, type ConditionPart } from './combine.ts';
+export { parseConditionParts, weightShares, type ConditionPart } from './combine.ts';
 export { RECOMMEND_STRATEGIES, MAX_EXAMPLES, checkExamples, type RecommendStrategy } from './recommend.ts';
 export {
   filterSchema,

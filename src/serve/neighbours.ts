@@ -11,6 +11,7 @@ import {
   queryVersion,
   resolveCondition,
   storeFilter,
+  weightShares,
   type ConditionVectors,
   type PartResult,
   type QueryOrigin,
@@ -107,8 +108,8 @@ function leadingPart(parts: readonly PartResult[]): number {
 
 /** Score of a combined hit: the parts' scores averaged with the weights as written. */
 function combinedScore(parts: readonly PartResult[]): number {
-  const total = parts.reduce((sum, part) => sum + part.weight, 0);
-  return parts.reduce((sum, part) => sum + (part.weight / total) * part.score, 0);
+  const shares = weightShares(parts.map((part) => part.weight));
+  return parts.reduce((sum, part, p) => sum + shares[p] * part.score, 0);
 }
 
 function explanationBody(explanation: PairExplanation): Explanation {

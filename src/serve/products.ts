@@ -64,6 +64,8 @@ export function conditionList(index: ServedIndex): ConditionList {
       mask: index.masks[c],
       medianRandomDistance: index.references[c].quantile(0.5),
       values: index.valueCounts[c],
+      testAccuracy: index.testMetrics[c].testAccuracy,
+      testMap: index.testMetrics[c].testMap,
     })),
     fields: index.store.filterTable().describeFields(),
   };

@@ -23,6 +23,15 @@ const IMAGE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'he
 /** Uploads with more pixels than this are refused before decoding (decompression bombs). */
 const MAX_UPLOAD_PIXELS = 40_000_000;
 
+/**
+ * A CMYK image without an ICC profile, converted to sRGB through libvips' standard CMYK profile (the one sharp
+ * converts to CMYK with), orientation applied, as lossless PNG: decoded without a profile its colours shift, and
+ * the same photo in CMYK and in RGB got different neighbours.
+ */
+function cmykToRgb(image: Buffer): Promise<Buffer> {
+  return sharp(image).rotate().pipelineColourspace('cmyk').toColourspace('srgb').png().toBuffer();
+}
+
 /** The uploaded photo's pixels at the model's input size; refuses what is not a supported image or too large. */
 async function readUpload(
   files: Express.Multer.File[] | undefined,
@@ -51,7 +60,8 @@ async function readUpload(
     );
   }
   try {
-    return await decodeImage(upload.buffer, model.description.imageSize, model.description.preprocess);
+    const bytes = metadata.space === 'cmyk' && !metadata.icc ? await cmykToRgb(upload.buffer) : upload.buffer;
+    return await decodeImage(bytes, model.description.imageSize, model.description.preprocess);
   } catch {
     throw new HttpProblem(415, 'unsupported-media-type', 'The upload could not be decoded as an image.');
   }
@@ -61,13 +71,13 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
   const leaseIndex = withIndex(context.state);
   app.get(
     '/similar/:productId',
+    context.answers.lookup,
     leaseIndex,
     route<PathOf<'getSimilar'>, QueryOf<'getSimilar'>>(async (request, response) => {
       const index = leased(response);
       const slot = requireSlot(index, request.params.productId);
       const body = await similarToProduct(index, slot, resolveAsk(index, request.query));
-      if (context.checkResponses) response.json(body);
-      else context.answers.send(request, response, request.originalUrl, index.version, body);
+      context.answers.send(request, response, index.version, body);
     }),
   );
 
