@@ -109,16 +109,34 @@ function addMasks(params: ParamStore, config: Required<ModelConfig>): tf.Variabl
   return params.add('masks', [config.conditions.length, config.embedDim], init, trainable);
 }
 
+/**
+ * The linear embedding layer on the backbone's pooled features: feature map → embedding [n, D]. Pooled features the
+ * backbone marks as pass-through (colour channels) are already embedding dimensions and end the embedding unmixed.
+ */
+function addEmbeddingLayer(
+  params: ParamStore,
+  backbone: ReturnType<typeof featureExtractorFor>,
+  embedDim: number,
+): (featureMap: tf.Tensor4D) => tf.Tensor2D {
+  const passThrough = backbone.passThrough ?? 0;
+  const mixedIn = backbone.pooledSize - passThrough;
+  const mixedOut = embedDim - passThrough;
+  if (mixedOut < 1) throw new ModelInputError(`embedDim must exceed ${passThrough} with colour channels`);
+  const kernel = params.add('embedding/kernel', [mixedIn, mixedOut], linearUniform(mixedIn));
+  const bias = params.add('embedding/bias', [mixedOut], linearUniform(mixedIn));
+  return (featureMap) => {
+    const pooled = backbone.pooled(featureMap);
+    const [mixed, kept] = passThrough > 0 ? tf.split(pooled, [mixedIn, passThrough], 1) : [pooled];
+    const embedded = tf.add(tf.matMul(mixed, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
+    return kept ? (tf.concat([embedded, kept], 1) as tf.Tensor2D) : embedded;
+  };
+}
+
 export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
   const conditional = config.kind === 'csn';
   const params = new ParamStore(freeScope(config.kind), config.seed);
   const backbone = featureExtractorFor(config, params);
-  const passThrough = backbone.passThrough ?? 0;
-  const mixedIn = backbone.pooledSize - passThrough;
-  const mixedOut = config.embedDim - passThrough;
-  if (mixedOut < 1) throw new ModelInputError(`embedDim must exceed ${passThrough} with colour channels`);
-  const embedKernel = params.add('embedding/kernel', [mixedIn, mixedOut], linearUniform(mixedIn));
-  const embedBias = params.add('embedding/bias', [mixedOut], linearUniform(mixedIn));
+  const embedFeatures = addEmbeddingLayer(params, backbone, config.embedDim);
   const conditionCount = config.conditions.length;
   const maskWeights = conditional ? addMasks(params, config) : undefined;
 
@@ -128,12 +146,6 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
     return (config.maskMode === 'fixed' ? tf.clone(maskWeights) : tf.relu(maskWeights)) as tf.Tensor2D;
   };
 
-  const embedFeatures = (featureMap: tf.Tensor4D): tf.Tensor2D => {
-    const pooled = backbone.pooled(featureMap);
-    const [mixed, kept] = passThrough > 0 ? tf.split(pooled, [mixedIn, passThrough], 1) : [pooled];
-    const embedded = tf.add(tf.matMul(mixed, embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
-    return kept ? (tf.concat([embedded, kept], 1) as tf.Tensor2D) : embedded;
-  };
   /** `training`: batch statistics in batch norm layers (and their running statistics move). */
   const embedImages = (images: tf.Tensor4D, training = false): tf.Tensor2D =>
     embedFeatures(backbone.featureMap(images, training));
