@@ -37,6 +37,7 @@ export {
   DECODE_IN_FLIGHT,
   fingerprintProducts,
   modelProvenance,
+  checkpointConditionScores,
   type ModelSourceOptions,
 } from './model-source.ts';
 export {

@@ -11,7 +11,7 @@ import { preprocessOf } from '../model/defaults.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
 import type { BundleSource, EmbeddedRows } from './build.ts';
-import type { AccuracySummary } from '../checkpoint/index.ts';
+import type { AccuracySummary, Checkpoint } from '../checkpoint/index.ts';
 import type { ConditionScore, IndexedProduct, ModelProvenance } from './types.ts';
 
 /** Attributes with sorted keys and values, so that the fingerprint does not depend on how a file listed them. */
@@ -92,6 +92,15 @@ export async function modelProvenance(checkpointPath: string, modelId: string): 
   if (triplets || maps)
     provenance.conditionScores = conditionScores(checkpoint.model.config.conditions, triplets, maps);
   return provenance;
+}
+
+/** Per-condition test scores a checkpoint carries itself (the trainer writes them into its best checkpoint). */
+export function checkpointConditionScores(
+  checkpoint: Checkpoint,
+): Record<string, ConditionScore> | undefined {
+  const { test, testMap } = checkpoint.metrics ?? {};
+  if (!test && !testMap) return undefined;
+  return conditionScores(checkpoint.model.config.conditions, test, testMap?.perCondition);
 }
 
 function conditionScores(

@@ -19,6 +19,7 @@ import {
 import { CheckpointError } from '../checkpoint/index.ts';
 import {
   BundleError,
+  checkpointConditionScores,
   openBundle,
   removeLeftovers,
   type IndexBundle,
@@ -259,6 +260,7 @@ async function followCatalogue(
       provenance: {
         trainedAt: previous?.trainedAt ?? model.checkpoint.createdAt ?? null,
         testAccuracy: previous?.testAccuracy ?? null,
+        ...(previous?.conditionScores ? { conditionScores: previous.conditionScores } : {}),
         refresh: ctx.options.name,
         labelsSeen: previous?.labelsSeen ?? labelsOf(live, known),
       },
@@ -371,6 +373,7 @@ async function publishCandidate(
       provenance: {
         trainedAt: tuned.candidate.createdAt ?? null,
         testAccuracy: report.candidate?.testAccuracy ?? null,
+        conditionScores: checkpointConditionScores(tuned.candidate),
         refresh: options.name,
         labelsSeen: labelsOf(products, tuned.candidate.model.config.conditions),
       },

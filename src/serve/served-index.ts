@@ -12,7 +12,7 @@ import {
 } from '../explain/index.ts';
 import { resolveCondition, type ResolvedCondition, type StoreVersion } from '../index/index.ts';
 import type { ModelRunner } from './model-runner.ts';
-import type { ConditionTestMetrics } from './test-metrics.ts';
+import type { ConditionScore } from '../index/index.ts';
 
 export interface ValueCount {
   value: string;
@@ -43,6 +43,8 @@ export class ServedIndex {
   /** Requests currently holding this version (see IndexHolder). */
   leases = 0;
   retired = false;
+  /** The served model's test accuracy and MAP per condition (index order), as the index recorded them. */
+  readonly testMetrics: ConditionScore[];
 
   constructor(
     /** The published version being served, from whichever store (same answers from either). */
@@ -51,12 +53,9 @@ export class ServedIndex {
     readonly imageRoot: string | null,
     /** The model this version was built from (uploads and heat maps), when the service runs with one. */
     readonly model?: ModelRunner,
-    /** The served model's test results per condition (in the index's condition order). */
-    readonly testMetrics: ConditionTestMetrics[] = store.conditions.map(() => ({
-      testAccuracy: null,
-      testMap: null,
-    })),
   ) {
+    const scores = store.info.provenance?.conditionScores;
+    this.testMetrics = store.conditions.map((c) => scores?.[c] ?? { testAccuracy: null, testMap: null });
     const embedDim = store.info.model.embedDim;
     this.conditions = store.conditions.map((name, index) => {
       const m = model?.description.conditions.indexOf(name) ?? -1;
