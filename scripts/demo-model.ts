@@ -19,8 +19,8 @@ import { demoTrainArgs } from '../src/cli/demo.ts';
 import { registerTrainCommands, resolveTrainOptions } from '../src/train/cli.ts';
 import type { TrainOptions } from '../src/train/options.ts';
 
-/** Written by the trainer beside the options (which backend ran, the resume path): not settings. */
-const RUN_FACTS = new Set(['activeBackend', 'resume']);
+/** Written by the trainer beside the options (which backend ran, the resume path, whether a folder was replaced): not settings. */
+const RUN_FACTS = new Set(['activeBackend', 'resume', 'overwrite']);
 
 export const DEMO_RESULTS = `${DEMO_MODELS_DIR}/demo/test_results.json`;
 
