@@ -11,7 +11,7 @@
  * bench/results/real-photos.{json,md}. Run folders go to a temporary directory unless --keep-runs is given.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -55,9 +55,9 @@ const ASEN: Partial<TrainOptions> = { model: 'asen', lr: defaultLearningRate('as
 /** Named candidates: option overrides on top of the trainer's defaults, in the order they are trained. */
 const CANDIDATES: Record<string, Partial<TrainOptions>> = {
   'csn, 64 px': { ...REAL, imageSize: 64 },
-  'asen, 64 px': { ...REAL, ...ASEN, imageSize: 64 },
   'unconditional, before': { ...BEFORE, model: 'unconditional' },
   'csn, 48 px': { ...REAL, imageSize: 48 },
+  'asen, 64 px': { ...REAL, ...ASEN, imageSize: 64 },
   'csn, before': BEFORE,
 };
 const HISTOGRAM = 'colour histogram';
@@ -69,6 +69,7 @@ interface BenchFlags {
   epochs?: number;
   out: string;
   keepRuns?: string;
+  continue?: boolean;
 }
 
 interface Scores {
@@ -99,7 +100,8 @@ const program = new Command('real-photos')
   .option('--variant <name=json>', 'an extra candidate: name=JSON option overrides', collect, [])
   .option('--epochs <n>', 'epochs for every candidate (default: each its own)', integer('--epochs', 1))
   .option('--out <dir>', 'results folder', 'bench/results')
-  .option('--keep-runs <dir>', 'keep the run folders here instead of a temporary directory');
+  .option('--keep-runs <dir>', 'keep the run folders here instead of a temporary directory')
+  .option('--continue', 'keep the rows of the results file in --out and train only the candidates it lacks');
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -248,16 +250,28 @@ function conditionTable(results: CandidateResult[], conditions: string[]): strin
   return formatTable(header, rows, { align: 'first-left' });
 }
 
+/** The rows of an earlier run's results file (none when there is no such file). */
+async function earlierResults(out: string): Promise<CandidateResult[]> {
+  const path = join(out, 'real-photos.json');
+  if (!existsSync(path)) return [];
+  return (JSON.parse(await readFile(path, 'utf8')) as { results: CandidateResult[] }).results;
+}
+
 /** Train and score every candidate; the results files are rewritten after each, so a stopped run keeps its rows. */
 async function runAll(flags: BenchFlags, log: Logger): Promise<void> {
   const catalogue = await loadCatalogue(flags.dataDir);
   const products = splitProducts(catalogue, 'test');
-  const results: CandidateResult[] = [
-    { name: HISTOGRAM, ...score(await histogramVectors(catalogue, products), catalogue, products) },
-  ];
+  const results = flags.continue ? await earlierResults(flags.out) : [];
+  if (!results.some((r) => r.name === HISTOGRAM)) {
+    results.unshift({
+      name: HISTOGRAM,
+      ...score(await histogramVectors(catalogue, products), catalogue, products),
+    });
+  }
   const logDir = flags.keepRuns ?? (await mkdtemp(join(tmpdir(), 'dressmatch-real-')));
   try {
     for (const [name, overrides] of candidateList(flags)) {
+      if (results.some((r) => r.name === name && !r.error)) continue;
       log.info({ candidate: name, overrides }, `training ${name}`);
       try {
         results.push(await trainCandidate(name, overrides, flags, logDir, log));

@@ -662,12 +662,78 @@ async function main(): Promise<void> {
     connections: options.connections,
     durationSeconds: options.duration,
     runs,
+    ratios: sameBytesRatios(runs),
     memory,
   };
   await mkdir(dirname(options.out), { recursive: true });
   await writeFile(options.out, `${JSON.stringify(json, null, 2)}\n`);
   await writeFile(options.out.replace(/\.json$/, '.md'), `${markdown}\n`);
   log(`results written to ${options.out} and .md (${json.seconds} s)`);
+}
+
+/** A measured share of its reference in the same block: the service against bare express sending the same bytes. */
+interface Ratio {
+  workers: number;
+  what: string;
+  ratio: number;
+  goal: number;
+}
+
+/** The goals' ratios: computed and cached answers against bare express sending their bytes, probes against probes. */
+const RATIO_GOALS: { what: string; service: string; reference: string; goal: number }[] = [
+  {
+    what: 'one condition, computed',
+    service: 'one condition, explain=full, no answer cache',
+    reference: 'one condition, explain=full: the same bytes, nothing computed',
+    goal: 0.6,
+  },
+  {
+    what: 'one condition, from the answer cache',
+    service: `one condition, explain=full, answered from the cache (${CACHED_PRODUCTS} products)`,
+    reference: 'one condition, explain=full: the same bytes, nothing computed',
+    goal: 0.9,
+  },
+  {
+    what: 'all conditions, computed',
+    service: 'all conditions, explain=full, no answer cache',
+    reference: 'all conditions, explain=full: the same bytes, nothing computed',
+    goal: 0.35,
+  },
+  { what: '/healthz', service: '/healthz', reference: '/healthz', goal: 0.9 },
+];
+
+function sameBytesRatios(runs: Run[]): Ratio[] {
+  const ratios: Ratio[] = [];
+  for (const workers of [...new Set(runs.map((run) => run.workers))]) {
+    const find = (server: Run['server'], endpoint: string) =>
+      runs
+        .filter((run) => run.server === server && run.endpoint === endpoint)
+        .filter((run) => server === 'bare express' || run.workers === workers)
+        .map((run) => run.requestsPerSecond);
+    for (const goal of RATIO_GOALS) {
+      const [service, reference] = [find('dressmatch', goal.service), find('bare express', goal.reference)];
+      if (service.length === 0 || reference.length === 0) continue;
+      ratios.push({
+        workers,
+        what: goal.what,
+        ratio: Math.max(...service) / Math.max(...reference),
+        goal: goal.goal,
+      });
+    }
+  }
+  return ratios;
+}
+
+function ratioTable(ratios: Ratio[]): string {
+  const rows = ratios.map(
+    (r) =>
+      `| ${r.workers} | ${r.what} | ${r.ratio.toFixed(2)} | >= ${r.goal} | ${r.ratio >= r.goal ? 'met' : 'NOT met'} |`,
+  );
+  return [
+    '| workers | answer | req/s over bare express | goal | |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
 }
 
 function report(runs: Run[], memory: MemoryReport | undefined, demo: string): string {
@@ -683,6 +749,11 @@ function report(runs: Run[], memory: MemoryReport | undefined, demo: string): st
     'from a file: what the framework alone costs an answer of that size.',
     '',
     table(runs),
+    '',
+    'Against bare express sending the same bytes for the same URLs (measured in the same block; /healthz against',
+    "bare express' /healthz; for 2 workers against the one bare express process):",
+    '',
+    ratioTable(sameBytesRatios(runs)),
   ];
   if (memory) {
     lines.push(

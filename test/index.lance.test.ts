@@ -13,7 +13,6 @@ import { openBundle } from '../src/index/bundle.ts';
 import { IndexQualityError } from '../src/index/types.ts';
 import { buildLanceStore } from '../src/index/store/lance-build.ts';
 import { LanceStore } from '../src/index/store/lance.ts';
-import { HnswVersion } from '../src/index/store/hnswlib.ts';
 import { matchesFilter } from '../src/index/store/common.ts';
 import { resolveCondition, storeCombined, storeFilter, storeRecommend } from '../src/index/query.ts';
 import type { StoreFilter, StoreProduct, StoreSwap, StoreVersion } from '../src/index/store/types.ts';
@@ -210,7 +209,7 @@ describe('LanceDB store', () => {
       const source = syntheticSource(items, { kind });
       await buildBundle(join(root, 'bundle'), source);
       await buildLanceStore(join(root, 'lance'), source, { products: items, fields: FIELD_TYPES });
-      const hnsw = new HnswVersion(await openBundle(join(root, 'bundle')));
+      const hnsw = await openBundle(join(root, 'bundle'));
       const store = await LanceStore.connect(join(root, 'lance'));
       const lance = await store.open();
       const both: [string, StoreVersion][] = [
@@ -235,7 +234,9 @@ describe('LanceDB store', () => {
         const truth = [...lance.entries()].filter(([, p]) => matchesFilter(filter, p)).length;
         assert.equal(count, truth, `count ${expressions.join('&')}`);
         for (const condition of CONDITIONS) {
-          await same(`${condition} ${expressions.join('&')}`, (v) => v.search(condition, 11, 10, { filter }));
+          await same(`${condition} ${expressions.join('&')}`, async (v) =>
+            v.search(condition, 11, 10, { filter }),
+          );
         }
         const combined = resolveCondition(lance, 'color:2,length:1');
         const vector = (c: number) =>

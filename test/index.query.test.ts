@@ -10,11 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import { buildBundle, openBundle, type IndexBundle, type IndexedProduct } from '../src/index/index.ts';
 import {
   filterSchema,
-  recommendProducts,
+  queryVersion,
   resolveCondition,
-  searchCombined,
-  searchSelected,
   selectProducts,
+  storeFilter,
 } from '../src/index/query.ts';
 import { QueryError } from '../src/index/query-error.ts';
 import { product, syntheticSource } from './fixtures/index/synthetic.ts';
@@ -53,7 +52,7 @@ describe('queries on a published bundle', () => {
     assert.deepEqual(bundle.product(3).fields, { price: 13, in_stock: true, brand: 'acme' });
   });
 
-  test('filtered search equals brute force filtered afterwards', () => {
+  test('filtered search equals brute force filtered afterwards', async () => {
     const selection = selectProducts(bundle, ['color:red', 'price<40', 'in_stock:true']);
     const passes = (slot: number) => {
       const p = bundle.product(slot);
@@ -63,7 +62,12 @@ describe('queries on a published bundle', () => {
     };
     assert.ok(selection.count > 10, `enough matches: ${selection.count}`);
     for (const slot of [0, 7, 123]) {
-      const hits = searchSelected(bundle, 1, slot, 10, selection);
+      const filter = storeFilter(bundle, ['color:red', 'price<40', 'in_stock:true']);
+      const hits = await queryVersion(bundle, resolveCondition(bundle, 'sleeve'), {
+        from: { slot },
+        k: 10,
+        filter,
+      });
       const truth = bundle
         .exactSearch('sleeve', slot, COUNT)
         .filter((hit) => passes(hit.index))
@@ -74,7 +78,7 @@ describe('queries on a published bundle', () => {
         `filtered neighbours of slot ${slot}`,
       );
       assert.ok(
-        hits.every((h) => h.score >= 0 && h.score <= 1),
+        hits.every((h) => h.parts[0].score >= 0 && h.parts[0].score <= 1),
         'scores in [0, 1]',
       );
     }
@@ -92,16 +96,13 @@ describe('queries on a published bundle', () => {
     );
   });
 
-  test('combined condition: one group, parts with weights, scores and shares', () => {
+  test('combined condition: one group, parts with weights, scores and shares', async () => {
     const resolved = resolveCondition(bundle, 'color:2,length:1');
-    const hits = searchCombined(
-      bundle,
-      resolved,
-      (c) => bundle.vector(bundle.conditions[c], 5),
-      10,
-      selectProducts(bundle),
-      [5],
-    );
+    const hits = await queryVersion(bundle, resolved, {
+      from: { slot: 5 },
+      k: 10,
+      filter: storeFilter(bundle, []),
+    });
     assert.equal(hits.length, 10);
     assert.ok(!hits.some((h) => h.index === 5), 'the query product is left out');
     for (const hit of hits) {
@@ -121,18 +122,12 @@ describe('queries on a published bundle', () => {
     }
   });
 
-  test('recommend: examples never returned, closest positive named, filter honoured', () => {
-    const selection = selectProducts(bundle, ['brand:acme']);
+  test('recommend: examples never returned, closest positive named, filter honoured', async () => {
+    const filter = storeFilter(bundle, ['brand:acme']);
     const resolved = resolveCondition(bundle, 'color');
     for (const strategy of ['average', 'best'] as const) {
-      const hits = recommendProducts(
-        bundle,
-        resolved,
-        { positives: [1, 3], negatives: [5] },
-        strategy,
-        8,
-        selection,
-      );
+      const from = { positives: [1, 3], negatives: [5], strategy };
+      const hits = await queryVersion(bundle, resolved, { from, k: 8, filter });
       assert.equal(hits.length, 8, strategy);
       for (const hit of hits) {
         assert.ok(![1, 3, 5].includes(hit.index), `${strategy} returned an example`);
@@ -140,8 +135,8 @@ describe('queries on a published bundle', () => {
         const nearer = [1, 3].sort(
           (a, b) => bundle.distance('color', hit.index, a) - bundle.distance('color', hit.index, b),
         )[0];
-        assert.equal(hit.closestPositive.index, nearer, `${strategy} closest positive`);
-        assert.equal(hit.closestPositive.id, bundle.product(nearer).id);
+        assert.equal(hit.closestPositive?.index, nearer, `${strategy} closest positive`);
+        assert.equal(hit.closestPositive?.id, bundle.product(nearer).id);
       }
     }
   });

@@ -161,11 +161,12 @@ test('a request keeps the version it leased; the old version closes when its las
     assert.equal(server.state.index?.version, report.version, 'new requests get the new version');
     assert.notEqual(old.version, report.version);
     // the leased version still answers while it is held...
-    const hits = await old.store.search('color', 0, 3);
+    const color = { condition: old.store.conditions.indexOf('color'), weight: 1 };
+    const hits = await old.store.query({ parts: [color], from: { slot: 0 }, k: 3 });
     assert.equal(hits.length, 3);
     lease.release();
     // ...and is closed once released
-    await assert.rejects(old.store.search('color', 0, 3), /closed/);
+    await assert.rejects(old.store.query({ parts: [color], from: { slot: 0 }, k: 3 }), /closed/);
   } finally {
     await server.stop();
   }

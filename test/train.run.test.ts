@@ -16,6 +16,7 @@ import { readMetrics, TIMING_FIELDS, type MetricsRecord } from '../src/train/met
 import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
 import { runEval } from '../src/eval/run.ts';
+import { modelProvenance } from '../src/index/model-source.ts';
 
 let root: string;
 let dataDir: string;
@@ -277,6 +278,19 @@ describe('training for real photos: colour channels and the in-batch label loss'
         best.metrics?.testMap?.perCondition[condition],
         report.retrieval.perCondition[condition].map,
       );
+    }
+    // What the index records for the service: per-condition scores, from test_results.json or the checkpoint.
+    const fromReport = await modelProvenance(join(first.runDir, RUN_FILES.best), report.model.id);
+    await rm(join(first.runDir, RUN_FILES.testResults));
+    const fromCheckpoint = await modelProvenance(join(first.runDir, RUN_FILES.best), report.model.id);
+    for (const provenance of [fromReport, fromCheckpoint]) {
+      assert.equal(provenance.testAccuracy, report.triplets.overall);
+      for (const condition of report.conditions as string[]) {
+        assert.deepEqual(provenance.conditionScores?.[condition], {
+          testAccuracy: report.triplets.perCondition[condition].accuracy,
+          testMap: report.retrieval.perCondition[condition].map,
+        });
+      }
     }
     const plain = await train(options('real-plain', { epochs: 1, embedDim: 24 }), quiet);
     const loss = async (dir: string) =>

@@ -23,10 +23,12 @@ function trainCommand(): Command {
 }
 
 describe('option tables', () => {
-  it('give train one commander option per row (two for --cuda/--no-cuda), in table order', () => {
+  it('give train one commander option per row (two for switches of both forms), in table order', () => {
     const flags = trainCommand().options.map((o) => o.long);
     const expected = Object.entries(TRAIN_OPTIONS).flatMap(([key, spec]) =>
-      key === 'cuda' ? ['--cuda', '--no-cuda'] : [flagOf(key, spec)],
+      'form' in spec && spec.form === 'both'
+        ? [flagOf(key, spec), `--no-${flagOf(key, spec).slice(2)}`]
+        : [flagOf(key, spec)],
     );
     assert.deepEqual(flags, expected);
     const help = trainCommand().helpInformation();

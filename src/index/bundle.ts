@@ -13,10 +13,22 @@ import {
   verifyFile,
   versionPath,
 } from './files.ts';
-import { deriveFieldSchema } from '../catalogue/index.ts';
+import { deriveFieldSchema, type FieldSchema } from '../catalogue/index.ts';
 import { FilterTable } from './filter.ts';
+import { combinedSearch, type CombinedHit } from './combine.ts';
 import { createIndex, searchIndex, type HnswIndex } from './hnsw.ts';
-import type { SpaceData } from './search.ts';
+import { recommend, type RecommendHit } from './recommend.ts';
+import { exactOver, filteredSearch, type SpaceData } from './search.ts';
+import { answerQuery } from './store/common.ts';
+import type {
+  CombinedQuery,
+  ConditionVectors,
+  QueryHit,
+  RecommendQuery,
+  StoreFilter,
+  StoreVersion,
+  VersionQuery,
+} from './store/types.ts';
 import {
   BundleError,
   VERSION_FILE,
@@ -27,6 +39,7 @@ import {
   type VersionInfo,
 } from './types.ts';
 import { exactSearch, normalizeRows, rowDistance, scoreFromQuantiles, type Neighbour } from './vectors.ts';
+import type { Selection } from './filter.ts';
 
 export interface OpenBundleOptions {
   /** Refuse a bundle built from another model (compare with the id of the checkpoint being served). */
@@ -51,6 +64,8 @@ export interface SearchOptions {
   /** Slot indices to leave out of the results. */
   exclude?: Iterable<number>;
   efSearch?: number;
+  /** Only products matching this filter (exact k when at least k match; see search.ts). */
+  filter?: StoreFilter;
 }
 
 export interface SearchHit extends Neighbour {
@@ -60,10 +75,12 @@ export interface SearchHit extends Neighbour {
 }
 
 /**
- * One loaded, verified version of a bundle. Products are addressed by slot index (the HNSW label); slots of
- * products removed by an incremental run are null until the next compaction or full rebuild.
+ * One loaded, verified version of a bundle, and the hnswlib store's version itself (the StoreVersion the service
+ * queries). Products are addressed by slot index (the HNSW label); slots of products removed by an incremental run
+ * are null until the next compaction or full rebuild.
  */
-export class IndexBundle {
+export class IndexBundle implements StoreVersion {
+  readonly kind = 'hnswlib' as const;
   readonly conditions: readonly string[];
   readonly spaces: readonly SpaceRecord[];
   readonly products: readonly (IndexedProduct | null)[];
@@ -73,16 +90,20 @@ export class IndexBundle {
   private readonly efSearch: number;
   private closed = false;
   private filters: FilterTable | undefined;
+  /** version.json, with the field types derived from the products when it does not record them. */
+  readonly info: VersionInfo & { fields: FieldSchema };
 
   constructor(
     readonly dir: string,
-    readonly info: VersionInfo,
+    info: VersionInfo,
     products: (IndexedProduct | null)[],
     private readonly indexes: HnswIndex[],
-    private readonly vectors: Float32Array[],
+    private readonly rows: Float32Array[],
     private readonly embeddings: Float32Array | null,
     efSearch?: number,
   ) {
+    // Field types follow from the stored values (the catalogue's one rule) when version.json does not say.
+    this.info = { ...info, fields: info.fields ?? deriveFieldSchema(products.filter((p) => p !== null)) };
     this.conditions = info.conditions;
     this.spaces = info.spaces;
     this.products = products;
@@ -154,10 +175,14 @@ export class IndexBundle {
 
   /** Product `index`'s vector in the condition's space (a view into the loaded array: do not modify). */
   vector(condition: string, index: number): Float32Array {
-    const c = this.conditionIndex(condition);
+    return this.row(this.conditionIndex(condition), index);
+  }
+
+  /** Product `index`'s vector in condition c's space (a view: do not modify). */
+  row(c: number, index: number): Float32Array {
     this.checkSlot(index);
     const d = this.spaces[c].dims.length;
-    return this.vectors[c].subarray(index * d, (index + 1) * d);
+    return this.rows[c].subarray(index * d, (index + 1) * d);
   }
 
   /** Product `index`'s shared embedding (CSN and unconditional), or undefined for models without one (ASEN). */
@@ -192,17 +217,9 @@ export class IndexBundle {
     return space.metric === 'cosine' ? normalizeRows(out, out.length) : out;
   }
 
-  /** Approximate k nearest products under `condition` (HNSW), nearest first. */
+  /** Approximate k nearest products under `condition` (HNSW; the filtered path with a filter), nearest first. */
   search(condition: string, query: SearchQuery, k: number, options: SearchOptions = {}): SearchHit[] {
-    this.checkOpen();
-    const c = this.conditionIndex(condition);
-    const { vector, exclude } = this.resolveQuery(c, query, options.exclude);
-    const hits = searchIndex(this.indexes[c], this.spaces[c].metric, Array.from(vector), k, {
-      ef: options.efSearch ?? this.efSearch,
-      live: this.liveCount,
-      exclude,
-    });
-    return hits.map((hit) => this.toHit(c, hit));
+    return this.nearest(this.conditionIndex(condition), query, k, options.filter, options);
   }
 
   /** Exact k nearest products under `condition` by brute force (for checks and small catalogues). */
@@ -211,10 +228,84 @@ export class IndexBundle {
     const c = this.conditionIndex(condition);
     const { vector, exclude } = this.resolveQuery(c, query, options.exclude);
     const space = this.spaces[c];
-    return exactSearch(this.vectors[c], space.dims.length, vector, k, space.metric, {
-      live: this.live,
-      exclude,
-    }).map((hit) => this.toHit(c, hit));
+    const found = options.filter
+      ? exactOver(this.spaceData(c), vector, k, this.selection(options.filter), exclude)
+      : exactSearch(this.rows[c], space.dims.length, vector, k, space.metric, { live: this.live, exclude });
+    return found.map((hit) => this.toHit(c, hit));
+  }
+
+  /**
+   * k nearest under condition c: the HNSW walk, or with a filter (even an empty one) the filtered path (HNSW with
+   * a filter callback, exact below the measured selectivity; search.ts).
+   */
+  nearest(
+    c: number,
+    query: SearchQuery,
+    k: number,
+    filter: StoreFilter | undefined,
+    options: Omit<SearchOptions, 'filter'> = {},
+  ): SearchHit[] {
+    this.checkOpen();
+    const { vector, exclude } = this.resolveQuery(c, query, options.exclude);
+    const ef = options.efSearch ?? this.efSearch;
+    const hits = filter
+      ? filteredSearch(this.spaceData(c), vector, k, {
+          selection: this.selection(filter),
+          liveCount: this.liveCount,
+          efSearch: ef,
+          exclude,
+        }).neighbours
+      : searchIndex(this.indexes[c], this.spaces[c].metric, Array.from(vector), k, {
+          ef,
+          live: this.liveCount,
+          exclude,
+        });
+    return hits.map((hit) => this.toHit(c, hit));
+  }
+
+  /** Neighbours, filtered, combined or recommended (the store's one query; store/common.ts). */
+  query(query: VersionQuery): Promise<QueryHit[]> {
+    return answerQuery(this, query);
+  }
+
+  /** Every condition vector of each slot, in the order asked (views into the loaded arrays). */
+  async vectors(slots: readonly number[]): Promise<ConditionVectors[]> {
+    return slots.map((slot) => this.conditions.map((_, c) => this.row(c, slot)));
+  }
+
+  /** How many live products match `filter` (all of them without one). */
+  async count(filter?: StoreFilter): Promise<number> {
+    return this.selection(filter).count;
+  }
+
+  /** Exact k nearest under a weighted sum of condition spaces among the matching products (combine.ts). */
+  combinedSearch(query: CombinedQuery): CombinedHit[] {
+    const parts = query.parts.map((part, p) => ({
+      space: this.spaceData(part.condition),
+      weight: part.weight,
+      query: query.vectors[p],
+    }));
+    return combinedSearch(parts, query.k, this.selection(query.filter), new Set(query.exclude ?? []));
+  }
+
+  /** Recommendations from example slots, best first (recommend.ts). */
+  recommend(query: RecommendQuery): RecommendHit[] {
+    return recommend({
+      parts: query.parts.map((part) => ({ space: this.spaceData(part.condition), weight: part.weight })),
+      positives: query.positives,
+      negatives: query.negatives,
+      strategy: query.strategy,
+      k: query.k,
+      selection: this.selection(query.filter),
+      liveCount: this.liveCount,
+      efSearch: this.efSearch,
+    });
+  }
+
+  /** The live products a filter selects, on the posting lists (every live product without a filter). */
+  selection(filter: StoreFilter | undefined): Selection {
+    const table = this.filterTable();
+    return filter ? table.selectStore(filter) : table.all();
   }
 
   /** Exact distance between two indexed products under `condition`. */
@@ -223,13 +314,7 @@ export class IndexBundle {
     this.checkSlot(a);
     this.checkSlot(b);
     const d = this.spaces[c].dims.length;
-    return rowDistance(
-      this.vectors[c],
-      d,
-      a,
-      this.vectors[c].subarray(b * d, (b + 1) * d),
-      this.spaces[c].metric,
-    );
+    return rowDistance(this.rows[c], d, a, this.rows[c].subarray(b * d, (b + 1) * d), this.spaces[c].metric);
   }
 
   /** Score in [0, 1] of a distance under `condition`: the fraction of random product pairs that are farther apart. */
@@ -244,12 +329,7 @@ export class IndexBundle {
 
   /** Labels and fields as filter columns (src/index/filter.ts), built on first use and kept with the version. */
   filterTable(): FilterTable {
-    // Field types follow from the stored values (the catalogue's one rule); version.json may also record them.
-    this.filters ??= new FilterTable(
-      this.products,
-      this.conditions,
-      this.info.fields ?? deriveFieldSchema(this.products.filter((p) => p !== null)),
-    );
+    this.filters ??= new FilterTable(this.products, this.conditions, this.info.fields);
     return this.filters;
   }
 
@@ -257,7 +337,7 @@ export class IndexBundle {
   spaceData(c: number): SpaceData {
     this.checkOpen();
     const space = this.spaces[c];
-    return { metric: space.metric, d: space.dims.length, rows: this.vectors[c], index: this.indexes[c] };
+    return { metric: space.metric, d: space.dims.length, rows: this.rows[c], index: this.indexes[c] };
   }
 
   /**
@@ -300,7 +380,7 @@ export class IndexBundle {
     if (typeof query === 'number') {
       this.checkSlot(query);
       skip.add(query);
-      return { vector: this.vectors[c].subarray(query * d, (query + 1) * d), exclude: skip };
+      return { vector: this.rows[c].subarray(query * d, (query + 1) * d), exclude: skip };
     }
     if (query.length !== d) {
       throw new RangeError(

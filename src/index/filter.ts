@@ -42,7 +42,11 @@ export interface FilterSchema {
 const EXPRESSION = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(<=|>=|<|>|:)\s*(.*)$/s;
 const SYNTAX = 'name:value, name<n, name<=n, name>n, name>=n';
 
-function parseNumber(text: string): number | undefined {
+/**
+ * A number as the API writes one, in filters and condition weights alike: decimal, optional sign, fraction and
+ * exponent (`12`, `-0.5`, `2e3`); no hex, no `Infinity`, no spaces. Undefined when it is not one or not finite.
+ */
+export function parseNumber(text: string): number | undefined {
   if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return undefined;
   const value = Number(text);
   return Number.isFinite(value) ? value : undefined;
@@ -64,7 +68,7 @@ function splitExpression(
     );
   }
   const [, name, op, raw] = match;
-  if (!(name in schema.labels) && !(name in schema.fields)) {
+  if (!Object.hasOwn(schema.labels, name) && !Object.hasOwn(schema.fields, name)) {
     throw new QueryError(
       'unknown-filter-name',
       `Unknown filter name ${JSON.stringify(name)} in ${JSON.stringify(expression)}; valid names are ${names.join(', ')}.`,
@@ -76,7 +80,7 @@ function splitExpression(
 }
 
 function kindOf(name: string, schema: FilterSchema): FilterClause['kind'] {
-  return name in schema.labels ? 'label' : (schema.fields[name] as FieldType);
+  return Object.hasOwn(schema.labels, name) ? 'label' : (schema.fields[name] as FieldType);
 }
 
 function numericNames(schema: FilterSchema): string[] {
@@ -270,7 +274,7 @@ export class FilterTable {
       for (const [name, value] of Object.entries(product.fields ?? {})) {
         const column = this.numbers.get(name);
         if (column) column[slot] = typeof value === 'number' ? value : Number.NaN;
-        else if (name in fields) this.post(name, String(value), slot);
+        else if (Object.hasOwn(fields, name)) this.post(name, String(value), slot);
       }
     });
     this.liveCount = live;

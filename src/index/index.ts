@@ -50,7 +50,7 @@ export {
 } from './vectors.ts';
 export * from './store/types.ts';
 export { openVectorStore } from './store/open.ts';
-export { HnswStore, HnswVersion } from './store/hnswlib.ts';
+export { HnswStore } from './store/hnswlib.ts';
 // LanceDB and Arrow load only where a LanceDB store is used (openVectorStore, the index job's --store lancedb):
 // about 40 MB of a process's memory that the default store does not need. Types only here.
 export type { LanceBuildOptions, LanceBuildReport, LanceBuildStage } from './store/lance-build.ts';
@@ -70,7 +70,7 @@ export {
   type Selection,
 } from './filter.ts';
 export { exactBelowSelectivity, FILTER_COST_RATIO } from './search.ts';
-export { parseConditionParts, type ConditionPart } from './combine.ts';
+export { parseConditionParts, weightShares, type ConditionPart } from './combine.ts';
 export { RECOMMEND_STRATEGIES, MAX_EXAMPLES, checkExamples, type RecommendStrategy } from './recommend.ts';
 export {
   filterSchema,
@@ -79,9 +79,9 @@ export {
   storeFilter,
   storeCombined,
   storeRecommend,
-  searchSelected,
-  searchCombined,
-  recommendProducts,
+  queryVersion,
+  weightedParts,
+  type ResolvedQueryHit,
   type ResolvedCondition,
   type PartResult,
   type CombinedQueryHit,

@@ -1,20 +1,20 @@
 /**
- * Filtered, combined and recommend queries: resolves names to conditions and slots, has the search done (by the
- * pure search functions on a loaded bundle, or by any store through its interface) and returns hits with ids and
- * scores. Filters read only what the index stores (labels and fields), never the catalogue.
+ * Queries by name: resolves a condition text to weighted parts (once), filter expressions to a store filter, has
+ * the store answer its one query (StoreVersion.query) and names and scores the parts of each hit. Filters read only
+ * what the index stores (labels and fields), never the catalogue.
  */
-import type { IndexBundle, SearchHit, SearchQuery } from './bundle.ts';
-import {
-  combinedSearch,
-  effectiveWeights,
-  parseConditionParts,
-  type CombinedHit,
-  type ConditionPart,
-} from './combine.ts';
+import type { IndexBundle } from './bundle.ts';
+import { effectiveWeights, parseConditionParts, type ConditionPart } from './combine.ts';
 import { parseFilter, toStoreFilter, type FilterSchema, type Selection } from './filter.ts';
-import { recommend, type RecommendHit, type RecommendStrategy } from './recommend.ts';
-import { filteredSearch } from './search.ts';
-import type { StoreFilter, StoreSpace, StoreVersion } from './store/types.ts';
+import type { RecommendStrategy } from './recommend.ts';
+import type {
+  QueryHit,
+  StoreFilter,
+  StoreSpace,
+  StoreVersion,
+  VersionQuery,
+  WeightedCondition,
+} from './store/types.ts';
 
 /** What resolving names and reporting parts needs of an index: a bundle or any store's version. */
 interface Named {
@@ -76,43 +76,14 @@ export function storeFilter(version: StoreVersion, expressions: readonly string[
 
 /** Parse `color`, `color,pattern` or `color:2,pattern:1` against the index (QueryError when invalid). */
 export function resolveCondition(bundle: Named, text: string): ResolvedCondition {
-  const parts = parseConditionParts(text, bundle.conditions);
+  const named = bundle.conditions.indexOf(text);
+  const parts = named >= 0 ? [{ condition: named, weight: 1 }] : parseConditionParts(text, bundle.conditions);
   const weights = effectiveWeights(
     parts,
     (c) => bundle.spaces[c].quantiles[Math.floor(bundle.spaces[c].quantiles.length / 2)] ?? 1,
     (c) => bundle.spaces[c].metric,
   );
   return { text, parts, weights };
-}
-
-/** k nearest selected products under one condition; a slot query leaves the product itself out. */
-export function searchSelected(
-  bundle: IndexBundle,
-  condition: number,
-  query: SearchQuery,
-  k: number,
-  selection: Selection,
-  exclude: Iterable<number> = [],
-): SearchHit[] {
-  const space = bundle.spaceData(condition);
-  const skip = new Set(exclude);
-  let vector: ArrayLike<number>;
-  if (typeof query === 'number') {
-    vector = space.rows.subarray(query * space.d, (query + 1) * space.d);
-    skip.add(query);
-  } else vector = query;
-  const { neighbours } = filteredSearch(space, vector, k, {
-    selection,
-    liveCount: bundle.liveCount,
-    efSearch: bundle.defaultEfSearch,
-    exclude: skip,
-  });
-  const name = bundle.conditions[condition];
-  return neighbours.map((n) => ({
-    ...n,
-    id: bundle.product(n.index).id,
-    score: bundle.score(name, n.distance),
-  }));
 }
 
 function partResults(
@@ -127,83 +98,30 @@ function partResults(
   });
 }
 
-/** k nearest selected products under a combined condition, exact; `vector(c)` is the query in condition c. */
-export function searchCombined(
-  bundle: IndexBundle,
-  resolved: ResolvedCondition,
-  vector: (condition: number) => ArrayLike<number>,
-  k: number,
-  selection: Selection,
-  exclude: Iterable<number> = [],
-): CombinedQueryHit[] {
-  const parts = resolved.parts.map((part, p) => ({
-    space: bundle.spaceData(part.condition),
-    weight: resolved.weights[p],
-    query: vector(part.condition),
-  }));
-  return combinedSearch(parts, k, selection, new Set(exclude)).map((hit) => ({
-    index: hit.index,
-    id: bundle.product(hit.index).id,
-    distance: hit.distance,
-    parts: partResults(bundle, resolved, hit.parts),
-  }));
-}
-
-/** Recommendations from example slots under a (combined) condition, best first; examples are never returned. */
-export function recommendProducts(
-  bundle: IndexBundle,
-  resolved: ResolvedCondition,
-  examples: { positives: readonly number[]; negatives: readonly number[] },
-  strategy: RecommendStrategy,
-  k: number,
-  selection: Selection,
-): RecommendQueryHit[] {
-  const parts = resolved.parts.map((part, p) => ({
-    space: bundle.spaceData(part.condition),
-    weight: resolved.weights[p],
-  }));
-  const hits = recommend({
-    parts,
-    positives: examples.positives,
-    negatives: examples.negatives,
-    strategy,
-    k,
-    selection,
-    liveCount: bundle.liveCount,
-    efSearch: bundle.defaultEfSearch,
-  });
-  return hits.map((hit) => ({
-    index: hit.index,
-    id: bundle.product(hit.index).id,
-    distance: hit.distance,
-    rankValue: hit.rankValue,
-    parts: partResults(bundle, resolved, hit.parts),
-    closestPositive: {
-      index: hit.closestPositive,
-      id: bundle.product(hit.closestPositive).id,
-      distance: hit.closestPositiveDistance,
-    },
-  }));
-}
-
-function weighted(resolved: ResolvedCondition): { condition: number; weight: number }[] {
+/** The parts with the weights the search uses. */
+export function weightedParts(resolved: ResolvedCondition): WeightedCondition[] {
   return resolved.parts.map((part, p) => ({ condition: part.condition, weight: resolved.weights[p] }));
 }
 
-function combinedQueryHit(
-  version: StoreVersion,
-  resolved: ResolvedCondition,
-  hit: CombinedHit,
-): CombinedQueryHit {
-  return {
-    index: hit.index,
-    id: version.product(hit.index).id,
-    distance: hit.distance,
-    parts: partResults(version, resolved, hit.parts),
-  };
+/** A hit of `queryVersion`: the store's hit with each part named, weighted as written and scored. */
+export interface ResolvedQueryHit extends Omit<QueryHit, 'parts'> {
+  parts: PartResult[];
 }
 
-/** searchCombined through the store interface: the store searches (exact, prefiltered), this adds ids and scores. */
+/**
+ * The one query, on any store, for a resolved condition: the store ranks (search, filtered search, combined or
+ * recommended; store/common.ts), this names and scores each hit's parts.
+ */
+export async function queryVersion(
+  version: StoreVersion,
+  resolved: ResolvedCondition,
+  query: Omit<VersionQuery, 'parts'>,
+): Promise<ResolvedQueryHit[]> {
+  const hits = await version.query({ ...query, parts: weightedParts(resolved) });
+  return hits.map((hit) => ({ ...hit, parts: partResults(version, resolved, hit.parts) }));
+}
+
+/** Combined-condition neighbours of a query given by its vectors (checks and benchmarks). */
 export async function storeCombined(
   version: StoreVersion,
   resolved: ResolvedCondition,
@@ -212,12 +130,13 @@ export async function storeCombined(
   filter: StoreFilter,
   exclude: Iterable<number> = [],
 ): Promise<CombinedQueryHit[]> {
-  const vectors = resolved.parts.map((part) => vector(part.condition));
-  const hits = await version.combinedSearch({ parts: weighted(resolved), vectors, k, filter, exclude });
-  return hits.map((hit) => combinedQueryHit(version, resolved, hit));
+  const vectors: ArrayLike<number>[] = [];
+  for (const part of resolved.parts) vectors[part.condition] = vector(part.condition);
+  const hits = await queryVersion(version, resolved, { from: { vectors }, k, filter, exclude });
+  return hits.map(({ index, id, distance, parts }) => ({ index, id, distance, parts }));
 }
 
-/** recommendProducts through the store interface. */
+/** Recommendations from example slots (checks and benchmarks). */
 export async function storeRecommend(
   version: StoreVersion,
   resolved: ResolvedCondition,
@@ -226,20 +145,13 @@ export async function storeRecommend(
   k: number,
   filter: StoreFilter,
 ): Promise<RecommendQueryHit[]> {
-  const hits: RecommendHit[] = await version.recommend({
-    parts: weighted(resolved),
-    ...examples,
-    strategy,
-    k,
-    filter,
-  });
+  const hits = await queryVersion(version, resolved, { from: { ...examples, strategy }, k, filter });
   return hits.map((hit) => ({
-    ...combinedQueryHit(version, resolved, hit),
-    rankValue: hit.rankValue,
-    closestPositive: {
-      index: hit.closestPositive,
-      id: version.product(hit.closestPositive).id,
-      distance: hit.closestPositiveDistance,
-    },
+    index: hit.index,
+    id: hit.id,
+    distance: hit.distance,
+    parts: hit.parts,
+    rankValue: hit.rankValue ?? 0,
+    closestPositive: hit.closestPositive ?? { index: -1, id: '', distance: 0 },
   }));
 }

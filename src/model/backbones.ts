@@ -21,7 +21,7 @@ import { heNormal, zeros, type ParamStore } from './params.ts';
 import { normaliseImageNet, upstreamResnet18, type FeatureExtractor } from './resnet.ts';
 import { withColourChannels } from './colour.ts';
 import type { Backbone as BackboneName, ModelConfig } from './types.ts';
-import { MAX_POOL_2X2_GRAD } from './wasm-heap-kernels.ts';
+import { MAX_POOL_2X2_GRAD } from './kernels/wasm-heap-kernels.ts';
 
 /** Spatial features (what ASEN attends over) and pooled vectors (what the CSN embedding reads). */
 export type Backbone = FeatureExtractor;

@@ -6,20 +6,16 @@
  * page asking again after a re-render) is answered from memory: same bytes, same headers, same ETag, 304 when the
  * client already holds it.
  *
- * The cache sits ahead of request validation and routing on purpose: a URL is kept only after the full path
- * validated it and answered 200, and validation of a GET depends on nothing but its URL, so the same raw URL would
- * pass again. Entries belong to the version that produced them; the first lookup after a swap empties the cache.
- * Bounded by bytes (lru-cache); 0 turns it off.
+ * The lookup is a step of the route, after the request was checked against the contract: a URL is kept only once
+ * it was answered 200, and a GET's check depends on nothing but its URL. Entries belong to the version that
+ * produced them; the first lookup after a swap empties the cache. Bounded by bytes (lru-cache); 0 turns it off.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request, RequestHandler } from 'express';
 import { LRUCache } from 'lru-cache';
 import type { Counter } from 'prom-client';
-import { pathOf, type FastAnswer } from './front.ts';
 import { sendJsonBytes } from './reply.ts';
 import type { ServeState } from './state.ts';
-
-/** The contract's template for the cached route, which the hot path answers too (the label metrics use for it). */
-export const SIMILAR_ROUTE = '/similar/{productId}';
 
 interface Answer {
   version: string;
@@ -28,13 +24,15 @@ interface Answer {
 }
 
 export interface AnswerCache {
-  /** Answers a GET/HEAD of a URL it holds for the version being served (ahead of express); else takes nothing. */
-  lookup: FastAnswer;
-  /**
-   * Send `body` as JSON the way `response.json` would, and keep it under `url` (the request target as it arrived)
-   * when the request may be answered again.
-   */
-  send(request: IncomingMessage, response: ServerResponse, url: string, version: string, body: unknown): void;
+  /** Answers a GET/HEAD of a URL it holds for the version being served; else hands on to the route. */
+  lookup: RequestHandler;
+  /** Send `body` as JSON the way `response.json` would, and keep its bytes under the request's URL. */
+  send(
+    request: IncomingMessage & Pick<Request, 'originalUrl'>,
+    response: ServerResponse,
+    version: string,
+    body: unknown,
+  ): void;
 }
 
 /** express' ETag function (`app.get('etag fn')`): the cached ETag is then the one `res.json` would have sent. */
@@ -45,10 +43,6 @@ function reply(request: IncomingMessage, response: ServerResponse, answer: Answe
   sendJsonBytes(request, response, answer.body, answer.etag);
 }
 
-function isCacheable(method: string | undefined, url: string): boolean {
-  return (method === 'GET' || method === 'HEAD') && pathOf(url).startsWith('/similar/');
-}
-
 export function createAnswerCache(
   state: ServeState,
   maxBytes: number,
@@ -57,31 +51,28 @@ export function createAnswerCache(
 ): AnswerCache {
   const answers = maxBytes > 0 ? new LRUCache<string, Answer>({ maxSize: maxBytes, sizeCalculation }) : null;
   let servedVersion: string | undefined;
-  const lookup: FastAnswer = (request, response) => {
-    const url = request.url ?? '/';
-    if (!answers || !isCacheable(request.method, url)) return false;
+  const lookup: RequestHandler = (request, response, next) => {
+    if (!answers) return next();
     const current = state.index?.version;
     if (current !== servedVersion) {
       answers.clear();
       servedVersion = current;
     }
-    const answer = answers.get(url);
+    const answer = answers.get(request.originalUrl);
     // An answer a request still computed on the previous version (it leased it before the swap) is not served.
     if (!answer || answer.version !== current) {
       lookups.inc({ cache: 'answer', outcome: 'miss' });
-      return false;
+      return next();
     }
     lookups.inc({ cache: 'answer', outcome: 'hit' });
-    response.routeTemplate = SIMILAR_ROUTE;
     reply(request, response, answer);
-    return true;
   };
   return {
     lookup,
-    send(request, response, url, version, body) {
+    send(request, response, version, body) {
       const bytes = utf8Bytes(JSON.stringify(body));
       const answer: Answer = { version, body: bytes, etag: etagOf ? etagOf(bytes) : '' };
-      if (answers && isCacheable(request.method, url) && bytes.length <= maxBytes) answers.set(url, answer);
+      if (answers && bytes.length <= maxBytes) answers.set(request.originalUrl, answer);
       reply(request, response, answer);
     },
   };

@@ -4,7 +4,6 @@
  * request leased.
  */
 import { readFile } from 'node:fs/promises';
-import type { RequestListener } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import type { StoreKind } from '../index/index.ts';
@@ -12,27 +11,30 @@ import type { BackendPreference } from '../model/index.ts';
 import { createAnswerCache, type EtagFunction } from './answer-cache.ts';
 import { createHeatmapCache, createThumbnailCache } from './cache.ts';
 import {
+  BODY_PATHS,
   SPEC_PATH,
   contractValidator,
+  jsonBody,
   operationParameters,
   type OperationParameters,
   plainIntegers,
   uploadLimits,
 } from './contract.ts';
 import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
-import { asMiddleware, frontDoor, type FastAnswer, type FrontParts } from './front.ts';
-import { similarHotPath } from './hot-path.ts';
+import { requestEdge, type EdgeParts } from './edge.ts';
 import { assignRequestId, createServeLogger, requestLogger } from './logging.ts';
 import { createMetrics, type ServeMetrics } from './metrics.ts';
 import { notFoundHandler, problemHandler } from './problem.ts';
 import { registerCatalogueRoutes } from './routes/catalogue.ts';
 import type { RouteContext } from './routes/context.ts';
 import { registerHeatmapRoutes } from './routes/heatmap.ts';
-import { healthProbe, registerOpsRoutes } from './routes/ops.ts';
+import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPages } from './routes/pages.ts';
 import { registerRecommendRoutes } from './routes/recommend.ts';
 import { registerSimilarRoutes } from './routes/similar.ts';
 import { rateLimiter } from './rate-limit.ts';
+import { registerRequestChecks } from './request-checks.ts';
+import { responseChecks } from './response-checks.ts';
 import { securityHeaders } from './security.ts';
 import { ServeState } from './state.ts';
 
@@ -72,20 +74,14 @@ export interface CreateAppOptions {
   metricsSource?: () => Promise<string>;
   /** Share of successful requests logged (errors always are): 1 logs all. */
   logSample?: number;
-  /** Check every response against openapi.yaml too (tests turn this on; it costs time per request). */
+  /** Check the bytes of every JSON answer against openapi.yaml too (tests turn this on; it costs time). */
   validateResponses?: boolean;
-  /**
-   * Answer plain `GET /similar/{productId}` URLs ahead of the express chain (hot-path.ts). On by default; off when
-   * responses are validated, so that the contract sees every answer (tests compare both paths).
-   */
-  hotPath?: boolean;
   logger?: Logger;
 }
 
 export interface ServeApp {
+  /** The one router: the server's request listener. */
   app: express.Express;
-  /** The server's request listener: the front layer and the answers given ahead of express, then `app`. */
-  handler: RequestListener;
   state: ServeState;
   metrics: ServeMetrics;
   /** Resolves once an index version is being served. */
@@ -111,22 +107,12 @@ function createState(options: CreateAppOptions, log: Logger, metrics: ServeMetri
   });
 }
 
-/** Logs, metrics and headers every request passes through before anything else (front.ts). */
-function frontParts(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): FrontParts {
+/** Logs, metrics and headers every request passes through before anything else (edge.ts). */
+function edgeParts(options: CreateAppOptions, log: Logger, metrics: ServeMetrics): EdgeParts {
   return {
     start: [assignRequestId, securityHeaders({ hsts: options.hsts })],
     end: [requestLogger(log, options.logSample ?? SERVE_DEFAULTS.logSample), metrics.observe],
   };
-}
-
-/** Answers that may be given ahead of express (front.ts), after the health probe: cached, then plain GET /similar. */
-function fastAnswers(
-  options: CreateAppOptions,
-  context: RouteContext,
-  parameters: OperationParameters,
-): FastAnswer[] {
-  const hotPath = options.hotPath ?? !options.validateResponses;
-  return [context.answers.lookup, ...(hotPath ? [similarHotPath(context, parameters)] : [])];
 }
 
 function routeContext(
@@ -150,11 +136,15 @@ function routeContext(
       options.thumbnailConcurrency ?? SERVE_DEFAULTS.thumbnailConcurrency,
       metrics.cacheLookups,
     ),
-    checkResponses: options.validateResponses ?? false,
+    etagOf,
   };
 }
 
-/** The page, the docs, validation against openapi.yaml, the routes and the error handlers, in that order. */
+/**
+ * In order: the page and the docs, the contract's checks (compiled per route for requests without a body; the
+ * validator parses and checks uploads and JSON bodies, on their paths only, so an unknown path is a 404 before any
+ * body is read), the routes and the error handlers.
+ */
 function registerRoutes(
   app: express.Express,
   context: RouteContext,
@@ -169,10 +159,11 @@ function registerRoutes(
     if (request.method === 'HEAD') request.method = 'GET';
     next();
   });
-  // JSON bodies (POST /recommend) are parsed before the contract checks them; 16 KiB holds 20 examples and filters.
-  app.use(express.json({ limit: '16kb' }));
+  registerRequestChecks(app, spec, parameters, BODY_PATHS);
+  // JSON bodies (POST /recommend) are parsed before the contract checks them.
+  app.post('/recommend', ...jsonBody());
   const limits = uploadLimits(options.maxUploadBytes ?? SERVE_DEFAULTS.maxUploadBytes);
-  app.use(contractValidator(limits, options.validateResponses ?? false));
+  app.use(contractValidator(limits));
   app.use(plainIntegers(parameters));
   registerOpsRoutes(app, context, spec, {
     metricsRoute: options.metricsRoute ?? true,
@@ -197,14 +188,11 @@ export async function createApp(options: CreateAppOptions): Promise<ServeApp> {
   app.set('etag', 'strong');
   const etagOf = app.get('etag fn') as EtagFunction | undefined;
   const context = routeContext(options, { state, metrics, log }, etagOf);
-  const parameters = operationParameters(spec);
-  const fast = fastAnswers(options, context, parameters);
-  // The rate limit is an express middleware: with one, only the probe (never limited) is answered ahead of express,
-  // and the other fast answers run right behind the limiter.
+  app.use(requestEdge(edgeParts(options, log, metrics)));
+  if (options.validateResponses) app.use(responseChecks(spec));
+  // The rate limit runs before everything it limits (it skips the probes and /metrics itself).
   const limiter = rateLimiter(options.rateLimitPerMinute ?? SERVE_DEFAULTS.rateLimitPerMinute);
-  if (limiter) app.use(limiter, ...fast.map(asMiddleware));
-  registerRoutes(app, context, spec, parameters, options);
-  const parts = frontParts(options, log, metrics);
-  const handler = frontDoor(parts, [healthProbe(etagOf), ...(limiter ? [] : fast)], app);
-  return { app, handler, state, metrics, ready: state.whenReady(), close: () => state.close() };
+  if (limiter) app.use(limiter);
+  registerRoutes(app, context, spec, operationParameters(spec), options);
+  return { app, state, metrics, ready: state.whenReady(), close: () => state.close() };
 }

@@ -131,7 +131,8 @@ function limitOptions(command: Command): Command {
     )
     .option(
       '--rate-limit <n>',
-      'requests per client per minute, 0 for no limit (probes and /metrics are not limited)',
+      'requests per client per minute, 0 for no limit (probes and /metrics are not limited); counted in each ' +
+        'worker process: with --workers n a client may get up to n times this',
       integer('--rate-limit', 0, 1_000_000),
       D.rateLimitPerMinute,
     );
@@ -220,12 +221,15 @@ export function registerServeCommands(program: Command): void {
     .description(
       'Serve similar-product recommendations with explanations over HTTP (API, web page at /, docs at /docs)',
     );
-  exposureOptions(limitOptions(sourceOptions(serve))).action(async (flags: ServeFlags, command: Command) => {
-    const { runServe } = await import('./server.ts');
+  exposureOptions(limitOptions(sourceOptions(serve))).action(async (flags: ServeFlags) => {
+    const { runServe, startupProblem } = await import('./server.ts');
+    const options = toOptions(flags);
     try {
-      await runServe(toOptions(flags), flags.workers);
+      await runServe(options, flags.workers);
     } catch (error) {
-      command.error(`error: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+      // One line that says what to fix: the usage text would bury it.
+      process.stderr.write(`error: ${startupProblem(error, options)}\n`);
+      process.exit(1);
     }
   });
 }

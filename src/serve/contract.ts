@@ -5,7 +5,8 @@
  * 413 that names the limit that was hit.
  */
 import { fileURLToPath } from 'node:url';
-import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import { parse as parseYaml } from 'yaml';
 import { HttpProblem } from './problem.ts';
@@ -23,17 +24,21 @@ export function uploadLimits(maxUploadBytes: number): UploadLimits {
   return { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 5 };
 }
 
-export function contractValidator(
-  limits: UploadLimits,
-  validateResponses: boolean,
-): (RequestHandler | ErrorRequestHandler)[] {
+/** The contract's paths whose operations take a body: express-openapi-validator parses and checks those. */
+export const BODY_PATHS: ReadonlySet<string> = new Set(['/similar', '/recommend']);
+
+/**
+ * The checks of the operations with a body (uploads and JSON), on their paths only: every other path is checked by
+ * its route (request-checks.ts) or is not in the contract.
+ */
+export function contractValidator(limits: UploadLimits): (RequestHandler | ErrorRequestHandler)[] {
   return [
     ...OpenApiValidator.middleware({
       apiSpec: SPEC_PATH,
       validateRequests: { allowUnknownQueryParameters: false },
-      validateResponses,
+      validateResponses: false,
       validateApiSpec: true,
-      ignorePaths: /^\/docs(\/|$)/,
+      ignorePaths: (path: string) => !BODY_PATHS.has(path),
       fileUploader: { limits },
     }),
     uploadErrors(limits),
@@ -45,6 +50,7 @@ export interface SpecParameter {
   $ref?: string;
   name?: string;
   in?: string;
+  required?: boolean;
   schema?: { type?: string } & Record<string, unknown>;
 }
 interface Spec {
@@ -81,8 +87,11 @@ function integerQueryParameters(operations: OperationParameters): Map<string, st
   return found;
 }
 
-/** How an integer query parameter must be written: ajv would also coerce `0x10`, `1e1`, `+5` and ` 5`. */
-export const PLAIN_INTEGER = /^-?(0|[1-9][0-9]*)$/;
+/**
+ * How an integer query parameter must be written: decimal digits, optionally signed (`k=01` is 1, as the contract's
+ * integer type allows); ajv would also coerce `0x10`, `1e1`, `+5` and ` 5`, which are refused.
+ */
+export const PLAIN_INTEGER = /^-?[0-9]+$/;
 
 /** After the validator: integer query parameters must be written as plain decimal integers. */
 export function plainIntegers(operations: OperationParameters): RequestHandler {
@@ -122,6 +131,10 @@ function limitDetail(message: string, limits: UploadLimits): string | undefined 
       return `The form has more parts than the limit of ${limits.parts}.`;
     case 'Too many fields':
       return `The form has more fields than the limit of ${limits.fields}.`;
+    case 'Field value too long':
+      return 'A form field is longer than the limit of 1 MiB.';
+    case 'Field name too long':
+      return 'A form field name is longer than the limit of 100 bytes.';
     default:
       return undefined;
   }
@@ -144,4 +157,37 @@ function uploadErrors(limits: UploadLimits): ErrorRequestHandler {
       next(error);
     }
   };
+}
+
+/**
+ * An ajv instance that knows the whole contract (added as the schema `openapi`), for schemas taken out of it:
+ * `contractSchema` points their `#/components/...` refs there.
+ */
+export function contractAjv(specText: string): Ajv2020 {
+  const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+  ajv.addSchema(parseYaml(specText) as object, 'openapi');
+  return ajv;
+}
+
+export function contractSchema(schema: object): object {
+  return JSON.parse(JSON.stringify(schema).replaceAll('"$ref":"#/', '"$ref":"openapi#/')) as object;
+}
+
+/** JSON bodies (POST /recommend): 16 KiB holds 20 examples and their filters. */
+export const JSON_BODY_LIMIT = 16 * 1024;
+
+/** The JSON body parser, with a 413 that names its limit. */
+export function jsonBody(): (RequestHandler | ErrorRequestHandler)[] {
+  const tooLarge: ErrorRequestHandler = (error: unknown, _request, _response, next) => {
+    if ((error as { type?: string }).type === 'entity.too.large') {
+      next(
+        new HttpProblem(
+          413,
+          'upload-too-large',
+          `The JSON body is larger than the limit of ${JSON_BODY_LIMIT} bytes.`,
+        ),
+      );
+    } else next(error);
+  };
+  return [express.json({ limit: JSON_BODY_LIMIT }), tooLarge];
 }

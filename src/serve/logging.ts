@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
-import type { FrontParts } from './front.ts';
+import type { EdgeParts } from './edge.ts';
 
 declare module 'node:http' {
   interface IncomingMessage {
@@ -46,7 +46,7 @@ export function assignRequestId(request: IncomingMessage, response: ServerRespon
  * Logs every request that fails and `sample` of those that succeed (1: all, 0.1: every tenth, 0: none). The line
  * keeps pino-http's shape: req {id, method, url}, res {statusCode}, responseTime in ms.
  */
-export function requestLogger(log: Logger, sample = 1): FrontParts['end'][number] {
+export function requestLogger(log: Logger, sample = 1): EdgeParts['end'][number] {
   const every = sample > 0 ? Math.max(1, Math.round(1 / sample)) : 0;
   let successes = 0;
   return (request, response, { aborted, ms, url }) => {

@@ -3,14 +3,14 @@
  * `serve --workers N` every worker keeps its own and /metrics answers the sum over all workers, which the primary
  * process collects (prom-client's AggregatorRegistry); see cluster.ts.
  */
-import type { FrontParts } from './front.ts';
+import type { EdgeParts } from './edge.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Provenance } from './served-index.ts';
 
 export interface ServeMetrics {
   registry: Registry;
   /** Records a finished request's duration by route template, method and status (a part of the front layer). */
-  observe: FrontParts['end'][number];
+  observe: EdgeParts['end'][number];
   setIndexVersion(version: string): void;
   /** The served model: id, refresh and training time as labels of an info gauge, test accuracy as a value. */
   setProvenance(provenance: Provenance): void;
@@ -19,7 +19,6 @@ export interface ServeMetrics {
   /** Lookups in the caches by cache (answer, thumbnail, heatmap) and outcome (hit, miss). */
   cacheLookups: Counter<'cache' | 'outcome'>;
   /** Plain GET /similar URLs taken by the hot path, by outcome (answered, or handed to the full path). */
-  hotPath: Counter<'outcome'>;
   /** The exposition text /metrics answers: this registry's, or all workers' when running as a cluster worker. */
   exposition(): Promise<string>;
 }
@@ -70,17 +69,10 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
     registers: [registry],
   });
 
-  const hotPath = new Counter({
-    name: 'dressmatch_hot_path_requests_total',
-    help: 'Plain GET /similar URLs answered ahead of the express chain (outcome=answered) or handed to it to word an error (outcome=handed_on)',
-    labelNames: ['outcome'] as const,
-    registers: [registry],
-  });
-
   const observe: ServeMetrics['observe'] = (request, response, { aborted, ms }) => {
     if (aborted) return;
-    // Route templates, not raw paths, keep label cardinality bounded. The validator knows the template even for
-    // requests it rejects before any route handler runs; answers given ahead of it name theirs.
+    // Route templates, not raw paths, keep label cardinality bounded. The contract's checks name the template even
+    // of requests they reject (request-checks.ts), the validator those of the operations with a body.
     const routed = request as ExpressRouted;
     const template = routed.route?.path;
     const route =
@@ -105,7 +97,6 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
     swaps,
     modelCalls,
     cacheLookups,
-    hotPath,
     exposition: source ?? (() => registry.metrics()),
   };
 }

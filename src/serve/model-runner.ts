@@ -50,6 +50,22 @@ export class ModelBusyError extends Error {
 }
 
 /** An error the model raised, re-created on this side of the thread boundary. */
+/** The checkpoint given at start-up could not be loaded (missing, unreadable or not a checkpoint). */
+export class ModelLoadError extends Error {
+  override name = 'ModelLoadError';
+  /** The file is not there at all. */
+  readonly missing: boolean;
+
+  constructor(
+    readonly checkpoint: string,
+    cause: unknown,
+  ) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    super(message, { cause });
+    this.missing = (cause as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT|no such file|file not found/i.test(message);
+  }
+}
+
 export class ModelCallError extends Error {
   constructor(name: string, message: string) {
     super(message);
@@ -59,10 +75,15 @@ export class ModelCallError extends Error {
 
 export interface ModelRunner {
   readonly description: ModelDescription;
+  /** The checkpoint file the model was loaded from. */
+  readonly checkpoint: string;
   vectors(images: Float32Array, count: number): Promise<VectorsResult>;
+  /**
+   * Saliency maps of `count` image pairs. The inputs are produced only once the call has its place in the queue
+   * (a full queue refuses it at once with ModelBusyError, before any image is decoded for nothing).
+   */
   saliency(
-    images: Float32Array,
-    references: Float32Array,
+    inputs: () => Promise<SaliencyInputs>,
     count: number,
     condition: number,
     method: HeatmapMethod,
@@ -70,6 +91,11 @@ export interface ModelRunner {
   /** Calls queued or running. */
   readonly pending: number;
   close(): Promise<void>;
+}
+
+export interface SaliencyInputs {
+  images: Float32Array;
+  references: Float32Array;
 }
 
 type Call =
@@ -82,6 +108,7 @@ interface Job {
 }
 
 abstract class QueuedRunner {
+  checkpoint = '';
   private readonly queues: Record<ModelCallKind, Job[]> = { embed: [], saliency: [] };
   /** Calls of each kind queued or running. */
   private readonly counts: Record<ModelCallKind, number> = { embed: 0, saliency: 0 };
@@ -95,16 +122,27 @@ abstract class QueuedRunner {
     return this.counts.embed + this.counts.saliency;
   }
 
-  /** Run calls strictly one after another, uploads before heat maps; after close() new calls are refused. */
-  protected enqueue<T>(kind: ModelCallKind, work: () => Promise<T>): Promise<T> {
+  /**
+   * Run calls strictly one after another, uploads before heat maps; after close() new calls are refused. A call
+   * takes its place in the count first, then its inputs are prepared (outside the queue), then it queues.
+   */
+  protected enqueue<I, T>(
+    kind: ModelCallKind,
+    inputs: () => Promise<I>,
+    work: (input: I) => Promise<T>,
+  ): Promise<T> {
     if (this.closing) return Promise.reject(new ModelCallError('ModelClosedError', 'the model was unloaded'));
     if (this.counts[kind] >= this.limits[kind])
       return Promise.reject(new ModelBusyError(kind, this.counts[kind]));
     this.counts[kind]++;
-    const done = new Promise<T>((resolve, reject) => {
-      this.queues[kind].push({ work, resolve: resolve as (value: unknown) => void, reject });
-      this.pump();
-    });
+    const done = inputs().then(
+      (input) =>
+        new Promise<T>((resolve, reject) => {
+          const job = { work: () => work(input), resolve: resolve as (value: unknown) => void, reject };
+          this.queues[kind].push(job);
+          this.pump();
+        }),
+    );
     return done.finally(() => {
       this.counts[kind]--;
     });
@@ -128,17 +166,20 @@ abstract class QueuedRunner {
   }
 
   vectors(images: Float32Array, count: number): Promise<VectorsResult> {
-    return this.enqueue('embed', () => this.perform<VectorsResult>({ op: 'vectors', images, count }));
+    return this.enqueue(
+      'embed',
+      () => Promise.resolve(images),
+      (input) => this.perform<VectorsResult>({ op: 'vectors', images: input, count }),
+    );
   }
 
   saliency(
-    images: Float32Array,
-    references: Float32Array,
+    inputs: () => Promise<SaliencyInputs>,
     count: number,
     condition: number,
     method: HeatmapMethod,
   ): Promise<Float32Array> {
-    return this.enqueue('saliency', () =>
+    return this.enqueue('saliency', inputs, ({ images, references }) =>
       this.perform<Float32Array>({ op: 'saliency', images, references, count, condition, method }),
     );
   }
@@ -242,7 +283,9 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
   if (options.thread === 'main') {
     const host = new ModelHost();
     const description = await host.load(load);
-    return new InProcessRunner(host, description, limits);
+    const runner = new InProcessRunner(host, description, limits);
+    runner.checkpoint = options.checkpoint;
+    return runner;
   }
   const entry = new URL(
     import.meta.url.endsWith('.ts') ? './model-worker.ts' : './model-worker.js',
@@ -254,6 +297,7 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
   const runner = new WorkerRunner(worker, limits);
   try {
     runner.description = await runner.call<ModelDescription>({ op: 'load', load });
+    runner.checkpoint = options.checkpoint;
   } catch (error) {
     await worker.terminate();
     throw error;

@@ -3,6 +3,8 @@
  * Clients never see stack traces or internal messages, only a documented problem type and a plain sentence.
  */
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { QueryError } from '../index/index.ts';
 import type { components } from './generated/api-types.ts';
 
@@ -80,6 +82,18 @@ export const PROBLEM_TYPES = {
   'not-acceptable': {
     title: 'Not acceptable',
     about: 'The endpoint cannot produce a representation you accept.',
+  },
+  'request-timeout': {
+    title: 'Request timeout',
+    about: 'The request (its headers or its body) did not arrive within the time the server gives it.',
+  },
+  'headers-too-large': {
+    title: 'Request header fields too large',
+    about: 'The request line and headers are larger than the server accepts (16 KiB, Node.js).',
+  },
+  'bad-request': {
+    title: 'Bad request',
+    about: 'The request is not well-formed HTTP (request line, headers or framing).',
   },
   internal: {
     title: 'Internal error',
@@ -225,3 +239,41 @@ export function queryProblem(error: QueryError): HttpProblem {
 export const notFoundHandler: RequestHandler = (request, _response, next) => {
   next(new HttpProblem(404, 'not-found', `Nothing at ${request.method} ${request.path}.`));
 };
+
+/** Node's own errors of a connection before any request exists: the status each one answers. */
+function clientErrorStatus(code: string | undefined): number {
+  if (code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
+  return 400;
+}
+
+const CLIENT_ERROR_SLUGS: Record<number, ProblemSlug> = {
+  400: 'bad-request',
+  408: 'request-timeout',
+  431: 'headers-too-large',
+};
+
+/**
+ * The server's `clientError` listener: what Node answers itself (a request line it cannot parse, headers over its
+ * limit, a request that timed out) as RFC 9457 problem details instead of a bare status line; then the connection
+ * closes, as Node's default does.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const pending = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = clientErrorStatus(error.code);
+  const slug = CLIENT_ERROR_SLUGS[status];
+  const body = JSON.stringify({
+    type: `/problems/${slug}`,
+    title: PROBLEM_TYPES[slug].title,
+    status,
+    detail: PROBLEM_TYPES[slug].about,
+  } satisfies Problem);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -6,7 +6,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
-import { pathOf, type FrontParts } from './front.ts';
+import { pathOf, type EdgeParts } from './edge.ts';
 
 const CSP = {
   defaultSrc: ["'self'"],
@@ -44,7 +44,7 @@ function headersOf(middleware: RequestHandler): [string, string][] {
   return headers;
 }
 
-export function securityHeaders(options: { hsts?: boolean } = {}): FrontParts['start'][number] {
+export function securityHeaders(options: { hsts?: boolean } = {}): EdgeParts['start'][number] {
   const docsHeaders = headersOf(
     helmet({
       contentSecurityPolicy: { directives: { ...CSP, styleSrc: ["'self'", "'unsafe-inline'"] } },

@@ -10,8 +10,9 @@ import {
   type DistanceReference,
   type MaskSummary,
 } from '../explain/index.ts';
-import type { StoreVersion } from '../index/index.ts';
+import { resolveCondition, type ResolvedCondition, type StoreVersion } from '../index/index.ts';
 import type { ModelRunner } from './model-runner.ts';
+import type { ConditionTestMetrics } from './test-metrics.ts';
 
 export interface ValueCount {
   value: string;
@@ -30,6 +31,8 @@ export interface ServedCondition {
 export class ServedIndex {
   /** The index's conditions in order; requests resolve a condition name to one of these at the edge. */
   readonly conditions: ServedCondition[];
+  /** Each condition as a query part of its own: what a request without a condition asks, resolved once. */
+  readonly plainConditions: ResolvedCondition[];
   readonly references: DistanceReference[];
   readonly masks: MaskSummary[];
   readonly valueCounts: ValueCount[][];
@@ -48,12 +51,18 @@ export class ServedIndex {
     readonly imageRoot: string | null,
     /** The model this version was built from (uploads and heat maps), when the service runs with one. */
     readonly model?: ModelRunner,
+    /** The served model's test results per condition (in the index's condition order). */
+    readonly testMetrics: ConditionTestMetrics[] = store.conditions.map(() => ({
+      testAccuracy: null,
+      testMap: null,
+    })),
   ) {
     const embedDim = store.info.model.embedDim;
     this.conditions = store.conditions.map((name, index) => {
       const m = model?.description.conditions.indexOf(name) ?? -1;
       return { name, index, modelIndex: m < 0 ? undefined : m };
     });
+    this.plainConditions = store.conditions.map((name) => resolveCondition(store, name));
     this.references = store.spaces.map((space) => new QuantileReference(space.quantiles));
     this.masks = store.spaces.map((space) => summarizeMask(space, embedDim));
     const counts = store.conditions.map(() => new Map<string, number>());

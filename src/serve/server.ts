@@ -4,6 +4,7 @@
  * requests finish within the drain timeout, then close.
  */
 import cluster from 'node:cluster';
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -12,7 +13,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { createApp, type CreateAppOptions, type ServeApp } from './app.ts';
 import { SERVE_DEFAULTS } from './defaults.ts';
 import { createServeLogger } from './logging.ts';
-import { notFoundHandler, problemHandler } from './problem.ts';
+import { ModelLoadError } from './model-runner.ts';
+import { answerClientError, notFoundHandler, problemHandler } from './problem.ts';
 import { metricsHandler, type MetricsSource } from './routes/ops.ts';
 import {
   askPrimaryForMetrics,
@@ -64,6 +66,7 @@ function boundedServer(options: StartServerOptions, handler: Parameters<typeof c
     handler,
   );
   server.maxConnections = options.maxConnections ?? SERVE_DEFAULTS.maxConnections;
+  server.on('clientError', answerClientError);
   return server;
 }
 
@@ -118,7 +121,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     metricsSource: worker ? askPrimaryForMetrics() : undefined,
   });
   if (worker) offerRegistry(served.metrics.registry);
-  const server = boundedServer(options, served.handler);
+  const server = boundedServer(options, served.app);
   const url = await listen(server, options.port, options.host);
   // Workers leave the metrics port to the primary, which serves the total.
   const [metricsServer, metricsUrl] =
@@ -129,10 +132,6 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
           log,
         )
       : [undefined, undefined];
-  // The validator compiles openapi.yaml on the first request it sees: pay that now, not on a client's request.
-  await fetch(`${url}/healthz`)
-    .then((response) => response.arrayBuffer())
-    .catch(() => undefined);
   log.info(
     { url, metricsUrl, index: options.indexDir, model: options.modelPath ?? null },
     `listening on ${url}`,
@@ -157,6 +156,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
  * startServer on the shared port) and serves the aggregated /metrics port when there is one.
  */
 export async function runServe(options: StartServerOptions, workers: number): Promise<void> {
+  requireIndexLocation(options);
   if (workers <= 1 || !cluster.isPrimary) {
     await startServer(options);
     return;
@@ -200,4 +200,38 @@ function handleSignals(stop: () => Promise<void>, log: Logger): void {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+/**
+ * A bundle directory that does not exist is a mistake, not a bundle still to be published (an existing directory
+ * without a manifest is: the server waits for the first version, unready).
+ */
+function requireIndexLocation(options: StartServerOptions): void {
+  if ((options.storeKind ?? 'hnswlib') === 'hnswlib' && !existsSync(options.indexDir)) {
+    throw new StartupError(
+      `no index directory ${options.indexDir}: build one with "dressmatch index", or name it with --index`,
+    );
+  }
+}
+
+/** A start-up failure whose message already says what to fix. */
+export class StartupError extends Error {}
+
+/** What went wrong at start-up, in one line that says what to fix. */
+export function startupProblem(error: unknown, options: StartServerOptions): string {
+  if (error instanceof StartupError) return error.message;
+  const known = error as NodeJS.ErrnoException;
+  const message = known instanceof Error ? known.message : String(error);
+  if (known.code === 'EADDRINUSE') {
+    return `port ${options.port} on ${options.host} is in use (another server?); choose another with --port`;
+  }
+  if (known.code === 'EACCES' && known.syscall === 'listen') {
+    return `no permission to listen on port ${options.port} of ${options.host}; choose a port above 1023`;
+  }
+  if (error instanceof ModelLoadError) {
+    return error.missing
+      ? `no model checkpoint at ${error.checkpoint} (--model)`
+      : `the model checkpoint ${error.checkpoint} cannot be loaded: ${message.split('\n')[0]}`;
+  }
+  return message;
 }

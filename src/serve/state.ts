@@ -16,9 +16,10 @@ import {
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
-import { startModel, type ModelRunner, type QueueLimits } from './model-runner.ts';
+import { ModelLoadError, startModel, type ModelRunner, type QueueLimits } from './model-runner.ts';
 import { RecurringProblemLog } from './recurring-log.ts';
 import { ServedIndex, imageRootFor, provenanceOf } from './served-index.ts';
+import { readTestMetrics } from './test-metrics.ts';
 
 export interface Lease {
   index: ServedIndex;
@@ -78,6 +79,8 @@ export class ServeState {
         backend: this.options.backend ?? 'auto',
         thread: this.options.modelThread,
         queueLimits: this.options.queueLimits,
+      }).catch((error: unknown) => {
+        throw new ModelLoadError(this.options.modelPath ?? '', error);
       });
       const d = this.modelRunner.description;
       this.options.log.info({ model: d.id.slice(0, 12), kind: d.kind, backend: d.backend }, 'model loaded');
@@ -153,7 +156,13 @@ export class ServeState {
       const version = await this.openMatching(this.store);
       if (this.closed) return version.close();
       this.seen = identity;
-      this.swap(new ServedIndex(version, imageRootFor(version, this.options.imageRoot), this.modelRunner));
+      const tested = await readTestMetrics(
+        this.modelRunner?.checkpoint ?? (version as { modelFile?: string }).modelFile,
+        version.info.model.id,
+        version.conditions,
+      );
+      const root = imageRootFor(version, this.options.imageRoot);
+      this.swap(new ServedIndex(version, root, this.modelRunner, tested));
     } catch (error) {
       this.seen = identity;
       this.notReady(

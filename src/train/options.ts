@@ -369,6 +369,7 @@ export const TRAIN_OPTIONS = {
   progress: { type: 'switch', form: 'off', help: 'no progress bar', default: true },
   colourHistogram: {
     type: 'switch',
+    form: 'both',
     help: 'colour-histogram channels beside the backbone: a shape-free view of colour (model stage colour.ts)',
     default: false,
     inherit: true,

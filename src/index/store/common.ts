@@ -1,10 +1,20 @@
 /**
- * What every store does the same way: query vectors from model outputs, scores from quantiles, filters evaluated
- * over loaded products, and polling for newly published versions.
+ * What every store does the same way: the one query (`answerQuery`) over each store's own searches, query vectors
+ * from model outputs, scores from quantiles, filters evaluated over loaded products, and polling for newly
+ * published versions.
  */
-import { normalizeRows, scoreFromQuantiles } from '../vectors.ts';
+import type { CombinedHit } from '../combine.ts';
+import type { RecommendHit } from '../recommend.ts';
+import { normalizeRows, scoreFromQuantiles, type Neighbour } from '../vectors.ts';
 import type {
+  Awaitable,
+  CombinedQuery,
+  ConditionVectors,
   FilterClause,
+  QueryHit,
+  RecommendQuery,
+  StoreQuery,
+  VersionQuery,
   StoreFilter,
   StoreInfo,
   StoreProduct,
@@ -112,4 +122,76 @@ export function pollStore(
     stopped = true;
     clearInterval(timer);
   };
+}
+
+/** The searches a store runs itself; `answerQuery` makes the one query of them. */
+export interface QueryEngine {
+  product(slot: number): StoreProduct;
+  vectors(slots: readonly number[]): Promise<ConditionVectors[]>;
+  /** k nearest under condition c from a slot (left out) or a vector; the filtered path when a filter is given. */
+  nearest(
+    c: number,
+    from: StoreQuery,
+    k: number,
+    filter: StoreFilter | undefined,
+    options?: { exclude?: Iterable<number> },
+  ): Awaitable<Neighbour[]>;
+  combinedSearch(query: CombinedQuery): Awaitable<CombinedHit[]>;
+  recommend(query: RecommendQuery): Awaitable<RecommendHit[]>;
+}
+
+/** A store's answer to a VersionQuery: the search its origin and parts call for, with ids (and vectors). */
+export async function answerQuery(engine: QueryEngine, query: VersionQuery): Promise<QueryHit[]> {
+  const hits = await rankedHits(engine, query);
+  if (query.explain) {
+    const vectors = await engine.vectors(hits.map((hit) => hit.index));
+    hits.forEach((hit, i) => (hit.vectors = vectors[i]));
+  }
+  return hits;
+}
+
+async function rankedHits(engine: QueryEngine, query: VersionQuery): Promise<QueryHit[]> {
+  const { parts, from, k, filter, exclude = [] } = query;
+  const id = (slot: number) => engine.product(slot).id;
+  if ('positives' in from) {
+    const hits = await engine.recommend({ ...from, parts, k, filter });
+    return hits.map((hit) => ({
+      index: hit.index,
+      id: id(hit.index),
+      distance: hit.distance,
+      parts: hit.parts,
+      rankValue: hit.rankValue,
+      closestPositive: {
+        index: hit.closestPositive,
+        id: id(hit.closestPositive),
+        distance: hit.closestPositiveDistance,
+      },
+    }));
+  }
+  if (parts.length === 1) {
+    const c = parts[0].condition;
+    const hits = await engine.nearest(c, 'slot' in from ? from.slot : from.vectors[c], k, filter, {
+      exclude,
+    });
+    return hits.map((hit) => ({
+      index: hit.index,
+      id: id(hit.index),
+      distance: hit.distance,
+      parts: [{ distance: hit.distance, share: 1 }],
+    }));
+  }
+  const own = 'slot' in from ? (await engine.vectors([from.slot]))[0] : from.vectors;
+  const hits = await engine.combinedSearch({
+    parts,
+    vectors: parts.map((part) => own[part.condition]),
+    k,
+    filter,
+    exclude: 'slot' in from ? [from.slot, ...exclude] : exclude,
+  });
+  return hits.map((hit) => ({
+    index: hit.index,
+    id: id(hit.index),
+    distance: hit.distance,
+    parts: hit.parts,
+  }));
 }

@@ -11,7 +11,14 @@ import { FilterTable } from '../filter.ts';
 import { averageHits, averageQuery, recommend, type RecommendHit } from '../recommend.ts';
 import { BundleError } from '../types.ts';
 import { exactSearch } from '../vectors.ts';
-import { matchesFilter, pollStore, queryFromConditionVector, queryFromEmbedding, scoreOf } from './common.ts';
+import {
+  answerQuery,
+  matchesFilter,
+  pollStore,
+  queryFromConditionVector,
+  queryFromEmbedding,
+  scoreOf,
+} from './common.ts';
 import { currentManifestRow, openManifest, readManifestRows, type ManifestRow } from './lance-manifest.ts';
 import { annSearch, filterToSql, takeVectors } from './lance-query.ts';
 import { scanRows, ScanView } from './lance-scan.ts';
@@ -19,6 +26,7 @@ import { PRODUCT_COLUMNS, productFromRow, readTableMetadata, type TableMetadata 
 import type {
   CombinedQuery,
   ConditionVectors,
+  QueryHit,
   RecommendQuery,
   StoreFilter,
   StoreHit,
@@ -30,6 +38,7 @@ import type {
   StoreSwap,
   StoreVersion,
   VectorStore,
+  VersionQuery,
   WeightedCondition,
 } from './types.ts';
 
@@ -121,13 +130,18 @@ export class LanceVersion implements StoreVersion {
     return scoreOf(this.info, condition, distance);
   }
 
+  /** Neighbours, filtered, combined or recommended (the store's one query; common.ts). */
+  query(query: VersionQuery): Promise<QueryHit[]> {
+    return answerQuery(this, query);
+  }
+
   async search(
     condition: string,
     query: StoreQuery,
     k: number,
     options: StoreSearchOptions = {},
   ): Promise<StoreHit[]> {
-    return this.find(condition, query, k, options, false);
+    return this.find(this.conditionIndex(condition), query, k, options, false);
   }
 
   async exactSearch(
@@ -136,7 +150,18 @@ export class LanceVersion implements StoreVersion {
     k: number,
     options: StoreSearchOptions = {},
   ): Promise<StoreHit[]> {
-    return this.find(condition, query, k, options, true);
+    return this.find(this.conditionIndex(condition), query, k, options, true);
+  }
+
+  /** k nearest under condition c: a prefiltered index walk, or an exact scan when few match (see find). */
+  nearest(
+    c: number,
+    from: StoreQuery,
+    k: number,
+    filter: StoreFilter | undefined,
+    options: { exclude?: Iterable<number> } = {},
+  ): Promise<StoreHit[]> {
+    return this.find(c, from, k, { filter, exclude: options.exclude }, false);
   }
 
   async vectors(slots: readonly number[]): Promise<ConditionVectors[]> {
@@ -240,13 +265,7 @@ export class LanceVersion implements StoreVersion {
       query.positives.map(row),
       query.negatives.map(row),
     );
-    const found = await this.find(
-      this.conditions[c],
-      point,
-      query.k,
-      { filter: query.filter, exclude: examples },
-      false,
-    );
+    const found = await this.find(c, point, query.k, { filter: query.filter, exclude: examples }, false);
     // Rows: the examples, then the hits, each in slot order (ties then break as by slot). The hits are re-ranked
     // against the float64 point as the bundle's exact search ranks them (LanceDB was queried with a float32 copy).
     const hitSlots = found.map((hit) => hit.index).sort((a, b) => a - b);
@@ -294,19 +313,24 @@ export class LanceVersion implements StoreVersion {
     return new ScanView(await scanRows(this.table, spaces, where, extra.length), spaces, exclude, extra);
   }
 
+  private conditionIndex(condition: string): number {
+    const c = this.conditions.indexOf(condition);
+    if (c < 0)
+      throw new RangeError(
+        `unknown condition ${JSON.stringify(condition)}; this index has ${this.conditions.join(', ')}`,
+      );
+    return c;
+  }
+
   private async find(
-    condition: string,
+    c: number,
     query: StoreQuery,
     k: number,
     options: StoreSearchOptions,
     exact: boolean,
   ): Promise<StoreHit[]> {
     this.checkOpen();
-    const c = this.conditions.indexOf(condition);
-    if (c < 0)
-      throw new RangeError(
-        `unknown condition ${JSON.stringify(condition)}; this index has ${this.conditions.join(', ')}`,
-      );
+    const condition = this.conditions[c];
     const exclude = new Set(options.exclude ?? []);
     let vector: ArrayLike<number>;
     if (typeof query === 'number') {

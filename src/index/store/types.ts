@@ -7,9 +7,9 @@
  * reader never sees half of a version. Queries are async because a remote store answers over I/O.
  */
 import type { ConditionSpace, ModelKind } from '../../model/index.ts';
-import type { CombinedHit } from '../combine.ts';
+import type { PartDistance } from '../combine.ts';
 import type { FilterTable } from '../filter.ts';
-import type { RecommendHit, RecommendStrategy } from '../recommend.ts';
+import type { RecommendStrategy } from '../recommend.ts';
 import type { BuildParams, ConditionQuality, IndexedProduct, ModelProvenance } from '../types.ts';
 import type { StoreKind } from '../defaults.ts';
 import type { StoreFieldValue, StoreFilter } from './filter-clauses.ts';
@@ -53,6 +53,9 @@ export type { FilterClause, StoreFieldValue, StoreFilter } from './filter-clause
 
 /** A query: an indexed product (its slot; the product itself is left out of the results) or a vector. */
 export type StoreQuery = number | ArrayLike<number>;
+
+/** What an in-memory store answers at once and a remote one over I/O. */
+export type Awaitable<T> = T | Promise<T>;
 
 export interface StoreSearchOptions {
   /** Slots to leave out of the results. */
@@ -98,6 +101,46 @@ export interface RecommendQuery {
   filter?: StoreFilter;
 }
 
+/**
+ * Where a query starts: a catalogue product (its slot, left out of the results), the query's vector in every
+ * condition space (indexed by condition; an upload), or recommendation examples (slots, never returned).
+ */
+export type QueryOrigin =
+  | { slot: number }
+  | { vectors: readonly ArrayLike<number>[] }
+  | { positives: readonly number[]; negatives: readonly number[]; strategy: RecommendStrategy };
+
+/**
+ * The one query every answer about neighbours goes through. One part is one condition's own search (HNSW, or the
+ * filtered path when a filter is given, even an empty one); several parts rank exactly by their weighted sum
+ * (combine.ts); examples rank by recommend.ts. The weights are the effective ones (`resolveCondition`).
+ */
+export interface VersionQuery {
+  parts: readonly WeightedCondition[];
+  from: QueryOrigin;
+  k: number;
+  filter?: StoreFilter;
+  /** Slots never returned, besides the query's own (checks). */
+  exclude?: Iterable<number>;
+  /** Hand back each hit's vector in every condition space (what an explanation compares). */
+  explain?: boolean;
+}
+
+export interface QueryHit {
+  /** Slot of the product. */
+  index: number;
+  id: string;
+  /** One part: that space's exact distance; several: the combined key distance; examples: see RecommendHit. */
+  distance: number;
+  /** Each part's own distance and share of the combined distance, in part order. */
+  parts: PartDistance[];
+  /** Examples only: ranking value (lower first) and the nearest positive example. */
+  rankValue?: number;
+  closestPositive?: { index: number; id: string; distance: number };
+  /** With `explain`: the hit's vector in every condition space. */
+  vectors?: ConditionVectors;
+}
+
 /** One product's vector in every condition space, in condition order. */
 export type ConditionVectors = Float32Array[];
 
@@ -119,25 +162,28 @@ export interface StoreVersion {
   fromConditionVector(condition: string, vector: ArrayLike<number>): Float32Array;
   /** Score in [0, 1] of a distance under a condition. */
   score(condition: string, distance: number): number;
-  /** Approximate k nearest products under a condition, nearest first, with exact distances. */
-  search(condition: string, query: StoreQuery, k: number, options?: StoreSearchOptions): Promise<StoreHit[]>;
+  /** Neighbours, filtered, combined or recommended: what the service asks (see VersionQuery). */
+  query(query: VersionQuery): Promise<QueryHit[]>;
+  /** Approximate k nearest products under a condition, nearest first, with exact distances (checks and tools). */
+  search(
+    condition: string,
+    query: StoreQuery,
+    k: number,
+    options?: StoreSearchOptions,
+  ): Awaitable<StoreHit[]>;
   /** Exact k nearest products by brute force (checks and tests). */
   exactSearch(
     condition: string,
     query: StoreQuery,
     k: number,
     options?: StoreSearchOptions,
-  ): Promise<StoreHit[]>;
+  ): Awaitable<StoreHit[]>;
   /** Every condition vector of each slot, in the order asked (explanations need all conditions of a pair). */
   vectors(slots: readonly number[]): Promise<ConditionVectors[]>;
   /** Labels and fields as filter columns (the names, labels and field types filters may use), built once. */
   filterTable(): FilterTable;
   /** How many live products match `filter` (all of them without one). */
   count(filter?: StoreFilter): Promise<number>;
-  /** Combined-condition search: exact over the matching products, each hit with its parts' distances and shares. */
-  combinedSearch(query: CombinedQuery): Promise<CombinedHit[]>;
-  /** Recommendations from examples, best first; hit indices and closest positives are slots. */
-  recommend(query: RecommendQuery): Promise<RecommendHit[]>;
   close(): void;
 }
 

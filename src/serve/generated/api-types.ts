@@ -341,6 +341,10 @@ export interface components {
             mask: components["schemas"]["MaskSummary"];
             /** @description Median distance of random product pairs under this condition (the score's reference). */
             medianRandomDistance?: number;
+            /** @description Triplet accuracy of the served model under this condition on the test split, from the training run's test results (or the checkpoint's metrics); null when the model was never tested. */
+            testAccuracy: number | null;
+            /** @description Retrieval MAP of the served model under this condition on the test split, from the training run's test results; null when there are none. */
+            testMap: number | null;
             /** @description Label values of this condition in the catalogue, most frequent first. */
             values: {
                 value: string;
@@ -550,7 +554,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The upload exceeds the size limit. */
+        /** @description The body exceeds a limit (the upload's size, its pixels or parts, or the JSON body's size); the problem names it. */
         TooLarge: {
             headers: {
                 [name: string]: unknown;
@@ -561,6 +565,33 @@ export interface components {
         };
         /** @description The upload is not an image, or the body is not multipart/form-data. */
         UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The client's copy (If-None-Match) is current; no body. */
+        NotModified: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description This client sent more requests in a minute than `serve --rate-limit` allows. */
+        TooManyRequests: {
+            headers: {
+                /** @description Seconds until the window resets. */
+                "Retry-After"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request could not be completed (logged with its request id). */
+        InternalError: {
             headers: {
                 [name: string]: unknown;
             };
@@ -628,6 +659,9 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            500: components["responses"]["InternalError"];
         };
     };
     getReadiness: {
@@ -648,6 +682,9 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -669,6 +706,8 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
             /** @description The server requires a bearer token for metrics and the request has none or a wrong one. */
             401: {
                 headers: {
@@ -678,6 +717,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            500: components["responses"]["InternalError"];
         };
     };
     getOpenApi: {
@@ -698,6 +738,10 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
         };
     };
     getProblemType: {
@@ -720,7 +764,11 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
         };
     };
     listConditions: {
@@ -741,6 +789,10 @@ export interface operations {
                     "application/json": components["schemas"]["ConditionList"];
                 };
             };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -767,7 +819,10 @@ export interface operations {
                     "application/json": components["schemas"]["ProductPage"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -791,7 +846,11 @@ export interface operations {
                     "application/json": components["schemas"]["Product"];
                 };
             };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -818,8 +877,11 @@ export interface operations {
                     "image/*": string;
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -865,8 +927,11 @@ export interface operations {
                     "application/json": components["schemas"]["SimilarResponse"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -923,6 +988,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -951,7 +1018,10 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -986,8 +1056,11 @@ export interface operations {
                     "image/png": string;
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["NotReady"];
         };
     };

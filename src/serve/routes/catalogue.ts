@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Express, Response } from 'express';
 import sharp from 'sharp';
 import { HttpProblem } from '../problem.ts';
-import { conditionList, productPage, requireSlot, toProduct } from '../similar.ts';
+import { conditionList, productPage, requireSlot, toProduct } from '../products.ts';
 import { leased, route, withIndex, type PathOf, type QueryOf, type RouteContext } from './context.ts';
 
 /** The image file as stored, or a square WebP thumbnail of `size` pixels. */

@@ -4,7 +4,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
-import type { AnswerCache } from '../answer-cache.ts';
+import type { AnswerCache, EtagFunction } from '../answer-cache.ts';
 import type { ImageCache, RenderedImageCache } from '../cache.ts';
 import type { operations } from '../generated/api-types.ts';
 import type { ServeMetrics } from '../metrics.ts';
@@ -20,11 +20,8 @@ export interface RouteContext {
   answers: AnswerCache;
   heatmaps: ImageCache;
   thumbnails: RenderedImageCache;
-  /**
-   * Responses are checked against openapi.yaml (the tests' mode). The validator sees what `res.json` sends, so
-   * answers then go through it instead of the answer cache's own send.
-   */
-  checkResponses: boolean;
+  /** The app's ETag function (express' `etag fn`), for answers sent as finished bytes. */
+  etagOf: EtagFunction | undefined;
 }
 
 export type QueryOf<K extends keyof operations> = operations[K]['parameters'] extends { query?: infer Q }

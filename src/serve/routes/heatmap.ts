@@ -12,7 +12,7 @@ import {
 import type { ModelRunner } from '../model-runner.ts';
 import { HttpProblem } from '../problem.ts';
 import type { ServedCondition, ServedIndex } from '../served-index.ts';
-import { requireSlot, resolveConditions } from '../similar.ts';
+import { requireSlot, servedCondition } from '../products.ts';
 import {
   leased,
   requireModel,
@@ -53,21 +53,32 @@ function chooseMethod(model: ModelRunner, asked: HeatmapMethod | undefined): Hea
 /** Render one heat map as PNG: saliency of the shown photo against the other, laid over the shown photo. */
 async function renderHeatmap(context: RouteContext, request: HeatmapRequest): Promise<Buffer> {
   const { index, model, size } = request;
-  const paths = [index.imagePath(request.shown), index.imagePath(request.other)];
-  if (!paths[0] || !paths[1]) {
+  const [shownPath, otherPath] = [index.imagePath(request.shown), index.imagePath(request.other)];
+  if (!shownPath || !otherPath) {
     throw new HttpProblem(404, 'not-found', 'The product images are not available on this server.');
   }
   const imageSize = model.description.imageSize;
-  const [image, reference, photo] = await Promise.all([
-    decodeImage(paths[0], imageSize, model.description.preprocess),
-    decodeImage(paths[1], imageSize, model.description.preprocess),
-    // The photo shown is decoded at the output size with the same fit and padding, so the map lines up.
-    decodeImage(paths[0], size, model.description.preprocess),
-  ]);
+  let photo: Float32Array | undefined;
+  // The photos are decoded only once the call has its place in the model's queue: a burst of heat maps is
+  // refused (503) before any decoding, so it cannot take the CPU from the other requests.
   const saliency = await timedModelCall(context.metrics, 'saliency', () =>
-    model.saliency(image, reference, 1, requireModelCondition(request.condition), request.method),
+    model.saliency(
+      async () => {
+        const [image, reference, shown] = await Promise.all([
+          decodeImage(shownPath, imageSize, model.description.preprocess),
+          decodeImage(otherPath, imageSize, model.description.preprocess),
+          // The photo shown is decoded at the output size with the same fit and padding, so the map lines up.
+          decodeImage(shownPath, size, model.description.preprocess),
+        ]);
+        photo = shown;
+        return { images: image, references: reference };
+      },
+      1,
+      requireModelCondition(request.condition),
+      request.method,
+    ),
   );
-  const overlay = overlaySaliency(photo, resizeMap(saliency, imageSize, size), size);
+  const overlay = overlaySaliency(photo as Float32Array, resizeMap(saliency, imageSize, size), size);
   return sharp(overlay, { raw: { width: size, height: size, channels: 3 } })
     .png()
     .toBuffer();
@@ -79,7 +90,7 @@ export function registerHeatmapRoutes(app: Express, context: RouteContext): void
     withIndex(context.state),
     route<PathOf<'getHeatmap'>, QueryOf<'getHeatmap'>>(async (request, response) => {
       const index = leased(response);
-      const [condition] = resolveConditions(index, request.query.condition);
+      const condition = servedCondition(index, request.query.condition);
       const query = requireSlot(index, request.params.productId);
       const neighbour = requireSlot(index, request.params.neighbourId);
       const model = requireModel(index);

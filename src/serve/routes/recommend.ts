@@ -1,6 +1,6 @@
-/** POST /recommend: products like the positive examples and unlike the negative ones (see src/serve/filtered.ts). */
+/** POST /recommend: products like the positive examples and unlike the negative ones (see src/serve/neighbours.ts). */
 import type { Express } from 'express';
-import { recommendResponse, type RecommendRequest } from '../filtered.ts';
+import { recommendResponse, type RecommendRequest } from '../neighbours.ts';
 import { leased, route, withIndex, type RouteContext } from './context.ts';
 
 export function registerRecommendRoutes(app: Express, context: RouteContext): void {

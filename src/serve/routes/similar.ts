@@ -2,19 +2,10 @@
 import type { Express } from 'express';
 import sharp from 'sharp';
 import { decodeImage } from '../../catalogue/index.ts';
-import { heatmapInfo } from '../../explain/index.ts';
 import type { ModelRunner } from '../model-runner.ts';
-import type { ServedIndex } from '../served-index.ts';
-import { checkFilteredQuery, filteredGroups, listParam, needsFilteredPath } from '../filtered.ts';
+import { resolveAsk, similarToProduct, similarToUpload } from '../neighbours.ts';
 import { HttpProblem } from '../problem.ts';
-import {
-  neighbourGroups,
-  requireSlot,
-  rowOf,
-  resolveConditions,
-  toProduct,
-  type SimilarResponse,
-} from '../similar.ts';
+import { requireSlot } from '../products.ts';
 import {
   leased,
   requireModel,
@@ -31,6 +22,15 @@ import {
 const IMAGE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heif']);
 /** Uploads with more pixels than this are refused before decoding (decompression bombs). */
 const MAX_UPLOAD_PIXELS = 40_000_000;
+
+/**
+ * A CMYK image without an ICC profile, converted to sRGB through libvips' standard CMYK profile (the one sharp
+ * converts to CMYK with), orientation applied, as lossless PNG: decoded without a profile its colours shift, and
+ * the same photo in CMYK and in RGB got different neighbours.
+ */
+function cmykToRgb(image: Buffer): Promise<Buffer> {
+  return sharp(image).rotate().pipelineColourspace('cmyk').toColourspace('srgb').png().toBuffer();
+}
 
 /** The uploaded photo's pixels at the model's input size; refuses what is not a supported image or too large. */
 async function readUpload(
@@ -60,56 +60,24 @@ async function readUpload(
     );
   }
   try {
-    return await decodeImage(upload.buffer, model.description.imageSize, model.description.preprocess);
+    const bytes = metadata.space === 'cmyk' && !metadata.icc ? await cmykToRgb(upload.buffer) : upload.buffer;
+    return await decodeImage(bytes, model.description.imageSize, model.description.preprocess);
   } catch {
     throw new HttpProblem(415, 'unsupported-media-type', 'The upload could not be decoded as an image.');
   }
-}
-
-/** A validated `GET /similar/{productId}`: its path parameter and its query, as the contract types them. */
-export interface ProductSimilarRequest {
-  productId: string;
-  query: QueryOf<'getSimilar'>;
-}
-
-/** The answer to `GET /similar/{productId}` from one index version (the express route and hot-path.ts share it). */
-export async function similarToProduct(
-  index: ServedIndex,
-  { productId, query: params }: ProductSimilarRequest,
-): Promise<SimilarResponse> {
-  const k = Number(params.k ?? 10);
-  const { condition } = params;
-  const filters = listParam(params.filter);
-  const slot = requireSlot(index, productId);
-  const [own] = await index.store.vectors([slot]);
-  const query = { slot, vector: rowOf(own) };
-  const heatmaps = index.model !== undefined;
-  const explain = params.explain ?? 'full';
-  const body: SimilarResponse = {
-    version: index.version,
-    k,
-    query: { source: 'product', product: toProduct(index, slot) },
-    groups: needsFilteredPath(condition, filters)
-      ? await filteredGroups(index, query, condition, filters, k, heatmaps, explain)
-      : await neighbourGroups(index, query, resolveConditions(index, condition), k, heatmaps, explain),
-  };
-  if (index.model) body.heatmap = heatmapInfo(index.model.description.kind);
-  return body;
 }
 
 export function registerSimilarRoutes(app: Express, context: RouteContext): void {
   const leaseIndex = withIndex(context.state);
   app.get(
     '/similar/:productId',
+    context.answers.lookup,
     leaseIndex,
     route<PathOf<'getSimilar'>, QueryOf<'getSimilar'>>(async (request, response) => {
       const index = leased(response);
-      const body = await similarToProduct(index, {
-        productId: request.params.productId,
-        query: request.query,
-      });
-      if (context.checkResponses) response.json(body);
-      else context.answers.send(request, response, request.originalUrl, index.version, body);
+      const slot = requireSlot(index, request.params.productId);
+      const body = await similarToProduct(index, slot, resolveAsk(index, request.query));
+      context.answers.send(request, response, index.version, body);
     }),
   );
 
@@ -118,14 +86,8 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
     leaseIndex,
     route<unknown, QueryOf<'postSimilar'>>(async (request, response) => {
       const index = leased(response);
-      const k = Number(request.query.k ?? 10);
-      const { condition } = request.query;
-      const filters = listParam(request.query.filter);
-      const filtered = needsFilteredPath(condition, filters);
-      const explain = request.query.explain ?? 'full';
-      // Check the condition and filters before the model runs (their errors are cheaper than an embedding).
-      const conditions = filtered ? [] : resolveConditions(index, condition);
-      if (filtered) checkFilteredQuery(index, condition, filters);
+      // The condition and filters are checked before the model runs (their errors are cheaper than an embedding).
+      const ask = resolveAsk(index, request.query);
       const model = requireModel(index);
       const pixels = await readUpload(request.files as Express.Multer.File[] | undefined, model);
       const vectors = await timedModelCall(context.metrics, 'embed', () => model.vectors(pixels, 1));
@@ -134,15 +96,7 @@ export function registerSimilarRoutes(app: Express, context: RouteContext): void
         const row = vectors.data.subarray(m * vectors.dims, (m + 1) * vectors.dims);
         return index.store.fromConditionVector(condition.name, row);
       });
-      const body: SimilarResponse = {
-        version: index.version,
-        k,
-        query: { source: 'upload' },
-        groups: filtered
-          ? await filteredGroups(index, { vector: (c) => rows[c] }, condition, filters, k, false, explain)
-          : await neighbourGroups(index, { vector: (c) => rows[c] }, conditions, k, false, explain),
-      };
-      response.json(body);
+      response.json(await similarToUpload(index, rows, ask));
     }),
   );
 }

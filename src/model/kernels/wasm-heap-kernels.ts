@@ -1,7 +1,7 @@
 /**
  * Memory-bound training kernels written in plain JavaScript on the wasm heap, for the ops where the wasm
  * backend's own kernels spend their time in index arithmetic, transposes or naive loops rather than arithmetic
- * (per step of the reference batch, 48 px, 96 images, 1 thread; bench/results/profiles-issue13.md):
+ * (per step of the reference batch, 48 px, 96 images, 1 thread; bench/results/model-speed-profile.md):
  *
  * - max-pool 2×2 gradient (`MAX_POOL_2X2_GRAD`): one pass instead of Equal + Cast + 2 × ResizeNearestNeighbor +
  *   Multiply (about 25 ms → 7 ms);
@@ -529,7 +529,7 @@ interface RefCounted {
  * Identity, and Cast to the dtype a tensor already has: the output shares the input's buffer instead of copying
  * it. Tensors are immutable (a variable's assign swaps buffers), so nothing can tell the difference. The engine
  * clones every tensor it saves for the backward pass and gradients cast float32 to float32: about 160 copies a
- * step (the backend's JS cast and identity were 5.6 % of the main thread in the CPU profile before this change).
+ * step (the backend's JS cast and identity, copying, take 5.6 % of the main thread: bench/results/model-speed-profile.md).
  */
 function share(x: TensorInfo, backend: unknown): TensorInfo {
   (backend as RefCounted).incRef(x.dataId);

@@ -3,7 +3,7 @@
  * its time. wasm functions show up by their export name (Conv2D, FusedConv2D, ...).
  *
  *   node --cpu-prof --cpu-prof-dir .tmp/prof --import tsx bench/model-speed.ts --worker reference
- *   npx tsx bench/profile-top.ts .tmp/prof/<file>.cpuprofile [--top 20] [--title "training step"] [--out x.md]
+ *   npx tsx scripts/profile-top.ts .tmp/prof/<file>.cpuprofile [--top 20] [--title "training step"] [--out x.md]
  */
 import { readFile, writeFile } from 'node:fs/promises';
 
