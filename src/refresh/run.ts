@@ -47,6 +47,7 @@ import {
   REFRESH_EXIT,
   RefreshError,
   type ChangeReport,
+  type GateResult,
   type RefreshExitCode,
   type RefreshOutcome,
   type RefreshProvenance,
@@ -326,11 +327,18 @@ async function retrain(
     judge(catalogue, tuned, model, { tolerance: options.tolerance, gateTriplets: options.gateTriplets }),
   );
   report.gate = gate;
-  report.candidate.testAccuracy = gate.overall.triplets > 0 ? gate.overall.candidate : null;
+  report.candidate.testAccuracy = candidateAccuracy(gate);
   await writer.save();
   ctx.say(formatGate(gate));
   if (!gate.passed) refuse(ctx, served, `the gate refused it (${gate.failures.join('; ')})`);
   await publishCandidate(ctx, served, catalogue, products, tuned);
+}
+
+/** The candidate's accuracy on all the gate's triplets, new conditions included (null: none). */
+function candidateAccuracy(gate: GateResult): number | null {
+  const triplets = gate.conditions.reduce((sum, c) => sum + c.triplets, 0);
+  const right = gate.conditions.reduce((sum, c) => sum + c.candidate * c.triplets, 0);
+  return triplets > 0 ? right / triplets : null;
 }
 
 /** Stop with exit code 3: the new model is refused, the version this run re-indexed (or the one before) stays. */
