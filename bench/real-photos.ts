@@ -2,8 +2,13 @@
  * What a shop sees on real catalogue photos: every candidate trained on the same split, budget and seed, scored on
  * the test split's fixed triplets and products.
  *
- *   npx tsx bench/real-photos.ts --data-dir ../shared/data/shop-photos [--candidates csn,asen] [--epochs N]
- *       [--variant 'name={"labelLoss":1}'] [--out bench/results]
+ *   npx tsx bench/real-photos.ts --data-dir ../shared/data/shop-photos [--candidates 'csn, 64 px'] [--epochs N]
+ *       [--variant 'name={"labelLoss":1}'] [--out bench/results] [--name real-photos] [--continue]
+ *
+ * Any catalogue works: on one without fixed test triplets (the demo) the trainer's own test triplets are used, e.g.
+ *   npx tsx bench/real-photos.ts --data-dir data/demo --name compare-models --candidates '' \
+ *       --variant 'csn={"epochs":6}' --variant 'asen={"epochs":6,"model":"asen","lr":0.001}' \
+ *       --variant 'unconditional={"epochs":6,"model":"unconditional"}'
  *
  * Per candidate and condition: test triplet accuracy (the catalogue's fixed test triplets), MAP (every labelled
  * test product a query against the others), precision@10 and leakage (src/eval/neighbours.ts), training wall and
@@ -21,6 +26,7 @@ import {
   loadCatalogue,
   restrictCatalogue,
   splitProducts,
+  splitTriplets,
   type Catalogue,
 } from '../src/catalogue/index.ts';
 import { loadModelFromCheckpoint } from '../src/checkpoint/index.ts';
@@ -68,6 +74,7 @@ interface BenchFlags {
   variant: string[];
   epochs?: number;
   out: string;
+  name: string;
   keepRuns?: string;
   continue?: boolean;
 }
@@ -100,6 +107,7 @@ const program = new Command('real-photos')
   .option('--variant <name=json>', 'an extra candidate: name=JSON option overrides', collect, [])
   .option('--epochs <n>', 'epochs for every candidate (default: each its own)', integer('--epochs', 1))
   .option('--out <dir>', 'results folder', 'bench/results')
+  .option('--name <name>', 'results file name: <out>/<name>.{md,json}', 'real-photos')
   .option('--keep-runs <dir>', 'keep the run folders here instead of a temporary directory')
   .option('--continue', 'keep the rows of the results file in --out and train only the candidates it lacks');
 
@@ -123,7 +131,9 @@ function candidateList(flags: BenchFlags): [string, Partial<TrainOptions>][] {
 
 /** Test products, fixed test triplets and the scores of one set of condition vectors. */
 function score(vectors: ProductVectors, catalogue: Catalogue, products: number[]): Scores {
-  const triplets = tripletAccuracy(vectors, catalogue.triplets?.test ?? [], catalogue.conditions);
+  // The catalogue's fixed test triplets; a catalogue without them (the demo) is scored on the trainer's own.
+  const fixed = splitTriplets(catalogue, 'test', TRAIN_DEFAULTS.testTriplets, TRAIN_DEFAULTS.seed);
+  const triplets = tripletAccuracy(vectors, fixed, catalogue.conditions);
   const protocol = retrievalFromProducts(catalogue, products);
   const retrieval = retrievalMap(vectors, protocol, catalogue.conditions, 'split');
   return {
@@ -251,8 +261,8 @@ function conditionTable(results: CandidateResult[], conditions: string[]): strin
 }
 
 /** The rows of an earlier run's results file (none when there is no such file). */
-async function earlierResults(out: string): Promise<CandidateResult[]> {
-  const path = join(out, 'real-photos.json');
+async function earlierResults(flags: BenchFlags): Promise<CandidateResult[]> {
+  const path = join(flags.out, `${flags.name}.json`);
   if (!existsSync(path)) return [];
   return (JSON.parse(await readFile(path, 'utf8')) as { results: CandidateResult[] }).results;
 }
@@ -261,7 +271,7 @@ async function earlierResults(out: string): Promise<CandidateResult[]> {
 async function runAll(flags: BenchFlags, log: Logger): Promise<void> {
   const catalogue = await loadCatalogue(flags.dataDir);
   const products = splitProducts(catalogue, 'test');
-  const results = flags.continue ? await earlierResults(flags.out) : [];
+  const results = flags.continue ? await earlierResults(flags) : [];
   if (!results.some((r) => r.name === HISTOGRAM)) {
     results.unshift({
       name: HISTOGRAM,
@@ -310,8 +320,8 @@ async function report(
     time: new Date().toISOString(),
   };
   await mkdir(flags.out, { recursive: true });
-  await writeFile(join(flags.out, 'real-photos.json'), `${JSON.stringify({ setup, results }, null, 2)}\n`);
-  await writeFile(join(flags.out, 'real-photos.md'), markdown(setup, summary, detail));
+  await writeFile(join(flags.out, `${flags.name}.json`), `${JSON.stringify({ setup, results }, null, 2)}\n`);
+  await writeFile(join(flags.out, `${flags.name}.md`), markdown(setup, summary, detail));
   log.info({ out: flags.out }, 'results written');
 }
 
@@ -319,7 +329,7 @@ function markdown(setup: Record<string, unknown>, summary: string, detail: strin
   const { defaults, ...shown } = setup;
   void defaults;
   return [
-    '# Real shop photos: accuracy, precision@10 and leakage per condition (test split)',
+    `# ${String(setup.dataDir)}: accuracy, precision@10 and leakage per condition (test split)`,
     '',
     `Setup: ${Object.entries(shown)
       .map(([k, v]) => `${k}=${String(v)}`)
@@ -327,7 +337,7 @@ function markdown(setup: Record<string, unknown>, summary: string, detail: strin
     'product a query against the other test products. P@10: share of the 10 nearest under a condition that share',
     "the query's label of it. Leakage of o: share of the 10 nearest that share the query's o label, divided by",
     "o's share over all test product pairs (1.0 = no more alike on o than random products). Trainer defaults",
-    'in real-photos.json.',
+    'in the .json file beside this one.',
     '',
     '```',
     summary,

@@ -412,7 +412,7 @@ async function buildIndexes(build: Build, vectors: SlotVectors): Promise<HnswInd
   const { layout, previous, options } = build;
   const start = performance.now();
   const indexes: HnswIndex[] = [];
-  // A full build makes every condition's index at once, in worker threads (parallel-build.ts, issue 13).
+  // A full build makes every condition's index at once, in worker threads (parallel-build.ts).
   const built = layout.inPlace && previous ? null : await buildAllConditions(build, vectors);
   for (const [c, space] of build.spaces.entries()) {
     const d = space.dims.length;

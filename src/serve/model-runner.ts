@@ -62,7 +62,9 @@ export class ModelLoadError extends Error {
   ) {
     const message = cause instanceof Error ? cause.message : String(cause);
     super(message, { cause });
-    this.missing = (cause as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT|no such file|file not found/i.test(message);
+    this.missing =
+      (cause as NodeJS.ErrnoException).code === 'ENOENT' ||
+      /ENOENT|no such file|file not found/i.test(message);
   }
 }
 
