@@ -11,7 +11,7 @@ import {
   type MaskSummary,
 } from '../explain/index.ts';
 import { resolveCondition, type ResolvedCondition, type StoreVersion } from '../index/index.ts';
-import type { ModelRunner } from './model-runner.ts';
+import type { ModelRunner } from './model/runner.ts';
 import type { ConditionTestMetrics } from './test-metrics.ts';
 
 export interface ValueCount {

@@ -16,7 +16,7 @@ import {
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
-import { ModelLoadError, startModel, type ModelRunner, type QueueLimits } from './model-runner.ts';
+import { ModelLoadError, startModel, type ModelRunner, type QueueLimits } from './model/runner.ts';
 import { RecurringProblemLog } from './recurring-log.ts';
 import { ServedIndex, imageRootFor, provenanceOf } from './served-index.ts';
 import { readTestMetrics } from './test-metrics.ts';
@@ -35,7 +35,7 @@ export interface StateOptions {
   modelPath?: string;
   backend?: BackendPreference;
   modelThread?: ModelThread;
-  /** How many model calls of each kind may wait (see model-runner.ts). */
+  /** How many model calls of each kind may wait (see model/runner.ts). */
   queueLimits?: Partial<QueueLimits>;
   /** Directory product images are relative to, when not the catalogue root the bundle records. */
   imageRoot?: string;

@@ -3,9 +3,9 @@
  * one request does not stall every other request on the event loop. A bounded queue turns overload into 503s.
  */
 import { Worker } from 'node:worker_threads';
-import type { HeatmapMethod } from '../explain/index.ts';
-import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
-import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './model-host.ts';
+import type { HeatmapMethod } from '../../explain/index.ts';
+import { SERVE_DEFAULTS, type ModelThread } from '../defaults.ts';
+import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './host.ts';
 
 export type WorkerRequest =
   | { id: number; op: 'load'; load: LoadRequest }
@@ -62,7 +62,9 @@ export class ModelLoadError extends Error {
   ) {
     const message = cause instanceof Error ? cause.message : String(cause);
     super(message, { cause });
-    this.missing = (cause as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT|no such file|file not found/i.test(message);
+    this.missing =
+      (cause as NodeJS.ErrnoException).code === 'ENOENT' ||
+      /ENOENT|no such file|file not found/i.test(message);
   }
 }
 
@@ -287,11 +289,8 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
     runner.checkpoint = options.checkpoint;
     return runner;
   }
-  const entry = new URL(
-    import.meta.url.endsWith('.ts') ? './model-worker.ts' : './model-worker.js',
-    import.meta.url,
-  );
-  const worker = new Worker(new URL('../util/ts-worker-entry.mjs', import.meta.url), {
+  const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+  const worker = new Worker(new URL('../../util/ts-worker-entry.mjs', import.meta.url), {
     workerData: { entry: entry.href },
   });
   const runner = new WorkerRunner(worker, limits);
