@@ -5,7 +5,7 @@
  *   npx tsx bench/explain-faithfulness.ts            # data/demo, models/demo/model_best.dmck, 40 pairs per condition
  *   npx tsx bench/explain-faithfulness.ts --quick    # 8 pairs per condition, 8 curve steps (under 3 minutes)
  *   npx tsx bench/explain-faithfulness.ts --data /tmp/demo --model models/demo-asen/model_best.dmck --pairs 60
- *   npx tsx bench/explain-faithfulness.ts --methods integrated-gradients --ig-steps 8 --out explain-faithfulness-ig8
+ *   npx tsx bench/explain-faithfulness.ts --methods integrated-gradients --ig-steps 8
  *
  * A pair is a test product (the query, the reference) and its nearest other test product under the condition
  * (the neighbour, whose picture the heat map is drawn on), as the service shows them. Per condition and method:

@@ -71,7 +71,7 @@ async function decodeFromPath(path: string, size: number): Promise<Float32Array>
   return Float32Array.from(bytes, (value) => value / 255);
 }
 
-/** The pipeline before issue 13 (src/index/model-source.ts at 3a63e51), kept here as the reference. */
+/** The reference pipeline (src/index/model-source.ts at 3a63e51), kept here to measure the current one against. */
 async function embedBefore(model: SimilarityModel, root: string, images: string[]): Promise<Float32Array> {
   const size = model.config.imageSize;
   const length = size * size * 3;
@@ -220,7 +220,7 @@ function report(summary: Summary): string {
     '',
     `Run ${summary.date} on ${summary.machine} (load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}). ` +
       `${COUNT} rendered demo products (128 px JPEG) embedded at 48 px by a seeded CSN (small backbone), batches of ${BATCH}. ` +
-      'Before = the pipeline before issue 13 (libvips opens each path with its operation cache on, 4 decodes at a time, ' +
+      'Before = the reference pipeline (libvips opens each path with its operation cache on, 4 decodes at a time, ' +
       "one wasm thread). Cold = the index job's model source now on a catalogue with no decoded pixels kept beside it " +
       '(every image decoded from its bytes with the operation cache off, a whole batch in flight, wasm threads on; ' +
       'the run keeps the pixels it decoded, time included). Warm = the same source when training or an earlier run ' +

@@ -9,7 +9,7 @@
  * Every measurement runs in its own child process, one at a time, while this process waits (the wasm backend
  * starts once per process, with its thread count). The reference comparison (48 px, 96 images, 384 triplets)
  * measures in each round: our step with one wasm thread, with one thread per core, and the PyTorch CPU twin of the
- * same network, loss and Adam step (bench/model-speed-twin.py) with as many threads, with as many threads and
+ * same network, loss and Adam step (bench/lib/model-speed-twin.py) with as many threads, with as many threads and
  * OMP_WAIT_POLICY=PASSIVE, and with one thread, when some python imports torch; odd rounds run in that order,
  * even rounds in the reverse order. Ratios are per round, against the faster of the twin's two threaded runs.
  *
@@ -72,7 +72,7 @@ const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
 const workerArg = process.argv.indexOf('--worker');
 /** Warm-up and timed steps of the reference case (the table's cases run 2 + 5). */
 const REFERENCE_STEPS = [3, 12] as const;
-/** The reference case of issue 13: small backbone, 48 px, 96 images, 384 triplets drawn among them. */
+/** The reference case: the demo's training step, small backbone, 48 px, 96 images, 384 triplets drawn among them. */
 const REFERENCE = { images: 96, triplets: 384, imageSize: 48, width: 16 };
 
 function cases(): Case[] {
@@ -305,7 +305,7 @@ interface TwinOutput extends Measurement {
   torch: string;
 }
 
-const TWIN = join(dirname(fileURLToPath(import.meta.url)), 'model-speed-twin.py');
+const TWIN = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'model-speed-twin.py');
 
 /** The first python that imports torch and torch's version, or null (PyTorch is never a dependency of ours). */
 async function findTorchPython(): Promise<{ python: string; torch: string } | null> {

@@ -1,5 +1,5 @@
 /**
- * The JavaScript kernels on the wasm heap (src/model/wasm-heap-kernels.ts) against the wasm kernels they replace,
+ * The JavaScript kernels on the wasm heap (src/model/kernels/wasm-heap-kernels.ts) against the wasm kernels they replace,
  * bit for bit: each must round exactly as before, or seeded training would change. The references are computed
  * on the same backend with the compositions the new kernels replaced (which still run on the original kernels).
  */
@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/model/backend.ts';
 import { maxPool2x2 } from '../src/model/backbones.ts';
-import { MAX_POOL_2X2_GRAD, originalWasmKernel } from '../src/model/wasm-heap-kernels.ts';
+import { MAX_POOL_2X2_GRAD, originalWasmKernel } from '../src/model/kernels/wasm-heap-kernels.ts';
 import { quiet } from './fixtures/model/synthetic.ts';
 
 /** Float32 values as their bit patterns: −0 ≠ +0 and every last bit counts. */

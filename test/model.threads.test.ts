@@ -1,5 +1,5 @@
 /**
- * Multi-threaded wasm (src/model/wasm-threads.ts): the backend really runs the requested XNNPACK threads in Node,
+ * Multi-threaded wasm (src/model/kernels/wasm-threads.ts): the backend really runs the requested XNNPACK threads in Node,
  * and training with them gives bit-identical losses and weights to one thread. Each thread count needs its own
  * process (the backend is started once per process).
  */

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generateDemoCatalogue, loadCatalogue } from '../src/catalogue/index.ts';
 import { createModel, selectBackend } from '../src/model/index.ts';
-import { scoreOnSharedTriplets } from '../src/refresh/compare.ts';
+import { createModelSource, fingerprintProducts } from '../src/index/index.ts';
+import { answerSharedTriplets } from '../src/refresh/compare.ts';
+import { restrictSource } from '../src/refresh/publish.ts';
 import { acquireRefreshLock } from '../src/refresh/lock.ts';
 import { REFRESH_DEFAULTS } from '../src/refresh/options.ts';
 import { markAbandoned, newReport, ReportWriter } from '../src/refresh/report.ts';
@@ -32,7 +34,7 @@ after(async () => {
 });
 
 describe('refresh: shared test triplets', () => {
-  it('scores both models on the same triplets, the served one only under the conditions it knows', async () => {
+  it('both models answer the same triplets, the served one only under the conditions it knows', async () => {
     const catalogue = await loadCatalogue(dataDir);
     const conditions = catalogue.conditions;
     const config = { imageSize: 32, width: 4, embedDim: 8, backbone: 'small' as const, seed: 1 };
@@ -43,28 +45,28 @@ describe('refresh: shared test triplets', () => {
       maskMode: 'learned',
       conditions: [...conditions.slice(1)].reverse(),
       ...config,
+      seed: 2,
     });
     try {
-      const sampling = { count: 60, seed: 7, margin: 0.2 };
-      const same = await scoreOnSharedTriplets(catalogue, conditions, { candidate, served: twin }, sampling);
-      assert.ok(same.triplets > 0, 'test triplets were drawn');
-      assert.deepEqual(same.candidate.perCondition, same.served.perCondition, 'same weights, same scores');
-      const mixed = await scoreOnSharedTriplets(
-        catalogue,
-        conditions,
-        { candidate, served: older },
-        sampling,
-      );
-      assert.deepEqual(mixed.candidate, same.candidate, 'the candidate is scored on the same triplets again');
-      const first = conditions[0];
-      assert.equal(mixed.served.perCondition[first], undefined, `the served model never learned ${first}`);
-      for (const name of conditions.slice(1)) {
+      const sampling = { count: 60, seed: 7 };
+      const same = await answerSharedTriplets(catalogue, conditions, { candidate, served: twin }, sampling);
+      assert.ok(same.triplets.length > 0, 'test triplets were drawn');
+      assert.deepEqual(same.served, same.candidate, 'same weights, same answer on every triplet');
+      const mixed = await answerSharedTriplets(catalogue, conditions, { candidate, served: older }, sampling);
+      assert.deepEqual(mixed.triplets, same.triplets, 'the same triplets again');
+      assert.deepEqual(mixed.candidate, same.candidate, 'the candidate answers them the same way again');
+      mixed.triplets.forEach((t, i) => {
+        const known = t.condition !== 0;
         assert.equal(
-          mixed.served.perCondition[name].triplets,
-          mixed.candidate.perCondition[name].triplets,
-          `${name}: both models answered the same triplets`,
+          mixed.served[i] !== null,
+          known,
+          `triplet ${i}: answered by the served model iff it knows ${conditions[t.condition]}`,
         );
-      }
+      });
+      assert.ok(
+        mixed.served.some((right, i) => right !== null && right !== mixed.candidate[i]),
+        'another model disagrees somewhere',
+      );
     } finally {
       candidate.dispose();
       twin.dispose();
@@ -98,6 +100,48 @@ function lockHolder(bundle: string): Promise<{ kill: () => Promise<void> }> {
     });
   });
 }
+
+describe("refresh: a version without some of the model's conditions", () => {
+  it('an ASEN source restricted to two conditions gives their masks and vectors, in the order asked', async () => {
+    const catalogue = await loadCatalogue(dataDir);
+    const conditions = catalogue.conditions;
+    const model = createModel({
+      kind: 'asen',
+      maskMode: 'learned',
+      conditions,
+      imageSize: 32,
+      width: 4,
+      embedDim: 8,
+      backbone: 'small',
+      seed: 3,
+    });
+    try {
+      const products = await fingerprintProducts(catalogue);
+      const full = await createModelSource({
+        model,
+        modelId: 'asen',
+        catalogue,
+        products,
+        keepPixels: false,
+      });
+      const wanted = [conditions[conditions.length - 1], conditions[0]];
+      const restricted = restrictSource(full, wanted);
+      assert.deepEqual(restricted.conditions, wanted);
+      assert.deepEqual(restricted.masks, [full.masks[conditions.length - 1], full.masks[0]]);
+      const all = await full.embed([0, 1]);
+      const some = await restricted.embed([0, 1]);
+      assert.deepEqual(some.conditionVectors, [
+        all.conditionVectors![conditions.length - 1],
+        all.conditionVectors![0],
+      ]);
+      assert.equal(restrictSource(full, conditions), full, 'all conditions in order: the source itself');
+      assert.throws(() => restrictSource(full, ['no-such']), /no condition no-such/);
+      await full.finish?.();
+    } finally {
+      model.dispose();
+    }
+  });
+});
 
 describe('refresh: lock', () => {
   it('refuses a second refresh of the same bundle with the busy code, and takes over after kill -9', async () => {

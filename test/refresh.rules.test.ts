@@ -13,8 +13,7 @@ import {
   type ComparedProduct,
 } from '../src/refresh/changes.ts';
 import { decide } from '../src/refresh/decision.ts';
-import { applyGate, formatGate } from '../src/refresh/gate.ts';
-import { REFRESH_EXIT, RefreshError } from '../src/refresh/types.ts';
+import { applyGate, formatGate, type GateAnswers } from '../src/refresh/gate.ts';
 
 function product(id: string, attributes: Record<string, string[]>, extra: Partial<ComparedProduct> = {}) {
   return {
@@ -136,14 +135,12 @@ describe('decision rule', () => {
     assert.match(lost.reasons.join('\n'), /sleeve left the catalogue/);
   });
 
-  it('refuses --no-retrain when the catalogue lost a condition the indexes need', () => {
-    const lost = withChanges(servedProducts, ['color']);
-    assert.throws(
-      () => decide(lost, { retrainShare: 0.25, retrain: false }),
-      (error: unknown) =>
-        error instanceof RefreshError &&
-        error.exitCode === REFRESH_EXIT.badInput &&
-        /no longer has condition\(s\) sleeve/.test(error.message),
+  it('only re-indexes under --no-retrain, also when the catalogue lost a condition (it is left out)', () => {
+    const lost = decide(withChanges(servedProducts, ['color']), { retrainShare: 0.25, retrain: false });
+    assert.equal(lost.action, 'reindex');
+    assert.match(
+      lost.reasons.join('\n'),
+      /ignored \(--no-retrain\): condition\(s\) sleeve left the catalogue/,
     );
     const teal = withChanges([
       ...servedProducts.slice(1),
@@ -155,72 +152,142 @@ describe('decision rule', () => {
   });
 });
 
-const scores = (entries: Record<string, [number, number]>) => ({
-  perCondition: Object.fromEntries(
-    Object.entries(entries).map(([name, [accuracy, triplets]]) => [name, { accuracy, triplets }]),
-  ),
+/** How one condition's triplets were answered: only the candidate right, only the served model, both, neither. */
+interface Split {
+  onlyCandidate: number;
+  onlyServed: number;
+  both: number;
+  neither: number;
+}
+
+/** Gate input: per condition its split of answers, or 'new' (n triplets the served model cannot answer). */
+function answers(spec: Record<string, Split | { new: number }>): GateAnswers {
+  const out: GateAnswers & { triplets: { condition: number; anchor: number }[] } = {
+    conditions: Object.keys(spec),
+    triplets: [],
+    candidate: [],
+    served: [],
+  };
+  const candidate = out.candidate as boolean[];
+  const served = out.served as (boolean | null)[];
+  Object.values(spec).forEach((split, condition) => {
+    const add = (count: number, c: boolean, s: boolean | null) => {
+      for (let i = 0; i < count; i++) {
+        out.triplets.push({ condition, anchor: out.triplets.length });
+        candidate.push(c);
+        served.push(s);
+      }
+    };
+    if ('new' in split) return add(split.new, true, null);
+    add(split.onlyCandidate, true, false);
+    add(split.onlyServed, false, true);
+    add(split.both, true, true);
+    add(split.neither, false, false);
+  });
+  return out;
+}
+
+const split = (onlyCandidate: number, onlyServed: number, total = 400): Split => ({
+  onlyCandidate,
+  onlyServed,
+  both: Math.round(0.7 * total) - onlyServed,
+  neither: total - Math.round(0.7 * total) - onlyCandidate,
 });
 
+const SETTINGS = { tolerance: 0.01, confidence: 0.95, resamples: 2000, seed: 3 };
+
 describe('gate', () => {
-  it('passes a candidate within the tolerance overall and on every condition, ties included', () => {
-    const gate = applyGate(
-      scores({ color: [0.79, 100], sleeve: [0.7, 100] }),
-      scores({ color: [0.8, 100], sleeve: [0.65, 100] }),
-      0.01,
-    );
+  it('accepts a candidate that answers exactly as the served model: zero difference, zero-width intervals', () => {
+    const gate = applyGate(answers({ color: split(0, 0), sleeve: split(0, 0) }), SETTINGS);
     assert.equal(gate.passed, true, gate.failures.join('; '));
-    assert.equal(gate.overall.triplets, 200);
-    assert.ok(Math.abs(gate.overall.delta - 0.02) < 1e-12, `overall delta ${gate.overall.delta}`);
-    assert.match(formatGate(gate), /gate passed/);
+    assert.deepEqual([gate.overall.delta, gate.overall.interval], [0, [0, 0]]);
+    assert.deepEqual(
+      gate.conditions.map((c) => c.verdict),
+      ['no difference', 'no difference'],
+    );
+    assert.match(formatGate(gate), /gate accepted: no condition is worse with 95\.00 % confidence/);
   });
 
-  it('refuses a candidate that loses one condition even when it wins overall', () => {
-    const gate = applyGate(
-      scores({ color: [0.95, 100], sleeve: [0.6, 100] }),
-      scores({ color: [0.7, 100], sleeve: [0.62, 100] }),
-      0.01,
+  it('tells noise from harm: a 1.5-point loss on 400 triplets is no difference, a 14-point one is refused', () => {
+    const noise = applyGate(answers({ color: split(8, 14), sleeve: split(10, 8) }), SETTINGS);
+    assert.equal(noise.passed, true, noise.failures.join('; '));
+    const color = noise.conditions[0];
+    assert.equal(color.verdict, 'no difference');
+    assert.ok(
+      color.paired!.interval[0] < -0.015 && color.paired!.interval[1] > 0,
+      `${color.paired!.interval}`,
     );
-    assert.equal(gate.passed, false);
-    assert.equal(gate.overall.passed, true);
+    const harm = applyGate(answers({ color: split(100, 5), sleeve: split(5, 60) }), SETTINGS);
+    assert.equal(harm.passed, false);
+    assert.equal(harm.overall.passed, true, 'better overall');
     assert.deepEqual(
-      gate.conditions.map((c) => [c.condition, c.passed]),
+      harm.conditions.map((c) => [c.condition, c.verdict, c.passed]),
       [
-        ['color', true],
-        ['sleeve', false],
+        ['color', 'better', true],
+        ['sleeve', 'worse', false],
       ],
     );
-    assert.match(gate.failures[0], /^sleeve: 60\.00 % < served 62\.00 %/);
-    assert.match(formatGate(gate), /REFUSED/);
+    assert.match(
+      harm.failures[0],
+      /^sleeve is worse with 95\.00 % confidence: Δ −13\.75 points \[−\d+\.\d\d, −\d+\.\d\d\]/,
+    );
+    assert.match(formatGate(harm), /worse: REFUSED/);
+    assert.match(harm.reason, /^refused: sleeve/);
   });
 
-  it('refuses a worse candidate overall, and a zero tolerance refuses any loss', () => {
-    const bad = applyGate(scores({ color: [0.5, 100] }), scores({ color: [0.8, 100] }), 0.01);
-    assert.equal(bad.passed, false);
-    assert.match(bad.failures.join('\n'), /^overall: 50\.00 %/);
-    assert.equal(applyGate(scores({ c: [0.799, 1000] }), scores({ c: [0.8, 1000] }), 0).passed, false);
-    assert.equal(applyGate(scores({ c: [0.8, 1000] }), scores({ c: [0.8, 1000] }), 0).passed, true);
+  it('refuses an overall drop beyond the tolerance even when no single condition is clearly worse', () => {
+    const spread = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f'].map((name) => [name, split(8, 14)]));
+    const gate = applyGate(answers(spread), SETTINGS);
+    assert.ok(gate.conditions.every((c) => c.verdict === 'no difference'));
+    assert.equal(gate.passed, false);
+    assert.match(gate.failures[0], /^overall accuracy dropped by more than the tolerance of 1\.00 points/);
+    assert.equal(applyGate(answers(spread), { ...SETTINGS, tolerance: 0.02 }).passed, true);
+    const tiny = answers({ c: split(0, 1) });
+    assert.equal(applyGate(tiny, { ...SETTINGS, tolerance: 0 }).passed, false, 'zero tolerance: any loss');
+  });
+
+  it('the interval is the paired one: about ±1.96·√(discordant share − Δ²)/√n for independent anchors', () => {
+    const outcomes = answers({ c: { onlyCandidate: 100, onlyServed: 60, both: 600, neither: 240 } });
+    const gate = applyGate(outcomes, SETTINGS);
+    const n = 1000;
+    const delta = 0.04;
+    const half = (1.96 * Math.sqrt(160 / n - delta * delta)) / Math.sqrt(n);
+    const [low, high] = gate.overall.interval;
+    assert.ok(Math.abs(gate.overall.delta - delta) < 1e-12);
+    assert.ok(Math.abs(low - (delta - half)) < 0.2 * half, `low ${low} vs ${delta - half}`);
+    assert.ok(Math.abs(high - (delta + half)) < 0.2 * half, `high ${high} vs ${delta + half}`);
+    assert.deepEqual(applyGate(outcomes, SETTINGS).overall.interval, [low, high], 'seeded: same interval');
+  });
+
+  it('triplets sharing an anchor widen the interval (the bootstrap resamples anchors)', () => {
+    const independent = answers({ c: split(30, 10) });
+    const clustered: GateAnswers = {
+      ...independent,
+      // 20 triplets per anchor, answered alike (an anchor the models embed differently): correlated outcomes.
+      triplets: independent.triplets.map((t) => ({ ...t, anchor: Math.floor(t.anchor / 20) })),
+    };
+    const width = (a: GateAnswers) => {
+      const [low, high] = applyGate(a, SETTINGS).overall.interval;
+      return high - low;
+    };
+    assert.ok(width(clustered) > width(independent), `${width(clustered)} vs ${width(independent)}`);
   });
 
   it('reports a new condition without gating it, and refuses when nothing can be compared', () => {
-    const gate = applyGate(
-      scores({ color: [0.8, 100], length: [0.3, 50] }),
-      scores({ color: [0.8, 100], sleeve: [0.9, 100] }),
-      0.01,
-    );
+    const gate = applyGate(answers({ color: split(0, 0), length: { new: 50 } }), SETTINGS);
     assert.equal(gate.passed, true, gate.failures.join('; '));
     const length = gate.conditions.find((c) => c.condition === 'length');
-    assert.deepEqual([length?.served, length?.delta, length?.passed], [null, null, true]);
-    assert.equal(gate.overall.triplets, 100, 'overall counts only conditions both models know');
-    const nothing = applyGate(scores({ length: [0.9, 50] }), scores({ sleeve: [0.9, 50] }), 0.01);
+    assert.deepEqual([length?.paired, length?.verdict, length?.passed], [null, 'new', true]);
+    assert.equal(gate.overall.triplets, 400, 'overall counts only conditions both models know');
+    const nothing = applyGate(answers({ length: { new: 50 } }), SETTINGS);
     assert.equal(nothing.passed, false);
     assert.match(nothing.failures[0], /nothing to compare/);
   });
 
-  it('rejects scores from different triplets and a tolerance outside [0, 1]', () => {
-    assert.throws(
-      () => applyGate(scores({ c: [0.8, 10] }), scores({ c: [0.8, 11] }), 0.01),
-      /different triplets/,
-    );
-    assert.throws(() => applyGate(scores({ c: [0.8, 10] }), scores({ c: [0.8, 10] }), -1), /tolerance/);
+  it('rejects answers of different lengths and settings out of range', () => {
+    const one = answers({ c: split(1, 1) });
+    assert.throws(() => applyGate({ ...one, served: one.served.slice(1) }, SETTINGS), /different triplets/);
+    assert.throws(() => applyGate(one, { ...SETTINGS, tolerance: -1 }), /tolerance/);
+    assert.throws(() => applyGate(one, { ...SETTINGS, confidence: 1 }), /confidence/);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * `runRefresh` in-process over real parts (a rendered catalogue, a real checkpoint, real HNSW bundles on disk): each
- * outcome and exit code of a run. Nothing changed; re-index only; a catalogue that lost a condition under
- * --no-retrain; images that do not decode (named, nothing published); a second refresh of a busy bundle; and a
- * retrain that adds a condition (fresh mask) and drops one, gated and published with the version's provenance.
+ * outcome and exit code of a run. Nothing changed; re-index only; images that do not decode (named, nothing
+ * published); a second refresh of a busy bundle; a retrain that adds a condition (fresh mask) and drops one: the
+ * catalogue first published with the served model without both, then the candidate gated and published; and a
+ * catalogue that lost a condition under --no-retrain, published without it.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -23,7 +24,6 @@ import {
 import { createModel, defaultModelConfig, selectBackend } from '../src/model/index.ts';
 import { acquireRefreshLock, REFRESH_EXIT } from '../src/refresh/index.ts';
 import { runRefresh, type RefreshOptions } from '../src/refresh/run.ts';
-import { TRAIN_DEFAULTS } from '../src/train/options.ts';
 import { quiet } from './fixtures/model/synthetic.ts';
 
 let root: string;
@@ -75,8 +75,8 @@ function options(dataDir: string, overrides: Partial<RefreshOptions> = {}): Refr
     dryRun: false,
     logDir: join(root, 'runs'),
     name: `run-${++runCount}`,
-    trainFlags: { ...TRAIN_DEFAULTS, ...SMALL, dataDir, name: undefined, lr: undefined },
-    explicit: (key) => key in SMALL,
+    gateTriplets: 300,
+    fineTune: { ...SMALL },
     log: pino({ level: 'silent' }),
     out: null,
     ...overrides,
@@ -133,21 +133,6 @@ describe('refresh runs', () => {
     assert.equal(result.report.changes?.unchanged, lines.length);
     assert.deepEqual(await readManifest(bundle), before);
     assert.equal(existsSync(killedBuild), false, 'the temp directory of a killed build is gone');
-  });
-
-  it('refuses --no-retrain when the catalogue lost a condition the indexes need', async () => {
-    const conditions = await conditionsOf();
-    const lost = conditions[conditions.length - 1];
-    const products = lines.map((p) => {
-      const attributes = { ...p.attributes };
-      delete attributes[lost];
-      return { ...p, attributes };
-    });
-    const dir = await catalogue('lost-condition', conditions.slice(0, -1), products);
-    const result = await runRefresh(options(dir, { retrain: false }));
-    assert.equal(result.exitCode, REFRESH_EXIT.badInput);
-    assert.match(result.report.error?.message ?? '', new RegExp(`no longer has condition\\(s\\) ${lost}`));
-    assert.equal(result.report.outcome, 'failed');
   });
 
   it('names every product whose image does not decode and publishes nothing', async () => {
@@ -226,15 +211,50 @@ describe('refresh runs', () => {
     assert.deepEqual(report.changes?.conditionsRemoved, [dropped]);
     assert.deepEqual(report.warmStart?.added, ['fit']);
     assert.deepEqual(report.warmStart?.dropped, [dropped]);
+    assert.deepEqual(
+      report.reindexed?.conditions,
+      kept,
+      'first the catalogue with the served model, without fit',
+    );
+    assert.deepEqual(report.reindexed?.notServable, ['fit'], 'fit: not servable before a model learned it');
     const fit = report.gate?.conditions.find((c) => c.condition === 'fit');
-    assert.deepEqual([fit?.served, fit?.passed], [null, true], 'a new condition is reported, not gated');
+    assert.deepEqual(
+      [fit?.paired, fit?.verdict, fit?.passed],
+      [null, 'new', true],
+      'a new condition is reported, not gated',
+    );
     assert.equal(report.published?.mode, 'full');
+    assert.notEqual(report.published?.version, report.reindexed?.version, 'then the new model');
     const served = await openBundle(bundle);
     try {
       assert.deepEqual([...served.conditions], [...kept, 'fit']);
       assert.equal(served.modelId, report.candidate?.modelId);
       assert.equal(served.info.provenance?.testAccuracy, report.candidate?.testAccuracy);
       assert.ok(served.modelFile, 'the version carries the candidate');
+    } finally {
+      served.close();
+    }
+  });
+  it('under --no-retrain, a catalogue that lost a condition is published without it, with the served model', async () => {
+    const before = await openBundle(bundle);
+    before.close();
+    const conditions = [...before.conditions];
+    const lost = conditions[conditions.length - 1];
+    const kept = conditions.slice(0, -1);
+    const products = lines.map((p) => ({
+      ...p,
+      attributes: Object.fromEntries(Object.entries(p.attributes).filter(([name]) => kept.includes(name))),
+    }));
+    const dir = await catalogue('lost-condition', kept, products);
+    const result = await runRefresh(options(dir, { retrain: false }));
+    assert.equal(result.exitCode, REFRESH_EXIT.ok, result.report.error?.message);
+    assert.deepEqual(result.report.changes?.conditionsRemoved, [lost]);
+    assert.deepEqual(result.report.reindexed?.conditions, kept);
+    const served = await openBundle(bundle);
+    try {
+      assert.equal(served.version, result.report.published?.version);
+      assert.deepEqual([...served.conditions], kept, `${lost} is left out`);
+      assert.equal(served.modelId, before.modelId, 'the served model still serves the other conditions');
     } finally {
       served.close();
     }

@@ -208,6 +208,16 @@ test(
   },
 );
 
+test("GET /conditions names each condition's test accuracy and MAP (null: this version records none)", async () => {
+  const body = (await (await fetch(`${served.server.url}/conditions`)).json()) as {
+    conditions: { name: string; testAccuracy: unknown; testMap: unknown }[];
+  };
+  for (const condition of body.conditions) {
+    assert.equal(condition.testAccuracy, null, condition.name);
+    assert.equal(condition.testMap, null, condition.name);
+  }
+});
+
 test('uploads: the server checks its own bytes against the contract (200, or 500 naming the violation)', async () => {
   const image = await readFile(join(fixture.catalogue.root, fixture.products[3].image));
   for (const query of ['?k=3', `?condition=${fixture.catalogue.conditions[0]}&k=2&filter=in_stock:true`]) {

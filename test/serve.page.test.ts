@@ -166,3 +166,90 @@ test('browse, open a product, read the explanations, view a heat map, upload a p
 
   assert.deepEqual(problems, [], 'no console errors, CSP violations or failed requests');
 });
+
+/**
+ * Controls whose box runs past the viewport's left or right edge (a control inside a scrolling row, such as a
+ * condition's neighbours, counts by its row), and how many lines the header's tagline takes.
+ */
+async function layoutAt(
+  width: number,
+): Promise<{ offscreen: string[]; taglineLines: number; scrollWidth: number }> {
+  await page.setViewportSize({ width, height: 900 });
+  return page.evaluate(() => {
+    const viewport = document.documentElement.clientWidth;
+    // No named functions in here: tsx would wrap them in a helper the page does not have.
+    const scrolling = ['auto', 'scroll'];
+    const offscreen: string[] = [];
+    const controls = 'button, input, select, textarea, a, label, fieldset, .badge';
+    for (let element of document.querySelectorAll<HTMLElement>(controls)) {
+      let ancestor = element.parentElement;
+      while (ancestor && !scrolling.includes(getComputedStyle(ancestor).overflowX))
+        ancestor = ancestor.parentElement;
+      if (ancestor && ancestor !== document.documentElement && ancestor !== document.body) element = ancestor;
+      const box = element.getBoundingClientRect();
+      if (box.width === 0 && box.height === 0) continue;
+      if (box.right > viewport + 0.5 || box.left < -0.5) {
+        offscreen.push(
+          `${element.tagName.toLowerCase()}#${element.id}.${element.className}: ${Math.round(box.left)}–${Math.round(box.right)}`,
+        );
+      }
+    }
+    const range = document.createRange();
+    range.selectNodeContents(document.querySelector('.tagline')!);
+    const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+    return {
+      offscreen: [...new Set(offscreen)],
+      taglineLines: tops.size,
+      scrollWidth: document.documentElement.scrollWidth,
+    };
+  });
+}
+
+test('fits the screen at 1280–1440 px: every control inside the viewport, the tagline on one or two lines', async () => {
+  await page.goto(`${server.url}/#/product/${fixture.products[0].id}`);
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForFunction(() => document.querySelectorAll('.group').length > 0);
+  for (const width of [1280, 1366, 1440]) {
+    const layout = await layoutAt(width);
+    assert.deepEqual(layout.offscreen, [], `controls off the screen at ${width} px`);
+    assert.ok(layout.scrollWidth <= width, `no horizontal scrolling at ${width} px (${layout.scrollWidth})`);
+    assert.ok(layout.taglineLines <= 2, `the tagline takes ${layout.taglineLines} lines at ${width} px`);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const png = await page.screenshot();
+  assert.equal(png.readUInt32BE(16), 1280, 'the screenshot is 1280 px wide');
+  await screenshot('fits-1280');
+  await page.setViewportSize({ width: 1400, height: 1000 });
+});
+
+test("shows each condition's test accuracy and MAP where conditions are chosen, and nothing when unknown", async () => {
+  const served = fixture.catalogue.conditions;
+  await page.goto(server.url);
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.click(`#grid .card[data-product-id="${fixture.products[0].id}"]`);
+  await page.waitForFunction(() => document.querySelectorAll('.group').length > 0);
+  const plain = await page.locator('#condition-filter option').allTextContents();
+  assert.deepEqual(plain, ['All conditions', ...served], 'no figures when /conditions has none');
+  assert.equal(await page.locator('#combine .quality').count(), 0);
+
+  // The served model's figures as GET /conditions gives them (a number, or null when unknown).
+  await page.route('**/conditions', async (route) => {
+    const response = await route.fetch();
+    const body = (await response.json()) as { conditions: { name: string }[] };
+    body.conditions = body.conditions.map((c, i) => ({
+      ...c,
+      testAccuracy: i === 0 ? null : 0.5 + i / 100,
+      testMap: i === 0 ? null : 0.25,
+    }));
+    await route.fulfill({ response, json: body });
+  });
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForFunction(() => document.querySelectorAll('#condition-filter option').length > 1);
+  const options = await page.locator('#condition-filter option').allTextContents();
+  assert.equal(options[1], served[0], 'a condition without figures shows none');
+  assert.equal(options[2], `${served[1]} — test accuracy 51.0 %, MAP 25.0 %`);
+  assert.equal(await page.locator('#combine .quality').count(), served.length - 1);
+  await page.unroute('**/conditions');
+  assert.deepEqual(problems, [], 'no console errors, CSP violations or failed requests');
+});

@@ -121,7 +121,7 @@ describe('train flags', () => {
     assert.match(await parseError(['--batch-size', '0']), /--batch-size must be an integer >= 1/);
     assert.match(await parseError(['--lr', '-1']), /--lr must be a positive number/);
     assert.match(await parseError(['--lr-decay', '1']), /--lr-decay must be in \[0, 1\)/);
-    assert.match(await parseError(['--model', 'vgg']), /--model must be one of csn, asen, unconditional/);
+    assert.match(await parseError(['--model', 'vgg']), /Allowed choices are csn, asen, unconditional/);
     assert.match(await parseError(['--backend', 'gpu']), /Allowed choices are auto, tensorflow, wasm, cpu/);
     assert.match(await parseError(['--prein', '--fixed-masks']), /cannot be used with/);
     assert.match(await parseError(['--bogus']), /unknown option '--bogus'/);

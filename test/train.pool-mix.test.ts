@@ -1,6 +1,6 @@
 /**
  * Pool batching draws anchors with the triplets mode's label mix (what val and test use), on a skewed catalogue
- * where plain random pools gave the rarest label about half its share (bench/pool-label-mix.ts).
+ * where plain random pools gave the rarest label about half its share.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

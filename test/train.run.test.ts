@@ -16,6 +16,7 @@ import { readMetrics, TIMING_FIELDS, type MetricsRecord } from '../src/train/met
 import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
 import { runEval } from '../src/eval/run.ts';
+import { modelProvenance } from '../src/index/model-source.ts';
 
 let root: string;
 let dataDir: string;
@@ -258,5 +259,42 @@ describe('training runs', () => {
     assert.deepEqual(report.retrieval, trained.retrieval);
     assert.match(lines.join(''), /overall\s+40\s+\d+\.\d\d%/);
     assert.deepEqual(JSON.parse(await readFile(out, 'utf8')).triplets, report.triplets);
+  });
+});
+
+describe('training for real photos: colour channels and the in-batch label loss', () => {
+  it('trains deterministically with both, and the best checkpoint carries its own test scores', async () => {
+    const settings = { colourHistogram: true, labelLoss: 1, controlled: 4, epochs: 1, embedDim: 24 };
+    const first = await train(options('real-a', settings), quiet);
+    const second = await train(options('real-b', settings), quiet);
+    assert.deepEqual(await comparableMetrics(first.runDir), await comparableMetrics(second.runDir));
+    const best = await readCheckpoint(join(first.runDir, RUN_FILES.best));
+    assert.equal(best.model.config.colourHistogram, true);
+    const report = JSON.parse(await readFile(join(first.runDir, RUN_FILES.testResults), 'utf8'));
+    assert.deepEqual(best.metrics?.test, report.triplets);
+    assert.equal(best.metrics?.testMap?.overall, report.retrieval.overall.map);
+    for (const condition of report.conditions as string[]) {
+      assert.equal(
+        best.metrics?.testMap?.perCondition[condition],
+        report.retrieval.perCondition[condition].map,
+      );
+    }
+    // What the index records for the service: per-condition scores, from test_results.json or the checkpoint.
+    const fromReport = await modelProvenance(join(first.runDir, RUN_FILES.best), report.model.id);
+    await rm(join(first.runDir, RUN_FILES.testResults));
+    const fromCheckpoint = await modelProvenance(join(first.runDir, RUN_FILES.best), report.model.id);
+    for (const provenance of [fromReport, fromCheckpoint]) {
+      assert.equal(provenance.testAccuracy, report.triplets.overall);
+      for (const condition of report.conditions as string[]) {
+        assert.deepEqual(provenance.conditionScores?.[condition], {
+          testAccuracy: report.triplets.perCondition[condition].accuracy,
+          testMap: report.retrieval.perCondition[condition].map,
+        });
+      }
+    }
+    const plain = await train(options('real-plain', { epochs: 1, embedDim: 24 }), quiet);
+    const loss = async (dir: string) =>
+      (await comparableMetrics(dir)).filter((r) => r.type === 'epoch').map((r) => JSON.stringify(r));
+    assert.notDeepEqual(await loss(first.runDir), await loss(plain.runDir));
   });
 });

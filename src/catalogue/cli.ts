@@ -1,88 +1,106 @@
 import type { Command } from 'commander';
-import { choice, integer, runCommand } from '../util/cli.ts';
+import { runCommand } from '../util/cli.ts';
+import { addOptions, type OptionTable, type ValuesOf } from '../util/options-table.ts';
 import { DEMO_DATA_DIR, DEMO_DEFAULTS } from './defaults.ts';
-import { LAYOUT_KINDS, type LayoutKind } from './layout.ts';
+import { LAYOUT_KINDS } from './layout.ts';
 
-interface DemoDataOptions {
-  out: string;
-  count: number;
-  seed: number;
-  imageSize: number;
-  force?: boolean;
-}
+/** `demo-data`'s flags. */
+export const DEMO_DATA_OPTIONS = {
+  out: { type: 'string', arg: 'dir', help: 'catalogue folder to write', default: DEMO_DATA_DIR },
+  count: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    max: 1_000_000,
+    help: 'number of products',
+    default: DEMO_DEFAULTS.count,
+  },
+  seed: {
+    type: 'integer',
+    arg: 'n',
+    min: 0,
+    max: 2 ** 31 - 1,
+    help: 'random seed (same seed, same catalogue)',
+    default: DEMO_DEFAULTS.seed,
+  },
+  imageSize: {
+    type: 'integer',
+    arg: 'px',
+    min: 16,
+    max: 1024,
+    help: 'side of the square images',
+    default: DEMO_DEFAULTS.imageSize,
+  },
+  force: { type: 'switch', help: 'replace the folder if it is not empty' },
+} satisfies OptionTable;
 
-interface ImportOptions {
-  from: string;
-  out: string;
-  layout?: LayoutKind;
-  images: 'copy' | 'symlink';
-  force?: boolean;
-}
+/** `import`'s flags. */
+export const IMPORT_OPTIONS = {
+  from: { type: 'string', arg: 'dir', help: 'source catalogue folder', required: true },
+  out: { type: 'string', arg: 'dir', help: 'native catalogue folder to write', required: true },
+  layout: {
+    type: 'choice',
+    arg: 'kind',
+    choices: LAYOUT_KINDS,
+    help: 'source layout instead of auto-detection',
+    defaultText: 'detected',
+  },
+  images: {
+    type: 'choice',
+    arg: 'mode',
+    choices: ['copy', 'symlink'] as const,
+    help: 'copy the images or symlink them',
+    default: 'copy' as 'copy' | 'symlink',
+  },
+  force: { type: 'switch', help: 'replace the output folder if it is not empty' },
+} satisfies OptionTable;
 
-interface InfoOptions {
-  json?: boolean;
-  checkImages: boolean;
-}
+/** `catalogue-info`'s flags (its argument is the catalogue folder). */
+export const INFO_OPTIONS = {
+  json: { type: 'switch', help: 'print the summary as JSON' },
+  checkImages: {
+    type: 'switch',
+    form: 'off',
+    help: 'skip checking that every image file exists',
+    default: true,
+  },
+} satisfies OptionTable;
 
 /** `demo-data`, `import` and `catalogue-info`. Implementations load lazily so that `--help` stays fast. */
 export function registerCatalogueCommands(program: Command): void {
-  program
+  const demoData = program
     .command('demo-data')
     .description(
       'Generate the synthetic demo catalogue: dress images with known colour, sleeve, neckline, length, pattern and silhouette',
-    )
-    .option('--out <dir>', 'catalogue folder to write', DEMO_DATA_DIR)
-    .option('--count <n>', 'number of products', integer('--count', 1, 1_000_000), DEMO_DEFAULTS.count)
-    .option(
-      '--seed <n>',
-      'random seed (same seed, same catalogue)',
-      integer('--seed', 0, 2 ** 31 - 1),
-      DEMO_DEFAULTS.seed,
-    )
-    .option(
-      '--image-size <px>',
-      'side of the square images',
-      integer('--image-size', 16, 1024),
-      DEMO_DEFAULTS.imageSize,
-    )
-    .option('--force', 'replace the folder if it is not empty')
-    .action(async (options: DemoDataOptions, command: Command) =>
-      runCommand(command, () => runDemoData(options)),
     );
+  addOptions(demoData, DEMO_DATA_OPTIONS).action(
+    async (options: ValuesOf<typeof DEMO_DATA_OPTIONS>, command: Command) =>
+      runCommand(command, () => runDemoData(options)),
+  );
 
-  program
+  const importCommand = program
     .command('import')
     .description(
       'Convert a catalogue in any supported layout (Farfetch CSN, CSN/Zappos, ASEN, native) to the native layout',
-    )
-    .requiredOption('--from <dir>', 'source catalogue folder')
-    .requiredOption('--out <dir>', 'native catalogue folder to write')
-    .option('--layout <kind>', 'source layout instead of auto-detection', choice('--layout', LAYOUT_KINDS))
-    .option(
-      '--images <mode>',
-      'copy the images or symlink them',
-      choice('--images', ['copy', 'symlink'] as const),
-      'copy',
-    )
-    .option('--force', 'replace the output folder if it is not empty')
-    .action(async (options: ImportOptions, command: Command) =>
-      runCommand(command, () => runImport(options)),
     );
+  addOptions(importCommand, IMPORT_OPTIONS).action(
+    async (options: ValuesOf<typeof IMPORT_OPTIONS>, command: Command) =>
+      runCommand(command, () => runImport(options)),
+  );
 
-  program
+  const info = program
     .command('catalogue-info')
     .description(
       'Summarise a catalogue: products per split, labels per condition, shipped triplets and retrieval sets',
     )
-    .argument('<dir>', 'catalogue folder (any supported layout)')
-    .option('--json', 'print the summary as JSON')
-    .option('--no-check-images', 'skip checking that every image file exists')
-    .action(async (dir: string, options: InfoOptions, command: Command) =>
+    .argument('<dir>', 'catalogue folder (any supported layout)');
+  addOptions(info, INFO_OPTIONS).action(
+    async (dir: string, options: ValuesOf<typeof INFO_OPTIONS>, command: Command) =>
       runCommand(command, () => runInfo(dir, options, command)),
-    );
+  );
 }
 
-async function runDemoData(options: DemoDataOptions): Promise<void> {
+async function runDemoData(options: ValuesOf<typeof DEMO_DATA_OPTIONS>): Promise<void> {
   const [{ generateDemoCatalogue }, { createLogger }, { createProgress }] = await Promise.all([
     import('./demo.ts'),
     import('../util/log.ts'),
@@ -109,7 +127,7 @@ async function runDemoData(options: DemoDataOptions): Promise<void> {
   );
 }
 
-async function runImport(options: ImportOptions): Promise<void> {
+async function runImport(options: ValuesOf<typeof IMPORT_OPTIONS>): Promise<void> {
   const [
     { loadCatalogue, detectLayout },
     { writeCatalogue },
@@ -153,7 +171,7 @@ async function runImport(options: ImportOptions): Promise<void> {
   log.info({ out: options.out }, 'native catalogue written');
 }
 
-async function runInfo(dir: string, options: InfoOptions, command: Command): Promise<void> {
+async function runInfo(dir: string, options: ValuesOf<typeof INFO_OPTIONS>, command: Command): Promise<void> {
   const [{ loadCatalogue, detectLayout }, { summarizeCatalogue, formatSummary }] = await Promise.all([
     import('./load.ts'),
     import('./info.ts'),

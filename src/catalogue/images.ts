@@ -30,7 +30,7 @@ const MAX_SIZE = 4096;
 
 // libvips' operation cache only ever hits for the same input object, and every decode here gets a fresh buffer:
 // it costs hashing, locking and up to 100 kept operations per call for nothing. Off, a 128 px demo JPEG decoded to
-// 48 px takes ~15-20% less CPU (same pixels; bench/results/index-embed.md, issue 13).
+// 48 px takes ~15-20% less CPU (same pixels; bench/results/index-embed.md).
 sharp.cache(false);
 
 function classify(error: Error): ImageDecodeReason {
@@ -53,7 +53,7 @@ export async function decodeImageBytes(
   checkSize(size);
   const source = typeof input === 'string' ? input : 'buffer';
   // Reading the file first and decoding the bytes costs ~1.4x less CPU per 128 px JPEG than letting libvips
-  // open the path (measured, issue 13); the pixels are the same.
+  // open the path (bench/results/index-embed.md); the pixels are the same.
   const data =
     typeof input === 'string' ? await readFile(input).catch((error: Error) => failed(source, error)) : input;
   return decodeData(data, source, size, fit);

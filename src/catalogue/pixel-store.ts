@@ -2,7 +2,7 @@
  * Decode once: product images as the size×size RGB bytes that decodeImageBytes produced, kept on disk beside the
  * catalogue (`<root>/.pixels/`), so that training, evaluation and the index job decode an image only once per input
  * size and preprocessing. A 128 px demo JPEG costs about 2 ms of CPU to decode to 48 px; reading its 6.9 KB row
- * back costs a few µs (bench/results/index-embed.md, issue 13).
+ * back costs a few µs (bench/results/index-embed.md).
  *
  * Rows are keyed by the SHA-256 of the image file's bytes, in a folder per input size, preprocessing and decoder
  * version (sharp and libvips): a changed file, size, preprocessing or decoder misses and is decoded again, so stale

@@ -4,7 +4,7 @@
  * holds two products of a rare label, so pool batches under-sampled rare labels as anchors (Zipf-distributed
  * labels: the rarest got 2.5 % of anchors in pool mode against about 8 % in val and test). Seeding each pool with
  * two holders of every anchor label (of a random subset when they do not fit in half the pool) and filling the
- * rest at random restores the triplets mode's mix (bench/pool-label-mix.ts).
+ * rest at random restores the triplets mode's mix (test/train.pool-mix.test.ts).
  */
 import type { Rng } from '../util/rng.ts';
 

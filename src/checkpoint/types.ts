@@ -49,7 +49,10 @@ export interface TrainingState {
 
 export interface MetricsSummary {
   val?: AccuracySummary;
+  /** Test triplet accuracy of this checkpoint (the best one carries it once the run's test is done). */
   test?: AccuracySummary;
+  /** Test retrieval MAP, overall and per condition, beside `test`. */
+  testMap?: { overall: number; perCondition: Record<string, number> };
   trainLoss?: number;
   trainAccuracy?: number;
 }

@@ -4,13 +4,13 @@
  * Crash safety: a version is written into `versions/.tmp-<version>/` (every file fsynced, version.json last), the
  * directory is renamed to `versions/<version>/`, and only then is manifest.json replaced atomically. Until that last
  * rename the previous manifest, and so the previous version, is what readers see; a killed job leaves at most a
- * temp or unpublished directory, which the next job removes. A lock keeps two jobs from building at once.
+ * temp or unpublished directory, which the next job removes. A lock keeps two jobs from building at once. The lock,
+ * version names, publishing and garbage collection are lifecycle.ts; the slot plan is layout.ts.
  */
-import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import type { ModelKind } from '../model/index.ts';
-import { fsyncDirectory, writeFileAtomic } from '../util/atomic.ts';
+import { fsyncDirectory } from '../util/atomic.ts';
 import type { Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { loadVersion, type IndexBundle } from './bundle.ts';
@@ -18,18 +18,15 @@ import { BUILD_DEFAULTS, DEFAULT_PARAMS } from './defaults.ts';
 import {
   conditionFileStem,
   floatBytes,
-  formatVersionName,
-  listVersionDirs,
-  manifestPath,
   readManifest,
-  sha256,
   syncAndHash,
-  versionPath,
-  versionSequence,
   versionsPath,
   writeDurable,
 } from './files.ts';
 import { RowReader, searchIndex, yieldToEventLoop, type HnswIndex } from './hnsw.ts';
+import { fieldsChanged, fullLayout, incompatibility, incrementalLayout, type Layout } from './layout.ts';
+import { collectGarbage, holdLock, nextVersionName, publishVersion } from './lifecycle.ts';
+import { SlotVectors } from './slot-vectors.ts';
 import { distanceQuantiles, measureRecall, type RecallInput } from './quality.ts';
 import { buildConditionIndexes, startIndexBuilders, type IndexBuilders } from './parallel-build.ts';
 import {
@@ -174,269 +171,8 @@ function validateSource(source: BundleSource, bundleDir: string): void {
   }
 }
 
-/** Where a final slot's vectors come from. */
-type SlotSource = { previous: number } | { embedded: number } | null;
-
-interface Layout {
-  slots: (IndexedProduct | null)[];
-  sources: SlotSource[];
-  /** Source product indices to embed, in embedding order (`embedded` refers to positions in this list). */
-  toEmbed: number[];
-  changes: ChangeSummary;
-  /** Slots whose HNSW element must be updated (incremental, in place) and slots to mark deleted. */
-  upsert: number[];
-  remove: number[];
-  inPlace: boolean;
-}
-
-function fullLayout(products: IndexedProduct[]): Layout {
-  return {
-    slots: [...products],
-    sources: products.map((_, i) => ({ embedded: i })),
-    toEmbed: products.map((_, i) => i),
-    changes: { added: products.length, updated: 0, removed: 0, unchanged: 0, compacted: false },
-    upsert: [],
-    remove: [],
-    inPlace: false,
-  };
-}
-
-/**
- * Incremental plan: unchanged products keep their slot and vectors, changed ones keep their slot with new vectors,
- * removed ones leave a hole, new ones fill holes (lowest first) then append. When holes would exceed
- * `compactRatio` of the slots, everything is laid out densely again (still without re-embedding unchanged ones).
- */
-function incrementalLayout(previous: IndexBundle, products: IndexedProduct[], compactRatio: number): Layout {
-  const previousSlots = previous.products;
-  const toEmbed: number[] = [];
-  const sources: SlotSource[] = previousSlots.map((p, slot) => (p ? { previous: slot } : null));
-  const slots: (IndexedProduct | null)[] = [...previousSlots];
-  const changes: ChangeSummary = { added: 0, updated: 0, removed: 0, unchanged: 0, compacted: false };
-  const upsert: number[] = [];
-  const incoming = new Set(products.map((p) => p.id));
-  const remove: number[] = [];
-  previousSlots.forEach((product, slot) => {
-    if (product && !incoming.has(product.id)) {
-      slots[slot] = null;
-      sources[slot] = null;
-      remove.push(slot);
-      changes.removed++;
-    }
-  });
-  const free = slots.flatMap((p, slot) => (p ? [] : [slot]));
-  let nextFree = 0;
-  products.forEach((product, i) => {
-    const slot = previous.productIndex(product.id);
-    if (slot !== undefined) {
-      if (previousSlots[slot]?.fingerprint === product.fingerprint) {
-        changes.unchanged++;
-        slots[slot] = product;
-        return;
-      }
-      changes.updated++;
-      slots[slot] = product;
-      sources[slot] = { embedded: toEmbed.length };
-      toEmbed.push(i);
-      upsert.push(slot);
-      return;
-    }
-    changes.added++;
-    const target = nextFree < free.length ? free[nextFree++] : slots.length;
-    slots[target] = product;
-    sources[target] = { embedded: toEmbed.length };
-    toEmbed.push(i);
-    upsert.push(target);
-  });
-  const removedFromIndex = remove.filter((slot) => slots[slot] === null);
-  const holes = slots.filter((p) => p === null).length;
-  if (holes > 0 && holes > compactRatio * slots.length) {
-    const dense = slots.flatMap((p, slot) => (p ? [slot] : []));
-    return {
-      slots: dense.map((slot) => slots[slot]),
-      sources: dense.map((slot) => sources[slot]),
-      toEmbed,
-      changes: { ...changes, compacted: true },
-      upsert: [],
-      remove: [],
-      inPlace: false,
-    };
-  }
-  return { slots, sources, toEmbed, changes, upsert, remove: removedFromIndex, inPlace: true };
-}
-
-/**
- * True when a product keeps its vectors but its fields changed (price, stock): fields stay out of the fingerprint,
- * so nothing is re-embedded, but the new values must still be published.
- */
-function fieldsChanged(previous: IndexBundle, slots: readonly (IndexedProduct | null)[]): boolean {
-  return slots.some(
-    (product, slot) =>
-      product !== null &&
-      JSON.stringify(product.fields ?? {}) !== JSON.stringify(previous.products[slot]?.fields ?? {}),
-  );
-}
-
-/** Why the current version cannot be edited in place for this source, or null when it can. */
-function incompatibility(info: VersionInfo, source: BundleSource, params: BuildParams): string | null {
-  if (info.model.id !== source.modelId) return 'the model changed';
-  if (info.model.kind !== source.modelKind || info.model.embedDim !== source.embedDim)
-    return 'the model kind changed';
-  if (info.conditions.join('\n') !== source.conditions.join('\n')) return 'the conditions changed';
-  if (info.params.m !== params.m || info.params.efConstruction !== params.efConstruction) {
-    return 'M or efConstruction changed';
-  }
-  if (info.params.maskThreshold !== params.maskThreshold) return 'the mask threshold changed';
-  return null;
-}
-
-/** Per-condition rows for every slot (plus the shared embedding), filled from the previous version and new vectors. */
-class SlotVectors {
-  readonly embeddings: Float32Array | null;
-  readonly rows: Float32Array[];
-
-  constructor(
-    private readonly source: BundleSource,
-    readonly spaces: ConditionSpace[],
-    slots: number,
-  ) {
-    const D = source.embedDim;
-    this.embeddings = source.modelKind === 'asen' ? null : new Float32Array(slots * D);
-    // Shared memory: the parallel HNSW build hands the rows to its workers without copying them.
-    this.rows = spaces.map(
-      (space) =>
-        new Float32Array(new SharedArrayBuffer(slots * space.dims.length * Float32Array.BYTES_PER_ELEMENT)),
-    );
-  }
-
-  copyFromPrevious(previous: IndexBundle, fromSlot: number, toSlot: number): void {
-    const D = this.source.embedDim;
-    const embedding = previous.embedding(fromSlot);
-    if (this.embeddings && embedding) this.embeddings.set(embedding, toSlot * D);
-    this.spaces.forEach((space, c) => {
-      this.rows[c].set(previous.vector(space.condition, fromSlot), toSlot * space.dims.length);
-    });
-  }
-
-  /** Store the vectors of a batch: `targets[r]` is the slot of row r. */
-  put(batch: EmbeddedRows, targets: readonly number[], bundleDir: string): void {
-    const D = this.source.embedDim;
-    const count = targets.length;
-    const check = (array: Float32Array | undefined, what: string): Float32Array => {
-      if (!array || array.length !== count * D) {
-        throw new BundleError(
-          'invalid-input',
-          bundleDir,
-          `embed() returned ${array ? array.length : 'no'} ${what} values for ${count} products x ${D} dims`,
-        );
-      }
-      return array;
-    };
-    if (this.source.modelKind === 'asen') {
-      if (batch.conditionVectors?.length !== this.spaces.length) {
-        throw new BundleError(
-          'invalid-input',
-          bundleDir,
-          'embed() must return one condition-vector array per condition',
-        );
-      }
-      this.spaces.forEach((space, c) => {
-        const projected = projectRows(check(batch.conditionVectors?.[c], 'condition-vector'), D, space);
-        this.scatter(c, projected, targets);
-      });
-      return;
-    }
-    const embeddings = check(batch.embeddings, 'embedding');
-    targets.forEach((slot, r) => this.embeddings?.set(embeddings.subarray(r * D, (r + 1) * D), slot * D));
-    this.spaces.forEach((space, c) => this.scatter(c, projectRows(embeddings, D, space), targets));
-  }
-
-  private scatter(c: number, projected: Float32Array, targets: readonly number[]): void {
-    const d = this.spaces[c].dims.length;
-    targets.forEach((slot, r) => this.rows[c].set(projected.subarray(r * d, (r + 1) * d), slot * d));
-  }
-}
-
 function seconds(start: number): number {
   return Math.round((performance.now() - start) / 10) / 100;
-}
-
-async function acquireLock(
-  bundleDir: string,
-  staleMs: number,
-  onCompromised: (error: Error) => void,
-): Promise<() => Promise<void>> {
-  const lockPath = join(bundleDir, '.lock');
-  try {
-    return await lockfile.lock(bundleDir, {
-      lockfilePath: lockPath,
-      realpath: false,
-      stale: staleMs,
-      update: Math.max(1000, Math.floor(staleMs / 2)),
-      // Wait long enough for the lock of a killed job to go stale, then take it over.
-      retries: { retries: Math.ceil((staleMs + 2000) / 250), factor: 1, minTimeout: 250, maxTimeout: 250 },
-      onCompromised,
-    });
-  } catch (error) {
-    throw new BundleError(
-      'locked',
-      lockPath,
-      `another index job is building this bundle (${(error as Error).message}); wait for it to finish`,
-      { cause: error },
-    );
-  }
-}
-
-/**
- * Remove what no reader can be using: temp directories of crashed jobs, versions newer than the current one that
- * were never published, and published versions beyond the newest `keep` (never the current one).
- * Only call with the bundle lock held.
- */
-export async function collectGarbage(
-  bundleDir: string,
-  current: string | null,
-  keep: number,
-): Promise<string[]> {
-  const removed: string[] = [];
-  const currentSequence = current ? versionSequence(current) : Number.POSITIVE_INFINITY;
-  const published: string[] = [];
-  for (const name of await listVersionDirs(bundleDir)) {
-    if (name === current) continue;
-    const sequence = versionSequence(name);
-    if (name.startsWith(TEMP_PREFIX) || sequence < 0 || sequence > currentSequence) removed.push(name);
-    else published.push(name);
-  }
-  published.sort((a, b) => versionSequence(b) - versionSequence(a));
-  removed.push(...published.slice(Math.max(0, keep - (current ? 1 : 0))));
-  for (const name of removed) await rm(versionPath(bundleDir, name), { recursive: true, force: true });
-  // Leftovers of an interrupted manifest write (writeFileAtomic's sibling temp files).
-  for (const name of await readdir(bundleDir)) {
-    if (name.startsWith('.manifest.json.') && name.endsWith('.tmp'))
-      await rm(join(bundleDir, name), { force: true });
-  }
-  if (removed.length > 0) await fsyncDirectory(versionsPath(bundleDir));
-  return removed;
-}
-
-/**
- * Remove what killed index jobs left behind (temp and unpublished version directories, manifest temp files),
- * under the bundle lock, without building anything. Published versions are kept. Returns what was removed.
- */
-export async function removeLeftovers(bundleDir: string, lockStaleMs = 10_000): Promise<string[]> {
-  const release = await acquireLock(bundleDir, lockStaleMs, () => undefined);
-  try {
-    const manifest = await readManifest(bundleDir);
-    return await collectGarbage(bundleDir, manifest?.current ?? null, Number.MAX_SAFE_INTEGER);
-  } finally {
-    await release().catch(() => undefined);
-  }
-}
-
-async function nextVersionName(bundleDir: string, manifest: Manifest | null, now: Date): Promise<string> {
-  let sequence = manifest ? versionSequence(manifest.current) : 0;
-  for (const name of await listVersionDirs(bundleDir)) {
-    sequence = Math.max(sequence, versionSequence(name.replace(TEMP_PREFIX, '')));
-  }
-  return formatVersionName(sequence + 1, now);
 }
 
 /** Recall@k of the HNSW index against brute force on sampled queries (and of the subspace against the full mask). */
@@ -493,7 +229,8 @@ export async function buildBundle(
     const indexes = await buildIndexes(build, vectors);
     const { quality, spaceRecords } = await checkQuality(build, vectors, indexes);
     const infoText = await writeVersion(build, vectors, indexes, spaceRecords);
-    await publishVersion(build, infoText, lock);
+    const built = build;
+    await publishVersion(built, infoText, lock, (name) => stage(built, name));
     const removedVersions = await collectGarbage(bundleDir, build.version, keep);
     options.log?.info(
       { version: build.version, mode: build.mode, removed: removedVersions },
@@ -506,29 +243,6 @@ export async function buildBundle(
     if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
     await lock.release().catch(() => undefined);
   }
-}
-
-/** The bundle lock, and a check that it was not lost (taken over as stale) while the job ran. */
-interface HeldLock {
-  release(): Promise<void>;
-  assertHeld(): void;
-}
-
-async function holdLock(bundleDir: string, staleMs: number): Promise<HeldLock> {
-  let compromised: Error | null = null;
-  const release = await acquireLock(bundleDir, staleMs, (error) => {
-    compromised = error;
-  });
-  const assertHeld = (): void => {
-    if (compromised) {
-      throw new BundleError(
-        'locked',
-        bundleDir,
-        `lost the bundle lock (${compromised.message}); nothing was published`,
-      );
-    }
-  };
-  return { release, assertHeld };
 }
 
 /** One build in progress: its inputs, the version it writes, the slot plan and the spaces it indexes. */
@@ -903,26 +617,4 @@ function versionInfo(
     timings: build.timings,
     files,
   };
-}
-
-/** Step 5. Publish: rename the directory into place, then switch the manifest (the atomic step). */
-async function publishVersion(build: Build, infoText: string, lock: HeldLock): Promise<void> {
-  const { bundleDir, version } = build;
-  lock.assertHeld();
-  await rename(build.tempDir!, versionPath(bundleDir, version));
-  build.tempDir = null;
-  await fsyncDirectory(versionsPath(bundleDir));
-  await stage(build, 'renamed');
-  lock.assertHeld();
-  const nextManifest: Manifest = {
-    format: BUNDLE_FORMAT,
-    formatVersion: BUNDLE_FORMAT_VERSION,
-    current: version,
-    versionSha256: sha256(Buffer.from(infoText)),
-    updatedAt: new Date().toISOString(),
-    modelId: build.source.modelId,
-    history: [...(build.manifest?.history ?? []), version].slice(-20),
-  };
-  await writeFileAtomic(manifestPath(bundleDir), `${JSON.stringify(nextManifest, null, 2)}\n`);
-  await stage(build, 'published');
 }

@@ -2,13 +2,14 @@
  * `index` (build and publish a bundle version, full or incremental), `index-info` (what a bundle holds, verified)
  * and `index-query` (nearest neighbours of a product from the command line). Heavy modules load inside the actions.
  */
-import { Option, type Command } from 'commander';
+import type { Command, Option } from 'commander';
 import { DEMO_DATA_DIR } from '../catalogue/defaults.ts';
 import { DEMO_CHECKPOINT } from '../checkpoint/defaults.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { SimilarityModel } from '../model/index.ts';
-import { fraction, integer, runCommand } from '../util/cli.ts';
+import { runCommand } from '../util/cli.ts';
+import { addOptions, commanderOptions, type OptionTable, type ValuesOf } from '../util/options-table.ts';
 import type { Logger } from '../util/log.ts';
 import { formatTable } from '../util/table.ts';
 import type { BuildReport, BundleSource } from './build.ts';
@@ -16,6 +17,9 @@ import { BUILD_DEFAULTS, DEFAULT_PARAMS, DEMO_BUNDLE_DIR } from './defaults.ts';
 import type { ProgressFactory } from '../util/progress.ts';
 import { stageBars } from './progress.ts';
 import { STORE_KINDS, type StoreKind } from './defaults.ts';
+
+/** A share in [0, 1], as the fraction parser asks. */
+const SHARE = { check: (n: number) => n >= 0 && n <= 1, rule: 'a number in [0, 1]' };
 import type { ConditionQuality } from './types.ts';
 
 export function qualityTable(quality: ConditionQuality[], dims: Map<string, string>): string {
@@ -70,46 +74,163 @@ function describeReport(report: BuildReport, imagesPerSecond: number): string {
     .join('\n');
 }
 
-interface IndexFlags extends StoreFlags {
-  model: string;
-  dataDir: string;
-  out: string;
-  incremental?: boolean;
-  m: number;
-  efConstruction: number;
-  efSearch: number;
-  maskThreshold: number;
-  minRecall: number;
-  recallSample: number;
-  batchSize: number;
-  keepVersions: number;
-  seed: number;
-  backend: BackendPreference;
-  json?: boolean;
-  shard?: string;
-  commit?: boolean;
-}
+/** Where a store lives: the embedded hnswlib bundle, or a LanceDB table (the index job and the service both ask). */
+export const STORE_OPTIONS = {
+  store: {
+    type: 'choice',
+    arg: 'kind',
+    choices: STORE_KINDS,
+    help: 'where to publish: an hnswlib bundle (--out) or a LanceDB table (--uri)',
+    default: STORE_KINDS[0] as StoreKind,
+  },
+  uri: {
+    type: 'string',
+    arg: 'path|s3://...',
+    help: 'LanceDB database of --store lancedb (local directory or object store URI)',
+  },
+} satisfies OptionTable;
 
-/** Which store a command writes or reads, and where a LanceDB one is (the index job and the service both ask). */
-export interface StoreFlags {
-  store: StoreKind;
-  uri?: string;
-}
+/** Which store a command writes or reads, and where a LanceDB one is. */
+export type StoreFlags = ValuesOf<typeof STORE_OPTIONS>;
 
+/** The --store option with a command's own description. */
 export function storeOption(description: string): Option {
-  return new Option('--store <kind>', description).choices(STORE_KINDS).default(STORE_KINDS[0]);
+  return commanderOptions('store', { ...STORE_OPTIONS.store, help: description })[0];
 }
 
-export const URI_OPTION = [
-  '--uri <path|s3://...>',
-  'LanceDB database of --store lancedb (local directory or object store URI)',
-] as const;
+export const URI_OPTION = ['--uri <path|s3://...>', STORE_OPTIONS.uri.help] as const;
 
 /** The LanceDB URI of `--store lancedb`, which cannot do without one. */
 export function lanceUri(flags: StoreFlags): string {
   if (!flags.uri) throw new Error('--store lancedb needs --uri <directory or s3://bucket/path>');
   return flags.uri;
 }
+
+const p = DEFAULT_PARAMS;
+
+/** `index`'s flags: the build parameters' defaults come from DEFAULT_PARAMS (src/index/defaults.ts, with the reasons). */
+export const INDEX_OPTIONS = {
+  model: { type: 'string', arg: 'checkpoint', help: 'trained model (.dmck)', default: DEMO_CHECKPOINT },
+  dataDir: {
+    type: 'string',
+    arg: 'dir',
+    help: 'catalogue folder (any supported layout)',
+    default: DEMO_DATA_DIR,
+  },
+  out: {
+    type: 'string',
+    arg: 'dir',
+    help: 'bundle folder (manifest.json + versions/)',
+    default: DEMO_BUNDLE_DIR,
+  },
+  incremental: {
+    type: 'switch',
+    help: 're-embed only new and changed products and edit a copy of the current version',
+  },
+  m: {
+    type: 'integer',
+    arg: 'n',
+    min: 2,
+    help: 'HNSW links per node (memory ~ 8M bytes per product)',
+    default: p.m,
+  },
+  efConstruction: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'HNSW candidate list while building (build time vs graph quality)',
+    default: p.efConstruction,
+  },
+  efSearch: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'HNSW candidate list per query, recorded as the serving default',
+    default: p.efSearch,
+  },
+  maskThreshold: {
+    type: 'number',
+    arg: 'x',
+    ...SHARE,
+    help: 'CSN: index only dims whose mask weight is >= x times the largest (0 keeps every nonzero dim)',
+    default: p.maskThreshold,
+  },
+  minRecall: {
+    type: 'number',
+    arg: 'x',
+    ...SHARE,
+    help: "do not publish when any condition's recall@10 is below x",
+    default: p.minRecall,
+  },
+  recallSample: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'queries of the recall check',
+    default: p.recallSample,
+  },
+  batchSize: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'images per model call',
+    default: BUILD_DEFAULTS.batchSize,
+  },
+  keepVersions: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'published versions kept on disk, the current one included',
+    default: BUILD_DEFAULTS.keepVersions,
+  },
+  seed: {
+    type: 'integer',
+    arg: 'n',
+    min: 0,
+    help: 'seed of HNSW levels and of the samples',
+    default: p.seed,
+  },
+  backend: {
+    type: 'choice',
+    arg: 'name',
+    choices: BACKEND_PREFERENCES,
+    help: 'tfjs backend',
+    default: 'auto' as BackendPreference,
+  },
+  ...STORE_OPTIONS,
+  shard: {
+    type: 'string',
+    arg: 'i/n',
+    help: 'lancedb: embed only share i of n (0-based) into a staging table; publish with --commit',
+  },
+  commit: {
+    type: 'switch',
+    help: 'lancedb: check that every shard is staged, then index, check and publish them as one version',
+  },
+  json: { type: 'switch', help: 'print the build report as JSON' },
+} satisfies OptionTable;
+
+type IndexFlags = ValuesOf<typeof INDEX_OPTIONS>;
+
+/** `index-info`'s flags (its argument is the bundle folder). */
+export const INDEX_INFO_OPTIONS = {
+  verify: {
+    type: 'switch',
+    form: 'off',
+    help: 'skip hashing the files (sizes and shapes are still checked)',
+    default: true,
+  },
+  json: { type: 'switch', help: 'print as JSON' },
+} satisfies OptionTable;
+
+/** `index-query`'s flags (its argument is the bundle folder). */
+export const INDEX_QUERY_OPTIONS = {
+  product: { type: 'string', arg: 'id', help: 'product id', required: true },
+  condition: { type: 'string', arg: 'name', help: 'one condition', defaultText: 'all' },
+  k: { type: 'integer', flag: '-k', arg: 'n', min: 1, help: 'neighbours', default: 10 },
+  exact: { type: 'switch', help: 'brute force instead of HNSW' },
+  json: { type: 'switch', help: 'print as JSON' },
+} satisfies OptionTable;
 
 async function runIndex(flags: IndexFlags): Promise<void> {
   const [{ createLogger }, { selectBackend }, { loadModelFromCheckpoint }, { loadCatalogue }] =
@@ -233,7 +354,7 @@ async function modelSource(
   };
 }
 
-async function runInfo(dir: string, flags: { verify: boolean; json?: boolean }): Promise<void> {
+async function runInfo(dir: string, flags: ValuesOf<typeof INDEX_INFO_OPTIONS>): Promise<void> {
   const [{ openBundle }, { readManifest, listVersionDirs }] = await Promise.all([
     import('./bundle.ts'),
     import('./files.ts'),
@@ -293,10 +414,7 @@ async function runInfo(dir: string, flags: { verify: boolean; json?: boolean }):
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-async function runQuery(
-  dir: string,
-  flags: { product: string; condition?: string; k: number; exact?: boolean; json?: boolean },
-): Promise<void> {
+async function runQuery(dir: string, flags: ValuesOf<typeof INDEX_QUERY_OPTIONS>): Promise<void> {
   const { openBundle } = await import('./bundle.ts');
   const bundle = await openBundle(dir);
   const slot = bundle.productIndex(flags.product);
@@ -336,100 +454,36 @@ async function runQuery(
 
 export function registerIndexCommands(program: Command): void {
   registerIndexCommand(program);
-  program
+  const info = program
     .command('index-info')
     .description(
       'Show the published version of an index bundle (verifies every checksum), its conditions and recall',
     )
-    .argument('[bundle]', 'bundle folder', DEMO_BUNDLE_DIR)
-    .option('--no-verify', 'skip hashing the files (sizes and shapes are still checked)')
-    .option('--json', 'print as JSON')
-    .action(async (dir: string, flags: { verify: boolean; json?: boolean }, command: Command) =>
+    .argument('[bundle]', 'bundle folder', DEMO_BUNDLE_DIR);
+  addOptions(info, INDEX_INFO_OPTIONS).action(
+    async (dir: string, flags: ValuesOf<typeof INDEX_INFO_OPTIONS>, command: Command) =>
       runCommand(command, () => runInfo(dir, flags)),
-    );
+  );
 
-  program
+  const query = program
     .command('index-query')
     .description('Nearest neighbours of a catalogue product in a published bundle, per condition')
-    .argument('[bundle]', 'bundle folder', DEMO_BUNDLE_DIR)
-    .requiredOption('--product <id>', 'product id')
-    .option('--condition <name>', 'one condition (default: all)')
-    .option('-k <n>', 'neighbours', integer('-k', 1), 10)
-    .option('--exact', 'brute force instead of HNSW')
-    .option('--json', 'print as JSON')
-    .action(
-      async (
-        dir: string,
-        flags: { product: string; condition?: string; k: number; exact?: boolean; json?: boolean },
-        command: Command,
-      ) => runCommand(command, () => runQuery(dir, flags)),
-    );
+    .argument('[bundle]', 'bundle folder', DEMO_BUNDLE_DIR);
+  addOptions(query, INDEX_QUERY_OPTIONS).action(
+    async (dir: string, flags: ValuesOf<typeof INDEX_QUERY_OPTIONS>, command: Command) =>
+      runCommand(command, () => runQuery(dir, flags)),
+  );
 }
 
-/** `index`: every build parameter's default comes from DEFAULT_PARAMS (src/index/defaults.ts, with the reasons). */
 function registerIndexCommand(program: Command): void {
-  const p = DEFAULT_PARAMS;
-  program
+  const command = program
     .command('index')
     .description(
       'Embed every catalogue product with a trained model, build one HNSW index per condition over its masked ' +
         'subspace, check recall@10 against brute force, and publish the result as a new bundle version ' +
         '(atomically: the service keeps serving the previous version until the switch)',
-    )
-    .option('--model <checkpoint>', 'trained model (.dmck)', DEMO_CHECKPOINT)
-    .option('--data-dir <dir>', 'catalogue folder (any supported layout)', DEMO_DATA_DIR)
-    .option('--out <dir>', 'bundle folder (manifest.json + versions/)', DEMO_BUNDLE_DIR)
-    .option('--incremental', 're-embed only new and changed products and edit a copy of the current version')
-    .option('--m <n>', 'HNSW links per node (memory ~ 8M bytes per product)', integer('--m', 2), p.m)
-    .option(
-      '--ef-construction <n>',
-      'HNSW candidate list while building (build time vs graph quality)',
-      integer('--ef-construction', 1),
-      p.efConstruction,
-    )
-    .option(
-      '--ef-search <n>',
-      'HNSW candidate list per query, recorded as the serving default',
-      integer('--ef-search', 1),
-      p.efSearch,
-    )
-    .option(
-      '--mask-threshold <x>',
-      'CSN: index only dims whose mask weight is >= x times the largest (0 keeps every nonzero dim)',
-      fraction('--mask-threshold'),
-      p.maskThreshold,
-    )
-    .option(
-      '--min-recall <x>',
-      "do not publish when any condition's recall@10 is below x",
-      fraction('--min-recall'),
-      p.minRecall,
-    )
-    .option(
-      '--recall-sample <n>',
-      'queries of the recall check',
-      integer('--recall-sample', 1),
-      p.recallSample,
-    )
-    .option('--batch-size <n>', 'images per model call', integer('--batch-size', 1), BUILD_DEFAULTS.batchSize)
-    .option(
-      '--keep-versions <n>',
-      'published versions kept on disk, the current one included',
-      integer('--keep-versions', 1),
-      BUILD_DEFAULTS.keepVersions,
-    )
-    .option('--seed <n>', 'seed of HNSW levels and of the samples', integer('--seed', 0), p.seed)
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_PREFERENCES).default('auto'))
-    .addOption(storeOption('where to publish: an hnswlib bundle (--out) or a LanceDB table (--uri)'))
-    .option(...URI_OPTION)
-    .option(
-      '--shard <i/n>',
-      'lancedb: embed only share i of n (0-based) into a staging table; publish with --commit',
-    )
-    .option(
-      '--commit',
-      'lancedb: check that every shard is staged, then index, check and publish them as one version',
-    )
-    .option('--json', 'print the build report as JSON')
-    .action(async (flags: IndexFlags, command: Command) => runCommand(command, () => runIndex(flags)));
+    );
+  addOptions(command, INDEX_OPTIONS).action(async (flags: IndexFlags, command: Command) =>
+    runCommand(command, () => runIndex(flags)),
+  );
 }

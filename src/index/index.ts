@@ -2,8 +2,6 @@
 export * from './types.ts';
 export {
   buildBundle,
-  collectGarbage,
-  removeLeftovers,
   resolveParams,
   type BundleSource,
   type BuildOptions,
@@ -12,6 +10,15 @@ export {
   type BuildStage,
   type EmbeddedRows,
 } from './build.ts';
+export {
+  collectGarbage,
+  removeLeftovers,
+  holdLock,
+  nextVersionName,
+  publishVersion,
+  type HeldLock,
+  type PendingVersion,
+} from './lifecycle.ts';
 export { DEFAULT_PARAMS, DEMO_BUNDLE_DIR, BUILD_DEFAULTS } from './defaults.ts';
 export {
   openBundle,

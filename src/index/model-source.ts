@@ -11,7 +11,8 @@ import { preprocessOf } from '../model/defaults.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
 import type { BundleSource, EmbeddedRows } from './build.ts';
-import type { IndexedProduct, ModelProvenance } from './types.ts';
+import type { AccuracySummary } from '../checkpoint/index.ts';
+import type { ConditionScore, IndexedProduct, ModelProvenance } from './types.ts';
 
 /** Attributes with sorted keys and values, so that the fingerprint does not depend on how a file listed them. */
 function canonicalAttributes(attributes: Record<string, string[]>): [string, string[]][] {
@@ -53,9 +54,17 @@ export async function fingerprintProducts(
   });
 }
 
+/** The parts of a trainer's test report (`test_results.json`) that provenance reads. */
+interface TestReport {
+  model?: { id?: string };
+  triplets?: AccuracySummary;
+  retrieval?: { perCondition?: Record<string, { map?: number }> };
+}
+
 /**
- * Provenance of a checkpoint written by `train`: when it was written, and the test accuracy its run measured
- * (`test_results.json` beside it, only if that file is about this very model).
+ * Provenance of a checkpoint written by `train`: when it was written, and the test scores its run measured — from
+ * `test_results.json` beside it (only if that file is about this very model), else from the scores the trainer
+ * wrote into the best checkpoint itself.
  */
 export async function modelProvenance(checkpointPath: string, modelId: string): Promise<ModelProvenance> {
   const [{ readCheckpoint }, { RUN_FILES }] = await Promise.all([
@@ -63,19 +72,39 @@ export async function modelProvenance(checkpointPath: string, modelId: string): 
     import('../train/index.ts'),
   ]);
   const checkpoint = await readCheckpoint(checkpointPath);
-  let testAccuracy: number | null = null;
+  let report: TestReport | undefined;
   try {
     const path = join(dirname(checkpointPath), RUN_FILES.testResults);
-    const results = JSON.parse(await readFile(path, 'utf8')) as {
-      model?: { id?: string };
-      triplets?: { overall?: number };
-    };
-    if (results.model?.id === modelId && typeof results.triplets?.overall === 'number')
-      testAccuracy = results.triplets.overall;
+    const results = JSON.parse(await readFile(path, 'utf8')) as TestReport;
+    if (results.model?.id === modelId) report = results;
   } catch {
-    // No readable test results beside the checkpoint: the accuracy is unknown.
+    // No readable test results beside the checkpoint: the checkpoint's own scores, if any, are used.
   }
-  return { trainedAt: checkpoint.createdAt ?? null, testAccuracy, refresh: null };
+  const triplets = report?.triplets ?? checkpoint.metrics?.test;
+  const maps = report
+    ? Object.fromEntries(Object.entries(report.retrieval?.perCondition ?? {}).map(([c, r]) => [c, r.map]))
+    : checkpoint.metrics?.testMap?.perCondition;
+  const provenance: ModelProvenance = {
+    trainedAt: checkpoint.createdAt ?? null,
+    testAccuracy: typeof triplets?.overall === 'number' ? triplets.overall : null,
+    refresh: null,
+  };
+  if (triplets || maps)
+    provenance.conditionScores = conditionScores(checkpoint.model.config.conditions, triplets, maps);
+  return provenance;
+}
+
+function conditionScores(
+  conditions: readonly string[],
+  triplets: AccuracySummary | undefined,
+  maps: Record<string, number | undefined> | undefined,
+): Record<string, ConditionScore> {
+  return Object.fromEntries(
+    conditions.map((c) => [
+      c,
+      { testAccuracy: triplets?.perCondition[c]?.accuracy ?? null, testMap: maps?.[c] ?? null },
+    ]),
+  );
 }
 
 export interface ModelSourceOptions {

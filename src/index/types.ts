@@ -94,12 +94,20 @@ export interface IndexedProduct {
   imageSha256?: string;
 }
 
+/** How well a model does under one condition on its test split; null where it was not measured. */
+export interface ConditionScore {
+  testAccuracy: number | null;
+  testMap: number | null;
+}
+
 /** What the service shows about the model of a version: when it was trained, how well, who published it. */
 export interface ModelProvenance {
   /** When the model's checkpoint was written; null when unknown. */
   trainedAt: string | null;
   /** Overall test triplet accuracy (0-1) measured for this model; null when unknown. */
   testAccuracy: number | null;
+  /** Per condition: test triplet accuracy and retrieval MAP measured for this model (absent when unknown). */
+  conditionScores?: Record<string, ConditionScore>;
   /** Name of the refresh run that published the version; null for the index command. */
   refresh: string | null;
 }

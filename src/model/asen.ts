@@ -21,7 +21,8 @@
  * instead of feature maps keeps the gather gradient small.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createBackbone, type Backbone } from './backbones.ts';
+import { labelLoss } from './label-loss.ts';
+import { featureExtractorFor, type Backbone } from './backbones.ts';
 import {
   checkBatch,
   checkCondition,
@@ -66,6 +67,12 @@ export function isAsenModel(model: SimilarityModel): model is AsenModel {
   return model.config.kind === 'asen' && typeof (model as Partial<AsenModel>).attention === 'function';
 }
 
+/**
+ * ASEN's vectors are L2-normalised, so squared distances lie in [0, 4]; the label loss sharpens them by this factor
+ * (a temperature of 0.1 for cosine similarity, as is usual for normalised embeddings).
+ */
+const ASEN_LABEL_SCALE = 5;
+
 export interface AsenOutputs {
   /** L2-normalised attribute-specific embeddings [n, C, D]. */
   vectors: tf.Tensor3D;
@@ -90,8 +97,18 @@ export function asenLoss(
   const simClose = tf.sum(tf.mul(anchor, close), 1) as tf.Tensor1D;
   const triplet = marginRankingLoss(simClose, simFar, coefficients.margin);
   const correct = tf.cast(tf.greater(simClose, simFar), 'float32') as tf.Tensor1D;
+  const total =
+    batch.labels && coefficients.labelLoss
+      ? tf.add(
+          triplet,
+          tf.mul(
+            labelLoss(vectors, batch.labels, coefficients.controlled ?? 0, ASEN_LABEL_SCALE),
+            coefficients.labelLoss,
+          ),
+        )
+      : triplet;
   return {
-    total: triplet,
+    total: total as tf.Scalar,
     triplet: tf.clone(triplet),
     embedNorm: tf.scalar(0),
     maskNorm: tf.scalar(0),
@@ -124,7 +141,7 @@ interface AsenShape {
 
 export function createAsenModel(config: Required<ModelConfig>): BuiltModel {
   const params = new ParamStore(freeScope(config.kind), config.seed);
-  const backbone = createBackbone(config.backbone, params, config.imageSize, config.width);
+  const backbone = featureExtractorFor(config, params);
   const [height, width, channels] = backbone.featureShape;
   const shape: AsenShape = {
     height,

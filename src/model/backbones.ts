@@ -19,8 +19,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { heNormal, zeros, type ParamStore } from './params.ts';
 import { normaliseImageNet, upstreamResnet18, type FeatureExtractor } from './resnet.ts';
-import type { Backbone as BackboneName } from './types.ts';
-import { MAX_POOL_2X2_GRAD } from './wasm-heap-kernels.ts';
+import { withColourChannels } from './colour.ts';
+import type { Backbone as BackboneName, ModelConfig } from './types.ts';
+import { MAX_POOL_2X2_GRAD } from './kernels/wasm-heap-kernels.ts';
 
 /** Spatial features (what ASEN attends over) and pooled vectors (what the CSN embedding reads). */
 export type Backbone = FeatureExtractor;
@@ -193,4 +194,10 @@ export function createBackbone(
     default:
       throw new Error(`unknown backbone ${String(name)}`);
   }
+}
+
+/** The feature extractor a model config asks for: its backbone, with colour channels when configured. */
+export function featureExtractorFor(config: Required<ModelConfig>, params: ParamStore): Backbone {
+  const backbone = createBackbone(config.backbone, params, config.imageSize, config.width);
+  return config.colourHistogram ? withColourChannels(backbone, params) : backbone;
 }

@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createLogger, type Logger } from '../util/log.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from './defaults.ts';
-import { registerWasmTrainingKernels } from './wasm-kernels.ts';
-import { activeWasmThreads, startWasmBackend, wasmThreadCount } from './wasm-threads.ts';
+import { registerWasmTrainingKernels } from './kernels/wasm-kernels.ts';
+import { activeWasmThreads, startWasmBackend, wasmThreadCount } from './kernels/wasm-threads.ts';
 
 export type BackendLog = Pick<Logger, 'info' | 'warn'>;
 

@@ -62,6 +62,7 @@ export function resolveConfig(config: ModelConfig): Required<ModelConfig> {
     width: 0,
     preprocess: 'fit-pad',
     attentionTanh: config.attentionTanh ?? false,
+    colourHistogram: config.colourHistogram ?? false,
   };
   const perBackbone = BACKBONE_DEFAULTS[resolved.backbone];
   resolved.width = positiveInteger(config.width ?? perBackbone.width, 'width');

@@ -14,16 +14,18 @@
  * The unconditional model is the same network and loss with no mask (plain L2, mask norm 0).
  */
 import * as tf from '@tensorflow/tfjs';
-import { createBackbone } from './backbones.ts';
+import { featureExtractorFor } from './backbones.ts';
 import {
   checkBatch,
   checkCondition,
   checkImages,
   marginRankingLoss,
+  ModelInputError,
   matchReferences,
   normaliseMap,
   pairwiseDistance,
 } from './common.ts';
+import { labelLoss } from './label-loss.ts';
 import { freeScope, linearUniform, ParamStore, type Init } from './params.ts';
 import type { BuiltModel } from './common.ts';
 import type {
@@ -88,11 +90,15 @@ export function csnLoss(
   ) as tf.Scalar;
   // Upstream: ‖M‖₁ of the per-triplet masks, then / batch.
   const maskNorm = perTriplet ? (tf.div(tf.sum(tf.abs(perTriplet)), count) as tf.Scalar) : tf.scalar(0);
-  const total = tf.addN([
-    triplet,
-    tf.mul(embedNorm, coefficients.embedLoss),
-    tf.mul(maskNorm, coefficients.maskLoss),
-  ]) as tf.Scalar;
+  const terms = [triplet, tf.mul(embedNorm, coefficients.embedLoss), tf.mul(maskNorm, coefficients.maskLoss)];
+  if (batch.labels && coefficients.labelLoss) {
+    const vectors = masks
+      ? tf.mul(tf.expandDims(embeddings, 1), tf.expandDims(masks, 0))
+      : tf.tile(tf.expandDims(embeddings, 1), [1, batch.labels.shape[1], 1]);
+    const labels = labelLoss(vectors as tf.Tensor3D, batch.labels, coefficients.controlled ?? 0, 1);
+    terms.push(tf.mul(labels, coefficients.labelLoss));
+  }
+  const total = tf.addN(terms) as tf.Scalar;
   const correct = tf.cast(tf.greater(distFar, distClose), 'float32') as tf.Tensor1D;
   return { total, triplet, embedNorm, maskNorm, correct };
 }
@@ -106,13 +112,13 @@ function addMasks(params: ParamStore, config: Required<ModelConfig>): tf.Variabl
 export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
   const conditional = config.kind === 'csn';
   const params = new ParamStore(freeScope(config.kind), config.seed);
-  const backbone = createBackbone(config.backbone, params, config.imageSize, config.width);
-  const embedKernel = params.add(
-    'embedding/kernel',
-    [backbone.pooledSize, config.embedDim],
-    linearUniform(backbone.pooledSize),
-  );
-  const embedBias = params.add('embedding/bias', [config.embedDim], linearUniform(backbone.pooledSize));
+  const backbone = featureExtractorFor(config, params);
+  const passThrough = backbone.passThrough ?? 0;
+  const mixedIn = backbone.pooledSize - passThrough;
+  const mixedOut = config.embedDim - passThrough;
+  if (mixedOut < 1) throw new ModelInputError(`embedDim must exceed ${passThrough} with colour channels`);
+  const embedKernel = params.add('embedding/kernel', [mixedIn, mixedOut], linearUniform(mixedIn));
+  const embedBias = params.add('embedding/bias', [mixedOut], linearUniform(mixedIn));
   const conditionCount = config.conditions.length;
   const maskWeights = conditional ? addMasks(params, config) : undefined;
 
@@ -122,8 +128,12 @@ export function createCsnModel(config: Required<ModelConfig>): BuiltModel {
     return (config.maskMode === 'fixed' ? tf.clone(maskWeights) : tf.relu(maskWeights)) as tf.Tensor2D;
   };
 
-  const embedFeatures = (featureMap: tf.Tensor4D): tf.Tensor2D =>
-    tf.add(tf.matMul(backbone.pooled(featureMap), embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
+  const embedFeatures = (featureMap: tf.Tensor4D): tf.Tensor2D => {
+    const pooled = backbone.pooled(featureMap);
+    const [mixed, kept] = passThrough > 0 ? tf.split(pooled, [mixedIn, passThrough], 1) : [pooled];
+    const embedded = tf.add(tf.matMul(mixed, embedKernel as tf.Tensor2D), embedBias) as tf.Tensor2D;
+    return kept ? (tf.concat([embedded, kept], 1) as tf.Tensor2D) : embedded;
+  };
   /** `training`: batch statistics in batch norm layers (and their running statistics move). */
   const embedImages = (images: tf.Tensor4D, training = false): tf.Tensor2D =>
     embedFeatures(backbone.featureMap(images, training));

@@ -31,7 +31,7 @@ export const BACKBONE_DEFAULTS: Record<
  * at, and with the small backbone (width 16) one Adam step on 96 images / 384 pooled triplets takes about
  * 0.22 s on an idle core (bench/model-speed.ts); 64 px doubles that and learned no more per second on the
  * demo catalogue, 32 px loses sleeve and neckline detail. embedDim 64 and learned masks are the upstream
- * defaults; `prein` masks learned faster in a five-minute demo run (bench/model-demo-accuracy.ts).
+ * defaults; `prein` masks learned faster in a five-minute demo run.
  */
 export const MODEL_DEFAULTS = {
   kind: 'csn',
@@ -43,6 +43,7 @@ export const MODEL_DEFAULTS = {
   width: 16,
   preprocess: 'fit-pad',
   attentionTanh: true,
+  colourHistogram: false,
 } as const satisfies Omit<Required<ModelConfig>, 'conditions'>;
 
 /** How a model's photos become inputs: its config's choice, else its backbone's default (older checkpoints). */

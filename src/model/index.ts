@@ -1,8 +1,8 @@
 /** The model stage: similarity networks as pure tensor maths (no file or network I/O). */
 export * from './types.ts';
 export { selectBackend, resolvePreference, BackendError, type BackendLog } from './backend.ts';
-export { registerWasmTrainingKernels } from './wasm-kernels.ts';
-export { ADAM_UPDATE, type AdamUpdateAttrs } from './wasm-heap-kernels.ts';
+export { registerWasmTrainingKernels } from './kernels/wasm-kernels.ts';
+export { ADAM_UPDATE, type AdamUpdateAttrs } from './kernels/wasm-heap-kernels.ts';
 export {
   createModel,
   createModelFromTorch,

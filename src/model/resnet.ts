@@ -28,6 +28,11 @@ export interface FeatureExtractor {
   pooled(featureMap: tf.Tensor4D): tf.Tensor2D;
   readonly featureShape: [number, number, number];
   readonly pooledSize: number;
+  /**
+   * The last `passThrough` pooled features are embedding dimensions already (a layer of their own made them): the
+   * CSN head copies them to the end of the embedding instead of mixing them with the others. 0 when absent.
+   */
+  readonly passThrough?: number;
 }
 
 export function normaliseImageNet(images: tf.Tensor4D): tf.Tensor4D {

@@ -31,12 +31,18 @@ export interface ModelConfig {
   attentionTanh?: boolean;
   /** Photo → square input (default per backbone: resize-crop for resnet18, as upstream; fit-pad otherwise). */
   preprocess?: Preprocess;
+  /** Colour-histogram channels beside the backbone's features (colour.ts); absent in older models: false. */
+  colourHistogram?: boolean;
 }
 
 export interface LossCoefficients {
   margin: number;
   embedLoss: number;
   maskLoss: number;
+  /** Weight of the in-batch label loss (labelLoss in common.ts); 0 or absent: off. */
+  labelLoss?: number;
+  /** Extra weight of negatives that share every other condition's label with the anchor (labelLoss). */
+  controlled?: number;
 }
 
 export interface TripletBatch {
@@ -48,6 +54,8 @@ export interface TripletBatch {
   close: tf.Tensor1D;
   /** Condition index per triplet. */
   condition: tf.Tensor1D;
+  /** Label id per image and condition [n, C] (int32, -1: no label), for the in-batch label loss. */
+  labels?: tf.Tensor2D;
 }
 
 export interface LossParts {

@@ -22,6 +22,12 @@ export interface ServedSide {
   /** Conditions the served model (and its indexes) have. */
   conditions: readonly string[];
   products: readonly ComparedProduct[];
+  /**
+   * Label values the served model has seen, per condition (recorded by refresh in the versions it publishes). New
+   * label values are counted against these when given, else against the version's products: once a refresh has
+   * published a catalogue with a value the model never learned, the next run still knows it is new to the model.
+   */
+  labelsSeen?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface CatalogueSide {
@@ -69,14 +75,23 @@ function labelValues(products: readonly ComparedProduct[], condition: string): S
   return values;
 }
 
+/** The label values of `conditions` among `products`, sorted, per condition. */
+export function labelsOf(
+  products: readonly ComparedProduct[],
+  conditions: readonly string[],
+): Record<string, string[]> {
+  return Object.fromEntries(conditions.map((c) => [c, [...labelValues(products, c)].sort()]));
+}
+
 function labelChanges(
-  served: readonly ComparedProduct[],
+  served: ServedSide,
   now: readonly ComparedProduct[],
   conditions: readonly string[],
 ): LabelChange[] {
   const changes: LabelChange[] = [];
   for (const condition of conditions) {
-    const before = labelValues(served, condition);
+    const seen = served.labelsSeen?.[condition];
+    const before = seen ? new Set(seen) : labelValues(served.products, condition);
     const after = labelValues(now, condition);
     const added = [...after].filter((value) => !before.has(value)).sort();
     const removed = [...before].filter((value) => !after.has(value)).sort();
@@ -118,7 +133,7 @@ export function compareCatalogue(served: ServedSide, now: CatalogueSide): Change
     changedShare: served.products.length === 0 ? 1 : touched / served.products.length,
     conditionsAdded: target.filter((c) => !servedConditions.has(c)),
     conditionsRemoved: served.conditions.filter((c) => !catalogueConditions.has(c)),
-    labels: labelChanges(served.products, now.products, target),
+    labels: labelChanges(served, now.products, target),
   };
 }
 

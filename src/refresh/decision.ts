@@ -1,5 +1,5 @@
 /**
- * The decision rule: nothing to do, re-index incrementally with the served model, or retrain. Pure.
+ * The decision rule: nothing to do, re-index incrementally with the served model, or re-index and retrain. Pure.
  *
  * Without --retrain / --no-retrain a run retrains when the served model no longer fits the catalogue:
  * - a condition is new (it has no mask) or gone from conditions.txt (its mask must be dropped);
@@ -10,7 +10,7 @@
  * Otherwise new and changed products are embedded by the served model (incremental re-index).
  */
 import { nothingChanged } from './changes.ts';
-import { REFRESH_EXIT, RefreshError, type ChangeReport, type RefreshDecision } from './types.ts';
+import type { ChangeReport, RefreshDecision } from './types.ts';
 
 export interface DecisionOptions {
   /** true: always retrain; false: never (re-index only); undefined: the rule above. */
@@ -41,18 +41,14 @@ export function retrainReasons(changes: ChangeReport, retrainShare: number): str
   return reasons;
 }
 
-/** What this run does. Throws RefreshError(badInput) when re-indexing is forced but cannot serve the catalogue. */
+/**
+ * What this run does after the catalogue is published with the served model: nothing more, or retrain. A
+ * condition gone from the catalogue is left out of that version either way; retraining also drops its mask.
+ */
 export function decide(changes: ChangeReport, options: DecisionOptions): RefreshDecision {
   if (options.retrain === true) return { action: 'retrain', reasons: ['--retrain'], forced: true };
   const reasons = retrainReasons(changes, options.retrainShare);
   if (options.retrain === false) {
-    if (changes.conditionsRemoved.length > 0) {
-      throw new RefreshError(
-        REFRESH_EXIT.badInput,
-        `the catalogue no longer has condition(s) ${list(changes.conditionsRemoved)}, which the served indexes ` +
-          'need: run with --retrain (or without --no-retrain) to drop them, or restore them in conditions.txt',
-      );
-    }
     if (nothingChanged(changes)) return { action: 'nothing', reasons: ['nothing changed'], forced: true };
     const ignored = reasons.map((reason) => `ignored (--no-retrain): ${reason}`);
     return { action: 'reindex', reasons: ['--no-retrain', ...ignored], forced: true };

@@ -10,9 +10,15 @@ export {
   type CatalogueSide,
 } from './changes.ts';
 export { decide, retrainReasons, type DecisionOptions } from './decision.ts';
-export { applyGate, formatGate, type ConditionScores } from './gate.ts';
+export { applyGate, formatGate, describeDifference, type GateAnswers, type GateSettings } from './gate.ts';
+export {
+  pairedDifference,
+  type PairedOutcome,
+  type PairedDifference,
+  type BootstrapSettings,
+} from './paired.ts';
 export { warmStart, perConditionWeights, type WarmStart } from './warm-start.ts';
-export { scoreOnSharedTriplets, type SharedScores } from './compare.ts';
+export { answerSharedTriplets, type SharedAnswers } from './compare.ts';
 export { REFRESH_DEFAULTS, defaultRefreshName } from './options.ts';
 export { acquireRefreshLock, type RefreshLock } from './lock.ts';
 export { newReport, ReportWriter, markAbandoned } from './report.ts';

@@ -34,6 +34,7 @@ export function newReport(fields: {
     warmStart: null,
     candidate: null,
     gate: null,
+    reindexed: null,
     published: null,
     error: null,
     timings: {},

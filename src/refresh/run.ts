@@ -1,8 +1,9 @@
 /**
- * One refresh run: lock the bundle, read what is served and what the catalogue is now, report the changes, decide,
- * then do nothing, re-index incrementally, or fine-tune, gate and publish. Every outcome ends in the run report and
- * one exit code (types.ts). Whatever happens (an error, the gate, `kill -9`), the served version only changes by
- * the index stage's atomic manifest switch.
+ * One refresh run: lock the bundle, read what is served and what the catalogue is now, report the changes, decide;
+ * then publish the catalogue as it is now with the served model, and when retraining, fine-tune, gate and publish
+ * the new model. Every outcome ends in the run report and one exit code (types.ts). Whatever happens (an error,
+ * the gate, `kill -9`), the served version only changes by the index stage's atomic manifest switch, and a
+ * fine-tune that fails or is refused leaves the catalogue's version served.
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -20,14 +21,13 @@ import {
   BundleError,
   openBundle,
   removeLeftovers,
-  type BuildReport,
   type IndexBundle,
   type IndexedProduct,
 } from '../index/index.ts';
 import { selectBackend } from '../model/index.ts';
-import { OptionsError } from '../train/index.ts';
+import { OptionsError, TRAIN_DEFAULTS, TrainingDivergedError } from '../train/index.ts';
 import type { Logger } from '../util/log.ts';
-import { compareCatalogue, describeChanges } from './changes.ts';
+import { compareCatalogue, describeChanges, labelsOf } from './changes.ts';
 import { decide } from './decision.ts';
 import { formatGate } from './gate.ts';
 import {
@@ -41,12 +41,14 @@ import { acquireRefreshLock, type RefreshLock } from './lock.ts';
 import { REFRESH_DEFAULTS } from './options.ts';
 import { publish } from './publish.ts';
 import { markAbandoned, newReport, ReportWriter } from './report.ts';
-import { fineTune, judge, type TrainFlags } from './retrain.ts';
+import { fineTune, judge, type FineTuned, type FineTuneSettings } from './retrain.ts';
 import {
   REFRESH_EXIT,
   RefreshError,
+  type ChangeReport,
   type RefreshExitCode,
   type RefreshOutcome,
+  type RefreshProvenance,
   type RefreshReport,
 } from './types.ts';
 
@@ -63,9 +65,10 @@ export interface RefreshOptions {
   /** The run folder is {logDir}/{name} (the trainer's --log-dir and --name). */
   logDir: string;
   name: string;
-  /** The trainer's flags for the fine-tune, and whether each was given on the command line. */
-  trainFlags: TrainFlags;
-  explicit: (key: string) => boolean;
+  /** Test triplets both models answer at the gate. */
+  gateTriplets: number;
+  /** Trainer settings given for the fine-tune (the others: the served model's run, then the trainer's defaults). */
+  fineTune: FineTuneSettings;
   log: Logger;
   out: NodeJS.WritableStream | null;
   signal?: AbortSignal;
@@ -150,7 +153,7 @@ export async function runRefresh(options: RefreshOptions): Promise<RefreshResult
   }
 }
 
-/** Read, compare, decide; then the chosen path. Returns the outcome of a run that did not fail. */
+/** Read, compare, decide; then follow the catalogue with the served model and, when retraining, fine-tune and gate. */
 async function steps(ctx: Context): Promise<RefreshOutcome> {
   const { options, writer } = ctx;
   const report = writer.report;
@@ -159,12 +162,13 @@ async function steps(ctx: Context): Promise<RefreshOutcome> {
     report.served = { version: served.version, modelId: served.modelId };
     const catalogue = await writer.time('read-catalogue', () => loadCatalogue(options.dataDir));
     const products = await writer.time('fingerprint', () => fingerprintCatalogue(catalogue));
-    const target = options.trainFlags.conditions
-      ? resolveConditions(options.trainFlags.conditions, catalogue.conditions)
+    const target = options.fineTune.conditions
+      ? resolveConditions(options.fineTune.conditions, catalogue.conditions)
       : catalogue.conditions;
     const live = served.products.filter((p): p is IndexedProduct => p !== null);
+    const labelsSeen = provenanceOf(served)?.labelsSeen;
     report.changes = compareCatalogue(
-      { version: served.version, conditions: served.conditions, products: live },
+      { version: served.version, conditions: served.conditions, products: live, labelsSeen },
       { conditions: catalogue.conditions, products, target },
     );
     ctx.say(describeChanges(report.changes));
@@ -178,25 +182,22 @@ async function steps(ctx: Context): Promise<RefreshOutcome> {
     if (report.decision.action === 'nothing') return 'nothing-to-do';
 
     const model = await servedModel(served, options.from);
-    await selectBackend(options.trainFlags.backend, options.log);
+    await selectBackend(options.fineTune.backend ?? TRAIN_DEFAULTS.backend, options.log);
     const touched = [...report.changes.added, ...report.changes.changed.map((c) => c.id)];
     await writer.time('check-images', () =>
       checkDecodes(catalogue, touched, model.checkpoint.model.config.imageSize),
     );
-    const published =
-      report.decision.action === 'reindex'
-        ? await reindex(ctx, served, catalogue, products, model)
-        : await retrain(ctx, served, catalogue, products, model, target);
-    report.published = {
-      version: published.version!,
-      mode: published.mode,
-      modelId: report.candidate?.modelId ?? model.checkpoint.modelId!,
-    };
-    ctx.say(`published version ${published.version} (${published.mode})`);
-    return 'published';
+    await followCatalogue(ctx, served, catalogue, products, model);
+    if (report.decision.action === 'retrain') await retrain(ctx, served, catalogue, products, model, target);
+    return report.published ? 'published' : 'nothing-to-do';
   } finally {
     served.close();
   }
+}
+
+/** The served version's provenance, with what refresh records beside the index stage's fields. */
+function provenanceOf(served: IndexBundle): RefreshProvenance | null {
+  return (served.info.provenance ?? null) as RefreshProvenance | null;
 }
 
 function assertLock(ctx: Context): () => void {
@@ -205,36 +206,73 @@ function assertLock(ctx: Context): () => void {
     if (lost)
       throw new RefreshError(
         REFRESH_EXIT.error,
-        `lost the refresh lock (${lost.message}): nothing published`,
+        `lost the refresh lock (${lost.message}): nothing more is published`,
       );
   };
 }
 
-/** Only products changed and the model still fits: embed them with the served model. */
-async function reindex(
+/** True when products or conditions differ from the served version (then the catalogue must be re-published). */
+function catalogueChanged(changes: ChangeReport): boolean {
+  const touched = changes.added.length + changes.removed.length + changes.changed.length;
+  return touched > 0 || changes.conditionsRemoved.length > 0;
+}
+
+/**
+ * Publish the catalogue as it is now with the served model, before any fine-tune: removed products gone, added
+ * and changed ones embedded (incremental), conditions the catalogue dropped left out. A condition the model has no
+ * mask for cannot be served yet; the others are.
+ */
+async function followCatalogue(
   ctx: Context,
   served: IndexBundle,
   catalogue: Catalogue,
   products: IndexedProduct[],
   model: ModelFile,
-): Promise<BuildReport> {
-  const previous = served.info.provenance;
-  return ctx.writer.time('publish', () =>
+): Promise<void> {
+  const report = ctx.writer.report;
+  const known = model.checkpoint.model.config.conditions;
+  const conditions = known.filter((c) => catalogue.conditions.includes(c));
+  const notServable = catalogue.conditions.filter((c) => !known.includes(c));
+  if (notServable.length > 0)
+    ctx.say(
+      `not servable until a model has learned it: ${notServable.join(', ')} (no mask in the served model)`,
+    );
+  if (!catalogueChanged(report.changes!)) {
+    ctx.say(`catalogue unchanged: version ${served.version} stays served`);
+    return;
+  }
+  if (conditions.length === 0) {
+    ctx.say('no condition of the catalogue is known to the served model: nothing to re-index with it');
+    return;
+  }
+  const previous = provenanceOf(served);
+  const live = served.products.filter((p): p is IndexedProduct => p !== null);
+  const built = await ctx.writer.time('reindex', () =>
     publish({
       indexDir: ctx.options.indexDir,
       served,
       catalogue,
       products,
       model,
+      conditions,
       incremental: true,
       provenance: {
         trainedAt: previous?.trainedAt ?? model.checkpoint.createdAt ?? null,
         testAccuracy: previous?.testAccuracy ?? null,
         refresh: ctx.options.name,
+        labelsSeen: previous?.labelsSeen ?? labelsOf(live, known),
       },
       log: ctx.options.log,
       assertLockHeld: assertLock(ctx),
     }),
+  );
+  if (!built.version) return;
+  const modelId = model.checkpoint.modelId!;
+  report.reindexed = { version: built.version, mode: built.mode, modelId, conditions, notServable };
+  report.published = { version: built.version, mode: built.mode, modelId };
+  await ctx.writer.save();
+  ctx.say(
+    `published version ${built.version} with the served model (${built.mode}): the catalogue as it is now`,
   );
 }
 
@@ -246,24 +284,29 @@ async function retrain(
   products: IndexedProduct[],
   model: ModelFile,
   target: readonly string[],
-): Promise<BuildReport> {
+): Promise<void> {
   const { options, writer } = ctx;
   const report = writer.report;
   const from = await warmStartSource(model, options.from);
-  const tuned = await writer.time('fine-tune', () =>
-    fineTune({
-      logDir: options.logDir,
-      name: options.name,
-      dataDir: options.dataDir,
-      conditions: target,
-      from,
-      flags: options.trainFlags,
-      explicit: options.explicit,
-      log: options.log,
-      out: options.out,
-      signal: options.signal,
-    }),
-  );
+  const tuned = await writer
+    .time('fine-tune', () =>
+      fineTune({
+        logDir: options.logDir,
+        name: options.name,
+        dataDir: options.dataDir,
+        conditions: target,
+        from,
+        given: options.fineTune,
+        log: options.log,
+        out: options.out,
+        signal: options.signal,
+      }),
+    )
+    .catch((error: unknown) => {
+      if (error instanceof TrainingDivergedError)
+        refuse(ctx, served, `the fine-tune diverged: ${error.message}`);
+      throw error;
+    });
   const { kept, added, dropped } = tuned.warm;
   report.warmStart = { from: from.path, modelId: from.checkpoint.modelId!, kept, added, dropped };
   ctx.say(
@@ -277,32 +320,64 @@ async function retrain(
     epochs: tuned.options.epochs,
     testAccuracy: null,
   };
-  const { scores, gate } = await writer.time('gate', () => judge(catalogue, tuned, model, options.tolerance));
+  const gate = await writer.time('gate', () =>
+    judge(catalogue, tuned, model, { tolerance: options.tolerance, gateTriplets: options.gateTriplets }),
+  );
   report.gate = gate;
-  report.candidate.testAccuracy = scores.candidate.overall;
+  report.candidate.testAccuracy = gate.overall.triplets > 0 ? gate.overall.candidate : null;
   await writer.save();
   ctx.say(formatGate(gate));
-  if (!gate.passed) {
-    throw new RefreshError(
-      REFRESH_EXIT.refused,
-      `the candidate was refused by the gate (${gate.failures.join('; ')}); version ${served.version} stays served`,
-    );
+  if (!gate.passed) refuse(ctx, served, `the gate refused it (${gate.failures.join('; ')})`);
+  await publishCandidate(ctx, served, catalogue, products, tuned);
+}
+
+/** Stop with exit code 3: the new model is refused, the version this run re-indexed (or the one before) stays. */
+function refuse(ctx: Context, served: IndexBundle, why: string): never {
+  const reindexed = ctx.writer.report.reindexed;
+  const stays = reindexed
+    ? `version ${reindexed.version} (the catalogue as it is now, with the served model) is served`
+    : `version ${served.version} stays served`;
+  throw new RefreshError(REFRESH_EXIT.refused, `the new model was refused: ${why}; ${stays}`);
+}
+
+/** The accepted candidate, fully re-indexed (unless it is the very model the re-indexed version already serves). */
+async function publishCandidate(
+  ctx: Context,
+  served: IndexBundle,
+  catalogue: Catalogue,
+  products: IndexedProduct[],
+  tuned: FineTuned,
+): Promise<void> {
+  const { options, writer } = ctx;
+  const report = writer.report;
+  const modelId = tuned.candidate.modelId!;
+  const current = report.reindexed ?? { modelId: served.modelId, conditions: served.conditions };
+  if (
+    modelId === current.modelId &&
+    tuned.candidate.model.config.conditions.every((c) => current.conditions.includes(c))
+  ) {
+    ctx.say('the candidate is the model already served: nothing more to publish');
+    return;
   }
-  return writer.time('publish', () =>
+  const built = await writer.time('publish', () =>
     publish({
       indexDir: options.indexDir,
       served,
       catalogue,
       products,
       model: { path: tuned.candidatePath, checkpoint: tuned.candidate },
+      conditions: tuned.candidate.model.config.conditions,
       incremental: false,
       provenance: {
         trainedAt: tuned.candidate.createdAt ?? null,
-        testAccuracy: scores.candidate.overall,
+        testAccuracy: report.candidate?.testAccuracy ?? null,
         refresh: options.name,
+        labelsSeen: labelsOf(products, tuned.candidate.model.config.conditions),
       },
       log: options.log,
       assertLockHeld: assertLock(ctx),
     }),
   );
+  report.published = { version: built.version!, mode: built.mode, modelId };
+  ctx.say(`published version ${built.version} with the new model (${built.mode})`);
 }

@@ -4,15 +4,23 @@
  * codes (their one home).
  */
 
+import type { ModelProvenance } from '../index/index.ts';
+
 /** Exit codes of `dressmatch refresh`: the only place they are defined (the READMEs list them). */
 export const REFRESH_EXIT = {
-  /** A new version was published, or nothing changed (the report's `outcome` tells which). */
+  /** The catalogue is published (and the new model, when one was trained), or nothing changed (`outcome` says). */
   ok: 0,
-  /** Unexpected failure (a bug, a full disk...): nothing was published. */
+  /**
+   * Unexpected failure (a bug, a full disk, an interrupted fine-tune): no new model was published; the catalogue
+   * may have been (the report's `reindexed` says).
+   */
   error: 1,
   /** Bad input: a flag, a catalogue that lost a condition the served model needs, images that fail to decode. */
   badInput: 2,
-  /** The candidate model was refused by the gate: the served version stays, the comparison is in the report. */
+  /**
+   * The catalogue is published with the served model; the new model was refused by the gate (the comparison is in
+   * the report's `gate`).
+   */
   refused: 3,
   /** Another refresh of the same bundle is running: nothing was done (a scheduler can simply try again later). */
   busy: 4,
@@ -64,25 +72,48 @@ export interface RefreshDecision {
   forced: boolean;
 }
 
-/** One condition's accuracy on the shared test triplets, candidate against served. */
+/** Two models on the same test triplets: accuracies, disagreements, and the difference with its interval. */
+export interface PairedResult {
+  triplets: number;
+  candidate: number;
+  served: number;
+  /** Triplets only the candidate answered right, and only the served model. */
+  onlyCandidate: number;
+  onlyServed: number;
+  /** candidate − served, as a fraction. */
+  delta: number;
+  /** Confidence interval of `delta` (paired bootstrap over anchor products, `GateResult.confidence`). */
+  interval: [number, number];
+}
+
+/** One condition on the shared test triplets, candidate against served. */
 export interface ConditionComparison {
   condition: string;
   triplets: number;
+  /** The candidate's accuracy on this condition's triplets. */
   candidate: number;
-  /** null when the served model has no mask for this condition (a new condition: not gated). */
-  served: number | null;
-  /** candidate − served (null for a new condition). */
-  delta: number | null;
+  /** The comparison; null for a condition the served model has no mask for (new: reported, not gated). */
+  paired: PairedResult | null;
+  /** better / worse with the gate's confidence, or no difference it can tell; `new` or `untested` are not gated. */
+  verdict: 'better' | 'worse' | 'no difference' | 'new' | 'untested';
   passed: boolean;
 }
 
 export interface GateResult {
   passed: boolean;
+  /** Why it passed or refused, in one sentence. */
+  reason: string;
+  /** Overall accuracy points (as a fraction) the candidate may lose. */
   tolerance: number;
+  /** How the intervals were made. */
+  method: 'paired bootstrap over anchor products';
+  confidence: number;
+  resamples: number;
+  seed: number;
   /** Over the conditions both models know, on the same triplets. */
-  overall: { triplets: number; candidate: number; served: number; delta: number; passed: boolean };
+  overall: PairedResult & { passed: boolean };
   conditions: ConditionComparison[];
-  /** Why the gate refused (empty when it passed). */
+  /** Each refusal (empty when it passed). */
   failures: string[];
 }
 
@@ -117,10 +148,29 @@ export interface RefreshReport {
   /** The fine-tuned model; `testAccuracy`: overall on the shared test triplets, every condition it has. */
   candidate: { modelId: string; checkpoint: string; epochs: number; testAccuracy: number | null } | null;
   gate: GateResult | null;
+  /**
+   * The catalogue as it is now, published with the served model before any fine-tune (null: the catalogue had not
+   * changed, or no condition of it is known to the served model). `notServable`: catalogue conditions the served
+   * model has no mask for, left out until a model has learned them.
+   */
+  reindexed: {
+    version: string;
+    mode: 'full' | 'incremental';
+    modelId: string;
+    conditions: string[];
+    notServable: string[];
+  } | null;
+  /** The version this run left served: the re-indexed one, or the accepted candidate's (null: none published). */
   published: { version: string; mode: 'full' | 'incremental'; modelId: string } | null;
   error: { code: RefreshExitCode; message: string; products?: string[] } | null;
   /** Seconds per phase. */
   timings: Record<string, number>;
+}
+
+/** Provenance of a version a refresh publishes: the index stage's, plus the label values its model has seen. */
+export interface RefreshProvenance extends ModelProvenance {
+  /** Per condition, the label values of the catalogue the model was trained on (carried while it stays served). */
+  labelsSeen?: Record<string, string[]>;
 }
 
 /** A failure with its exit code (bad input, refused, busy); anything else is REFRESH_EXIT.error. */

@@ -12,7 +12,6 @@ import {
 } from '../explain/index.ts';
 import { resolveCondition, type ResolvedCondition, type StoreVersion } from '../index/index.ts';
 import type { ModelRunner } from './model/runner.ts';
-import type { ConditionTestMetrics } from './test-metrics.ts';
 
 export interface ValueCount {
   value: string;
@@ -51,11 +50,6 @@ export class ServedIndex {
     readonly imageRoot: string | null,
     /** The model this version was built from (uploads and heat maps), when the service runs with one. */
     readonly model?: ModelRunner,
-    /** The served model's test results per condition (in the index's condition order). */
-    readonly testMetrics: ConditionTestMetrics[] = store.conditions.map(() => ({
-      testAccuracy: null,
-      testMap: null,
-    })),
   ) {
     const embedDim = store.info.model.embedDim;
     this.conditions = store.conditions.map((name, index) => {

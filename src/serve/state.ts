@@ -19,7 +19,6 @@ import type { ServeMetrics } from './metrics.ts';
 import { ModelLoadError, startModel, type ModelRunner, type QueueLimits } from './model/runner.ts';
 import { RecurringProblemLog } from './recurring-log.ts';
 import { ServedIndex, imageRootFor, provenanceOf } from './served-index.ts';
-import { readTestMetrics } from './test-metrics.ts';
 
 export interface Lease {
   index: ServedIndex;
@@ -156,13 +155,7 @@ export class ServeState {
       const version = await this.openMatching(this.store);
       if (this.closed) return version.close();
       this.seen = identity;
-      const tested = await readTestMetrics(
-        this.modelRunner?.checkpoint ?? (version as { modelFile?: string }).modelFile,
-        version.info.model.id,
-        version.conditions,
-      );
-      const root = imageRootFor(version, this.options.imageRoot);
-      this.swap(new ServedIndex(version, root, this.modelRunner, tested));
+      this.swap(new ServedIndex(version, imageRootFor(version, this.options.imageRoot), this.modelRunner));
     } catch (error) {
       this.seen = identity;
       this.notReady(

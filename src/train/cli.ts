@@ -3,63 +3,21 @@
  * that `--help` stays fast.
  */
 import { basename, dirname, join } from 'node:path';
-import { Option, type Command } from 'commander';
-import { BACKBONE_DEFAULTS, BACKBONES, BACKEND_PREFERENCES, MODEL_KINDS } from '../model/defaults.ts';
+import type { Command } from 'commander';
+import { BACKBONE_DEFAULTS } from '../model/defaults.ts';
 import { BEST_CHECKPOINT, LATEST_CHECKPOINT } from '../checkpoint/defaults.ts';
 import {
-  BATCH_MODES,
-  TRAIN_DEFAULTS,
+  INHERITED,
+  TRAIN_OPTIONS,
   defaultLearningRate,
   defaultRunName,
-  type TrainOptions,
-  SELECT_ON,
   defaultSelectOn,
+  type TrainFlags,
+  type TrainOptions,
 } from './options.ts';
-import { choice, integer, number } from '../util/cli.ts';
+import { addOptions, flagsSetting } from '../util/options-table.ts';
 
-/** Raw commander values of `train` (mask flags and upstream aliases not yet folded into TrainOptions). */
-interface TrainFlags extends Omit<TrainOptions, 'maskMode' | 'name' | 'lr'> {
-  name?: string;
-  lr?: number;
-  learned?: boolean;
-  prein?: boolean;
-  fixedMasks?: boolean;
-  cuda?: boolean;
-  tensorboard?: boolean;
-  visdom?: boolean;
-}
-
-/** Option keys a resumed run takes from its checkpoint unless they are given on the command line. */
-const INHERITED: (keyof TrainOptions)[] = [
-  'dataDir',
-  'batchSize',
-  'batchMode',
-  'poolSize',
-  'epochs',
-  'lr',
-  'lrDecay',
-  'seed',
-  'logInterval',
-  'margin',
-  'embedLossCoeff',
-  'maskLossCoeff',
-  'trainTriplets',
-  'valTriplets',
-  'testTriplets',
-  'embedDim',
-  'maskMode',
-  'conditions',
-  'model',
-  'backbone',
-  'imageSize',
-  'width',
-  'valEvery',
-  'checkpointEvery',
-  'augment',
-  'mapQueries',
-  'selectOn',
-  'attentionTanh',
-];
+export type { TrainFlags } from './options.ts';
 
 /** Upstream mask flags → one mask mode; --prein and --fixed-masks win over the default --learned. */
 function maskModeOf(flags: TrainFlags): TrainOptions['maskMode'] {
@@ -77,7 +35,7 @@ export async function resolveTrainOptions(
   fromCommandLine: (key: string) => boolean,
 ): Promise<TrainOptions> {
   const options: TrainOptions = {
-    ...(flags as Omit<TrainOptions, 'maskMode' | 'name' | 'lr'>),
+    ...flags,
     maskMode: maskModeOf(flags),
     name: flags.name ?? defaultRunName(flags.model),
     lr: flags.lr ?? defaultLearningRate(flags.model),
@@ -97,10 +55,7 @@ export async function resolveTrainOptions(
   const { readCheckpoint } = await import('../checkpoint/index.ts');
   const checkpoint = await readCheckpoint(flags.resume);
   const saved = (checkpoint.args ?? {}) as Partial<TrainOptions>;
-  const explicit = (key: keyof TrainOptions) =>
-    key === 'maskMode'
-      ? fromCommandLine('learned') || fromCommandLine('prein') || fromCommandLine('fixedMasks')
-      : fromCommandLine(key);
+  const explicit = (key: keyof TrainOptions) => flagsSetting(TRAIN_OPTIONS, key).some(fromCommandLine);
   const merged = options as unknown as Record<string, unknown>;
   for (const key of INHERITED) {
     if (!explicit(key) && saved[key] !== undefined) merged[key] = saved[key];
@@ -128,212 +83,14 @@ export function registerTrainCommands(program: Command): void {
       'Train a conditional similarity network (CSN), ASEN or the unconditional baseline on a catalogue. ' +
         `Writes {log-dir}/{name}/: ${BEST_CHECKPOINT}, ${LATEST_CHECKPOINT}, metrics.jsonl, metrics.png, args.json, test_results.json`,
     );
-  addUpstreamFlags(addModelAndOutputOptions(addResumeAndLossOptions(addDataOptions(command))));
-  command.action(runTrainCommand);
-}
-
-/** Catalogue, batches and the optimiser schedule. */
-function addDataOptions(command: Command): Command {
-  const d = TRAIN_DEFAULTS;
-  return command
-    .option('--data-dir <dir>', 'catalogue folder (any supported layout)', d.dataDir)
-    .option('--batch-size <n>', 'triplets per batch (upstream 512)', integer('--batch-size', 1), d.batchSize)
-    .addOption(
-      new Option(
-        '--batch-mode <mode>',
-        'pool: each batch draws its triplets among --pool-size random products, so images are shared (fast on a ' +
-          "CPU); triplets: upstream's fixed list of --train-triplets unique triplets",
-      )
-        .choices(BATCH_MODES)
-        .default(d.batchMode),
-    )
-    .option('--pool-size <n>', 'products per batch in pool mode', integer('--pool-size', 3), d.poolSize)
-    .option('--epochs <n>', 'last epoch to train (upstream 30)', integer('--epochs', 1), d.epochs)
-    .option(
-      '--start-epoch <n>',
-      'number of the first epoch (sets the lr decay position)',
-      integer('--start-epoch', 1),
-      d.startEpoch,
-    )
-    .option(
-      '--lr <x>',
-      'Adam learning rate (default 3e-3 for csn and unconditional, 1e-3 for asen; upstream 5e-5 fine-tunes a ' +
-        'pretrained ResNet, we train from scratch)',
-      number('--lr', (n) => n > 0, 'a positive number'),
-    )
-    .option(
-      '--lr-decay <x>',
-      'per-epoch decay: lr × (1 − x)^epoch, as upstream adjust_learning_rate',
-      number('--lr-decay', (n) => n >= 0 && n < 1, 'in [0, 1)'),
-      d.lrDecay,
-    )
-    .option(
-      '--seed <n>',
-      'random seed: same seed, same triplets, weights and metrics',
-      integer('--seed', 0),
-      d.seed,
-    )
-    .option('--log-interval <n>', 'steps between metrics lines', integer('--log-interval', 1), d.logInterval)
-    .option(
-      '--margin <x>',
-      'margin of the triplet loss',
-      number('--margin', (n) => n >= 0, '>= 0'),
-      d.margin,
-    );
-}
-
-/** Resuming, run name, losses, triplet counts and the mask mode. */
-function addResumeAndLossOptions(command: Command): Command {
-  const d = TRAIN_DEFAULTS;
-  return command
-    .option('--resume <path>', 'continue from a checkpoint (weights, optimiser, epoch, rng, best so far)')
-    .option(
-      '--name <name>',
-      "run name (default: {model}_yyyymmdd_hhmmss; the checkpoint's run when resuming)",
-    )
-    .option(
-      '--embed-loss-coeff <x>',
-      'weight of the embedding norm loss',
-      number('--embed-loss-coeff', (n) => n >= 0, '>= 0'),
-      d.embedLossCoeff,
-    )
-    .option(
-      '--mask-loss-coeff <x>',
-      'weight of the mask L1 norm loss',
-      number('--mask-loss-coeff', (n) => n >= 0, '>= 0'),
-      d.maskLossCoeff,
-    )
-    .option(
-      '--train-triplets <n>',
-      'unique training triplets (upstream 100000); in pool mode, triplets drawn per epoch',
-      integer('--train-triplets', 1),
-      d.trainTriplets,
-    )
-    .option(
-      '--val-triplets <n>',
-      'unique validation triplets (upstream 20000; 0 = no validation)',
-      integer('--val-triplets', 0),
-      d.valTriplets,
-    )
-    .option(
-      '--test-triplets <n>',
-      'unique test triplets (upstream 40000)',
-      integer('--test-triplets', 0),
-      d.testTriplets,
-    )
-    .option('--embed-dim <n>', 'embedding dimensions', integer('--embed-dim', 1), d.embedDim)
-    .option('--test', 'only evaluate the --resume checkpoint on the test split', d.test)
-    .addOption(new Option('--learned', 'learn masks from a random initialisation (default)'))
-    .addOption(
-      new Option('--prein', 'initialise masks to disjoint blocks (still trained)').conflicts(['fixedMasks']),
-    )
-    .addOption(
-      new Option('--fixed-masks', 'disjoint 0/1 masks, not trained (the paper\'s "fixed" CSN)').conflicts([
-        'learned',
-      ]),
-    );
-}
-
-/** Run folder, conditions, backend, network, validation, checkpoints and output. */
-function addModelAndOutputOptions(command: Command): Command {
-  const d = TRAIN_DEFAULTS;
-  return command
-    .option('--log-dir <dir>', 'folder that holds run folders', d.logDir)
-    .option(
-      '--conditions <names...>',
-      'similarity notions to train (names or upstream indices; default: all)',
-    )
-    .addOption(
-      new Option(
-        '--backend <name>',
-        'tfjs backend (upstream --cuda): auto tries tfjs-node-gpu, tfjs-node, wasm, cpu',
-      )
-        .choices(BACKEND_PREFERENCES)
-        .default(d.backend),
-    )
-    .addOption(
-      new Option(
-        '--model <kind>',
-        'csn, asen, or the unconditional baseline (one shared embedding, no masks)',
-      )
-        .argParser(choice('--model', MODEL_KINDS))
-        .default(d.model),
-    )
-    .addOption(
-      new Option('--backbone <name>', 'image network')
-        .argParser(choice('--backbone', BACKBONES))
-        .default(d.backbone),
-    )
-    .option(
-      '--image-size <px>',
-      'square input side (default per backbone: small 48, resnet18 112 as upstream)',
-      integer('--image-size', 16),
-      d.imageSize,
-    )
-    .option(
-      '--width <n>',
-      'channels of the first backbone layer (default per backbone: small 16, resnet18 64 as upstream)',
-      integer('--width', 1),
-    )
-    .option(
-      '--init-weights <file>',
-      'start the backbone from a safetensors file with torchvision resnet18 names (conv1.weight, bn1.*, layer1.0…)',
-    )
-    .option('--no-attention-tanh', 'ASEN: no tanh on the spatial attention logits (upstream V2 style)')
-    .addOption(
-      new Option(
-        '--select-on <metric>',
-        'validation metric that picks model_best (default: map for asen as upstream, accuracy otherwise)',
-      ).choices(SELECT_ON),
-    )
-    .option(
-      '--val-every <n>',
-      'validate every n epochs (the last epoch always)',
-      integer('--val-every', 1),
-      d.valEvery,
-    )
-    .option(
-      '--checkpoint-every <n>',
-      'also write checkpoint_latest every n steps (0 = at epoch ends only)',
-      integer('--checkpoint-every', 0),
-      d.checkpointEvery,
-    )
-    .option('--no-augment', 'no random horizontal flips of training images')
-    .option(
-      '--map-queries <n>',
-      'retrieval MAP queries per condition at test time',
-      integer('--map-queries', 1),
-      d.mapQueries,
-    )
-    .option('--overwrite', 'replace an existing run folder of the same name', d.overwrite)
-    .option('--no-progress', 'no progress bar');
-}
-
-/** Upstream flags accepted for compatibility (hidden from --help), and the help epilogue. */
-function addUpstreamFlags(command: Command): Command {
-  return command
-    .addOption(
-      new Option('--cuda', 'upstream flag: same as --backend auto (tries tfjs-node-gpu first)').hideHelp(),
-    )
-    .addOption(new Option('--no-cuda', 'upstream flag: same as --backend wasm').hideHelp())
-    .addOption(
-      new Option(
-        '--tensorboard',
-        'upstream flag, accepted: metrics.jsonl and metrics.png are always written',
-      ).hideHelp(),
-    )
-    .addOption(
-      new Option(
-        '--visdom',
-        'upstream flag, accepted: metrics.jsonl and metrics.png are always written',
-      ).hideHelp(),
-    )
+  addOptions(command, TRAIN_OPTIONS)
     .addHelpText(
       'after',
       '\nUpstream flags --cuda/--no-cuda map to --backend auto/wasm; --tensorboard/--visdom are accepted and ignored\n' +
         '(every run writes metrics.jsonl and metrics.png). Ctrl-C or SIGTERM finishes the current step, saves\n' +
         'checkpoint_latest.dmck and exits (130/143); continue with --resume.',
-    );
+    )
+    .action(runTrainCommand);
 }
 
 /** The `train` action: Ctrl-C or SIGTERM finish the current step, save checkpoint_latest and exit 130/143. */

@@ -35,7 +35,12 @@ export function flipHorizontal(pixels: Float32Array, row: number, size: number):
  * A TripletBatch: every distinct product of the triplets once (in order of first appearance) plus index tensors.
  * With `flipRng`, each distinct image is mirrored with probability 1/2.
  */
-export function buildBatch(triplets: readonly Triplet[], images: ImageSource, flipRng?: Rng): TripletBatch {
+export function buildBatch(
+  triplets: readonly Triplet[],
+  images: ImageSource,
+  flipRng?: Rng,
+  labelIds?: readonly Int32Array[],
+): TripletBatch {
   const rowOf = new Map<number, number>();
   const distinct: number[] = [];
   const row = (product: number) => {
@@ -68,11 +73,38 @@ export function buildBatch(triplets: readonly Triplet[], images: ImageSource, fl
     far: tf.tensor1d(far, 'int32'),
     close: tf.tensor1d(close, 'int32'),
     condition: tf.tensor1d(condition, 'int32'),
+    ...(labelIds ? { labels: labelsOf(distinct, labelIds) } : {}),
   };
+}
+
+/** Label ids [rows, C] of the batch's distinct products. */
+function labelsOf(products: readonly number[], labelIds: readonly Int32Array[]): tf.Tensor2D {
+  const values = new Int32Array(products.length * labelIds.length);
+  products.forEach((product, row) => {
+    labelIds.forEach((ids, c) => (values[row * labelIds.length + c] = ids[product]));
+  });
+  return tf.tensor2d(values, [products.length, labelIds.length], 'int32');
+}
+
+/**
+ * Per condition, each product's label id (−1 without a label): the index of its first label among the condition's
+ * values in catalogue order. What the in-batch label loss compares.
+ */
+export function labelIdsOf(catalogue: Catalogue): Int32Array[] {
+  return catalogue.conditions.map((name) => {
+    const ids = new Map<string, number>();
+    return Int32Array.from(catalogue.products, (product) => {
+      const label = product.attributes[name]?.[0];
+      if (label === undefined) return -1;
+      if (!ids.has(label)) ids.set(label, ids.size);
+      return ids.get(label)!;
+    });
+  });
 }
 
 export function disposeBatch(batch: TripletBatch): void {
   tf.dispose([batch.images, batch.anchor, batch.far, batch.close, batch.condition]);
+  if (batch.labels) batch.labels.dispose();
 }
 
 /**

@@ -1,15 +1,19 @@
 /**
- * Trainer options: types, defaults (and why), and validation that needs no tensors.
+ * Trainer options: the one table of `train`'s flags (type, default, help, upstream value, whether a resumed run
+ * inherits it), the option types and defaults it gives, and validation that needs no tensors. Adding a flag is
+ * one row in TRAIN_OPTIONS: commander, TRAIN_DEFAULTS, TrainOptions, the resume rules, validateOptions and the
+ * flag table in src/train/README.md (`npm run options:readme`) all follow.
  */
 import { EVAL_DEFAULTS } from '../eval/defaults.ts';
+import { BACKBONES, BACKEND_PREFERENCES, MODEL_DEFAULTS, MODEL_KINDS } from '../model/defaults.ts';
+import type { MaskMode, ModelKind } from '../model/index.ts';
 import {
-  BACKBONES,
-  BACKEND_PREFERENCES,
-  MODEL_DEFAULTS,
-  MODEL_KINDS,
-  type BackendPreference,
-} from '../model/defaults.ts';
-import type { Backbone, MaskMode, ModelKind } from '../model/index.ts';
+  defaultsOf,
+  firstProblem,
+  inheritedKeys,
+  type OptionTable,
+  type ValuesOf,
+} from '../util/options-table.ts';
 
 export type BatchMode = 'pool' | 'triplets';
 export const BATCH_MODES: readonly BatchMode[] = ['pool', 'triplets'];
@@ -23,121 +27,412 @@ export function defaultSelectOn(kind: ModelKind): SelectOn {
   return kind === 'asen' ? 'map' : 'accuracy';
 }
 
-export interface TrainOptions {
-  dataDir: string;
-  batchSize: number;
-  /**
-   * How training batches are made. 'triplets' (upstream): a fixed list of --train-triplets unique triplets,
-   * shuffled every epoch. 'pool': every step draws --batch-size triplets among --pool-size random train products,
-   * so images are shared between triplets; an epoch is --train-triplets triplets. Catalogues that ship their own
-   * triplet lists always train on those ('triplets').
-   */
-  batchMode: BatchMode;
-  /** Products per pool in 'pool' mode. */
-  poolSize: number;
-  /** Last epoch to run (inclusive, upstream semantics: epochs run from startEpoch to epochs). */
-  epochs: number;
-  startEpoch: number;
-  lr: number;
-  /** Per-epoch decay: lr × (1 − lrDecay)^epoch (upstream CSN uses 0.015). */
-  lrDecay: number;
-  seed: number;
-  logInterval: number;
-  margin: number;
-  resume?: string;
-  name: string;
-  embedLossCoeff: number;
-  maskLossCoeff: number;
-  trainTriplets: number;
-  valTriplets: number;
-  testTriplets: number;
-  embedDim: number;
-  /** Only evaluate a checkpoint on the test split. */
-  test: boolean;
-  maskMode: MaskMode;
-  logDir: string;
-  /** Condition names (or indices into the catalogue's list); all when absent. */
-  conditions?: string[];
-  backend: BackendPreference;
-  model: ModelKind;
-  backbone: Backbone;
-  imageSize: number;
-  /** Channels of the first backbone layer (the model stage's default when absent). */
-  width?: number;
-  /** Safetensors file with torchvision resnet18 names to start the backbone from. */
-  initWeights?: string;
-  /** Validation metric that picks model_best (defaultSelectOn(model) when absent). */
-  selectOn?: SelectOn;
-  /** ASEN: tanh on the spatial attention logits as upstream V1 (default true; false = V2-style logits). */
-  attentionTanh?: boolean;
-  /** Validate every N epochs (the last epoch is always validated). */
-  valEvery: number;
-  /** Also write checkpoint_latest every N steps inside an epoch (0 = only at epoch ends). */
-  checkpointEvery: number;
-  /** Random horizontal flips of training images (upstream: RandomHorizontalFlip). */
-  augment: boolean;
-  /** Retrieval MAP queries per condition at test time (subsampled beyond this). */
-  mapQueries: number;
-  /** Replace an existing run folder of the same name. */
-  overwrite: boolean;
-  /** Draw the cli-progress bar (only when stderr is a terminal). */
-  progress: boolean;
+/**
+ * Default learning rate per model kind. A randomly initialised network needs a large rate: 3e-3 reached 71%
+ * validation accuracy after 3 demo epochs where 1e-3 reached 67%, without instability (upstream's 5e-5 fine-tunes
+ * a pretrained ResNet). ASEN's attention branches and L2-normalised embeddings learn faster at 1e-3 (65.8% vs
+ * 54.6% validation accuracy after 3 demo epochs at 3e-3).
+ */
+export const LEARNING_RATES = { csn: 3e-3, unconditional: 3e-3, asen: 1e-3 } satisfies Record<
+  ModelKind,
+  number
+>;
+
+export function defaultLearningRate(kind: ModelKind): number {
+  return LEARNING_RATES[kind];
 }
 
+const atLeastZero = { check: (n: number) => n >= 0, rule: '>= 0' };
+const d = EVAL_DEFAULTS;
+
 /**
- * Defaults. Upstream's numbers are for fine-tuning a pretrained ResNet-18 on a GPU; ours train a small CNN from
- * scratch on two CPU cores, so some differ (measured on the 3000-product demo catalogue, 48 px, wasm backend):
+ * `train`'s flags, in --help order. Upstream's numbers are for fine-tuning a pretrained ResNet-18 on a GPU; ours
+ * train a small CNN from scratch on two CPU cores, so some differ (measured on the 3000-product demo catalogue,
+ * 48 px, wasm backend):
  * - batch mode 'pool' with 96 products per batch: 384 triplets share 96 images, about 10x more triplets per second
  *   than independent triplets (which need ~3 images each);
  * - batch size 384 (upstream 512): costs about the same as 512 in pool mode (the images dominate), slightly more
  *   updates per epoch;
- * - lr 3e-3 (upstream 5e-5): a randomly initialised network needs a large rate; 3e-3 reached 71% validation
- *   accuracy after 3 epochs where 1e-3 reached 67%, without instability;
+ * - lr: see LEARNING_RATES;
  * - 36000 training triplets drawn per epoch (upstream 100000 unique ones), 10 epochs (upstream 30), 2000 val and
  *   4000 test triplets (upstream 20000/40000): the demo model trains in a few minutes on two cores;
  * - lr decay 0.015 per epoch and everything else as upstream.
  */
-export const TRAIN_DEFAULTS = {
-  dataDir: EVAL_DEFAULTS.dataDir,
-  batchSize: 384,
-  batchMode: 'pool' as BatchMode,
-  poolSize: 96,
-  epochs: 10,
-  startEpoch: 1,
-  lr: 3e-3,
-  lrDecay: 0.015,
-  seed: EVAL_DEFAULTS.seed,
-  logInterval: 20,
-  margin: EVAL_DEFAULTS.margin,
-  embedLossCoeff: 5e-3,
-  maskLossCoeff: 5e-4,
-  trainTriplets: 36000,
-  valTriplets: 2000,
-  testTriplets: EVAL_DEFAULTS.testTriplets,
-  embedDim: 64,
-  test: false,
-  maskMode: 'learned' as MaskMode,
-  logDir: 'runs',
-  backend: EVAL_DEFAULTS.backend,
-  model: 'csn' as ModelKind,
-  backbone: 'small' as Backbone,
-  /** The model stage's default. */
-  imageSize: MODEL_DEFAULTS.imageSize as number,
-  valEvery: 1,
-  checkpointEvery: 0,
-  augment: true,
-  mapQueries: EVAL_DEFAULTS.mapQueries,
-  overwrite: false,
-  progress: true,
-} satisfies Omit<TrainOptions, 'name' | 'resume' | 'conditions'>;
+export const TRAIN_OPTIONS = {
+  dataDir: {
+    type: 'string',
+    arg: 'dir',
+    help: 'catalogue folder (any supported layout)',
+    default: d.dataDir,
+    upstream: { default: 'data/farfetch' },
+    inherit: true,
+  },
+  batchSize: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'triplets per batch',
+    default: 384,
+    upstream: { default: '512' },
+    inherit: true,
+  },
+  batchMode: {
+    type: 'choice',
+    arg: 'mode',
+    choices: BATCH_MODES,
+    help:
+      'pool: each batch draws its triplets among --pool-size random products, so images are shared (fast on a ' +
+      "CPU); triplets: upstream's fixed list of --train-triplets unique triplets",
+    default: 'pool' as BatchMode,
+    inherit: true,
+  },
+  poolSize: {
+    type: 'integer',
+    arg: 'n',
+    min: 3,
+    help: 'products per batch in pool mode (an anchor, a close and a far product at least)',
+    default: 96,
+    inherit: true,
+  },
+  epochs: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'last epoch to train',
+    default: 10,
+    upstream: { default: '30' },
+    inherit: true,
+  },
+  startEpoch: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'number of the first epoch (sets the lr decay position)',
+    default: 1,
+    upstream: { default: '1' },
+  },
+  lr: {
+    type: 'number',
+    arg: 'x',
+    check: (n: number) => n > 0,
+    rule: 'a positive number',
+    help: 'Adam learning rate (we train from scratch; upstream fine-tunes a pretrained ResNet)',
+    defaultText: `${LEARNING_RATES.csn} for csn and unconditional, ${LEARNING_RATES.asen} for asen`,
+    upstream: { default: '5e-5' },
+    inherit: true,
+  },
+  lrDecay: {
+    type: 'number',
+    arg: 'x',
+    check: (n: number) => n >= 0 && n < 1,
+    rule: 'in [0, 1)',
+    help: "per-epoch decay: lr × (1 − x)^epoch, as the original code's adjust_learning_rate",
+    default: 0.015,
+    upstream: { default: 'no flag; compounded: lr × 0.985^(e(e+1)/2)' },
+    inherit: true,
+  },
+  seed: {
+    type: 'integer',
+    arg: 'n',
+    min: 0,
+    help: 'random seed: same seed, same triplets, weights and metrics',
+    default: d.seed,
+    upstream: { default: '42' },
+    inherit: true,
+  },
+  logInterval: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'steps between metrics lines',
+    default: 20,
+    upstream: { default: '20' },
+    inherit: true,
+  },
+  margin: {
+    type: 'number',
+    arg: 'x',
+    ...atLeastZero,
+    help: 'margin of the triplet loss',
+    default: d.margin,
+    upstream: { default: '0.2' },
+    inherit: true,
+  },
+  resume: {
+    type: 'string',
+    arg: 'path',
+    help: 'continue from a checkpoint (weights, optimiser, epoch, rng, best so far)',
+    upstream: { default: '–' },
+  },
+  name: {
+    type: 'string',
+    arg: 'name',
+    help: 'run name',
+    defaultText: "{model}_yyyymmdd_hhmmss; the checkpoint's run when resuming",
+    upstream: { default: 'csn_yyyymmdd_hhmmss' },
+  },
+  embedLossCoeff: {
+    type: 'number',
+    arg: 'x',
+    ...atLeastZero,
+    help: 'weight of the embedding norm loss',
+    default: 5e-3,
+    upstream: { default: '5e-3' },
+    inherit: true,
+  },
+  maskLossCoeff: {
+    type: 'number',
+    arg: 'x',
+    ...atLeastZero,
+    help: 'weight of the mask L1 norm loss',
+    default: 5e-4,
+    upstream: { default: '5e-4' },
+    inherit: true,
+  },
+  trainTriplets: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'unique training triplets; in pool mode, triplets drawn per epoch',
+    default: 36000,
+    upstream: { default: '100000' },
+    inherit: true,
+  },
+  valTriplets: {
+    type: 'integer',
+    arg: 'n',
+    min: 0,
+    help: 'unique validation triplets (0 = no validation)',
+    default: 2000,
+    upstream: { default: '20000' },
+    inherit: true,
+  },
+  testTriplets: {
+    type: 'integer',
+    arg: 'n',
+    min: 0,
+    help: 'unique test triplets',
+    default: d.testTriplets,
+    upstream: { default: '40000' },
+    inherit: true,
+  },
+  embedDim: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'embedding dimensions',
+    default: 64,
+    upstream: { default: '64' },
+    inherit: true,
+  },
+  test: {
+    type: 'switch',
+    help: "only evaluate the --resume checkpoint (or --name's model_best) on the test split",
+    default: false,
+    upstream: { default: 'false' },
+  },
+  learned: {
+    type: 'switch',
+    help: 'learn masks from a random initialisation (default)',
+    sets: 'maskMode',
+    upstream: { default: 'on' },
+    inherit: true,
+  },
+  prein: {
+    type: 'switch',
+    help: 'initialise masks to disjoint blocks (still trained)',
+    sets: 'maskMode',
+    conflicts: ['fixedMasks'],
+    upstream: { default: 'off' },
+    inherit: true,
+  },
+  fixedMasks: {
+    type: 'switch',
+    help: 'disjoint 0/1 masks, not trained (the paper\'s "fixed" CSN)',
+    sets: 'maskMode',
+    conflicts: ['learned'],
+    inherit: true,
+  },
+  logDir: {
+    type: 'string',
+    arg: 'dir',
+    help: 'folder that holds run folders',
+    default: 'runs',
+    upstream: { default: 'runs' },
+  },
+  conditions: {
+    type: 'list',
+    arg: 'names',
+    help: 'similarity notions to train (names or upstream indices)',
+    defaultText: 'all',
+    upstream: { default: 'all' },
+    inherit: true,
+  },
+  backend: {
+    type: 'choice',
+    arg: 'name',
+    choices: BACKEND_PREFERENCES,
+    help: 'tfjs backend: auto tries tfjs-node-gpu, tfjs-node, wasm, cpu',
+    default: d.backend,
+    upstream: { flag: '--cuda', default: 'true' },
+  },
+  model: {
+    type: 'choice',
+    arg: 'kind',
+    choices: MODEL_KINDS,
+    help: 'csn, asen, or the unconditional baseline (one shared embedding, no masks)',
+    default: 'csn' as ModelKind,
+    inherit: true,
+  },
+  backbone: {
+    type: 'choice',
+    arg: 'name',
+    choices: BACKBONES,
+    help: 'image network',
+    default: 'small' as (typeof BACKBONES)[number],
+    inherit: true,
+  },
+  imageSize: {
+    type: 'integer',
+    arg: 'px',
+    min: 16,
+    max: 512,
+    help: 'square input side',
+    default: MODEL_DEFAULTS.imageSize as number,
+    defaultText: 'per backbone: small 48, resnet18 112 as upstream',
+    inherit: true,
+  },
+  width: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    max: 512,
+    help: 'channels of the first backbone layer',
+    defaultText: 'per backbone: small 16, resnet18 64 as upstream',
+    inherit: true,
+  },
+  initWeights: {
+    type: 'string',
+    arg: 'file',
+    help: 'start the backbone from a safetensors file with torchvision resnet18 names (conv1.weight, bn1.*, layer1.0…)',
+  },
+  attentionTanh: {
+    type: 'switch',
+    form: 'off',
+    help: 'ASEN: no tanh on the spatial attention logits (upstream V2 style)',
+    inherit: true,
+  },
+  selectOn: {
+    type: 'choice',
+    arg: 'metric',
+    choices: SELECT_ON,
+    help: 'validation metric that picks model_best',
+    defaultText: 'map for asen as upstream, accuracy otherwise',
+    inherit: true,
+  },
+  valEvery: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'validate every n epochs (the last epoch always)',
+    default: 1,
+    inherit: true,
+  },
+  checkpointEvery: {
+    type: 'integer',
+    arg: 'n',
+    min: 0,
+    help: 'also write checkpoint_latest every n steps (0 = at epoch ends only)',
+    default: 0,
+    inherit: true,
+  },
+  augment: {
+    type: 'switch',
+    form: 'off',
+    help: 'no random horizontal flips of training images',
+    default: true,
+    inherit: true,
+  },
+  mapQueries: {
+    type: 'integer',
+    arg: 'n',
+    min: 1,
+    help: 'retrieval MAP queries per condition at test time',
+    default: d.mapQueries,
+    inherit: true,
+  },
+  overwrite: {
+    type: 'switch',
+    help: 'replace an existing run folder of the same name',
+    default: false,
+  },
+  progress: { type: 'switch', form: 'off', help: 'no progress bar', default: true },
+  colourHistogram: {
+    type: 'switch',
+    form: 'both',
+    help: 'colour-histogram channels beside the backbone: a shape-free view of colour (model stage colour.ts)',
+    default: false,
+    inherit: true,
+  },
+  labelLoss: {
+    type: 'number',
+    arg: 'x',
+    ...atLeastZero,
+    help: 'weight of the in-batch label loss: every image of a batch against every other, per condition (0 = off)',
+    default: 0,
+    inherit: true,
+  },
+  controlled: {
+    type: 'number',
+    arg: 'x',
+    ...atLeastZero,
+    help: "label loss: extra weight of negatives that share every other condition's label with the anchor",
+    default: 0,
+    inherit: true,
+  },
+  cuda: {
+    type: 'switch',
+    form: 'both',
+    help: 'upstream flag: --cuda is --backend auto (tries tfjs-node-gpu first), --no-cuda is --backend wasm',
+    hidden: true,
+    upstream: { default: 'true' },
+  },
+  tensorboard: {
+    type: 'switch',
+    help: 'upstream flag, ignored: metrics.jsonl and metrics.png are always written',
+    hidden: true,
+    upstream: { default: 'off' },
+  },
+  visdom: {
+    type: 'switch',
+    help: 'upstream flag, ignored: metrics.jsonl and metrics.png are always written',
+    hidden: true,
+    upstream: { default: 'off' },
+  },
+} satisfies OptionTable;
 
-/**
- * Default learning rate per model kind: ASEN's attention branches and L2-normalised embeddings learn faster at
- * 1e-3 (65.8% vs 54.6% validation accuracy after 3 demo epochs at 3e-3); CSN and the baseline at 3e-3.
- */
-export function defaultLearningRate(kind: ModelKind): number {
-  return kind === 'asen' ? 1e-3 : TRAIN_DEFAULTS.lr;
-}
+/** Raw command-line values of `train` (mask flags and upstream aliases not yet folded into TrainOptions). */
+export type TrainFlags = ValuesOf<typeof TRAIN_OPTIONS>;
+
+/** Upstream flags that only alias an option of ours (folded into maskMode and backend by the resolver). */
+type AliasFlag = 'learned' | 'prein' | 'fixedMasks' | 'cuda' | 'tensorboard' | 'visdom';
+
+/** What the trainer runs with: every flag resolved (mask flags folded into maskMode, lr and name worked out). */
+export type TrainOptions = Omit<TrainFlags, AliasFlag | 'name' | 'lr'> & {
+  name: string;
+  lr: number;
+  maskMode: MaskMode;
+};
+
+/** Every default, including the ones the resolver works out (lr and mask mode of the default model). */
+export const TRAIN_DEFAULTS = {
+  ...defaultsOf(TRAIN_OPTIONS),
+  lr: LEARNING_RATES.csn,
+  maskMode: 'learned' as MaskMode,
+};
+
+/** Option keys a resumed run takes from its checkpoint unless they are given on the command line. */
+export const INHERITED = inheritedKeys(TRAIN_OPTIONS) as (keyof TrainOptions)[];
 
 /** Upstream's default run name: `csn_yyyymmdd_hhmmss` (local time); other model kinds use their own prefix. */
 export function defaultRunName(kind: ModelKind = 'csn', now = new Date()): string {
@@ -155,78 +450,19 @@ export class OptionsError extends Error {
   }
 }
 
-/** Checks that do not need the catalogue. */
+/** Checks that do not need the catalogue: each value against its row's rule, then the combinations. */
 export function validateOptions(options: TrainOptions): void {
-  const positive: (keyof TrainOptions)[] = [
-    'batchSize',
-    'epochs',
-    'startEpoch',
-    'logInterval',
-    'embedDim',
-    'valEvery',
-  ];
-  for (const key of positive) {
-    const value = options[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-      throw new OptionsError(`--${kebab(key)} must be a positive integer, got ${String(value)}`);
-    }
-  }
+  // A test-only run trains nothing, so it may carry no training triplets.
+  const values = options.test ? { ...options, trainTriplets: undefined } : options;
+  const problem = firstProblem(TRAIN_OPTIONS, values);
+  if (problem) throw new OptionsError(problem);
   if (options.startEpoch > options.epochs) {
     throw new OptionsError(
       `--start-epoch ${options.startEpoch} is after --epochs ${options.epochs}: nothing to train`,
     );
   }
-  if (!(options.lr > 0) || !Number.isFinite(options.lr))
-    throw new OptionsError(`--lr must be positive, got ${options.lr}`);
-  if (!(options.lrDecay >= 0 && options.lrDecay < 1)) {
-    throw new OptionsError(`--lr-decay must be in [0, 1), got ${options.lrDecay}`);
-  }
-  if (!(options.margin >= 0)) throw new OptionsError(`--margin must be >= 0, got ${options.margin}`);
-  for (const key of ['embedLossCoeff', 'maskLossCoeff'] as const) {
-    if (!(options[key] >= 0)) throw new OptionsError(`--${kebab(key)} must be >= 0, got ${options[key]}`);
-  }
-  for (const key of ['trainTriplets', 'valTriplets', 'testTriplets', 'checkpointEvery'] as const) {
-    if (!Number.isInteger(options[key]) || options[key] < 0) {
-      throw new OptionsError(`--${kebab(key)} must be a non-negative integer, got ${options[key]}`);
-    }
-  }
-  if (options.trainTriplets < 1 && !options.test)
-    throw new OptionsError('--train-triplets must be at least 1');
-  if (!BATCH_MODES.includes(options.batchMode)) {
-    throw new OptionsError(
-      `--batch-mode must be one of ${BATCH_MODES.join(', ')}, got "${options.batchMode}"`,
-    );
-  }
-  if (options.batchMode === 'pool' && options.poolSize < 3) {
-    throw new OptionsError(
-      `--pool-size must be at least 3 (an anchor, a close and a far product), got ${options.poolSize}`,
-    );
-  }
-  if (!MODEL_KINDS.includes(options.model)) {
-    throw new OptionsError(`--model must be one of ${MODEL_KINDS.join(', ')}, got "${options.model}"`);
-  }
-  if (!BACKBONES.includes(options.backbone)) {
-    throw new OptionsError(`--backbone must be one of ${BACKBONES.join(', ')}, got "${options.backbone}"`);
-  }
-  if (!BACKEND_PREFERENCES.includes(options.backend)) {
-    throw new OptionsError(
-      `--backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got "${options.backend}"`,
-    );
-  }
-  if (!Number.isInteger(options.imageSize) || options.imageSize < 16 || options.imageSize > 512) {
-    throw new OptionsError(`--image-size must be an integer from 16 to 512, got ${options.imageSize}`);
-  }
-  if (
-    options.width !== undefined &&
-    (!Number.isInteger(options.width) || options.width < 1 || options.width > 512)
-  ) {
-    throw new OptionsError(`--width must be an integer from 1 to 512, got ${options.width}`);
-  }
   if (!/^[A-Za-z0-9._-]+$/.test(options.name) || options.name === '.' || options.name === '..') {
     throw new OptionsError(`--name "${options.name}" must be a plain folder name (letters, digits, . _ -)`);
-  }
-  if (options.selectOn !== undefined && !SELECT_ON.includes(options.selectOn)) {
-    throw new OptionsError(`--select-on must be one of ${SELECT_ON.join(', ')}, got "${options.selectOn}"`);
   }
   if (options.initWeights !== undefined && options.resume) {
     throw new OptionsError('--init-weights starts a new run; a resumed run continues from its own weights');
@@ -234,8 +470,4 @@ export function validateOptions(options: TrainOptions): void {
   if (options.test && !options.resume) {
     throw new OptionsError('--test evaluates a trained model: give it with --resume <checkpoint>');
   }
-}
-
-export function kebab(key: string): string {
-  return key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 }

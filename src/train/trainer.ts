@@ -43,7 +43,7 @@ import {
   tripletAccuracy,
   type EvaluationReport,
 } from '../eval/index.ts';
-import { PoolSampler, buildBatch, disposeBatch } from './data.ts';
+import { PoolSampler, buildBatch, disposeBatch, labelIdsOf } from './data.ts';
 import { modelFromInitWeights } from './init-weights.ts';
 import { MetricsLog, recordsBefore, type EpochRecord } from './metrics.ts';
 import {
@@ -75,6 +75,11 @@ export const RUN_FILES = {
   args: 'args.json',
   testResults: 'test_results.json',
 } as const;
+
+/** The loss stopped being a finite number: the settings (usually --lr) cannot train this model. */
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+}
 
 export interface TrainHooks {
   logger?: Logger;
@@ -140,8 +145,9 @@ async function trainStep(
   images: ImageCache,
   coefficients: LossCoefficients,
   flipRng: Rng | undefined,
+  labelIds: Int32Array[] | undefined,
 ): Promise<StepResult> {
-  const batch = buildBatch(triplets, images, flipRng);
+  const batch = buildBatch(triplets, images, flipRng, labelIds);
   try {
     const outputs = tf.tidy(() => {
       let kept: tf.Tensor[] = [];
@@ -175,6 +181,7 @@ function modelConfigFor(options: TrainOptions, conditions: string[], checkpoint?
     seed: options.seed,
     ...(options.width !== undefined ? { width: options.width } : {}),
     attentionTanh: options.attentionTanh ?? MODEL_DEFAULTS.attentionTanh,
+    colourHistogram: options.colourHistogram,
   };
   if (!checkpoint) return wanted;
   const saved = checkpoint.model.config;
@@ -371,6 +378,8 @@ interface TrainingData {
   sampler?: PoolSampler;
   valTriplets: Triplet[];
   tripletsPerEpoch: number;
+  /** Label ids per condition and product, when the label loss is on. */
+  labelIds?: Int32Array[];
 }
 
 /** What a run holds from start to end: settings, data, model and optimiser. */
@@ -491,7 +500,8 @@ function prepareTriplets(options: TrainOptions, catalogue: Catalogue, log: Logge
     },
     'triplets ready',
   );
-  return { batchMode, trainTriplets, sampler, valTriplets, tripletsPerEpoch };
+  const labelIds = options.labelLoss > 0 ? labelIdsOf(catalogue) : undefined;
+  return { batchMode, trainTriplets, sampler, valTriplets, tripletsPerEpoch, labelIds };
 }
 
 /** The epochs from the state on, then the test (or the record of an interruption). */
@@ -554,6 +564,8 @@ async function openSession(run: Run): Promise<Session> {
     margin: options.margin,
     embedLoss: options.embedLossCoeff,
     maskLoss: options.maskLossCoeff,
+    labelLoss: options.labelLoss,
+    controlled: options.controlled,
   };
   return {
     ...run,
@@ -639,10 +651,11 @@ async function runStep(session: Session, run: EpochRun, step: number): Promise<b
     session.images,
     session.coefficients,
     flipRng,
+    session.data.labelIds,
   );
   const seconds = (performance.now() - started) / 1000;
   if (!Number.isFinite(result.loss)) {
-    throw new Error(
+    throw new TrainingDivergedError(
       `loss became ${result.loss} at epoch ${run.epoch} step ${step + 1}: lower --lr (now ${options.lr}); ` +
         `the last good checkpoint is ${join(session.runDir, RUN_FILES.latest)}`,
     );
@@ -880,6 +893,20 @@ function finishInterrupted(session: Session): TrainResult {
 }
 
 /** Test the best model (as upstream recommends), or the final one when nothing was validated. */
+/** The best checkpoint carries its own test scores, so that whoever serves it can say how good each condition is. */
+async function recordTestInBest(bestPath: string, test: EvaluationReport): Promise<void> {
+  const best = await readCheckpoint(bestPath);
+  const retrieval = test.retrieval;
+  const testMap = retrieval && {
+    overall: retrieval.overall.map,
+    perCondition: Object.fromEntries(Object.entries(retrieval.perCondition).map(([c, r]) => [c, r.map])),
+  };
+  await writeCheckpoint(bestPath, {
+    ...best,
+    metrics: { ...best.metrics, test: test.triplets, ...(testMap ? { testMap } : {}) },
+  });
+}
+
 async function finishRun(session: Session): Promise<TrainResult> {
   const { state, runDir, model, metrics } = session;
   const { restoreModel } = await import('../model/index.ts');
@@ -906,6 +933,7 @@ async function finishRun(session: Session): Promise<TrainResult> {
   } finally {
     if (testModel !== model) testModel.dispose();
   }
+  if (fromBest) await recordTestInBest(bestPath, test);
   metrics.append({
     type: 'test',
     epoch,

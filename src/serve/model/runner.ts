@@ -77,8 +77,6 @@ export class ModelCallError extends Error {
 
 export interface ModelRunner {
   readonly description: ModelDescription;
-  /** The checkpoint file the model was loaded from. */
-  readonly checkpoint: string;
   vectors(images: Float32Array, count: number): Promise<VectorsResult>;
   /**
    * Saliency maps of `count` image pairs. The inputs are produced only once the call has its place in the queue
@@ -110,7 +108,6 @@ interface Job {
 }
 
 abstract class QueuedRunner {
-  checkpoint = '';
   private readonly queues: Record<ModelCallKind, Job[]> = { embed: [], saliency: [] };
   /** Calls of each kind queued or running. */
   private readonly counts: Record<ModelCallKind, number> = { embed: 0, saliency: 0 };
@@ -285,9 +282,7 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
   if (options.thread === 'main') {
     const host = new ModelHost();
     const description = await host.load(load);
-    const runner = new InProcessRunner(host, description, limits);
-    runner.checkpoint = options.checkpoint;
-    return runner;
+    return new InProcessRunner(host, description, limits);
   }
   const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
   const worker = new Worker(new URL('../../util/ts-worker-entry.mjs', import.meta.url), {
@@ -296,7 +291,6 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
   const runner = new WorkerRunner(worker, limits);
   try {
     runner.description = await runner.call<ModelDescription>({ op: 'load', load });
-    runner.checkpoint = options.checkpoint;
   } catch (error) {
     await worker.terminate();
     throw error;

@@ -111,7 +111,12 @@ async function loadConditions() {
   state.conditions = conditions;
   const select = $('condition-filter');
   select.replaceChildren(h('option', { value: '' }, 'All conditions'));
-  for (const condition of conditions) select.append(h('option', { value: condition.name }, condition.name));
+  for (const condition of conditions) {
+    const quality = conditionQuality(condition);
+    select.append(
+      h('option', { value: condition.name }, quality ? `${condition.name} — ${quality}` : condition.name),
+    );
+  }
   state.fields = fields;
   filterSuggestions(conditions, fields);
   $('combine').replaceChildren(
@@ -122,6 +127,15 @@ async function loadConditions() {
         {},
         h('input', { type: 'checkbox', 'data-condition': c.name }),
         c.name,
+        ...(conditionQuality(c)
+          ? [
+              h(
+                'span',
+                { class: 'quality', title: "the served model's test accuracy and MAP" },
+                conditionQuality(c),
+              ),
+            ]
+          : []),
         h('input', {
           type: 'number',
           min: '0.1',
@@ -133,6 +147,15 @@ async function loadConditions() {
       ),
     ),
   );
+}
+
+/** "test accuracy 94.0 %, MAP 70.8 %" of the served model on a condition, or '' when /conditions has neither. */
+function conditionQuality(condition) {
+  const parts = [];
+  if (typeof condition.testAccuracy === 'number')
+    parts.push(`test accuracy ${(100 * condition.testAccuracy).toFixed(1)} %`);
+  if (typeof condition.testMap === 'number') parts.push(`MAP ${(100 * condition.testMap).toFixed(1)} %`);
+  return parts.join(', ');
 }
 
 /** Suggestions for the filter box: every label and field value, and the comparisons of number fields. */
