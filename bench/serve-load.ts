@@ -634,9 +634,12 @@ async function main(): Promise<void> {
   const started = Date.now();
   const demoIndex = await demoBundle(options);
   const runs: Run[] = [];
+  const ratios: Ratio[] = [];
   const workerCounts = options.workers.split(',').map(Number);
   for (const workers of workerCounts) {
-    runs.push(...(await block(demoIndex, workers, options, !options.quick || workers === workerCounts[0])));
+    const blockRuns = await block(demoIndex, workers, options, !options.quick || workers === workerCounts[0]);
+    runs.push(...blockRuns);
+    ratios.push(...sameBytesRatios(blockRuns, workers));
   }
   let memory: MemoryReport | undefined;
   if (options.synthetic > 0) {
@@ -646,6 +649,7 @@ async function main(): Promise<void> {
   }
   const markdown = report(
     runs,
+    ratios,
     memory,
     demoIndex === options.demoIndex
       ? demoIndex
@@ -662,7 +666,7 @@ async function main(): Promise<void> {
     connections: options.connections,
     durationSeconds: options.duration,
     runs,
-    ratios: sameBytesRatios(runs),
+    ratios,
     memory,
   };
   await mkdir(dirname(options.out), { recursive: true });
@@ -702,26 +706,21 @@ const RATIO_GOALS: { what: string; service: string; reference: string; goal: num
   { what: '/healthz', service: '/healthz', reference: '/healthz', goal: 0.9 },
 ];
 
-function sameBytesRatios(runs: Run[]): Ratio[] {
-  const ratios: Ratio[] = [];
-  for (const workers of [...new Set(runs.map((run) => run.workers))]) {
-    const find = (server: Run['server'], endpoint: string) =>
-      runs
+/** The goals' ratios of one block (one worker count, its own bare express references). */
+function sameBytesRatios(runs: Run[], workers: number): Ratio[] {
+  const best = (server: Run['server'], endpoint: string) =>
+    Math.max(
+      0,
+      ...runs
         .filter((run) => run.server === server && run.endpoint === endpoint)
-        .filter((run) => server === 'bare express' || run.workers === workers)
-        .map((run) => run.requestsPerSecond);
-    for (const goal of RATIO_GOALS) {
-      const [service, reference] = [find('dressmatch', goal.service), find('bare express', goal.reference)];
-      if (service.length === 0 || reference.length === 0) continue;
-      ratios.push({
-        workers,
-        what: goal.what,
-        ratio: Math.max(...service) / Math.max(...reference),
-        goal: goal.goal,
-      });
-    }
-  }
-  return ratios;
+        .map((run) => run.requestsPerSecond),
+    );
+  return RATIO_GOALS.flatMap((goal) => {
+    const [service, reference] = [best('dressmatch', goal.service), best('bare express', goal.reference)];
+    return service > 0 && reference > 0
+      ? [{ workers, what: goal.what, ratio: service / reference, goal: goal.goal }]
+      : [];
+  });
 }
 
 function ratioTable(ratios: Ratio[]): string {
@@ -736,7 +735,7 @@ function ratioTable(ratios: Ratio[]): string {
   ].join('\n');
 }
 
-function report(runs: Run[], memory: MemoryReport | undefined, demo: string): string {
+function report(runs: Run[], ratios: Ratio[], memory: MemoryReport | undefined, demo: string): string {
   const lines = [
     `# serve-load (${new Date().toISOString().slice(0, 16)}Z, Node ${process.version}, ${cpus().length} cores, load ${loadavg()[0].toFixed(1)})`,
     '',
@@ -753,7 +752,7 @@ function report(runs: Run[], memory: MemoryReport | undefined, demo: string): st
     'Against bare express sending the same bytes for the same URLs (measured in the same block; /healthz against',
     "bare express' /healthz; for 2 workers against the one bare express process):",
     '',
-    ratioTable(sameBytesRatios(runs)),
+    ratioTable(ratios),
   ];
   if (memory) {
     lines.push(

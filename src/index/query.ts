@@ -117,8 +117,13 @@ export async function queryVersion(
   resolved: ResolvedCondition,
   query: Omit<VersionQuery, 'parts'>,
 ): Promise<ResolvedQueryHit[]> {
-  const hits = await version.query({ ...query, parts: weightedParts(resolved) });
-  return hits.map((hit) => ({ ...hit, parts: partResults(version, resolved, hit.parts) }));
+  const hits: (QueryHit | ResolvedQueryHit)[] = await version.query({
+    ...query,
+    parts: weightedParts(resolved),
+  });
+  // Parts replaced in place: a spread per hit cost 2-3 µs on Node 20, and an answer has up to 600 hits.
+  for (const hit of hits) hit.parts = partResults(version, resolved, hit.parts as QueryHit['parts']);
+  return hits as ResolvedQueryHit[];
 }
 
 /** Combined-condition neighbours of a query given by its vectors (checks and benchmarks). */

@@ -163,8 +163,14 @@ function registerRoutes(
   // JSON bodies (POST /recommend) are parsed before the contract checks them.
   app.post('/recommend', ...jsonBody());
   const limits = uploadLimits(options.maxUploadBytes ?? SERVE_DEFAULTS.maxUploadBytes);
-  app.use(contractValidator(limits));
-  app.use(plainIntegers(parameters));
+  // The validator and its checks run on the paths of the operations with a body only: on every other request
+  // the validator would still look its route up in the contract.
+  const withBody = express.Router();
+  withBody.use(contractValidator(limits), plainIntegers(parameters));
+  app.use((request, response, next) => {
+    if (BODY_PATHS.has(request.path)) withBody(request, response, next);
+    else next();
+  });
   registerOpsRoutes(app, context, spec, {
     metricsRoute: options.metricsRoute ?? true,
     metricsToken: options.metricsToken,

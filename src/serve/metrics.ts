@@ -9,7 +9,7 @@ import type { Provenance } from './served-index.ts';
 
 export interface ServeMetrics {
   registry: Registry;
-  /** Records a finished request's duration by route template, method and status (a part of the front layer). */
+  /** Records a finished request's duration by route template, method and status (a step of edge.ts). */
   observe: EdgeParts['end'][number];
   setIndexVersion(version: string): void;
   /** The served model: id, refresh and training time as labels of an info gauge, test accuracy as a value. */
@@ -18,12 +18,11 @@ export interface ServeMetrics {
   modelCalls: Histogram<'operation'>;
   /** Lookups in the caches by cache (answer, thumbnail, heatmap) and outcome (hit, miss). */
   cacheLookups: Counter<'cache' | 'outcome'>;
-  /** Plain GET /similar URLs taken by the hot path, by outcome (answered, or handed to the full path). */
   /** The exposition text /metrics answers: this registry's, or all workers' when running as a cluster worker. */
   exposition(): Promise<string>;
 }
 
-/** What express' router and the validator leave on a request they handled (nothing, when answered ahead of them). */
+/** What express' router and the validator leave on a request they handled. */
 interface ExpressRouted {
   openapi?: { openApiRoute?: string };
   route?: { path?: unknown };

@@ -64,8 +64,8 @@ export function conditionList(index: ServedIndex): ConditionList {
       mask: index.masks[c],
       medianRandomDistance: index.references[c].quantile(0.5),
       values: index.valueCounts[c],
-      testAccuracy: index.testMetrics[c].testAccuracy,
-      testMap: index.testMetrics[c].testMap,
+      testAccuracy: index.store.info.provenance?.conditionScores?.[space.condition]?.testAccuracy ?? null,
+      testMap: index.store.info.provenance?.conditionScores?.[space.condition]?.testMap ?? null,
     })),
     fields: index.store.filterTable().describeFields(),
   };

@@ -1,8 +1,7 @@
 /**
  * Sending finished JSON bytes on a plain Node response, the way express' `res.send` sends a Buffer whose type and
  * ETag are already chosen: Content-Length, 304 when the client already holds the ETag (the `fresh` package, which
- * express itself uses), no body for HEAD. Answers given ahead of express (front-door.ts) and the express routes send
- * through this one function, so both paths put the same headers, in the same order, on the wire.
+ * express itself uses), no body for HEAD. The answer cache and the health probe send their stored bytes through it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import fresh from 'fresh';

@@ -11,8 +11,7 @@ import {
   type MaskSummary,
 } from '../explain/index.ts';
 import { resolveCondition, type ResolvedCondition, type StoreVersion } from '../index/index.ts';
-import type { ModelRunner } from './model-runner.ts';
-import type { ConditionScore } from '../index/index.ts';
+import type { ModelRunner } from './model/runner.ts';
 
 export interface ValueCount {
   value: string;
@@ -43,8 +42,6 @@ export class ServedIndex {
   /** Requests currently holding this version (see IndexHolder). */
   leases = 0;
   retired = false;
-  /** The served model's test accuracy and MAP per condition (index order), as the index recorded them. */
-  readonly testMetrics: ConditionScore[];
 
   constructor(
     /** The published version being served, from whichever store (same answers from either). */
@@ -54,8 +51,6 @@ export class ServedIndex {
     /** The model this version was built from (uploads and heat maps), when the service runs with one. */
     readonly model?: ModelRunner,
   ) {
-    const scores = store.info.provenance?.conditionScores;
-    this.testMetrics = store.conditions.map((c) => scores?.[c] ?? { testAccuracy: null, testMap: null });
     const embedDim = store.info.model.embedDim;
     this.conditions = store.conditions.map((name, index) => {
       const m = model?.description.conditions.indexOf(name) ?? -1;

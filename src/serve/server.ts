@@ -13,7 +13,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { createApp, type CreateAppOptions, type ServeApp } from './app.ts';
 import { SERVE_DEFAULTS } from './defaults.ts';
 import { createServeLogger } from './logging.ts';
-import { ModelLoadError } from './model-runner.ts';
+import { ModelLoadError } from './model/runner.ts';
 import { answerClientError, notFoundHandler, problemHandler } from './problem.ts';
 import { metricsHandler, type MetricsSource } from './routes/ops.ts';
 import {

@@ -16,7 +16,7 @@ import {
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
-import { ModelLoadError, startModel, type ModelRunner, type QueueLimits } from './model-runner.ts';
+import { ModelLoadError, startModel, type ModelRunner, type QueueLimits } from './model/runner.ts';
 import { RecurringProblemLog } from './recurring-log.ts';
 import { ServedIndex, imageRootFor, provenanceOf } from './served-index.ts';
 
@@ -34,7 +34,7 @@ export interface StateOptions {
   modelPath?: string;
   backend?: BackendPreference;
   modelThread?: ModelThread;
-  /** How many model calls of each kind may wait (see model-runner.ts). */
+  /** How many model calls of each kind may wait (see model/runner.ts). */
   queueLimits?: Partial<QueueLimits>;
   /** Directory product images are relative to, when not the catalogue root the bundle records. */
   imageRoot?: string;
@@ -155,8 +155,7 @@ export class ServeState {
       const version = await this.openMatching(this.store);
       if (this.closed) return version.close();
       this.seen = identity;
-      const root = imageRootFor(version, this.options.imageRoot);
-      this.swap(new ServedIndex(version, root, this.modelRunner));
+      this.swap(new ServedIndex(version, imageRootFor(version, this.options.imageRoot), this.modelRunner));
     } catch (error) {
       this.seen = identity;
       this.notReady(

@@ -341,9 +341,9 @@ export interface components {
             mask: components["schemas"]["MaskSummary"];
             /** @description Median distance of random product pairs under this condition (the score's reference). */
             medianRandomDistance?: number;
-            /** @description Triplet accuracy of the served model under this condition on the test split, from the training run's test results (or the checkpoint's metrics); null when the model was never tested. */
+            /** @description Triplet accuracy of the served model under this condition on the test split, as the version's provenance records it (from the training run's test results); null when it records none. */
             testAccuracy: number | null;
-            /** @description Retrieval MAP of the served model under this condition on the test split, from the training run's test results; null when there are none. */
+            /** @description Retrieval MAP of the served model under this condition on the test split, as the version's provenance records it; null when it records none. */
             testMap: number | null;
             /** @description Label values of this condition in the catalogue, most frequent first. */
             values: {

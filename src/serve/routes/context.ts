@@ -8,7 +8,7 @@ import type { AnswerCache, EtagFunction } from '../answer-cache.ts';
 import type { ImageCache, RenderedImageCache } from '../cache.ts';
 import type { operations } from '../generated/api-types.ts';
 import type { ServeMetrics } from '../metrics.ts';
-import { ModelBusyError, type ModelRunner } from '../model-runner.ts';
+import { ModelBusyError, type ModelRunner } from '../model/runner.ts';
 import { HttpProblem } from '../problem.ts';
 import type { ServedCondition, ServedIndex } from '../served-index.ts';
 import type { ServeState } from '../state.ts';

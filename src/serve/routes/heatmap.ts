@@ -9,7 +9,7 @@ import {
   resizeMap,
   type HeatmapMethod,
 } from '../../explain/index.ts';
-import type { ModelRunner } from '../model-runner.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import { HttpProblem } from '../problem.ts';
 import type { ServedCondition, ServedIndex } from '../served-index.ts';
 import { requireSlot, servedCondition } from '../products.ts';

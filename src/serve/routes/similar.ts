@@ -2,7 +2,7 @@
 import type { Express } from 'express';
 import sharp from 'sharp';
 import { decodeImage } from '../../catalogue/index.ts';
-import type { ModelRunner } from '../model-runner.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import { resolveAsk, similarToProduct, similarToUpload } from '../neighbours.ts';
 import { HttpProblem } from '../problem.ts';
 import { requireSlot } from '../products.ts';

@@ -2,10 +2,10 @@
  * The model side of serving: load a checkpoint, run conditionVectors and saliency on plain float arrays.
  * Runs inside the model worker (or in-process when asked to); tensors never leave this module.
  */
-import { loadAttribution, type HeatmapMethod } from '../explain/index.ts';
-import type { ImageFit } from '../catalogue/index.ts';
-import { preprocessOf } from '../model/defaults.ts';
-import type { BackendPreference, ModelKind, SimilarityModel } from '../model/index.ts';
+import { loadAttribution, type HeatmapMethod } from '../../explain/index.ts';
+import type { ImageFit } from '../../catalogue/index.ts';
+import { preprocessOf } from '../../model/defaults.ts';
+import type { BackendPreference, ModelKind, SimilarityModel } from '../../model/index.ts';
 
 export interface ModelDescription {
   /** modelId of the checkpoint (SHA-256 of config and weights): must match the index bundle's. */
@@ -37,8 +37,8 @@ export class ModelHost {
   private description: ModelDescription | undefined;
 
   async load(request: LoadRequest): Promise<ModelDescription> {
-    const { selectBackend } = await import('../model/index.ts');
-    const { loadModelFromCheckpoint, modelId } = await import('../checkpoint/index.ts');
+    const { selectBackend } = await import('../../model/index.ts');
+    const { loadModelFromCheckpoint, modelId } = await import('../../checkpoint/index.ts');
     // The backend is chosen once per thread; reloading a checkpoint keeps it.
     const backend = this.description?.backend ?? (await selectBackend(request.backend));
     const model = await loadModelFromCheckpoint(request.checkpoint);

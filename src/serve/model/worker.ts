@@ -1,10 +1,10 @@
 /** Worker thread that owns the model, so that model calls never block the HTTP event loop. */
 import { parentPort } from 'node:worker_threads';
-import { ModelHost } from './model-host.ts';
-import type { WorkerReply, WorkerRequest } from './model-runner.ts';
+import { ModelHost } from './host.ts';
+import type { WorkerReply, WorkerRequest } from './runner.ts';
 
 const port = parentPort;
-if (!port) throw new Error('model-worker.ts must run in a worker thread');
+if (!port) throw new Error('model/worker.ts must run in a worker thread');
 
 const host = new ModelHost();
 // One call at a time, in arrival order: the runner already serialises, this keeps the worker safe on its own.

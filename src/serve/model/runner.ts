@@ -3,9 +3,9 @@
  * one request does not stall every other request on the event loop. A bounded queue turns overload into 503s.
  */
 import { Worker } from 'node:worker_threads';
-import type { HeatmapMethod } from '../explain/index.ts';
-import { SERVE_DEFAULTS, type ModelThread } from './defaults.ts';
-import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './model-host.ts';
+import type { HeatmapMethod } from '../../explain/index.ts';
+import { SERVE_DEFAULTS, type ModelThread } from '../defaults.ts';
+import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './host.ts';
 
 export type WorkerRequest =
   | { id: number; op: 'load'; load: LoadRequest }
@@ -77,8 +77,6 @@ export class ModelCallError extends Error {
 
 export interface ModelRunner {
   readonly description: ModelDescription;
-  /** The checkpoint file the model was loaded from. */
-  readonly checkpoint: string;
   vectors(images: Float32Array, count: number): Promise<VectorsResult>;
   /**
    * Saliency maps of `count` image pairs. The inputs are produced only once the call has its place in the queue
@@ -110,7 +108,6 @@ interface Job {
 }
 
 abstract class QueuedRunner {
-  checkpoint = '';
   private readonly queues: Record<ModelCallKind, Job[]> = { embed: [], saliency: [] };
   /** Calls of each kind queued or running. */
   private readonly counts: Record<ModelCallKind, number> = { embed: 0, saliency: 0 };
@@ -285,21 +282,15 @@ export async function startModel(options: StartModelOptions): Promise<ModelRunne
   if (options.thread === 'main') {
     const host = new ModelHost();
     const description = await host.load(load);
-    const runner = new InProcessRunner(host, description, limits);
-    runner.checkpoint = options.checkpoint;
-    return runner;
+    return new InProcessRunner(host, description, limits);
   }
-  const entry = new URL(
-    import.meta.url.endsWith('.ts') ? './model-worker.ts' : './model-worker.js',
-    import.meta.url,
-  );
-  const worker = new Worker(new URL('../util/ts-worker-entry.mjs', import.meta.url), {
+  const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+  const worker = new Worker(new URL('../../util/ts-worker-entry.mjs', import.meta.url), {
     workerData: { entry: entry.href },
   });
   const runner = new WorkerRunner(worker, limits);
   try {
     runner.description = await runner.call<ModelDescription>({ op: 'load', load });
-    runner.checkpoint = options.checkpoint;
   } catch (error) {
     await worker.terminate();
     throw error;
