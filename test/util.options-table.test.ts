@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { registerTrainCommands } from '../src/train/cli.ts';
 import {
   INHERITED,
+  inheritedFrom,
   OptionsError,
   TRAIN_DEFAULTS,
   TRAIN_OPTIONS,
@@ -36,6 +37,15 @@ describe('option tables', () => {
       const shown = new RegExp(`^ +${flagOf(key, spec)}\\b`, 'm').test(help);
       assert.equal(shown, !('hidden' in spec && spec.hidden), `${key} in --help`);
     }
+  });
+
+  it('give a checkpoint that predates an option the behaviour before it existed', () => {
+    const old = inheritedFrom({ epochs: 3, lr: 0.01 });
+    assert.equal(old.epochs, 3);
+    assert.equal(old.lr, 0.01);
+    assert.deepEqual([old.colourHistogram, old.labelLoss, old.controlled], [false, 0, 0]);
+    assert.equal(old.batchSize, undefined, 'an option with no record and no absent value is not inherited');
+    assert.equal(inheritedFrom({ labelLoss: 2 }).labelLoss, 2);
   });
 
   it('keep the options a resumed run inherits', () => {

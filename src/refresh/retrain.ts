@@ -10,7 +10,7 @@ import { deriveSeed, type Catalogue } from '../catalogue/index.ts';
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from '../checkpoint/index.ts';
 import { restoreModel } from '../model/index.ts';
 import {
-  INHERITED,
+  inheritedFrom,
   RUN_FILES,
   TRAIN_DEFAULTS,
   defaultLearningRate,
@@ -57,9 +57,7 @@ export interface FineTuned {
 export function fineTuneOptions(input: FineTuneInput, warmPath: string): TrainOptions {
   const saved = (input.from.checkpoint.args ?? {}) as Partial<TrainOptions>;
   const config = input.from.checkpoint.model.config;
-  const inherited = Object.fromEntries(
-    INHERITED.flatMap((key) => (saved[key] === undefined ? [] : [[key, saved[key]]])),
-  ) as Partial<TrainOptions>;
+  const inherited = inheritedFrom(saved);
   return {
     ...TRAIN_DEFAULTS,
     lr: defaultLearningRate(config.kind),

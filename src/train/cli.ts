@@ -8,6 +8,7 @@ import { BACKBONE_DEFAULTS } from '../model/defaults.ts';
 import { BEST_CHECKPOINT, LATEST_CHECKPOINT } from '../checkpoint/defaults.ts';
 import {
   INHERITED,
+  inheritedFrom,
   TRAIN_OPTIONS,
   defaultLearningRate,
   defaultRunName,
@@ -57,8 +58,9 @@ export async function resolveTrainOptions(
   const saved = (checkpoint.args ?? {}) as Partial<TrainOptions>;
   const explicit = (key: keyof TrainOptions) => flagsSetting(TRAIN_OPTIONS, key).some(fromCommandLine);
   const merged = options as unknown as Record<string, unknown>;
+  const inherited = inheritedFrom(saved);
   for (const key of INHERITED) {
-    if (!explicit(key) && saved[key] !== undefined) merged[key] = saved[key];
+    if (!explicit(key) && key in inherited) merged[key] = inherited[key];
   }
   // A model without saved args (exported elsewhere) still knows its own architecture.
   const config = checkpoint.model.config;

@@ -3,6 +3,7 @@ export { train, RUN_FILES, TrainingDivergedError, type TrainHooks, type TrainRes
 export {
   TRAIN_DEFAULTS,
   INHERITED,
+  inheritedFrom,
   OptionsError,
   defaultLearningRate,
   validateOptions,

@@ -8,6 +8,7 @@ import { EVAL_DEFAULTS } from '../eval/defaults.ts';
 import { BACKBONES, BACKEND_PREFERENCES, MODEL_DEFAULTS, MODEL_KINDS } from '../model/defaults.ts';
 import type { MaskMode, ModelKind } from '../model/index.ts';
 import {
+  absentValues,
   defaultsOf,
   firstProblem,
   inheritedKeys,
@@ -373,6 +374,7 @@ export const TRAIN_OPTIONS = {
     help: 'colour-histogram channels beside the backbone: a shape-free view of colour (model stage colour.ts)',
     default: false,
     inherit: true,
+    absent: false,
   },
   labelLoss: {
     type: 'number',
@@ -381,6 +383,7 @@ export const TRAIN_OPTIONS = {
     help: 'weight of the in-batch label loss: every image of a batch against every other, per condition (0 = off)',
     default: 0,
     inherit: true,
+    absent: 0,
   },
   controlled: {
     type: 'number',
@@ -389,6 +392,7 @@ export const TRAIN_OPTIONS = {
     help: "label loss: extra weight of negatives that share every other condition's label with the anchor",
     default: 0,
     inherit: true,
+    absent: 0,
   },
   cuda: {
     type: 'switch',
@@ -433,6 +437,18 @@ export const TRAIN_DEFAULTS = {
 
 /** Option keys a resumed run takes from its checkpoint unless they are given on the command line. */
 export const INHERITED = inheritedKeys(TRAIN_OPTIONS) as (keyof TrainOptions)[];
+
+/**
+ * What a run continued from a checkpoint takes from the args it saved: every inherited option it recorded, and for
+ * options the checkpoint predates, the behaviour before they existed (their `absent` value).
+ */
+export function inheritedFrom(saved: Partial<TrainOptions>): Partial<TrainOptions> {
+  const absent = absentValues(TRAIN_OPTIONS) as Partial<TrainOptions>;
+  const values = INHERITED.flatMap((key) =>
+    saved[key] !== undefined ? [[key, saved[key]]] : key in absent ? [[key, absent[key]]] : [],
+  );
+  return Object.fromEntries(values) as Partial<TrainOptions>;
+}
 
 /** Upstream's default run name: `csn_yyyymmdd_hhmmss` (local time); other model kinds use their own prefix. */
 export function defaultRunName(kind: ModelKind = 'csn', now = new Date()): string {

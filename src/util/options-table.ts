@@ -19,6 +19,8 @@ interface OptionBase {
   upstream?: { flag?: string; default: string };
   /** A resumed run takes this option from its checkpoint unless it is given again. */
   inherit?: boolean;
+  /** What a resumed run takes when its checkpoint predates the option (the behaviour before it existed). */
+  absent?: number | boolean;
   /** The option key this flag sets when it is not its own (an upstream alias such as --prein for maskMode). */
   sets?: string;
   /** Accepted but left out of --help (upstream flags kept for compatibility). */
@@ -115,6 +117,13 @@ export function inheritedKeys(table: OptionTable): string[] {
     .filter(([, spec]) => spec.inherit)
     .map(([key, spec]) => spec.sets ?? key);
   return [...new Set(keys)];
+}
+
+/** Per inherited key, the value a checkpoint that predates the option stands for (rows with `absent`). */
+export function absentValues(table: OptionTable): Record<string, number | boolean> {
+  return Object.fromEntries(
+    Object.entries(table).flatMap(([key, spec]) => (spec.absent === undefined ? [] : [[key, spec.absent]])),
+  );
 }
 
 /** The flags (table keys) that set `key`: its own and its aliases. */
