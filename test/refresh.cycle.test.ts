@@ -21,6 +21,7 @@ import type { RunningServer } from '../src/serve/server.ts';
 import { TRAIN_DEFAULTS } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
 import { startLocalServer } from './fixtures/serve/build.ts';
+import { TRIPLETS_ONLY } from './fixtures/train/settings.ts';
 
 const CLI = join(process.cwd(), 'src/cli/main.ts');
 /** The colour catalogue v1 leaves out and v2 brings: a label value the served model never saw. */
@@ -246,6 +247,7 @@ test('catalogue v1 trained, indexed and served', async () => {
   await train(
     {
       ...TRAIN_DEFAULTS,
+      ...TRIPLETS_ONLY,
       dataDir: dirs.v1,
       logDir: runs,
       name: 'v1',

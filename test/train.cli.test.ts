@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { generateDemoCatalogue } from '../src/catalogue/index.ts';
 import { readCheckpoint } from '../src/checkpoint/index.ts';
 import { readMetrics } from '../src/train/metrics.ts';
+import { TRIPLETS_ONLY_FLAGS } from './fixtures/train/settings.ts';
 
 const cli = fileURLToPath(new URL('./fixtures/train/cli.ts', import.meta.url));
 let root: string;
@@ -56,6 +57,7 @@ function runCli(args: string[], whenRunning?: (child: ReturnType<typeof spawn>) 
 
 const common = (name: string) => [
   'train',
+  ...TRIPLETS_ONLY_FLAGS,
   '--data-dir',
   dataDir,
   '--log-dir',

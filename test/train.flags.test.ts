@@ -9,12 +9,12 @@ import { writeCheckpoint } from '../src/checkpoint/index.ts';
 import {
   OptionsError,
   TRAIN_DEFAULTS,
+  TRAIN_IMAGE_SIZES,
   defaultRunName,
   validateOptions,
   type TrainOptions,
 } from '../src/train/options.ts';
 import { resolveConditions } from '../src/catalogue/index.ts';
-import { MODEL_DEFAULTS } from '../src/model/index.ts';
 
 /** Parse `train` flags with the real command definition; the action is replaced so nothing trains. */
 async function parseTrain(args: string[]): Promise<TrainOptions> {
@@ -65,15 +65,19 @@ describe('train flags', () => {
     assert.equal(options.maskMode, 'learned');
     assert.equal(options.logDir, 'runs');
     assert.equal(options.lrDecay, 0.015);
-    assert.equal(options.model, 'csn');
+    // The best model measured on real photos (bench/results/real-photos.md) is the default.
+    assert.equal(options.model, 'asen');
+    assert.deepEqual([options.colourHistogram, options.labelLoss, options.controlled], [true, 1, 8]);
+    assert.equal(options.imageSize, 64);
     assert.equal(options.backend, 'auto');
     assert.equal(options.augment, true);
-    assert.match(options.name, /^csn_\d{8}_\d{6}$/);
-    assert.equal(options.lr, 3e-3);
-    const asen = await parseTrain(['--model', 'asen']);
-    assert.equal(asen.lr, 1e-3, 'ASEN has its own default rate');
-    assert.match(asen.name, /^asen_/);
+    assert.match(options.name, /^asen_\d{8}_\d{6}$/);
+    assert.equal(options.lr, 1e-3, 'ASEN has its own default rate');
+    const csn = await parseTrain(['--model', 'csn']);
+    assert.equal(csn.lr, 3e-3);
+    assert.match(csn.name, /^csn_\d{8}_\d{6}$/);
     assert.equal((await parseTrain(['--model', 'asen', '--lr', '0.01'])).lr, 0.01);
+    assert.equal((await parseTrain(['--backbone', 'resnet18'])).imageSize, 112);
   });
 
   it('parses values and upstream spellings', async () => {
@@ -154,8 +158,8 @@ describe('train flags', () => {
     assert.equal(defaultRunName('csn', new Date(2024, 0, 2, 3, 4, 5)), 'csn_20240102_030405');
   });
 
-  it('keeps the default image size in step with the model stage', () => {
-    assert.equal(TRAIN_DEFAULTS.imageSize, MODEL_DEFAULTS.imageSize);
+  it('keeps the default image size in step with the per-backbone sizes', () => {
+    assert.equal(TRAIN_DEFAULTS.imageSize, TRAIN_IMAGE_SIZES.small);
   });
 
   it("takes a resumed run's settings from its checkpoint unless given again", async () => {

@@ -17,6 +17,7 @@ import { TRAIN_DEFAULTS, type TrainOptions } from '../src/train/options.ts';
 import { RUN_FILES, train } from '../src/train/trainer.ts';
 import { runEval } from '../src/eval/run.ts';
 import { modelProvenance } from '../src/index/model-source.ts';
+import { TRIPLETS_ONLY } from './fixtures/train/settings.ts';
 
 let root: string;
 let dataDir: string;
@@ -33,6 +34,7 @@ after(async () => {
 function options(name: string, overrides: Partial<TrainOptions> = {}): TrainOptions {
   return {
     ...TRAIN_DEFAULTS,
+    ...TRIPLETS_ONLY,
     dataDir,
     logDir: join(root, 'runs'),
     name,

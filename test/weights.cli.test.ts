@@ -26,6 +26,7 @@ import {
   referenceEmbedding,
   type TorchTensor,
 } from './fixtures/model/torch-reference.ts';
+import { TRIPLETS_ONLY } from './fixtures/train/settings.ts';
 
 const WIDTH = 4;
 const EMBED = 6;
@@ -180,6 +181,7 @@ describe('import-model and export', () => {
 function trainOptions(name: string, overrides: Partial<TrainOptions> = {}): TrainOptions {
   return {
     ...TRAIN_DEFAULTS,
+    ...TRIPLETS_ONLY,
     dataDir,
     logDir: join(root, 'runs'),
     name,

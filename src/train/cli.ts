@@ -4,11 +4,11 @@
  */
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { BACKBONE_DEFAULTS } from '../model/defaults.ts';
 import { BEST_CHECKPOINT, LATEST_CHECKPOINT } from '../checkpoint/defaults.ts';
 import {
   INHERITED,
   inheritedFrom,
+  TRAIN_IMAGE_SIZES,
   TRAIN_OPTIONS,
   defaultLearningRate,
   defaultRunName,
@@ -44,7 +44,7 @@ export async function resolveTrainOptions(
   if (fromCommandLine('cuda') && flags.cuda === false && !fromCommandLine('backend'))
     options.backend = 'wasm';
   // Each backbone has its own input size (resnet18: upstream's 112 px) unless --image-size says otherwise.
-  if (!fromCommandLine('imageSize')) options.imageSize = BACKBONE_DEFAULTS[options.backbone].imageSize;
+  if (!fromCommandLine('imageSize')) options.imageSize = TRAIN_IMAGE_SIZES[options.backbone];
   options.selectOn ??= defaultSelectOn(options.model);
   // `train --test --name x` evaluates the best model of run x.
   if (options.test && !options.resume && flags.name) {
