@@ -11,12 +11,7 @@ export {
 } from './changes.ts';
 export { decide, retrainReasons, type DecisionOptions } from './decision.ts';
 export { applyGate, formatGate, describeDifference, type GateAnswers, type GateSettings } from './gate.ts';
-export {
-  pairedDifference,
-  type PairedOutcome,
-  type PairedDifference,
-  type BootstrapSettings,
-} from './paired.ts';
+export { pairedDifference, type PairedOutcome, type BootstrapSettings } from './paired.ts';
 export { warmStart, perConditionWeights, type WarmStart } from './warm-start.ts';
 export { answerSharedTriplets, type SharedAnswers } from './compare.ts';
 export { REFRESH_DEFAULTS, defaultRefreshName } from './options.ts';

@@ -9,26 +9,13 @@
  * interval of those differences.
  */
 import { Rng } from '../util/rng.ts';
+import type { PairedResult } from './types.ts';
 
 /** One test triplet answered by both models. */
 export interface PairedOutcome {
   anchor: number;
   candidate: boolean;
   served: boolean;
-}
-
-export interface PairedDifference {
-  triplets: number;
-  /** Accuracies on these triplets. */
-  candidate: number;
-  served: number;
-  /** Triplets only the candidate answered right, and only the served model. */
-  onlyCandidate: number;
-  onlyServed: number;
-  /** candidate − served. */
-  delta: number;
-  /** Percentile interval of the difference at the requested confidence. */
-  interval: [number, number];
 }
 
 export interface BootstrapSettings {
@@ -66,7 +53,7 @@ function quantile(sorted: Float64Array, q: number): number {
 export function pairedDifference(
   outcomes: readonly PairedOutcome[],
   settings: BootstrapSettings,
-): PairedDifference {
+): PairedResult {
   const n = outcomes.length;
   const onlyCandidate = outcomes.filter((o) => o.candidate && !o.served).length;
   const onlyServed = outcomes.filter((o) => o.served && !o.candidate).length;
