@@ -7,8 +7,8 @@
  * weights, so a colour between two bin centres counts for both), near-white pixels (the studio background) are
  * left out, and the memberships are averaged down to the feature map's positions. They are appended to the
  * feature map, so ASEN attends over them like any channel and heat maps still come from one feature map; the
- * pooled vector (what the CSN embedding reads) gets the normalised histogram of the whole product through a small
- * ReLU layer.
+ * pooled vector (what the CSN embedding reads) ends with COLOUR_DIMS dimensions made from the normalised histogram
+ * of the whole product alone (a ReLU layer, then a linear one).
  */
 import * as tf from '@tensorflow/tfjs';
 import { linearUniform, zeros, type ParamStore } from './params.ts';
@@ -17,8 +17,9 @@ import type { FeatureExtractor } from './resnet.ts';
 /** Bin centres per RGB channel (0, 1/3, 2/3, 1). */
 const LEVELS = 4;
 export const COLOUR_BINS = LEVELS ** 3;
-/** Width of the ReLU layer on the histogram, and the colour dimensions it gives the embedding. */
+/** Width of the ReLU layer on the histogram. */
 const HIDDEN = 32;
+/** Embedding dimensions made from the histogram alone. */
 export const COLOUR_DIMS = 16;
 /** Pixels whose darkest channel is above WHITE count as background; full weight below WHITE - RAMP. */
 const WHITE = 0.94;
