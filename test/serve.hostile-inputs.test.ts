@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { components } from '../src/serve/generated/api-types.ts';
 import { startServedFixture, type ServeFixture, type ServedFixture } from './fixtures/serve/build.ts';
+import { expectProblem, type Problem } from './fixtures/serve/problem.ts';
 
-type Problem = components['schemas']['Problem'];
 type SimilarResponse = components['schemas']['SimilarResponse'];
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -33,17 +33,6 @@ after(() => served?.close());
 
 function url(path: string): string {
   return `${served.server.url}${path}`;
-}
-
-async function expectProblem(response: Response, status: number, what: string): Promise<Problem> {
-  const text = await response.text();
-  assert.equal(response.status, status, `${what}: ${text}`);
-  assert.match(
-    response.headers.get('content-type') ?? '',
-    /^application\/problem\+json/,
-    `${what}: media type`,
-  );
-  return JSON.parse(text) as Problem;
 }
 
 function upload(bytes: Uint8Array, type: string): FormData {

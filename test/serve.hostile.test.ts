@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { crc32, deflateSync } from 'node:zlib';
 import { pino } from 'pino';
-import type { components } from '../src/serve/generated/api-types.ts';
 import type { RunningServer } from '../src/serve/server.ts';
 import {
   startLocalServer,
@@ -21,8 +20,7 @@ import {
   type ServeFixture,
   type ServedFixture,
 } from './fixtures/serve/build.ts';
-
-type Problem = components['schemas']['Problem'];
+import { expectProblem, type Problem } from './fixtures/serve/problem.ts';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const MAX_UPLOAD = 256 * 1024;
@@ -59,20 +57,6 @@ after(() => served?.close());
 
 function url(path: string): string {
   return `${server.url}${path}`;
-}
-
-/** A problem+json answer with this status; returns the body. */
-async function expectProblem(response: Response, status: number, what: string): Promise<Problem> {
-  const text = await response.text();
-  assert.equal(response.status, status, `${what}: ${text}`);
-  assert.match(
-    response.headers.get('content-type') ?? '',
-    /^application\/problem\+json/,
-    `${what}: media type`,
-  );
-  const problem = JSON.parse(text) as Problem;
-  assert.equal(problem.status, status, `${what}: status in the body`);
-  return problem;
 }
 
 function form(files: { bytes: Uint8Array; name: string }[]): FormData {

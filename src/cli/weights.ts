@@ -4,7 +4,7 @@
  * loads inside the actions so that `--help` stays fast (weights-run.ts).
  */
 import type { Command } from 'commander';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
+import { BACKEND_OPTION } from '../model/defaults.ts';
 import { runCommand } from '../util/cli.ts';
 import { addOptions, type OptionTable, type ValuesOf } from '../util/options-table.ts';
 
@@ -40,13 +40,7 @@ export const IMPORT_MODEL_OPTIONS = {
     help: 'input side the network was trained at',
     default: UPSTREAM_IMAGE_SIZE,
   },
-  backend: {
-    type: 'choice',
-    arg: 'name',
-    choices: BACKEND_PREFERENCES,
-    help: 'tfjs backend',
-    default: 'auto' as BackendPreference,
-  },
+  backend: BACKEND_OPTION,
 } satisfies OptionTable;
 
 /** `export`'s flags. */

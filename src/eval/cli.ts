@@ -3,7 +3,7 @@
  * evaluation code loads inside the action so that `--help` stays fast.
  */
 import type { Command } from 'commander';
-import { BACKEND_PREFERENCES } from '../model/defaults.ts';
+import { BACKEND_OPTION } from '../model/defaults.ts';
 import { addOptions, type OptionTable, type ValuesOf } from '../util/options-table.ts';
 import { EVAL_DEFAULTS } from './defaults.ts';
 
@@ -46,13 +46,7 @@ export const EVAL_OPTIONS = {
     default: EVAL_DEFAULTS.mapQueries,
   },
   map: { type: 'switch', form: 'off', help: 'skip retrieval MAP', default: true },
-  backend: {
-    type: 'choice',
-    arg: 'name',
-    choices: BACKEND_PREFERENCES,
-    help: 'tfjs backend',
-    default: EVAL_DEFAULTS.backend,
-  },
+  backend: BACKEND_OPTION,
 } satisfies OptionTable;
 
 export function registerEvalCommands(program: Command): void {

@@ -5,7 +5,7 @@
 import type { Command, Option } from 'commander';
 import { DEMO_DATA_DIR } from '../catalogue/defaults.ts';
 import { DEMO_CHECKPOINT } from '../checkpoint/defaults.ts';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../model/defaults.ts';
+import { BACKEND_OPTION } from '../model/defaults.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import { runCommand } from '../util/cli.ts';
@@ -190,13 +190,7 @@ export const INDEX_OPTIONS = {
     help: 'seed of HNSW levels and of the samples',
     default: p.seed,
   },
-  backend: {
-    type: 'choice',
-    arg: 'name',
-    choices: BACKEND_PREFERENCES,
-    help: 'tfjs backend',
-    default: 'auto' as BackendPreference,
-  },
+  backend: BACKEND_OPTION,
   ...STORE_OPTIONS,
   shard: {
     type: 'string',

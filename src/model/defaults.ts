@@ -2,11 +2,21 @@
  * The model stage's lists of choices and defaults, in a file free of tfjs so that command lines can offer them
  * in --help without loading the network code (the model face takes seconds to import; this file milliseconds).
  */
+import type { ChoiceSpec } from '../util/options-table.ts';
 import type { Backbone, ModelConfig, Preprocess } from './types.ts';
 
 /** tfjs backend preferences: 'auto' tries native TensorFlow (GPU, then CPU), then wasm, then cpu. */
 export const BACKEND_PREFERENCES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
+
+/** The `--backend` flag as the eval, index and weight commands declare it (one row of their option tables). */
+export const BACKEND_OPTION = {
+  type: 'choice',
+  arg: 'name',
+  choices: BACKEND_PREFERENCES,
+  help: 'tfjs backend',
+  default: 'auto' as BackendPreference,
+} satisfies ChoiceSpec;
 
 export const MODEL_KINDS = ['csn', 'asen', 'unconditional'] as const;
 export const BACKBONES = ['small', 'resnet18', 'resnet18-skipinit'] as const;
