@@ -96,6 +96,8 @@ interface CandidateResult extends Partial<Scores> {
   trainSeconds?: number;
   trainCpuSeconds?: number;
   bestEpoch?: number;
+  /** Validation triplet accuracy of the kept epoch: what a candidate may be chosen on (test only confirms). */
+  bestValAccuracy?: number;
   error?: string;
 }
 
@@ -200,6 +202,7 @@ async function trainCandidate(
       trainSeconds: (performance.now() - wall) / 1000,
       trainCpuSeconds: (used.user + used.system) / 1e6,
       bestEpoch: result.bestEpoch,
+      bestValAccuracy: result.bestValAccuracy,
       ...score(vectors, catalogue, products),
     };
   } finally {
@@ -213,6 +216,7 @@ const num = (v: number | undefined, digits = 2) => (v === undefined ? '-' : v.to
 function summaryTable(results: CandidateResult[], conditions: string[]): string {
   const header = [
     'test split',
+    'val',
     'overall',
     ...conditions,
     'MAP colour',
@@ -225,9 +229,10 @@ function summaryTable(results: CandidateResult[], conditions: string[]): string 
   const type = conditions.find((c) => c !== colour) ?? colour;
   const rows = results.map((r) =>
     r.error
-      ? [r.name, `failed: ${r.error}`, ...conditions.map(() => ''), '', '', '', '', '']
+      ? [r.name, '', `failed: ${r.error}`, ...conditions.map(() => ''), '', '', '', '', '']
       : [
           r.name,
+          pct(r.bestValAccuracy),
           pct(r.overall),
           ...conditions.map((c) => pct(r.accuracy?.[c])),
           num(r.map?.[colour]),

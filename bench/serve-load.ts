@@ -1,5 +1,5 @@
 /**
- * Load benchmark of the HTTP service against a bare express app measured in the same run (issue 9): every figure is
+ * Load benchmark of the HTTP service against a bare express app measured in the same run: every figure is
  * also a share of the reference, so that a busy shared machine moves both. The service is started through the CLI
  * in its own process (as users run it, info-level request logs to /dev/null); the reference is express answering
  * res.json({status:'ok'}) on the same Node, and sending the service's own answers for the same URLs (nothing
@@ -39,6 +39,7 @@ interface Options {
   workers: string;
   synthetic: number;
   demoIndex: string;
+  model: string;
   workDir: string;
   out: string;
 }
@@ -292,16 +293,19 @@ async function measure(
   path: (rng: Rng) => string,
   seconds: number,
   connections: number,
+  warmUp = true,
 ): Promise<Omit<Run, 'server' | 'workers' | 'endpoint'>> {
   const rng = new Rng(11);
   const request = { method: 'GET' as const, setupRequest: (r: object) => ({ ...r, path: path(rng) }) };
   // Each run's own warm-up, a third of its length (the service was warmed as a whole when it started, see
-  // warmUpService); until this session it was 160 requests, too few for the explain code to be optimised.
+  // warmUpService); a few hundred requests are too few for V8 to optimise the explain code.
   const warm = {
     method: 'GET' as const,
     setupRequest: (r: object) => ({ ...r, path: warmUpPath(path(rng)) }),
   };
-  await autocannon({ url, connections, duration: Math.max(1, Math.round(seconds / 3)), requests: [warm] });
+  if (warmUp) {
+    await autocannon({ url, connections, duration: Math.max(1, Math.round(seconds / 3)), requests: [warm] });
+  }
   const before = await answerLookups(url);
   const r = await autocannon({ url, connections, duration: seconds, requests: [request] });
   const after = await answerLookups(url);
@@ -508,6 +512,106 @@ async function withoutAnswerCache(
   }
 }
 
+/** Distinct heat maps fired at once (every one a different product pair, so none comes from the heat-map cache). */
+const BURST_HEATMAPS = 200;
+
+interface BurstReport {
+  heatmaps: number;
+  /** Status -> count of the burst's answers (200 rendered, 503 refused while the model's queue is full). */
+  statuses: Record<string, number>;
+  /** Median time to a refusal: what a refused client waits. */
+  refusedMedianMs: number;
+  burstSeconds: number;
+  /** GET /similar (one condition, computed) without the burst and while it runs. */
+  similar: { quiet: Run['latencyMs']; burst: Run['latencyMs'] };
+  p99Ratio: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.floor(sorted.length / 2)];
+}
+
+/** Fire `pairs` heat-map requests at once; each one's status and time. */
+async function fireHeatmaps(url: string, pairs: string[][], condition: string) {
+  return Promise.all(
+    pairs.map(async ([query, neighbour]) => {
+      const started = performance.now();
+      const response = await fetch(
+        `${url}/similar/${encodeURIComponent(query)}/${encodeURIComponent(neighbour)}/heatmap.png?condition=${condition}`,
+      );
+      await response.arrayBuffer();
+      return { status: response.status, ms: performance.now() - started };
+    }),
+  );
+}
+
+/**
+ * A burst of distinct heat maps against a service answering GET /similar: the refused ones must be refused at once
+ * (before their photos are decoded) and /similar's p99 must stay near its value without the burst. The burst starts
+ * with the measured window, which lasts as long as the other runs.
+ */
+async function heatmapBurst(
+  indexDir: string,
+  model: string,
+  ids: string[],
+  condition: string,
+  options: Options,
+): Promise<BurstReport> {
+  log(`heat-map burst: ${BURST_HEATMAPS} distinct heat maps during GET /similar`);
+  const serve = await startServe(indexDir, 1, ['--model', model, '--answer-cache', '0']);
+  try {
+    const path = (rng: Rng) => similarPath(rng.pick(ids), `condition=${condition}&k=10`);
+    await warmUpService(serve.url, [['one condition', path]], options);
+    const quiet = await measure(serve.url, path, options.duration, options.connections, false);
+    const pairs = ids.slice(0, BURST_HEATMAPS).map((id, i) => [id, ids[ids.length - 1 - i]]);
+    const started = performance.now();
+    const burstDone = fireHeatmaps(serve.url, pairs, condition).then((answers) => ({
+      answers,
+      seconds: (performance.now() - started) / 1000,
+    }));
+    const loaded = await measure(serve.url, path, options.duration, options.connections, false);
+    const { answers, seconds } = await burstDone;
+    const statuses: Record<string, number> = {};
+    for (const { status } of answers) statuses[status] = (statuses[status] ?? 0) + 1;
+    return {
+      heatmaps: answers.length,
+      statuses,
+      refusedMedianMs: median(answers.filter((a) => a.status === 503).map((a) => a.ms)),
+      burstSeconds: seconds,
+      similar: { quiet: quiet.latencyMs, burst: loaded.latencyMs },
+      p99Ratio: loaded.latencyMs.p99 / Math.max(1, quiet.latencyMs.p99),
+    };
+  } finally {
+    await stop(serve.child);
+  }
+}
+
+function burstLine(burst: BurstReport): string {
+  const statuses = Object.entries(burst.statuses)
+    .map(([status, count]) => `${count} × ${status}`)
+    .join(', ');
+  return (
+    `Heat-map burst: ${burst.heatmaps} distinct heat maps at once (${statuses}; refusals after a median ` +
+    `${burst.refusedMedianMs.toFixed(0)} ms; the burst lasted ${burst.burstSeconds.toFixed(1)} s). GET /similar ` +
+    `(one condition, computed) p99 ${burst.similar.burst.p99} ms during it against ${burst.similar.quiet.p99} ms ` +
+    `without: ${burst.p99Ratio.toFixed(2)}x (goal at most 1.5x: ${burst.p99Ratio <= 1.5 ? 'met' : 'NOT met'}).`
+  );
+}
+
+/** The burst needs heat maps, hence the model the index was built with: only on the published demo index. */
+async function burstOnDemo(indexDir: string, options: Options): Promise<BurstReport | undefined> {
+  if (indexDir !== options.demoIndex || !existsSync(options.model)) {
+    log('heat-map burst skipped: it needs the published demo index and its model (npm run demo)');
+    return undefined;
+  }
+  const bundle = await openBundle(indexDir, { verify: false });
+  const ids = [...bundle.entries()].map(([, product]) => product.id);
+  const condition = bundle.conditions[0];
+  bundle.close();
+  return heatmapBurst(indexDir, options.model, ids, condition, options);
+}
+
 /** Resident memory of the serve process once it answers, against the bytes of the version it loaded. */
 async function memoryAt(indexDir: string, products: number): Promise<MemoryReport> {
   log(`memory: serving ${products} synthetic products`);
@@ -532,7 +636,7 @@ async function memoryAt(indexDir: string, products: number): Promise<MemoryRepor
   }
 }
 
-/** The memory goal (issue 9) is set at this size; smaller bundles weigh less than the process itself. */
+/** The memory goal is set at this size; smaller bundles weigh less than the process itself. */
 const MEMORY_GOAL_PRODUCTS = 100_000;
 
 function memoryVerdict(memory: MemoryReport): string {
@@ -615,6 +719,11 @@ function parseOptions(): Options {
       100_000,
     )
     .option('--demo-index <dir>', 'published demo index to use when present', 'indexes/demo')
+    .option(
+      '--model <checkpoint>',
+      "the demo index's model, for the heat-map burst (run only on the published demo index)",
+      'models/demo/model_best.dmck',
+    )
     .option('--work-dir <dir>', 'where generated bundles are kept between runs', '.tmp/bench-serve')
     .option(
       '--out <file>',
@@ -641,6 +750,7 @@ async function main(): Promise<void> {
     runs.push(...blockRuns);
     ratios.push(...sameBytesRatios(blockRuns, workers));
   }
+  const burst = await burstOnDemo(demoIndex, options);
   let memory: MemoryReport | undefined;
   if (options.synthetic > 0) {
     const cached = existsSync(join(options.workDir, `synthetic-${options.synthetic}`, 'manifest.json'));
@@ -650,6 +760,7 @@ async function main(): Promise<void> {
   const markdown = report(
     runs,
     ratios,
+    burst,
     memory,
     demoIndex === options.demoIndex
       ? demoIndex
@@ -667,6 +778,7 @@ async function main(): Promise<void> {
     durationSeconds: options.duration,
     runs,
     ratios,
+    burst,
     memory,
   };
   await mkdir(dirname(options.out), { recursive: true });
@@ -735,7 +847,13 @@ function ratioTable(ratios: Ratio[]): string {
   ].join('\n');
 }
 
-function report(runs: Run[], ratios: Ratio[], memory: MemoryReport | undefined, demo: string): string {
+function report(
+  runs: Run[],
+  ratios: Ratio[],
+  burst: BurstReport | undefined,
+  memory: MemoryReport | undefined,
+  demo: string,
+): string {
   const lines = [
     `# serve-load (${new Date().toISOString().slice(0, 16)}Z, Node ${process.version}, ${cpus().length} cores, load ${loadavg()[0].toFixed(1)})`,
     '',
@@ -754,6 +872,7 @@ function report(runs: Run[], ratios: Ratio[], memory: MemoryReport | undefined, 
     '',
     ratioTable(ratios),
   ];
+  if (burst) lines.push('', burstLine(burst));
   if (memory) {
     lines.push(
       '',
