@@ -61,7 +61,7 @@ async function tryNative(log: BackendLog): Promise<string | undefined> {
   return undefined;
 }
 
-async function tryWasm(log: BackendLog): Promise<string | undefined> {
+async function tryWasm(log: BackendLog, threads: number): Promise<string | undefined> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
   } catch (error) {
@@ -69,8 +69,8 @@ async function tryWasm(log: BackendLog): Promise<string | undefined> {
     return undefined;
   }
   try {
-    // Threads are decided when the backend first starts (DRESSMATCH_WASM_THREADS, default one per core).
-    if (!(await startWasmBackend(wasmThreadCount()))) return undefined;
+    // Threads are decided when the backend first starts.
+    if (!(await startWasmBackend(threads))) return undefined;
     await tf.ready();
   } catch (error) {
     log.warn({ err: error }, 'the wasm backend did not start');
@@ -79,8 +79,8 @@ async function tryWasm(log: BackendLog): Promise<string | undefined> {
   if (tf.getBackend() !== 'wasm') return undefined;
   registerWasmTrainingKernels();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  const threads = await activeWasmThreads();
-  return `wasm (${simd ? 'simd, ' : ''}${threads} thread${threads === 1 ? '' : 's'})`;
+  const active = await activeWasmThreads();
+  return `wasm (${simd ? 'simd, ' : ''}${active} thread${active === 1 ? '' : 's'})`;
 }
 
 /**
@@ -99,11 +99,13 @@ function silenceCpuBanner(): void {
 /**
  * Choose and activate a backend; returns the name of the active one (tf.getBackend()).
  * 'auto' tries native TensorFlow (GPU, then CPU), then wasm, then the cpu backend. An explicit
- * preference that cannot be met is an error rather than a silent fallback.
+ * preference that cannot be met is an error rather than a silent fallback. `wasmThreads` is how many XNNPACK
+ * threads the wasm backend gets if it is chosen (default wasmThreadCount(): DRESSMATCH_WASM_THREADS or one per core).
  */
 export async function selectBackend(
   preference: BackendPreference = 'auto',
   log?: BackendLog,
+  wasmThreads = wasmThreadCount(),
 ): Promise<string> {
   const logger = log ?? createLogger('model');
   const wanted = resolvePreference(preference);
@@ -118,7 +120,7 @@ export async function selectBackend(
     }
   }
   if (!chosen && (wanted === 'auto' || wanted === 'wasm')) {
-    chosen = await tryWasm(logger);
+    chosen = await tryWasm(logger, wasmThreads);
     if (!chosen && wanted === 'wasm') throw new BackendError(`backend 'wasm' requested but it did not start`);
   }
   if (!chosen) {

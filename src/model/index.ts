@@ -2,6 +2,7 @@
 export * from './types.ts';
 export { selectBackend, resolvePreference, BackendError, type BackendLog } from './backend.ts';
 export { registerWasmTrainingKernels } from './kernels/wasm-kernels.ts';
+export { wasmThreadCount } from './kernels/wasm-threads.ts';
 export { ADAM_UPDATE, type AdamUpdateAttrs } from './kernels/wasm-heap-kernels.ts';
 export {
   createModel,

@@ -11,6 +11,11 @@ export const SERVE_DEFAULTS = {
   /** Largest accepted upload (a phone photo is 2-5 MiB). */
   maxUploadBytes: 8 * 1024 * 1024,
   modelThread: 'worker' as 'worker' | 'main',
+  /**
+   * Cores the model's wasm threads leave to the HTTP event loop, so that a heat map rendering on every core does
+   * not hold up GET /similar (bench/results/serve-load.md, heat-map burst).
+   */
+  coresKeptForRequests: 1,
   /** Uploads waiting for or in the model beyond which new ones get 503 (an upload takes about 20 ms there). */
   maxQueuedUploads: 16,
   /** The same for heat maps, in a queue of their own so that they cannot starve uploads. */

@@ -32,11 +32,14 @@ function patchWorkerUrl(): void {
   urlPatched = true;
 }
 
-/** Threads the wasm backend should use: DRESSMATCH_WASM_THREADS, else one per logical core (at most 4). */
-export function wasmThreadCount(): number {
+/**
+ * Threads the wasm backend should use: DRESSMATCH_WASM_THREADS, else one per logical core less `spare` cores left
+ * to other work (at least 1, at most 4).
+ */
+export function wasmThreadCount(spare = 0): number {
   const fromEnv = Number(process.env.DRESSMATCH_WASM_THREADS);
   if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
-  return Math.max(1, Math.min(4, os.cpus().length));
+  return Math.max(1, Math.min(4, os.cpus().length - spare));
 }
 
 /**

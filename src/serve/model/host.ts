@@ -22,6 +22,8 @@ export interface ModelDescription {
 export interface LoadRequest {
   checkpoint: string;
   backend: BackendPreference;
+  /** Cores the model's wasm threads leave free (the wasm backend's threads: one per core less these). */
+  coresKept?: number;
 }
 
 /** Condition vectors of a batch: count x conditions x dims, row-major. */
@@ -37,10 +39,12 @@ export class ModelHost {
   private description: ModelDescription | undefined;
 
   async load(request: LoadRequest): Promise<ModelDescription> {
-    const { selectBackend } = await import('../../model/index.ts');
+    const { selectBackend, wasmThreadCount } = await import('../../model/index.ts');
     const { loadModelFromCheckpoint, modelId } = await import('../../checkpoint/index.ts');
     // The backend is chosen once per thread; reloading a checkpoint keeps it.
-    const backend = this.description?.backend ?? (await selectBackend(request.backend));
+    const backend =
+      this.description?.backend ??
+      (await selectBackend(request.backend, undefined, wasmThreadCount(request.coresKept)));
     const model = await loadModelFromCheckpoint(request.checkpoint);
     const id = modelId(model.snapshot());
     this.model?.dispose();

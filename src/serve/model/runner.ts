@@ -278,7 +278,11 @@ export interface StartModelOptions extends LoadRequest {
 /** Load a checkpoint and return a runner for it; throws what loading throws (missing file, bad checkpoint...). */
 export async function startModel(options: StartModelOptions): Promise<ModelRunner> {
   const limits = { ...DEFAULT_QUEUE_LIMITS, ...options.queueLimits };
-  const load: LoadRequest = { checkpoint: options.checkpoint, backend: options.backend };
+  const load: LoadRequest = {
+    checkpoint: options.checkpoint,
+    backend: options.backend,
+    coresKept: SERVE_DEFAULTS.coresKeptForRequests,
+  };
   if (options.thread === 'main') {
     const host = new ModelHost();
     const description = await host.load(load);
