@@ -17,7 +17,8 @@ import { DEMO_DATA_DIR } from '../src/catalogue/defaults.ts';
 import { DEMO_CHECKPOINT, DEMO_MODELS_DIR, modelId, readCheckpoint } from '../src/checkpoint/index.ts';
 import { demoTrainArgs } from '../src/cli/demo.ts';
 import { registerTrainCommands, resolveTrainOptions } from '../src/train/cli.ts';
-import type { TrainOptions } from '../src/train/options.ts';
+import { TRAIN_OPTIONS, type TrainOptions } from '../src/train/options.ts';
+import { absentValues } from '../src/util/options-table.ts';
 
 /** Written by the trainer beside the options (which backend ran, the resume path, whether a folder was replaced): not settings. */
 const RUN_FACTS = new Set(['activeBackend', 'resume', 'overwrite']);
@@ -39,13 +40,18 @@ export async function demoTrainSettings(
   return resolved!;
 }
 
-/** Settings that differ between a checkpoint's recorded args and `expected`, as `key: recorded → expected`. */
+/**
+ * Settings that differ between a checkpoint's recorded args and `expected`, as `key: recorded → expected`. An
+ * option the checkpoint predates counts as its `absent` value: the behaviour it was trained with.
+ */
 export function settingsDrift(recorded: Record<string, unknown>, expected: TrainOptions): string[] {
   const keys = new Set([...Object.keys(recorded), ...Object.keys(expected)]);
   const wanted = expected as Record<string, unknown>;
+  const absent = absentValues(TRAIN_OPTIONS);
+  const trainedWith = (key: string) => recorded[key] ?? absent[key];
   return [...keys]
     .filter((key) => !RUN_FACTS.has(key))
-    .filter((key) => JSON.stringify(recorded[key]) !== JSON.stringify(wanted[key]))
+    .filter((key) => JSON.stringify(trainedWith(key)) !== JSON.stringify(wanted[key]))
     .map((key) => `${key}: ${JSON.stringify(recorded[key])} → ${JSON.stringify(wanted[key])}`);
 }
 

@@ -1,6 +1,6 @@
 /**
- * Pool batching draws anchors with the triplets mode's label mix (what val and test use), on a skewed catalogue
- * where plain random pools gave the rarest label about half its share.
+ * Pool batching draws anchors with the triplets mode's label mix, on a skewed catalogue where plain random pools
+ * gave the rarest label about half its share; with anchors drawn by product, both modes follow the products' mix.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -63,5 +63,30 @@ describe('train: pool batching label mix', () => {
       assert.notEqual(t.anchor, t.close, 'close is another product');
     }
     assert.ok(new Set(triplets.flatMap((t) => [t.anchor, t.far, t.close])).size <= 96, 'within one pool');
+  });
+
+  it('with anchors drawn by product, both modes give each label its share of the products', () => {
+    const catalogue = skewedCatalogue();
+    const train = splitProducts(catalogue, 'train');
+    const productShares = new Array<number>(LABELS).fill(0);
+    for (const p of train) productShares[Number(catalogue.products[p].attributes.color[0].slice(1))]++;
+    const expected = productShares.map((count) => count / train.length);
+    const sampled = shares(catalogue, splitTriplets(catalogue, 'train', 20000, 42, 'products'));
+    const sampler = new PoolSampler(catalogue, train, 96, { anchors: 'products' });
+    const rng = new Rng(7);
+    const pooled = shares(catalogue, Array.from({ length: 60 }, () => sampler.sample(384, rng)).flat());
+    for (const [mode, got] of [
+      ['triplets', sampled],
+      ['pool', pooled],
+    ] as const) {
+      const distance = got.reduce((sum, s, k) => sum + Math.abs(s - expected[k]), 0) / 2;
+      assert.ok(
+        distance < 0.05,
+        `${mode}: total-variation distance ${distance.toFixed(3)} from the products' mix`,
+      );
+    }
+    // The label draw gives the most common label far less than its share of products.
+    const byLabel = shares(catalogue, splitTriplets(catalogue, 'train', 20000, 42));
+    assert.ok(byLabel[0] < 0.5 * expected[0], `label draw: ${byLabel[0]} vs ${expected[0]}`);
   });
 });

@@ -53,6 +53,7 @@ describe('option tables', () => {
       [...INHERITED].sort(),
       [
         'augment',
+        'anchors',
         'attentionTanh',
         'backbone',
         'batchMode',

@@ -2,6 +2,14 @@ import { Rng } from '../util/rng.ts';
 import { deriveSeed, productSplit } from './split.ts';
 import { SPLITS, type Catalogue, type Split, type Triplet } from './types.ts';
 
+/**
+ * How a triplet's anchor is drawn: `labels` picks a label first, uniformly among the labels, so rare labels anchor
+ * as often as common ones; `products` picks a product first, uniformly, so labels anchor as often as a shop's
+ * queries meet them (and as triplets drawn from random products, such as a catalogue's fixed test triplets).
+ */
+export type AnchorDraw = 'labels' | 'products';
+export const ANCHOR_DRAWS: readonly AnchorDraw[] = ['labels', 'products'];
+
 /** The products of one split that carry labels for one condition. */
 interface ConditionPool {
   condition: number;
@@ -11,6 +19,8 @@ interface ConditionPool {
   byLabel: Map<string, number[]>;
   /** Labels with at least two products, so an anchor and a distinct close product can share them. */
   anchorLabels: string[];
+  /** Members holding at least one anchor label. */
+  anchorMembers: number[];
   /** Far candidates per anchor label set, computed when rejection sampling keeps missing. */
   farCache: Map<string, number[]>;
   seen: Set<string>;
@@ -31,6 +41,7 @@ function buildPool(
     labelsOf: new Map(),
     byLabel: new Map(),
     anchorLabels: [],
+    anchorMembers: [],
     farCache: new Map(),
     seen: new Set(),
     produced: [],
@@ -48,9 +59,35 @@ function buildPool(
     }
   });
   pool.anchorLabels = [...pool.byLabel].filter(([, list]) => list.length >= 2).map(([label]) => label);
+  pool.anchorMembers = pool.members.filter((index) => anchorLabelsOf(pool, index).length > 0);
   // Without a second label there is nothing to be far from.
   if (pool.byLabel.size < 2) pool.exhausted = true;
   return pool;
+}
+
+/** The labels of a member that another member shares. */
+function anchorLabelsOf(pool: ConditionPool, index: number): readonly string[] {
+  return pool.labelsOf.get(index)!.filter((label) => pool.byLabel.get(label)!.length >= 2);
+}
+
+/** Another holder of `label` than `anchor`, uniformly. */
+function otherHolder(holders: readonly number[], anchor: number, rng: Rng): number {
+  const at = holders.indexOf(anchor);
+  let j = rng.int(0, holders.length - 2);
+  if (j >= at) j++;
+  return holders[j];
+}
+
+/** An anchor and a close product sharing one of its labels, the anchor drawn as `anchors` says. */
+function drawAnchor(pool: ConditionPool, anchors: AnchorDraw, rng: Rng): [number, number] {
+  if (anchors === 'products') {
+    const anchor = rng.pick(pool.anchorMembers);
+    const label = rng.pick(anchorLabelsOf(pool, anchor));
+    return [anchor, otherHolder(pool.byLabel.get(label)!, anchor, rng)];
+  }
+  const holders = pool.byLabel.get(rng.pick(pool.anchorLabels))!;
+  const anchor = holders[rng.int(0, holders.length - 1)];
+  return [anchor, otherHolder(holders, anchor, rng)];
 }
 
 function disjoint(a: readonly string[], b: readonly string[]): boolean {
@@ -72,7 +109,7 @@ function pickFar(pool: ConditionPool, anchorLabels: readonly string[], rng: Rng)
 }
 
 /** Try to add `wanted` new unique triplets to the pool; marks it exhausted when attempts keep colliding. */
-function fill(pool: ConditionPool, wanted: number, rng: Rng): void {
+function fill(pool: ConditionPool, wanted: number, rng: Rng, anchors: AnchorDraw): void {
   if (pool.exhausted || pool.anchorLabels.length === 0) {
     pool.exhausted = true;
     return;
@@ -81,13 +118,7 @@ function fill(pool: ConditionPool, wanted: number, rng: Rng): void {
   let misses = 0;
   const maxMisses = 200 + wanted * 20;
   while (pool.produced.length < target) {
-    const label = rng.pick(pool.anchorLabels);
-    const holders = pool.byLabel.get(label)!;
-    const i = rng.int(0, holders.length - 1);
-    let j = rng.int(0, holders.length - 2);
-    if (j >= i) j++;
-    const anchor = holders[i];
-    const close = holders[j];
+    const [anchor, close] = drawAnchor(pool, anchors, rng);
     const far = pickFar(pool, pool.labelsOf.get(anchor)!, rng);
     const key = `${anchor},${far},${close}`;
     if (far === undefined || pool.seen.has(key)) {
@@ -107,9 +138,15 @@ function fill(pool: ConditionPool, wanted: number, rng: Rng): void {
  * least two labels in that split. Under condition c, anchor and close share at least one label of c and far shares
  * none with the anchor (products may carry several labels). Deterministic for a given rng state. Returns fewer than
  * `count` when the split cannot supply that many distinct triplets; conditions that run dry hand their share to
- * the others.
+ * the others. `anchors`: see AnchorDraw.
  */
-export function sampleTriplets(catalogue: Catalogue, split: Split, count: number, rng: Rng): Triplet[] {
+export function sampleTriplets(
+  catalogue: Catalogue,
+  split: Split,
+  count: number,
+  rng: Rng,
+  anchors: AnchorDraw = 'labels',
+): Triplet[] {
   if (!SPLITS.includes(split)) throw new RangeError(`unknown split "${split}"`);
   if (!Number.isInteger(count) || count < 0)
     throw new RangeError(`triplet count must be a non-negative integer`);
@@ -125,7 +162,7 @@ export function sampleTriplets(catalogue: Catalogue, split: Split, count: number
       const share = base + (extra > 0 ? 1 : 0);
       if (extra > 0) extra--;
       const before = pool.produced.length;
-      if (share > 0) fill(pool, share, rng);
+      if (share > 0) fill(pool, share, rng, anchors);
       remaining -= pool.produced.length - before;
     }
   }
@@ -136,9 +173,15 @@ export function sampleTriplets(catalogue: Catalogue, split: Split, count: number
  * Training triplets for a split: the catalogue's shipped triplet lists when it has them for that split (a random
  * subset of at most `count`, as upstream CSN takes the first n after shuffling), otherwise sampled from labels.
  */
-export function selectTriplets(catalogue: Catalogue, split: Split, count: number, rng: Rng): Triplet[] {
+export function selectTriplets(
+  catalogue: Catalogue,
+  split: Split,
+  count: number,
+  rng: Rng,
+  anchors: AnchorDraw = 'labels',
+): Triplet[] {
   const shipped = catalogue.triplets?.[split];
-  if (!shipped || shipped.length === 0) return sampleTriplets(catalogue, split, count, rng);
+  if (!shipped || shipped.length === 0) return sampleTriplets(catalogue, split, count, rng, anchors);
   return rng.shuffle([...shipped]).slice(0, count);
 }
 
@@ -146,7 +189,13 @@ export function selectTriplets(catalogue: Catalogue, split: Split, count: number
  * Triplets of one split: the catalogue's own lists when it ships them, else sampled from labels. Each split has its
  * own random stream derived from the seed, so `eval` reproduces the test triplets of a run from its seed and count.
  */
-export function splitTriplets(catalogue: Catalogue, split: Split, count: number, seed: number): Triplet[] {
+export function splitTriplets(
+  catalogue: Catalogue,
+  split: Split,
+  count: number,
+  seed: number,
+  anchors: AnchorDraw = 'labels',
+): Triplet[] {
   if (count === 0) return [];
-  return selectTriplets(catalogue, split, count, new Rng(deriveSeed(seed, `triplets/${split}`)));
+  return selectTriplets(catalogue, split, count, new Rng(deriveSeed(seed, `triplets/${split}`)), anchors);
 }

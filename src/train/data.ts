@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   anchorHolders,
   drawMixedPool,
+  type AnchorDraw,
   type AnchorHolders,
   type Catalogue,
   type ImageSource,
@@ -114,18 +115,21 @@ export function disposeBatch(batch: TripletBatch): void {
  * second. Every triplet follows the sampler's rule: anchor and close share a label of the condition, far shares
  * none with the anchor. Pools are seeded with holders of every label (catalogue pool-mix.ts), so anchors follow
  * the triplets mode's label mix; `labelMix: false` draws plain random pools (rare labels under-sampled).
+ * `anchors: 'products'` draws plain random pools and each anchor uniformly among the pool's products, as a shop's
+ * queries come (catalogue AnchorDraw).
  */
 export class PoolSampler {
   /** Train products with at least one label among the conditions. */
   readonly products: number[];
   private readonly labels: (readonly string[] | undefined)[][];
   private readonly holders: AnchorHolders | undefined;
+  private readonly anchors: AnchorDraw;
 
   constructor(
     catalogue: Catalogue,
     products: readonly number[],
     readonly poolSize: number,
-    options: { labelMix?: boolean } = {},
+    options: { labelMix?: boolean; anchors?: AnchorDraw } = {},
   ) {
     this.labels = catalogue.conditions.map((name) =>
       catalogue.products.map((product) => {
@@ -134,7 +138,9 @@ export class PoolSampler {
       }),
     );
     this.products = products.filter((p) => this.labels.some((byProduct) => byProduct[p] !== undefined));
-    this.holders = options.labelMix === false ? undefined : anchorHolders(this.products, this.labels);
+    this.anchors = options.anchors ?? 'labels';
+    const labelMix = options.labelMix !== false && this.anchors === 'labels';
+    this.holders = labelMix ? anchorHolders(this.products, this.labels) : undefined;
   }
 
   /** Whether any condition can form a triplet at all among these products (at most one pool's worth checked). */
@@ -184,20 +190,33 @@ export class PoolSampler {
   }
 
   private draw(condition: number, index: PoolIndex, rng: Rng): Triplet | undefined {
-    const label = rng.pick(index.anchorLabels);
-    const holders = index.byLabel.get(label)!;
-    const a = rng.int(0, holders.length - 1);
-    let c = rng.int(0, holders.length - 2);
-    if (c >= a) c++;
-    const anchor = holders[a];
+    const [anchor, close] = this.drawAnchor(condition, index, rng);
     const anchorLabels = this.labels[condition][anchor]!;
     for (let attempt = 0; attempt < 8; attempt++) {
       const far = rng.pick(index.members);
       if (!this.labels[condition][far]!.some((l) => anchorLabels.includes(l))) {
-        return { anchor, far, close: holders[c], condition };
+        return { anchor, far, close, condition };
       }
     }
     return undefined;
+  }
+
+  /** An anchor and a close product sharing one of its labels: the label drawn first, or the anchor. */
+  private drawAnchor(condition: number, index: PoolIndex, rng: Rng): [number, number] {
+    let holders: number[];
+    let a: number;
+    if (this.anchors === 'products') {
+      const anchor = rng.pick(index.anchorMembers);
+      const shared = this.labels[condition][anchor]!.filter((l) => index.anchorLabels.includes(l));
+      holders = index.byLabel.get(rng.pick(shared))!;
+      a = holders.indexOf(anchor);
+    } else {
+      holders = index.byLabel.get(rng.pick(index.anchorLabels))!;
+      a = rng.int(0, holders.length - 1);
+    }
+    let c = rng.int(0, holders.length - 2);
+    if (c >= a) c++;
+    return [holders[a], holders[c]];
   }
 }
 
@@ -206,6 +225,8 @@ interface PoolIndex {
   byLabel: Map<string, number[]>;
   /** Labels held by two or more pool members that leave at least one member without them. */
   anchorLabels: string[];
+  /** Members holding one of those labels. */
+  anchorMembers: number[];
 }
 
 function indexPool(
@@ -224,7 +245,9 @@ function indexPool(
   const anchorLabels = [...byLabel]
     .filter(([, holders]) => holders.length >= 2 && holders.length < members.length)
     .map(([label]) => label);
-  return { members, byLabel, anchorLabels };
+  const anchorSet = new Set(anchorLabels);
+  const anchorMembers = members.filter((p) => byProduct[p]!.some((label) => anchorSet.has(label)));
+  return { members, byLabel, anchorLabels, anchorMembers };
 }
 
 function usableCondition(

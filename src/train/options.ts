@@ -4,6 +4,7 @@
  * one row in TRAIN_OPTIONS: commander, TRAIN_DEFAULTS, TrainOptions, the resume rules, validateOptions and the
  * flag table in src/train/README.md (`npm run options:readme`) all follow.
  */
+import { ANCHOR_DRAWS, type AnchorDraw } from '../catalogue/index.ts';
 import { EVAL_DEFAULTS } from '../eval/defaults.ts';
 import { BACKBONE_DEFAULTS, BACKBONES, BACKEND_PREFERENCES, MODEL_KINDS } from '../model/defaults.ts';
 import type { Backbone, MaskMode, ModelKind } from '../model/index.ts';
@@ -102,6 +103,17 @@ export const TRAIN_OPTIONS = {
       "CPU); triplets: upstream's fixed list of --train-triplets unique triplets",
     default: 'pool' as BatchMode,
     inherit: true,
+  },
+  anchors: {
+    type: 'choice',
+    arg: 'draw',
+    choices: ANCHOR_DRAWS,
+    help:
+      'how training and validation triplets draw their anchor: labels (each label as often as another) or ' +
+      "products (each product as often as another, as a shop's queries come)",
+    default: 'labels' as AnchorDraw,
+    inherit: true,
+    absent: 'labels' as AnchorDraw,
   },
   poolSize: {
     type: 'integer',

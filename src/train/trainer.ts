@@ -478,12 +478,16 @@ function prepareTriplets(options: TrainOptions, catalogue: Catalogue, log: Logge
   if (shipped && options.batchMode === 'pool')
     log.info('the catalogue ships training triplets: training on them');
   const trainTriplets =
-    batchMode === 'triplets' ? splitTriplets(catalogue, 'train', options.trainTriplets, options.seed) : [];
+    batchMode === 'triplets'
+      ? splitTriplets(catalogue, 'train', options.trainTriplets, options.seed, options.anchors)
+      : [];
   const sampler =
     batchMode === 'pool'
-      ? new PoolSampler(catalogue, splitProducts(catalogue, 'train'), options.poolSize)
+      ? new PoolSampler(catalogue, splitProducts(catalogue, 'train'), options.poolSize, {
+          anchors: options.anchors,
+        })
       : undefined;
-  const valTriplets = splitTriplets(catalogue, 'val', options.valTriplets, options.seed);
+  const valTriplets = splitTriplets(catalogue, 'val', options.valTriplets, options.seed, options.anchors);
   if (batchMode === 'triplets' ? trainTriplets.length === 0 : !sampler!.usable()) {
     throw new OptionsError(
       `no training triplets in ${options.dataDir}: the train split needs a condition with a label shared by two ` +

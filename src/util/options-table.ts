@@ -20,7 +20,7 @@ interface OptionBase {
   /** A resumed run takes this option from its checkpoint unless it is given again. */
   inherit?: boolean;
   /** What a resumed run takes when its checkpoint predates the option (the behaviour before it existed). */
-  absent?: number | boolean;
+  absent?: number | boolean | string;
   /** The option key this flag sets when it is not its own (an upstream alias such as --prein for maskMode). */
   sets?: string;
   /** Accepted but left out of --help (upstream flags kept for compatibility). */
@@ -120,7 +120,7 @@ export function inheritedKeys(table: OptionTable): string[] {
 }
 
 /** Per inherited key, the value a checkpoint that predates the option stands for (rows with `absent`). */
-export function absentValues(table: OptionTable): Record<string, number | boolean> {
+export function absentValues(table: OptionTable): Record<string, number | boolean | string> {
   return Object.fromEntries(
     Object.entries(table).flatMap(([key, spec]) => (spec.absent === undefined ? [] : [[key, spec.absent]])),
   );
