@@ -304,6 +304,8 @@ async function runAll(flags: BenchFlags, log: Logger): Promise<void> {
       }
       await report(flags, results, catalogue.conditions, log);
     }
+    // With nothing left to train (--continue on a finished file), the files are still written from the rows.
+    await report(flags, results, catalogue.conditions, log);
   } finally {
     if (!flags.keepRuns) await rm(logDir, { recursive: true, force: true });
   }
