@@ -19,7 +19,7 @@ let fixture: ServeFixture;
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-cli-'));
-  fixture = await buildServeFixture(root, { products: 20 });
+  fixture = await buildServeFixture(root);
 });
 
 after(async () => {

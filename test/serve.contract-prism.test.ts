@@ -69,7 +69,7 @@ async function startPrism(
 }
 
 before(async () => {
-  served = await startServedFixture('dressmatch-serve-prism-', { products: 24 });
+  served = await startServedFixture('dressmatch-serve-prism-');
   fixture = served.fixture;
 });
 

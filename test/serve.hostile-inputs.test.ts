@@ -21,11 +21,7 @@ let served: ServedFixture;
 let fixture: ServeFixture;
 
 before(async () => {
-  served = await startServedFixture(
-    'dressmatch-serve-hostile-inputs-',
-    { products: 24 },
-    { maxQueuedHeatmaps: 2 },
-  );
+  served = await startServedFixture('dressmatch-serve-hostile-inputs-', {}, { maxQueuedHeatmaps: 2 });
   fixture = served.fixture;
 });
 

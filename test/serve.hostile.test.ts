@@ -40,7 +40,7 @@ before(async () => {
   });
   served = await startServedFixture(
     'dressmatch-serve-hostile-',
-    { products: 24 },
+    {},
     {
       maxUploadBytes: MAX_UPLOAD,
       pollIntervalMs: 100,

@@ -21,7 +21,7 @@ const children: ChildProcess[] = [];
 before(async () => {
   process.env.DRESSMATCH_TEST_STORE = 'lancedb';
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-replicas-'));
-  fixture = await buildServeFixture(root, { products: 30 });
+  fixture = await buildServeFixture(root);
 });
 
 after(async () => {

@@ -16,7 +16,7 @@ let page: Page;
 let problems: string[];
 
 before(async () => {
-  session = await openPageSession('dressmatch-serve-page-filters-', 40);
+  session = await openPageSession('dressmatch-serve-page-filters-');
   ({ fixture, server, page, problems } = session);
 });
 
