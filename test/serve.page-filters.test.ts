@@ -34,6 +34,7 @@ async function neighbourIds(): Promise<string[]> {
     .evaluateAll((cards) => cards.map((c) => (c as HTMLElement).dataset.productId ?? ''));
 }
 
+// Slow: drives Chromium through several round trips of the page (filters, combined conditions, recommendations).
 test('filter the neighbours, combine conditions, and ask for more like the ticked ones', async () => {
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');

@@ -42,6 +42,7 @@ async function imagesLoaded(selector: string): Promise<number> {
   return page.locator(selector).count();
 }
 
+// Slow: drives Chromium through the page, and each heat map runs the model's explanation in the server's worker.
 test('browse, open a product, read the explanations, view a heat map, upload a photo', async () => {
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');

@@ -231,6 +231,7 @@ describe('atomic writes', () => {
     });
   }
 
+  // Slow: five child processes, each started and then killed with SIGKILL while it writes checkpoints.
   it('never leaves an unreadable model_best or checkpoint_latest after kill -9', async () => {
     const target = join(dir, 'killed');
     let rounds = 0;
