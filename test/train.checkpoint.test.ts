@@ -211,7 +211,7 @@ describe('damaged checkpoints', () => {
 describe('atomic writes', () => {
   const writer = fileURLToPath(new URL('./fixtures/train/checkpoint-writer.ts', import.meta.url));
 
-  /** Start the writer, let it run for `ms` after its first complete round, then SIGKILL it. */
+  /** Start the writer, let it run for `ms` after its second complete round, then SIGKILL it. */
   function runAndKill(target: string, ms: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['--import', 'tsx', writer, target], {
