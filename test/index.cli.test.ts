@@ -57,6 +57,7 @@ describe('index CLI', () => {
     if (root) await rm(root, { recursive: true, force: true });
   });
 
+  // Slow: five CLI processes, each loading the model and embedding (part of) the catalogue or opening the bundle.
   test('index, re-index incrementally after catalogue edits, inspect and query', async () => {
     const out = join(root, 'index');
     const first = await cli(['index', '--model', checkpoint, '--data-dir', dataDir, '--out', out, '--json']);

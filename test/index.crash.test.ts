@@ -93,6 +93,8 @@ async function assertServing(dir: string, expected: string): Promise<void> {
   );
 }
 
+// Slow: index jobs in child processes, killed with SIGKILL at each stage of the build and at random moments, then
+// one more run to the end.
 test('kill -9 at any point of a re-index leaves the published version intact, and the next run recovers', async () => {
   root = await mkdtemp(join(tmpdir(), 'dressmatch-index-crash-'));
   const dir = join(root, 'bundle');

@@ -28,6 +28,7 @@ async function steps(threads: number): Promise<StepResult> {
 }
 
 describe('model: wasm threads', () => {
+  // Slow: two child processes (one per thread count), each starting the wasm backend and training.
   it('trains with 2 threads exactly as with 1', async () => {
     const one = await steps(1);
     const two = await steps(2);

@@ -243,6 +243,8 @@ async function assertServedCatalogue(ids: readonly string[], removed: readonly s
   }
 }
 
+// Slow: trains a model (two epochs with validation and test), runs the `index` command in a child process and
+// starts a server whose worker loads the model.
 test('catalogue v1 trained, indexed and served', async () => {
   await train(
     {
@@ -296,6 +298,7 @@ test('catalogue v1 trained, indexed and served', async () => {
   assert.equal(ready.provenance.refresh, null, 'published by the index job, not by a refresh');
 });
 
+// Slow: a `refresh` child process fine-tunes the model, gates it and re-indexes while a client queries without pause.
 test('catalogue v2 refreshed under a steady stream of requests: the catalogue follows first, then the gate decides', async (t) => {
   const before = await readiness();
   const poller = pollContinuously(stable);
@@ -354,6 +357,7 @@ test('catalogue v2 refreshed under a steady stream of requests: the catalogue fo
   assert.match(result.stdout, /95\.00 % interval/);
 });
 
+// Slow: a `refresh` child process fine-tunes, tests and re-indexes.
 test('a fine-tune forced to be bad is refused (exit 3): the old model stays, the catalogue still follows', async (t) => {
   const served = await readiness();
   const result = await refresh('bad', 'v3', ['--retrain', '--lr', '50', '--epochs', '1']);
@@ -391,6 +395,7 @@ test('a fine-tune equal to the served model (--epochs 0) is accepted', async () 
   assert.match(result.stdout, /gate accepted: /);
 });
 
+// Slow: two `refresh` child processes, the first killed in its fine-tune.
 test('a refresh killed with SIGKILL in its fine-tune leaves its catalogue served; the next run marks it abandoned', async () => {
   const served = await readiness();
   const killed = await refresh('killed', 'v4', ['--retrain', '--epochs', '1'], () =>

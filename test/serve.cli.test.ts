@@ -19,13 +19,14 @@ let fixture: ServeFixture;
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-cli-'));
-  fixture = await buildServeFixture(root, { products: 20 });
+  fixture = await buildServeFixture(root);
 });
 
 after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+// Slow: starts the real `serve` command in a child process, which loads the model in its worker thread.
 test('serve --index --model --port 0 serves the bundle and stops cleanly on SIGTERM', async () => {
   const child = spawn(
     process.execPath,
@@ -79,6 +80,7 @@ test('serve --index --model --port 0 serves the bundle and stops cleanly on SIGT
   }
 });
 
+// Slow: a cluster of three processes (primary and two workers, each loading the model), and a re-index while it serves.
 test('serve --workers 2: /metrics sums over the workers, a new version reaches every worker, SIGTERM drains both', async () => {
   const child = spawn(
     process.execPath,

@@ -69,7 +69,7 @@ async function startPrism(
 }
 
 before(async () => {
-  served = await startServedFixture('dressmatch-serve-prism-', { products: 24 });
+  served = await startServedFixture('dressmatch-serve-prism-');
   fixture = served.fixture;
 });
 
@@ -162,6 +162,7 @@ function invalidRequests(): Ask[] {
   ];
 }
 
+// Slow: starts Prism (a separate Node process that loads openapi.yaml) and sends every request through it.
 test(
   'every answer to a valid request passes Prism --errors (a validating proxy)',
   { timeout: 180_000 },
@@ -189,6 +190,7 @@ test(
   },
 );
 
+// Slow: a second Prism process, as above.
 test(
   'every answer to a refused request is in the contract (Prism without --errors)',
   { timeout: 180_000 },

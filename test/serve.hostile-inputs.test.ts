@@ -21,11 +21,7 @@ let served: ServedFixture;
 let fixture: ServeFixture;
 
 before(async () => {
-  served = await startServedFixture(
-    'dressmatch-serve-hostile-inputs-',
-    { products: 24 },
-    { maxQueuedHeatmaps: 2 },
-  );
+  served = await startServedFixture('dressmatch-serve-hostile-inputs-', {}, { maxQueuedHeatmaps: 2 });
   fixture = served.fixture;
 });
 
@@ -226,6 +222,7 @@ function errorLine(stderr: string): string {
 }
 
 describe('serve start-up', () => {
+  // Slow: starts the real `serve` command four times, each a new Node process loading the serve and model stages.
   test(
     'a port in use, a missing or corrupt model, a missing index directory: one clear line each',
     { timeout: 300_000 },

@@ -40,7 +40,7 @@ before(async () => {
   });
   served = await startServedFixture(
     'dressmatch-serve-hostile-',
-    { products: 24 },
+    {},
     {
       maxUploadBytes: MAX_UPLOAD,
       pollIntervalMs: 100,
@@ -395,6 +395,7 @@ describe('issue 16: also', () => {
     }
   });
 
+  // Slow: the real `demo` command in a child process indexes the catalogue with the model, then starts its serve child, which loads the model again.
   test(
     'SIGTERM to demo reaches its serve child, which drains and exits; nothing is left listening',
     { timeout: 300_000 },

@@ -21,7 +21,7 @@ const children: ChildProcess[] = [];
 before(async () => {
   process.env.DRESSMATCH_TEST_STORE = 'lancedb';
   root = await mkdtemp(join(tmpdir(), 'dressmatch-serve-replicas-'));
-  fixture = await buildServeFixture(root, { products: 30 });
+  fixture = await buildServeFixture(root);
 });
 
 after(async () => {
@@ -59,6 +59,7 @@ function startReplica(): Promise<string> {
   });
 }
 
+// Slow: two `serve` processes, each loading the model, and a re-index (embedding the catalogue) into the LanceDB store while they answer.
 test('two serve replicas on one LanceDB store switch to a re-index with zero failed requests', async () => {
   const urls = await Promise.all([startReplica(), startReplica()]);
   const first = fixture.products[0].id;

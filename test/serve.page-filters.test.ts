@@ -16,7 +16,7 @@ let page: Page;
 let problems: string[];
 
 before(async () => {
-  session = await openPageSession('dressmatch-serve-page-filters-', 40);
+  session = await openPageSession('dressmatch-serve-page-filters-');
   ({ fixture, server, page, problems } = session);
 });
 
@@ -34,6 +34,7 @@ async function neighbourIds(): Promise<string[]> {
     .evaluateAll((cards) => cards.map((c) => (c as HTMLElement).dataset.productId ?? ''));
 }
 
+// Slow: drives Chromium through several round trips of the page (filters, combined conditions, recommendations).
 test('filter the neighbours, combine conditions, and ask for more like the ticked ones', async () => {
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');

@@ -85,6 +85,7 @@ test('not ready until a first index is published, then ready without a restart',
   }
 });
 
+// Slow: a new index version (embedding the catalogue, HNSW with its recall check) is built while four clients query without pause.
 test('a newly published version is picked up under load without failing a request', async () => {
   const server = await startLocalServer({
     indexDir: fixture.indexDir,
@@ -172,6 +173,7 @@ test('a request keeps the version it leased; the old version closes when its las
   }
 });
 
+// Slow: a server with its model worker, and an index version built by embedding the whole catalogue with a second model.
 test('a version built from another model is refused and the current one keeps serving', async () => {
   const server = await startLocalServer({
     indexDir: fixture.indexDir,
@@ -209,6 +211,7 @@ test('a version built from another model is refused and the current one keeps se
   }
 });
 
+// Slow: two index versions built by embedding the catalogue, and the server's worker loading a second model.
 test('a version built from a retrained checkpoint reloads the model; leased versions keep theirs', async () => {
   const dir = join(root, 'retrain');
   const modelPath = join(dir, 'model.dmck');

@@ -211,7 +211,7 @@ describe('damaged checkpoints', () => {
 describe('atomic writes', () => {
   const writer = fileURLToPath(new URL('./fixtures/train/checkpoint-writer.ts', import.meta.url));
 
-  /** Start the writer, let it run for `ms` after its first complete round, then SIGKILL it. */
+  /** Start the writer, let it run for `ms` after its second complete round, then SIGKILL it. */
   function runAndKill(target: string, ms: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['--import', 'tsx', writer, target], {
@@ -231,6 +231,7 @@ describe('atomic writes', () => {
     });
   }
 
+  // Slow: five child processes, each started and then killed with SIGKILL while it writes checkpoints.
   it('never leaves an unreadable model_best or checkpoint_latest after kill -9', async () => {
     const target = join(dir, 'killed');
     let rounds = 0;

@@ -87,6 +87,7 @@ const common = (name: string) => [
 ];
 
 describe('train CLI', () => {
+  // Slow: three CLI processes: a training run stopped by SIGINT, its resume through 100 steps with validation and test, and an eval.
   it('on SIGINT finishes the step, saves checkpoint_latest and exits 130; --resume completes the run', async () => {
     const runDir = join(root, 'runs', 'sig');
     const metrics = join(runDir, 'metrics.jsonl');
@@ -142,6 +143,7 @@ describe('train CLI', () => {
     assert.deepEqual(JSON.parse(await readFile(join(root, 'e.json'), 'utf8')).triplets, results.triplets);
   });
 
+  // Slow: two CLI processes, each starting Node and loading the train and model stages.
   it('reports bad flags and unknown conditions as one clear line', async () => {
     const bad = await runCli([...common('bad'), '--conditions', 'colour']);
     assert.equal(bad.code, 1);

@@ -74,6 +74,7 @@ function weightsOf(checkpoint: Checkpoint): number[][] {
 describe('training runs', () => {
   let straight: string;
 
+  // Slow: a whole training run: epochs of triplets, validation, test and MAP, checkpoints.
   it('writes every run file and a usable model', async () => {
     const before = tf.memory().numTensors;
     const result = await train(options('straight'), quiet);
