@@ -74,13 +74,13 @@ function describeReport(report: BuildReport, imagesPerSecond: number): string {
     .join('\n');
 }
 
-/** Where a store lives: the embedded hnswlib bundle, or a LanceDB table (the index job and the service both ask). */
+/** Where a store lives: a hnswlib bundle, or a LanceDB database with its bundle (the index job and the service both ask). */
 export const STORE_OPTIONS = {
   store: {
     type: 'choice',
     arg: 'kind',
     choices: STORE_KINDS,
-    help: 'where to publish: an hnswlib bundle (--out) or a LanceDB table (--uri)',
+    help: 'where to publish: an hnswlib bundle (--out) or a LanceDB database and the bundle next to its tables (--uri)',
     default: STORE_KINDS[0] as StoreKind,
   },
   uri: {

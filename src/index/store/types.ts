@@ -1,10 +1,11 @@
 /**
- * One interface in front of every place a published index can live: the embedded hnswlib bundle (the default) and
- * a LanceDB table on local disk or object storage. The service talks only to these types, so it serves either store
- * with the same answers: same products, same condition spaces, same distances, hence the same explanations.
+ * One interface in front of every place a published index can live: a hnswlib bundle directory (the default) and
+ * a LanceDB database on shared storage whose manifest names the bundle version published next to its tables. The
+ * service talks only to these types; on both, a version is a loaded bundle (bundle.ts), so either store gives the
+ * same answers: same products, same condition spaces, same distances, hence the same explanations.
  *
  * A store holds a sequence of published versions. A `StoreVersion` is one of them, immutable and complete; a
- * reader never sees half of a version. Queries are async because a remote store answers over I/O.
+ * reader never sees half of a version. Queries are async so that a version could also answer over I/O.
  */
 import type { ConditionSpace, ModelKind } from '../../model/index.ts';
 import type { PartDistance } from '../combine.ts';
