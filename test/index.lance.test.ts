@@ -4,7 +4,7 @@
  * conditions, recommendations), the recall gate, publishing and the version poller.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -168,6 +168,24 @@ describe('LanceDB store', () => {
     }
     assert.ok(overlap / 50 >= 0.9, `top-10 overlap with brute force ${overlap / 50}`);
     version.close();
+    store.close();
+  });
+
+  test('the published version carries the checkpoint it was built with, for replicas to load', async () => {
+    const root = await tempDir();
+    const checkpoint = join(root, 'model.dmck');
+    await writeFile(checkpoint, 'model bytes');
+    const uri = join(root, 'lance');
+    await buildLanceStore(uri, syntheticSource(products(50)));
+    const store = await LanceStore.connect(uri);
+    assert.equal(await store.publishedModelFile(), undefined, 'a job given no checkpoint copies none');
+    const report = await buildLanceStore(uri, {
+      ...syntheticSource(products(50)),
+      checkpointFile: checkpoint,
+    });
+    const carried = await store.publishedModelFile();
+    assert.equal(carried, join(uri, 'bundles', 'versions', report.version, 'model.dmck'));
+    assert.equal(await readFile(carried, 'utf8'), 'model bytes');
     store.close();
   });
 

@@ -6,8 +6,10 @@
  *
  * The database must be a local or mounted path (lance-bundle.ts): the bundle's files are read with the file system.
  */
+import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { loadVersion } from '../bundle.ts';
+import { versionPath } from '../files.ts';
 import { BundleError } from '../types.ts';
 import { pollStore } from './common.ts';
 import { bundleDirOf, localDatabaseDir } from './lance-bundle.ts';
@@ -49,6 +51,13 @@ export class LanceStore implements VectorStore {
 
   async publishedVersion(): Promise<string | null> {
     return (await this.currentRow())?.version ?? null;
+  }
+
+  async publishedModelFile(): Promise<string | undefined> {
+    const row = await this.currentRow();
+    const info = row ? (JSON.parse(row.info) as ManifestInfo) : undefined;
+    if (!row || !info?.bundle || !info.model.checkpoint) return undefined;
+    return join(versionPath(bundleDirOf(this.location, info.bundle), row.version), info.model.checkpoint);
   }
 
   async open(): Promise<StoreVersion> {

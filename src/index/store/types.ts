@@ -37,7 +37,8 @@ export interface StoreSpace extends ConditionSpace {
 export interface StoreInfo {
   version: string;
   createdAt: string;
-  model: { id: string; kind: ModelKind; embedDim: number };
+  /** `checkpoint`: the model's file in the version's bundle directory, when the job copied one. */
+  model: { id: string; kind: ModelKind; embedDim: number; checkpoint?: string };
   catalogue: { name: string; root: string } | null;
   conditions: string[];
   /** Full masks, one row per condition (all ones for models without masks). */
@@ -203,6 +204,8 @@ export interface VectorStore {
   publishedVersion(): Promise<string | null>;
   /** Open the published version. */
   open(): Promise<StoreVersion>;
+  /** The model checkpoint the published version carries (a file in its bundle version), if its job copied one. */
+  publishedModelFile(): Promise<string | undefined>;
   /**
    * Poll for new versions every `intervalMs`; each newly published one is opened and handed to `onSwap`
    * (the previous one is not closed here: its holder closes it once no request uses it). `from` is the version
