@@ -761,8 +761,11 @@ async function main(): Promise<void> {
     `# Cluster layout vs one machine, ${options.size} products\n\n` +
       `\`npx tsx bench/store-compare.ts ${argv.join(' ')}\`, started ${began.toISOString()}, ${f(minutes, 1)} min. ` +
       `Synthetic catalogue, 64-dim embeddings, 6 conditions of 28 kept dims, efConstruction ${options.efConstruction}; ` +
-      `one shared 2-core machine (load average ${load.before} before, ${load.after} after). Single machine: the ` +
-      `hnswlib bundle built in one process and opened by the store the service uses. Cluster: ${SHARDS} embedding ` +
+      `one shared 2-core machine (load average ${load.before} before, ${load.after} after). ` +
+      (options.baseline
+        ? 'Single machine: the hnswlib bundle built in one process and opened by the store the service uses. '
+        : "No single-machine baseline in this run (the reference of recall and ids is the replica's own exact search). ") +
+      `Cluster: ${SHARDS} embedding ` +
       `shards at once (synthetic vectors), the commit (version table, bundle built from the stored vectors on ` +
       `both cores, publish), replicas opening \`LanceStore\` (what \`serve --store lancedb\` runs). Readers are ` +
       `separate processes, loaded and warmed up, then started together, each asking the one query by product for ` +
