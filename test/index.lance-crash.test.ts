@@ -1,9 +1,10 @@
 /**
- * The LanceDB store across processes: kill -9 of the index job at every stage and at random moments leaves the
- * previously published version served, whole; and two shard processes embed one catalogue that a commit publishes.
+ * The LanceDB store across processes: kill -9 of the index job at every stage (version table, bundle build, bundle
+ * publish, manifest append) and at random moments leaves the previously published version served, whole; and two
+ * shard processes embed one catalogue that a commit publishes.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,10 +53,10 @@ async function assertServing(uri: string, expected: string): Promise<void> {
 
 test('kill -9 at any point of a LanceDB index job leaves the published version served, and the next run cleans up', async () => {
   const uri = join(await tempDir(), 'store');
-  let served = (await buildLanceStore(uri, syntheticSource(revision(0)), { minIndexedRows: 0 })).version;
+  let served = (await buildLanceStore(uri, syntheticSource(revision(0)))).version;
   await assertServing(uri, served);
 
-  for (const stage of ['embedded', 'written', 'indexed', 'checked', 'published']) {
+  for (const stage of ['embedded', 'written', 'indexed', 'checked', 'bundled', 'published']) {
     const child = startChild(script, ['build', uri, String(COUNT), '1', stage]);
     await waitFor(child, new RegExp(`PAUSED ${stage}|STAGE ${stage}`));
     await killHard(child.child);
@@ -95,6 +96,13 @@ test('kill -9 at any point of a LanceDB index job leaves the published version s
   const tables = (await db.tableNames()).filter((name) => name.startsWith('dressmatch_v'));
   db.close();
   assert.ok(tables.length <= 2, `keepVersions 2 and no leftovers, found ${tables.join(', ')}`);
+  const bundles = await readdir(join(uri, 'bundles', 'versions'));
+  assert.ok(bundles.length <= 2, `bundle versions go with the kept tables, found ${bundles.join(', ')}`);
+  assert.deepEqual(
+    bundles.sort(),
+    tables.map((name) => name.slice('dressmatch_'.length)).sort(),
+    'one bundle version per kept table, same names',
+  );
 });
 
 test('two shard processes embed one catalogue; the commit checks every shard and publishes it whole', async () => {
@@ -118,12 +126,12 @@ test('two shard processes embed one catalogue; the commit checks every shard and
   const shards = ['0/2', '1/2'].map((spec) => startChild(script, ['shard', uri, String(COUNT), '3', spec]));
   await Promise.all(shards.map((child) => waitFor(child, /DONE/)));
   await Promise.all(shards.map((child) => exited(child.child)));
-  const report = await commitShards(uri, source, { minIndexedRows: 0 });
+  const report = await commitShards(uri, source);
   assert.equal(report.shards, 2);
   assert.equal(report.rows, COUNT);
 
   const full = join(await tempDir(), 'full');
-  await buildLanceStore(full, source, { minIndexedRows: 0 });
+  await buildLanceStore(full, source);
   const [a, b] = await Promise.all([LanceStore.connect(uri), LanceStore.connect(full)]);
   const [sharded, whole] = await Promise.all([a.open(), b.open()]);
   assert.equal(sharded.liveCount, COUNT);

@@ -1,16 +1,17 @@
 /**
- * The LanceDB store on real LanceDB tables on local disk: same vectors and neighbours as the hnswlib bundle built
- * from the same source, ANN index checked against brute force, filters as prefilters, the recall gate, publishing
- * and the version poller.
+ * The LanceDB store on real LanceDB tables on local disk: the version table holds the products and vectors, the
+ * bundle published next to it answers as the hnswlib bundle built from the same source (filters, combined
+ * conditions, recommendations), the recall gate, publishing and the version poller.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import * as lancedb from '@lancedb/lancedb';
 import { buildBundle } from '../src/index/build.ts';
 import { openBundle } from '../src/index/bundle.ts';
-import { IndexQualityError } from '../src/index/types.ts';
+import { BundleError, IndexQualityError } from '../src/index/types.ts';
 import { buildLanceStore } from '../src/index/store/lance-build.ts';
 import { LanceStore } from '../src/index/store/lance.ts';
 import { matchesFilter } from '../src/index/store/common.ts';
@@ -37,24 +38,20 @@ function withFields(items: ReturnType<typeof products>): StoreProduct[] {
   }));
 }
 
-/** A LanceDB store over `count` synthetic products with fields, every vector column indexed, opened. */
+/** A LanceDB store over `count` synthetic products with fields, opened. */
 async function indexedWithFields(count: number): Promise<{ store: LanceStore; version: StoreVersion }> {
   const root = await tempDir();
   const items = withFields(products(count));
   await buildLanceStore(join(root, 'lance'), syntheticSource(items), {
     products: items,
     fields: FIELD_TYPES,
-    minIndexedRows: 0,
   });
   const store = await LanceStore.connect(join(root, 'lance'));
   return { store, version: await store.open() };
 }
 const FIELD_TYPES = { price: 'number', in_stock: 'boolean', brand: 'string' } as const;
 
-/**
- * Equal structure and strings (same ids, same order), numbers within 1e-5 (hnswlib reports its graph's float32
- * distances, LanceDB exact ones recomputed in float64).
- */
+/** Equal structure and strings (same ids, same order), numbers within 1e-5 (two HNSW graphs, built apart). */
 function assertClose(actual: unknown, expected: unknown, what: string): void {
   if (typeof expected === 'number' && typeof actual === 'number') {
     assert.ok(
@@ -76,7 +73,7 @@ function assertClose(actual: unknown, expected: unknown, what: string): void {
 }
 
 describe('LanceDB store', () => {
-  test('holds the same products, vectors and neighbours as the hnswlib bundle (exact scans below the index threshold)', async () => {
+  test('holds the same products, vectors and neighbours as the hnswlib bundle; the table holds them too', async () => {
     const root = await tempDir();
     const items = products(400);
     const source = syntheticSource(items);
@@ -85,8 +82,23 @@ describe('LanceDB store', () => {
       products: withFields(items),
       fields: FIELD_TYPES,
     });
-    assert.equal(report.index.type, 'none', '400 rows are below the ANN threshold: exact scans');
+    assert.equal(report.bundle, join(root, 'lance', 'bundles'), 'the bundle is published next to the tables');
     const bundle = await openBundle(join(root, 'bundle'));
+    const db = await lancedb.connect(join(root, 'lance'));
+    const table = await db.openTable(report.table);
+    assert.equal(await table.countRows(), 400, 'one row per product');
+    const [row] = (await table.query().where('slot = 11').toArray()) as {
+      id: string;
+      vector_0: Float32Array;
+    }[];
+    assert.equal(row.id, 'p11');
+    assert.deepEqual(
+      Array.from(row.vector_0),
+      Array.from(bundle.vector('color', 11)),
+      'the table holds the vectors',
+    );
+    table.close();
+    db.close();
     const store = await LanceStore.connect(join(root, 'lance'));
     const version = await store.open();
     assert.equal(version.version, report.version);
@@ -111,19 +123,12 @@ describe('LanceDB store', () => {
     );
     for (const condition of CONDITIONS) {
       const lance = await version.search(condition, 5, 10);
-      const exact = bundle.exactSearch(condition, 5, 10);
       assert.deepEqual(
         lance.map((h) => h.id),
-        exact.map((h) => h.id),
-        `${condition}: same top 10`,
+        bundle.exactSearch(condition, 5, 10).map((h) => h.id),
+        `${condition}: the true top 10`,
       );
-      lance.forEach((hit, i) => {
-        assert.ok(
-          Math.abs(hit.distance - exact[i].distance) < 1e-5,
-          `${condition}: same distance at rank ${i + 1}`,
-        );
-        assert.ok(Math.abs(hit.score - exact[i].score) < 1e-9, `${condition}: same score at rank ${i + 1}`);
-      });
+      assert.deepEqual(lance, bundle.search(condition, 5, 10), `${condition}: the bundle's hits, to the bit`);
     }
     const upload = version.fromEmbedding(
       'color',
@@ -147,14 +152,14 @@ describe('LanceDB store', () => {
     store.close();
   });
 
-  test('builds an HNSW-SQ index per condition that passes the recall gate and agrees with brute force', async () => {
+  test('a replica loads the published bundle: HNSW answers that pass the recall gate and agree with brute force', async () => {
     const root = await tempDir();
     const source = syntheticSource(products(1500));
-    const report = await buildLanceStore(join(root, 'lance'), source, { minIndexedRows: 0 });
-    assert.equal(report.index.type, 'hnsw-sq');
+    const report = await buildLanceStore(join(root, 'lance'), source);
     for (const q of report.quality) assert.ok(q.recall >= 0.9, `${q.condition}: recall ${q.recall}`);
     const store = await LanceStore.connect(join(root, 'lance'));
     const version = await store.open();
+    assert.equal(version.version, report.version);
     let overlap = 0;
     for (let slot = 0; slot < 50; slot++) {
       const approx = new Set((await version.search('sleeve', slot, 10)).map((h) => h.id));
@@ -166,7 +171,33 @@ describe('LanceDB store', () => {
     store.close();
   });
 
-  test('filters are prefilters: exact k when enough match, all of them when fewer, equal to filtering brute force', async () => {
+  test('the published version carries the checkpoint it was built with, for replicas to load', async () => {
+    const root = await tempDir();
+    const checkpoint = join(root, 'model.dmck');
+    await writeFile(checkpoint, 'model bytes');
+    const uri = join(root, 'lance');
+    await buildLanceStore(uri, syntheticSource(products(50)));
+    const store = await LanceStore.connect(uri);
+    assert.equal(await store.publishedModelFile(), undefined, 'a job given no checkpoint copies none');
+    const report = await buildLanceStore(uri, {
+      ...syntheticSource(products(50)),
+      checkpointFile: checkpoint,
+    });
+    const carried = await store.publishedModelFile();
+    assert.equal(carried, join(uri, 'bundles', 'versions', report.version, 'model.dmck'));
+    assert.equal(await readFile(carried, 'utf8'), 'model bytes');
+    store.close();
+  });
+
+  test('an object-store URI is refused with the reason: the bundle needs a local or mounted path', async () => {
+    await assert.rejects(
+      buildLanceStore('s3://bucket/dressmatch', syntheticSource(products(10))),
+      (error: unknown) => error instanceof BundleError && /local or mounted path/.test(error.message),
+    );
+    await assert.rejects(LanceStore.connect('s3://bucket/dressmatch'), /local or mounted path/);
+  });
+
+  test('filters: exact k when enough match, all of them when fewer, equal to filtering brute force', async () => {
     const { store, version } = await indexedWithFields(1500);
     const filters: StoreFilter[] = [
       { clauses: [{ kind: 'label', condition: 'color', values: ['red', 'green'] }] },
@@ -259,13 +290,13 @@ describe('LanceDB store', () => {
     });
   }
 
-  test('the ANN path honours the prefilter: fewer matches than k give exactly those, more give exactly k', async () => {
+  test('the filtered walk: fewer matches than k give exactly those, more give exactly k', async () => {
     const { store, version } = await indexedWithFields(1500);
-    // price = (i x 37) mod 100: price < 3 holds for 45 products (3 %, above the exact-scan share of 2 %).
+    // price = (i x 37) mod 100: price < 3 holds for 45 products (3 %).
     const filter = storeFilter(version, ['price<3']);
     const matching = [...version.entries()].filter(([, p]) => matchesFilter(filter, p)).map(([slot]) => slot);
     assert.equal(matching.length, 45, 'the filter matches 45 products');
-    assert.equal(await version.count(filter), 45, 'LanceDB counts the matches');
+    assert.equal(await version.count(filter), 45, 'the store counts the matches');
     const all = await version.search('color', matching[0], 100, { filter });
     assert.deepEqual(
       all.map((h) => h.index).sort((a, b) => a - b),

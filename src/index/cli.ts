@@ -74,19 +74,19 @@ function describeReport(report: BuildReport, imagesPerSecond: number): string {
     .join('\n');
 }
 
-/** Where a store lives: the embedded hnswlib bundle, or a LanceDB table (the index job and the service both ask). */
+/** Where a store lives: a hnswlib bundle, or a LanceDB database with its bundle (the index job and the service both ask). */
 export const STORE_OPTIONS = {
   store: {
     type: 'choice',
     arg: 'kind',
     choices: STORE_KINDS,
-    help: 'where to publish: an hnswlib bundle (--out) or a LanceDB table (--uri)',
+    help: 'where to publish: an hnswlib bundle (--out) or a LanceDB database and the bundle next to its tables (--uri)',
     default: STORE_KINDS[0] as StoreKind,
   },
   uri: {
     type: 'string',
-    arg: 'path|s3://...',
-    help: 'LanceDB database of --store lancedb (local directory or object store URI)',
+    arg: 'dir',
+    help: 'LanceDB database of --store lancedb: a local or shared-file-system directory (its HNSW bundle lives in it)',
   },
 } satisfies OptionTable;
 
@@ -98,11 +98,11 @@ export function storeOption(description: string): Option {
   return commanderOptions('store', { ...STORE_OPTIONS.store, help: description })[0];
 }
 
-export const URI_OPTION = ['--uri <path|s3://...>', STORE_OPTIONS.uri.help] as const;
+export const URI_OPTION = ['--uri <dir>', STORE_OPTIONS.uri.help] as const;
 
 /** The LanceDB URI of `--store lancedb`, which cannot do without one. */
 export function lanceUri(flags: StoreFlags): string {
-  if (!flags.uri) throw new Error('--store lancedb needs --uri <directory or s3://bucket/path>');
+  if (!flags.uri) throw new Error('--store lancedb needs --uri <directory>');
   return flags.uri;
 }
 
@@ -199,7 +199,7 @@ export const INDEX_OPTIONS = {
   },
   commit: {
     type: 'switch',
-    help: 'lancedb: check that every shard is staged, then index, check and publish them as one version',
+    help: 'lancedb: check that every shard is staged, then build the HNSW bundle from their vectors and publish one version',
   },
   json: { type: 'switch', help: 'print the build report as JSON' },
 } satisfies OptionTable;

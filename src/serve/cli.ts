@@ -39,7 +39,11 @@ const ms = (name: string) => integer(name, 1, 3_600_000);
 function sourceOptions(command: Command): Command {
   return command
     .option('--index <dir>', 'index bundle directory (holding manifest.json)', D.indexDir)
-    .addOption(storeOption('where the index lives: the embedded hnswlib bundle, or a LanceDB table'))
+    .addOption(
+      storeOption(
+        'where the index lives: a bundle (--index), or a LanceDB database whose published bundle is loaded (--uri)',
+      ),
+    )
     .option(...URI_OPTION)
     .option(
       '--model <checkpoint>',

@@ -1,5 +1,5 @@
 /**
- * One index version as the HTTP layer uses it: the store's version (hnswlib bundle or LanceDB table) plus what is
+ * One index version as the HTTP layer uses it: the store's version (a loaded bundle, from either store) plus what is
  * derived from it once at load time
  * (score references, mask summaries, label counts, search text), so that requests only look things up.
  */

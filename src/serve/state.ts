@@ -8,7 +8,6 @@ import type { Logger } from 'pino';
 import {
   BundleError,
   openVectorStore,
-  readPublishedInfo,
   type StoreKind,
   type StoreVersion,
   type VectorStore,
@@ -197,11 +196,8 @@ export class ServeState {
       if (!(error instanceof BundleError && error.code === 'model-mismatch' && this.options.modelPath))
         throw error;
       const previous = this.modelRunner;
-      // A refresh publishes its checkpoint inside the bundle version; LanceDB versions carry none.
-      const carried =
-        (this.options.storeKind ?? 'hnswlib') === 'hnswlib'
-          ? (await readPublishedInfo(this.options.indexDir)).modelFile
-          : undefined;
+      // A refresh or an index job publishes its checkpoint inside the bundle version (on either store).
+      const carried = await store.publishedModelFile();
       const reloaded = await startModel({
         checkpoint: carried ?? this.options.modelPath,
         backend: this.options.backend ?? 'auto',

@@ -2,7 +2,7 @@
  * The embedded hnswlib bundle (the default store) as a VectorStore: its versions are IndexBundles, which implement
  * the store's version interface themselves (bundle.ts); this follows the bundle's manifest.
  */
-import { openBundle, type OpenBundleOptions } from '../bundle.ts';
+import { openBundle, readPublishedInfo, type OpenBundleOptions } from '../bundle.ts';
 import { readManifest } from '../files.ts';
 import { pollStore } from './common.ts';
 import type { StoreSwap, StoreVersion, VectorStore } from './types.ts';
@@ -19,6 +19,10 @@ export class HnswStore implements VectorStore {
   async publishedVersion(): Promise<string | null> {
     const manifest = await readManifest(this.location);
     return manifest?.current ?? null;
+  }
+
+  async publishedModelFile(): Promise<string | undefined> {
+    return (await readPublishedInfo(this.location)).modelFile;
   }
 
   async open(): Promise<StoreVersion> {

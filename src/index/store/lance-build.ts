@@ -1,49 +1,52 @@
 /**
- * The index job for a LanceDB store: embed (or collect the shards' embeddings), project into the condition spaces
- * with the same mask threshold as the hnswlib bundle, write one version table, build one ANN index per vector
- * column, gate on recall@10 against brute force, then publish with one manifest append (lance-manifest.ts).
+ * The index job for a LanceDB store: embed (or collect the shards' embeddings), write one version table of
+ * products and per-condition vectors (projected with the same mask threshold as the hnswlib bundle), build the
+ * hnswlib bundle from those vectors next to the tables (`<uri>/bundles`, lance-bundle.ts: the same build, recall
+ * gate and files as a single machine's, conditions in parallel worker threads), then publish with one manifest
+ * append naming the version and its bundle (lance-manifest.ts). Replicas load that bundle into memory.
+ *
+ * Everything from naming the version to collecting garbage runs under the bundle's lock, so two jobs never publish
+ * at once; the version table, the bundle version and the manifest row share one version name.
  */
 import { deriveFieldSchema } from '../../catalogue/index.ts';
 import * as lancedb from '@lancedb/lancedb';
 import type { ConditionSpace } from '../../model/index.ts';
 import type { Logger } from '../../util/log.ts';
-import { Rng } from '../../util/rng.ts';
-import { resolveParams, type BundleSource } from '../build.ts';
+import { buildBundle, resolveParams, type BuildStage, type BundleSource } from '../build.ts';
+import { readPublishedInfo } from '../bundle.ts';
+import { readManifest, versionSequence } from '../files.ts';
 import {
   BundleError,
   IndexQualityError,
-  failsRecall,
   type BuildParams,
   type ConditionQuality,
+  type VersionInfo,
 } from '../types.ts';
-import { conditionSpace, projectRows, type Neighbour } from '../vectors.ts';
-import { distanceQuantiles, measureRecall, type RecallInput } from '../quality.ts';
-import { collectLanceGarbage, nextVersion, publishVersion } from './lance-manifest.ts';
-import { annSearch, indexConfig, MIN_INDEXED_ROWS } from './lance-query.ts';
-import {
-  type LanceIndexParams,
-  type LanceIndexType,
-  blockToArrow,
-  vectorColumn,
-  versionSchema,
-  versionTableName,
-  type TableMetadata,
-} from './lance-schema.ts';
+import { conditionSpace, projectRows } from '../vectors.ts';
+import { distanceQuantiles } from '../quality.ts';
+import { BUNDLES_DIR, bundleDirOf, collectBundleGarbage, precomputedSource } from './lance-bundle.ts';
+import { collectLanceGarbage, currentManifestRow, publishVersion } from './lance-manifest.ts';
+import { blockToArrow, versionSchema, versionTableName, type TableMetadata } from './lance-schema.ts';
 import type { StoreFieldType, StoreInfo, StoreProduct, StoreSpace } from './types.ts';
 
 /** Rows per Arrow batch written: ~50k rows x 6 conditions x 16 dims is ~20 MB, small next to the vectors held. */
 const WRITE_CHUNK = 50_000;
 
-export type LanceBuildStage = 'embedded' | 'written' | 'indexed' | 'checked' | 'published';
+/** Products per copy when the bundle build takes the precomputed vectors (a copy, not a model call). */
+const PRECOMPUTED_BATCH = 16_384;
+
+/**
+ * Steps of the job, in order (tests kill it at each): model outputs ready, version table written, bundle indexes
+ * built, bundle checked and written, bundle version published in its directory, manifest row appended.
+ */
+export type LanceBuildStage = 'embedded' | 'written' | 'indexed' | 'checked' | 'bundled' | 'published';
 
 export interface LanceBuildOptions extends Partial<BuildParams> {
   batchSize?: number;
-  /** Published versions whose tables are kept, the current one included. */
+  /** Published versions whose tables and bundle versions are kept, the current one included. */
   keepVersions?: number;
-  /** ANN index type (default chosen by measurement) and its knobs; `minIndexedRows` switches to exact scans. */
-  indexType?: LanceIndexType;
-  minIndexedRows?: number;
-  refineFactor?: number;
+  /** A bundle lock not refreshed for this long belongs to a dead job and is taken over. */
+  lockStaleMs?: number;
   /** Types of the catalogue's product fields (filter columns). */
   fields?: Record<string, StoreFieldType>;
   log?: Logger;
@@ -55,11 +58,13 @@ export interface LanceBuildOptions extends Partial<BuildParams> {
 export interface LanceBuildReport {
   version: string;
   table: string;
+  /** The bundle directory replicas load the version from. */
+  bundle: string;
   rows: number;
-  index: LanceIndexParams;
   quality: ConditionQuality[];
   timings: Record<string, number>;
   removedTables: string[];
+  removedBundleVersions: string[];
 }
 
 /** What the model produced for products [0, n): the shared embedding or one vector per condition (ASEN). */
@@ -134,33 +139,13 @@ export function projectSpaces(
   return { spaces, rows };
 }
 
-/** Index parameters for a table of `rows` rows: the type asked for, or exact scans below the threshold. */
-export function chooseIndex(rows: number, params: BuildParams, options: LanceBuildOptions): LanceIndexParams {
-  const type =
-    rows < (options.minIndexedRows ?? MIN_INDEXED_ROWS) ? 'none' : (options.indexType ?? 'hnsw-sq');
-  // HNSW-SQ: one partition up to 1M rows keeps one graph (no probing loss); IVF types: ~sqrt(n) lists of ~4k rows.
-  const numPartitions =
-    type === 'hnsw-sq'
-      ? Math.max(1, Math.ceil(rows / 1_000_000))
-      : Math.max(1, Math.round(Math.sqrt(rows) / 4));
-  return {
-    type,
-    numPartitions,
-    m: params.m,
-    efConstruction: params.efConstruction,
-    ef: params.efSearch,
-    nprobes: type === 'hnsw-sq' ? numPartitions : Math.max(1, Math.ceil(numPartitions / 8)),
-    refineFactor: options.refineFactor ?? 4,
-  };
-}
-
 async function writeTable(
   db: lancedb.Connection,
   name: string,
   meta: TableMetadata,
   products: readonly StoreProduct[],
   projected: { rows: Float32Array[]; embeddings: Float32Array | null },
-): Promise<lancedb.Table> {
+): Promise<void> {
   const schema = versionSchema(meta);
   const block = { products, vectors: projected.rows, embeddings: projected.embeddings, from: 0, to: 0 };
   let table: lancedb.Table | null = null;
@@ -170,85 +155,11 @@ async function writeTable(
       from,
       to: Math.min(products.length, from + WRITE_CHUNK),
     });
-    if (!table) table = await db.createTable(name, data, { mode: 'create', schema });
+    // Overwrite: a table of this name can only be a killed job's (its version was never published).
+    if (!table) table = await db.createTable(name, data, { mode: 'overwrite', schema });
     else await table.add(data);
   }
-  return table!;
-}
-
-async function buildIndexes(
-  table: lancedb.Table,
-  spaces: readonly ConditionSpace[],
-  index: LanceIndexParams,
-  onProgress: LanceBuildOptions['onProgress'],
-): Promise<void> {
-  for (const [c, space] of spaces.entries()) {
-    const config = indexConfig(index, space.metric, space.dims.length);
-    if (config) await table.createIndex(vectorColumn(c), { config, replace: true });
-    onProgress?.({ stage: 'index', done: c + 1, total: spaces.length });
-  }
-}
-
-/** Recall@k of the table's ANN index against brute force over the same rows, as the hnswlib job measures it. */
-function measureQuality(
-  input: RecallInput & { table: lancedb.Table; c: number; index: LanceIndexParams },
-  params: BuildParams,
-  onQuery: () => void,
-): Promise<ConditionQuality> {
-  const search = async (q: number, vector: Float32Array, k: number): Promise<Neighbour[]> => {
-    const found = await annSearch(input.table, {
-      c: input.c,
-      metric: input.space.metric,
-      vector,
-      limit: k + 1,
-      params: input.index,
-    });
-    return found
-      .filter((hit) => hit.slot !== q)
-      .slice(0, k)
-      .map((hit) => ({ index: hit.slot, distance: hit.distance }));
-  };
-  return measureRecall(input, params, new Rng(params.seed + 7919 * input.c), search, onQuery);
-}
-
-async function checkQuality(
-  table: lancedb.Table,
-  source: BundleSource,
-  raw: RawVectors,
-  projected: { spaces: ConditionSpace[]; rows: Float32Array[] },
-  index: LanceIndexParams,
-  params: BuildParams,
-  onProgress: LanceBuildOptions['onProgress'],
-): Promise<ConditionQuality[]> {
-  const quality: ConditionQuality[] = [];
-  let done = 0;
-  const total = projected.spaces.length * Math.min(params.recallSample, source.products.length);
-  for (const [c, space] of projected.spaces.entries()) {
-    // Every row of the table is live: any may be a query.
-    const slots = Array.from({ length: projected.rows[c].length / space.dims.length }, (_, i) => i);
-    const full =
-      raw.embeddings && source.modelKind === 'csn'
-        ? conditionSpace(space.condition, 'csn', source.masks[c], source.embedDim, 0)
-        : null;
-    const thresholded = full !== null && full.dims.length > space.dims.length;
-    quality.push(
-      await measureQuality(
-        {
-          table,
-          c,
-          space,
-          rows: projected.rows[c],
-          slots,
-          index,
-          fullRows: thresholded ? projectRows(raw.embeddings!, source.embedDim, full) : null,
-          fullDim: full?.dims.length ?? 0,
-        },
-        params,
-        () => onProgress?.({ stage: 'check', done: ++done, total }),
-      ),
-    );
-  }
-  return quality;
+  table!.close();
 }
 
 function spaceRecords(
@@ -269,7 +180,62 @@ export interface VersionInput {
   products: readonly StoreProduct[];
 }
 
-/** Write, index, check and publish one version from vectors already computed (full build or shard commit). */
+/** The manifest row's description of a version: the bundle's version.json, with the catalogue's field types. */
+function storeInfoOf(info: VersionInfo, fields: Record<string, StoreFieldType>): StoreInfo {
+  const { version, createdAt, model, catalogue, conditions, masks, params, spaces, provenance } = info;
+  return { version, createdAt, model, catalogue, conditions, masks, params, spaces, fields, provenance };
+}
+
+/**
+ * A version must sort after the published one (readers take the highest): a database whose bundle directory is
+ * missing or older than its manifest cannot get one.
+ */
+async function checkSequence(db: lancedb.Connection, uri: string, version: string): Promise<void> {
+  const current = await currentManifestRow(db);
+  if (current && current.sequence >= versionSequence(version)) {
+    throw new BundleError(
+      'invalid-input',
+      uri,
+      `publishes version ${current.version}, but its bundle directory would name the next one ${version}: ` +
+        `the ${BUNDLES_DIR} directory is missing or older than the manifest; publish into a new --uri`,
+    );
+  }
+}
+
+/** The version table: products with their labels and fields, and each condition's vectors. */
+async function writeVersionTable(
+  db: lancedb.Connection,
+  version: string,
+  input: VersionInput,
+  params: BuildParams,
+  fields: Record<string, StoreFieldType>,
+  now: Date,
+): Promise<void> {
+  const { source, raw, products } = input;
+  const projected = projectSpaces(source, raw, params.maskThreshold);
+  const meta: TableMetadata = {
+    version,
+    createdAt: now.toISOString(),
+    model: { id: source.modelId, kind: source.modelKind, embedDim: source.embedDim },
+    catalogue: source.catalogue ?? null,
+    conditions: [...source.conditions],
+    masks: source.masks.map((row) => [...row]),
+    params,
+    spaces: spaceRecords(projected.spaces, projected.rows, params),
+    fields,
+    fieldOrder: Object.keys(fields).sort(),
+    rows: products.length,
+  };
+  await writeTable(db, versionTableName(version), meta, products, {
+    rows: projected.rows,
+    embeddings: raw.embeddings,
+  });
+}
+
+/**
+ * Write the version table, build the bundle from the same vectors, and publish the version (full build or shard
+ * commit). A failed recall gate drops the table and publishes nothing (IndexQualityError).
+ */
 export async function publishLanceVersion(
   uri: string,
   input: VersionInput,
@@ -278,77 +244,85 @@ export async function publishLanceVersion(
 ): Promise<LanceBuildReport> {
   const { source, raw, products } = input;
   const params = resolveParams(options);
+  const keep = options.keepVersions ?? 3;
+  const bundleDir = bundleDirOf(uri);
+  // Without a schema from the caller, the types follow from the stored values (the bundle's rule, bundle.ts).
+  const fields = options.fields ?? deriveFieldSchema(products);
   const db = await lancedb.connect(uri);
-  try {
-    const version = await nextVersion(db, options.now?.() ?? new Date());
-    const stage = async (name: LanceBuildStage): Promise<void> => options.onStage?.(name, { version });
-    let start = performance.now();
-    const projected = projectSpaces(source, raw, params.maskThreshold);
-    const index = chooseIndex(products.length, params, options);
-    // Without a schema from the caller, the types follow from the stored values (the bundle's rule, bundle.ts).
-    const fields = options.fields ?? deriveFieldSchema(products);
-    const meta: TableMetadata = {
-      version,
-      createdAt: (options.now?.() ?? new Date()).toISOString(),
-      model: { id: source.modelId, kind: source.modelKind, embedDim: source.embedDim },
-      catalogue: source.catalogue ?? null,
-      conditions: [...source.conditions],
-      masks: source.masks.map((row) => [...row]),
-      params,
-      spaces: spaceRecords(projected.spaces, projected.rows, params),
-      fields,
-      fieldOrder: Object.keys(fields).sort(),
-      rows: products.length,
-      index,
-    };
-    const table = await writeTable(db, versionTableName(version), meta, products, {
-      rows: projected.rows,
-      embeddings: raw.embeddings,
-    });
-    timings.write = seconds(start);
-    await stage('written');
-    try {
+  let written: string | null = null;
+  let removedTables: string[] = [];
+  let removedBundleVersions: string[] = [];
+  let start = performance.now();
+  const onStage = async (name: BuildStage, { version }: { version: string }): Promise<void> => {
+    const stage = async (lance: LanceBuildStage): Promise<void> => options.onStage?.(lance, { version });
+    if (name === 'locked') {
+      await checkSequence(db, uri, version);
       start = performance.now();
-      await buildIndexes(table, projected.spaces, index, options.onProgress);
-      timings.index = seconds(start);
-      await stage('indexed');
-      start = performance.now();
-      const quality = await checkQuality(table, source, raw, projected, index, params, options.onProgress);
-      timings.check = seconds(start);
-      await stage('checked');
-      if (quality.some((q) => failsRecall(q, params.minRecall))) {
-        await db.dropTable(versionTableName(version));
-        throw new IndexQualityError(quality, params.minRecall);
-      }
-      const info: StoreInfo = {
-        ...meta,
-        spaces: meta.spaces.map((space, c) => ({ ...space, quality: quality[c] })),
-      };
-      await publishVersion(db, info);
+      await writeVersionTable(db, version, input, params, fields, options.now?.() ?? new Date());
+      written = versionTableName(version);
+      timings.write = seconds(start);
+      await stage('written');
+    } else if (name === 'indexed') await stage('indexed');
+    else if (name === 'files-written') await stage('checked');
+    else if (name === 'published') {
+      // The bundle version is in place and its own manifest names it; the database's manifest makes it served.
+      await stage('bundled');
+      const manifest = await readManifest(bundleDir);
+      const { info } = await readPublishedInfo(bundleDir);
+      if (manifest?.current !== version || info.version !== version)
+        throw new BundleError('corrupt', bundleDir, `the bundle does not publish ${version}`);
+      await publishVersion(db, storeInfoOf(info, fields), {
+        dir: BUNDLES_DIR,
+        versionSha256: manifest.versionSha256,
+      });
       await stage('published');
-      const removedTables = await collectLanceGarbage(db, options.keepVersions ?? 3);
-      options.log?.info(
-        { version, rows: products.length, index: index.type, removed: removedTables },
-        'published LanceDB version',
-      );
-      return {
-        version,
-        table: versionTableName(version),
-        rows: products.length,
-        index,
-        quality,
-        timings,
-        removedTables,
-      };
-    } finally {
-      table.close();
+      const garbage = await collectLanceGarbage(db, keep);
+      removedTables = garbage.removed;
+      removedBundleVersions = await collectBundleGarbage(bundleDir, version, garbage.kept);
     }
+  };
+  try {
+    const bundleStart = performance.now();
+    const report = await buildBundle(bundleDir, precomputedSource(source, raw, products), {
+      ...params,
+      batchSize: PRECOMPUTED_BATCH,
+      // Bundle versions go with the manifest rows kept (collectBundleGarbage), not with the bundle's own count.
+      keepVersions: Number.MAX_SAFE_INTEGER,
+      lockStaleMs: options.lockStaleMs,
+      log: options.log,
+      now: options.now,
+      onProgress: (progress) =>
+        progress.stage !== 'embed' &&
+        options.onProgress?.({ stage: progress.stage, done: progress.done, total: progress.total }),
+      onStage,
+    });
+    // The bundle build's own time: the table is written inside it, under its lock.
+    timings.bundle = Math.round((seconds(bundleStart) - (timings.write ?? 0)) * 100) / 100;
+    for (const key of ['index', 'check'] as const) timings[key] = report.timings[key];
+    const version = report.version!;
+    options.log?.info(
+      { version, rows: products.length, removedTables, removedBundleVersions },
+      'published LanceDB version and its bundle',
+    );
+    return {
+      version,
+      table: versionTableName(version),
+      bundle: bundleDir,
+      rows: products.length,
+      quality: report.quality,
+      timings,
+      removedTables,
+      removedBundleVersions,
+    };
+  } catch (error) {
+    if (error instanceof IndexQualityError && written) await db.dropTable(written).catch(() => undefined);
+    throw error;
   } finally {
     db.close();
   }
 }
 
-/** Full build: embed every product of the source, then write, index, check and publish one version. */
+/** Full build: embed every product of the source, then write, bundle and publish one version. */
 export async function buildLanceStore(
   uri: string,
   source: BundleSource,

@@ -42,13 +42,12 @@ function describe(
   table: (r: LanceBuildReport) => string,
 ): string {
   const from = report.shards ? ` from ${report.shards} shards` : '';
-  const index = report.index.type === 'none' ? 'exact scans (below the ANN threshold)' : report.index.type;
   const timing = Object.entries(report.timings)
     .map(([stage, s]) => `${stage} ${s}s`)
     .join(', ');
-  const removed =
-    report.removedTables.length > 0 ? `\nremoved old tables: ${report.removedTables.join(', ')}` : '';
-  return `published LanceDB version ${report.version}${from}: ${report.rows} products, index ${index}\n\n${table(report)}\n\ntime: ${timing}${removed}`;
+  const old = [...report.removedTables, ...report.removedBundleVersions.map((v) => `bundle ${v}`)];
+  const removed = old.length > 0 ? `\nremoved old versions: ${old.join(', ')}` : '';
+  return `published LanceDB version ${report.version}${from}: ${report.rows} products, HNSW bundle in ${report.bundle}\n\n${table(report)}\n\ntime: ${timing}${removed}`;
 }
 
 /** Run the LanceDB job the flags ask for; returns what to print. Quality-gate failures print their table too. */

@@ -1,8 +1,8 @@
 /**
  * Publishing LanceDB versions: a small manifest table with one row per published version.
  *
- * Each version is its own table (`dressmatch_v000007-…`), written, indexed and checked completely before it is
- * named anywhere. Publishing is one append to the manifest table, which LanceDB commits atomically (a new manifest
+ * Each version is its own table (`dressmatch_v000007-…`) and a bundle version of the same name (lance-bundle.ts),
+ * both written and checked completely before they are named anywhere. Publishing is one append to the manifest table, which LanceDB commits atomically (a new manifest
  * file put in one write, local rename or object-store PUT): a reader either sees the row, and with it a complete
  * table, or not. The published version is the row with the highest sequence. A job killed at any point leaves at
  * most an unnamed table, which the next job drops; readers never look at tables the manifest does not name.
@@ -10,7 +10,8 @@
 import * as lancedb from '@lancedb/lancedb';
 import type { Schema } from 'apache-arrow';
 import { arrow } from './arrow.ts';
-import { formatVersionName, versionSequence } from '../files.ts';
+import { versionSequence } from '../files.ts';
+import type { BundleRef } from './lance-bundle.ts';
 import { MANIFEST_TABLE, TABLE_PREFIX, versionTableName } from './lance-schema.ts';
 import type { StoreInfo } from './types.ts';
 
@@ -20,9 +21,12 @@ export interface ManifestRow {
   table: string;
   modelId: string;
   publishedAt: string;
-  /** JSON of the StoreInfo: the table metadata plus the quality measured before publishing. */
+  /** JSON of the StoreInfo (the bundle's description of the version) and `bundle`, where its bundle lives. */
   info: string;
 }
+
+/** What the `info` column holds. */
+export type ManifestInfo = StoreInfo & { bundle?: BundleRef };
 
 const { Field, Int32, Utf8 } = arrow;
 const MANIFEST_SCHEMA = new arrow.Schema([
@@ -110,22 +114,19 @@ export async function versionTables(db: lancedb.Connection): Promise<Map<string,
   return out;
 }
 
-/** A version name one past every version published or started in this database. */
-export async function nextVersion(db: lancedb.Connection, now: Date): Promise<string> {
-  let sequence = (await currentManifestRow(db))?.sequence ?? 0;
-  for (const seen of (await versionTables(db)).values()) sequence = Math.max(sequence, seen);
-  return formatVersionName(sequence + 1, now);
-}
-
-/** Publish a complete, checked version: one append to the manifest table (created by the first publish). */
-export async function publishVersion(db: lancedb.Connection, info: StoreInfo): Promise<ManifestRow> {
+/** Publish a complete, checked version and its bundle: one append to the manifest table (created by the first). */
+export async function publishVersion(
+  db: lancedb.Connection,
+  info: StoreInfo,
+  bundle: BundleRef,
+): Promise<ManifestRow> {
   const row: ManifestRow = {
     sequence: versionSequence(info.version),
     version: info.version,
     table: versionTableName(info.version),
     modelId: info.model.id,
     publishedAt: new Date().toISOString(),
-    info: JSON.stringify(info),
+    info: JSON.stringify({ ...info, bundle } satisfies ManifestInfo),
   };
   await appendRow(db, MANIFEST_TABLE, MANIFEST_SCHEMA, { ...row });
   return row;
@@ -134,18 +135,23 @@ export async function publishVersion(db: lancedb.Connection, info: StoreInfo): P
 /**
  * Drop version tables that are neither among the last `keep` published versions nor newer than the current one
  * (a newer unpublished table may belong to a job still running; an older one is a leftover of a killed job).
+ * Returns the dropped tables and the versions kept (their bundle versions stay too).
  */
-export async function collectLanceGarbage(db: lancedb.Connection, keep: number): Promise<string[]> {
+export async function collectLanceGarbage(
+  db: lancedb.Connection,
+  keep: number,
+): Promise<{ removed: string[]; kept: Set<string> }> {
   const table = await openManifest(db);
   const rows = table ? await readManifestRows(table) : [];
   table?.close();
   const current = rows.at(-1)?.sequence ?? 0;
-  const kept = new Set(rows.slice(-keep).map((row) => row.table));
+  const kept = rows.slice(-keep);
+  const keptTables = new Set(kept.map((row) => row.table));
   const removed: string[] = [];
   for (const [name, sequence] of await versionTables(db)) {
-    if (kept.has(name) || sequence > current) continue;
+    if (keptTables.has(name) || sequence > current) continue;
     await db.dropTable(name);
     removed.push(name);
   }
-  return removed;
+  return { removed, kept: new Set(kept.map((row) => row.version)) };
 }

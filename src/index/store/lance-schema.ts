@@ -1,10 +1,10 @@
 /**
  * The LanceDB table layout of one index version, and conversions between our rows and Arrow record batches.
  *
- * One row per product, in slot order (row offset = slot, checked when a version is opened):
+ * One row per product, in slot order (the slots of the version's bundle):
  *   slot int32 · id, title, image, fingerprint utf8 · attributes, fields utf8 (JSON, exact round trip)
- *   label_<c> list<utf8>       the product's labels under condition c (prefilters: array_has_any)
- *   field_<j> utf8|float64|bool field j of the catalogue's fields (prefilters: =, <, >=, ...)
+ *   label_<c> list<utf8>       the product's labels under condition c (for SQL over the store: array_has_any)
+ *   field_<j> utf8|float64|bool field j of the catalogue's fields (for SQL over the store: =, <, >=, ...)
  *   vector_<c> fixed_size_list<float32>[d_c]   condition c's space, exactly the rows the hnswlib bundle indexes
  *   embedding fixed_size_list<float32>[D]      the shared embedding (CSN, unconditional), for re-thresholding
  * Columns are named by position, not by condition or field name, because those names are free text; the names are
@@ -26,26 +26,7 @@ const {
   vectorFromArray,
 } = arrow;
 
-import type { StoreFieldType, StoreFieldValue, StoreInfo, StoreProduct } from './types.ts';
-
-/** ANN index types we build; chosen by measurement (bench/store-compare.ts, see src/index/README.md). */
-export const LANCE_INDEX_TYPES = ['hnsw-sq', 'ivf-pq', 'ivf-flat', 'none'] as const;
-export type LanceIndexType = (typeof LANCE_INDEX_TYPES)[number];
-
-/** How a version's vector columns are indexed and queried; recorded in the table so readers query alike. */
-export interface LanceIndexParams {
-  type: LanceIndexType;
-  /** IVF partitions (HNSW-SQ builds one graph per partition). */
-  numPartitions: number;
-  /** HNSW links per node and candidate lists (the bundle's --m, --ef-construction, --ef-search). */
-  m: number;
-  efConstruction: number;
-  ef: number;
-  /** Partitions probed per query (all of them when there are few). */
-  nprobes: number;
-  /** Candidates re-ranked with full float32 vectors: refineFactor x k. */
-  refineFactor: number;
-}
+import type { StoreFieldType, StoreInfo, StoreProduct } from './types.ts';
 
 export const SCHEMA_METADATA_KEY = 'dressmatch';
 /** Every table of ours in a LanceDB database starts with this, so a shared database can hold other tables. */
@@ -57,7 +38,6 @@ export const vectorColumn = (c: number): string => `vector_${c}`;
 export const labelColumn = (c: number): string => `label_${c}`;
 export const fieldColumn = (j: number): string => `field_${j}`;
 export const EMBEDDING_COLUMN = 'embedding';
-export const PRODUCT_COLUMNS = ['slot', 'id', 'title', 'image', 'fingerprint', 'attributes', 'fields'];
 
 export function versionTableName(version: string): string {
   return `${TABLE_PREFIX}_${version}`;
@@ -74,8 +54,6 @@ export type TableMetadata = Omit<StoreInfo, 'spaces'> & {
   fieldOrder: string[];
   /** Rows of the table (= slots; every slot is live in a LanceDB version). */
   rows: number;
-  /** How the vector columns are indexed, so that every reader queries them with the same knobs. */
-  index: LanceIndexParams;
 };
 
 function floatList(d: number) {
@@ -180,35 +158,4 @@ export function blockToArrow(schema: Schema, meta: TableMetadata, block: RowBloc
   }
   const struct = makeData({ type: new Struct(schema.fields), length: to - from, nullCount: 0, children });
   return new arrow.Table(schema, [new RecordBatch(schema, struct)]);
-}
-
-/** Parse and check a version table's metadata (the model and spaces behind its vectors). */
-export function readTableMetadata(schema: Schema, where: string): TableMetadata {
-  const text = schema.metadata.get(SCHEMA_METADATA_KEY);
-  if (!text) throw new Error(`${where}: not a dressmatch index table (no ${SCHEMA_METADATA_KEY} metadata)`);
-  const meta = JSON.parse(text) as TableMetadata;
-  if (!Array.isArray(meta.conditions) || !Array.isArray(meta.spaces) || !meta.model?.id) {
-    throw new Error(`${where}: the ${SCHEMA_METADATA_KEY} metadata is incomplete`);
-  }
-  return meta;
-}
-
-/** A product from one row of the product columns. */
-export function productFromRow(row: {
-  id: string;
-  title: string;
-  image: string;
-  fingerprint: string;
-  attributes: string;
-  fields: string | null;
-}): StoreProduct {
-  const product: StoreProduct = {
-    id: row.id,
-    title: row.title,
-    image: row.image,
-    fingerprint: row.fingerprint,
-    attributes: JSON.parse(row.attributes) as Record<string, string[]>,
-  };
-  if (row.fields) product.fields = JSON.parse(row.fields) as Record<string, StoreFieldValue>;
-  return product;
 }

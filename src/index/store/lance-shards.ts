@@ -2,7 +2,8 @@
  * Sharded embedding for the LanceDB store: `index --store lancedb --shard i/n` embeds only products
  * [i*N/n, (i+1)*N/n) of the catalogue and writes the model's raw outputs to a staging table that no reader looks
  * at; `index --store lancedb --commit` checks that every shard of the same model and catalogue is there and complete,
- * then projects, indexes, checks and publishes one version like a full build. Shards are numbered from 0, as
+ * then writes the version table, builds the HNSW bundle from those vectors (never re-embedding) and publishes one
+ * version like a full build. Shards are numbered from 0, as
  * indexed batch jobs number their pods (Kubernetes JOB_COMPLETION_INDEX), so n machines can embed one catalogue.
  *
  * A shard is complete once its row is in the shards table (appended after its staging table was fully written,
@@ -202,6 +203,31 @@ async function completeShards(
   return [...byShard.values()].sort((a, b) => a.shard - b.shard);
 }
 
+/** The parts of an Arrow result a shard's columns are read with (LanceDB bundles its own apache-arrow). */
+interface ArrowColumn {
+  data: { offset: number; length: number; children: { offset: number; values: Float32Array }[] }[];
+  get(i: number): unknown;
+  toArray(): ArrayLike<number>;
+}
+interface ArrowResult {
+  numRows: number;
+  getChild(name: string): ArrowColumn | null;
+}
+
+/** A fixed-size-list column's rows as one flat array (whole buffers: no object per row). */
+function flatColumn(column: ArrowColumn, D: number): Float32Array {
+  const rows = column.data.reduce((n, data) => n + data.length, 0);
+  const out = new Float32Array(rows * D);
+  let row = 0;
+  for (const data of column.data) {
+    const child = data.children[0];
+    const from = (data.offset + child.offset) * D;
+    out.set(child.values.subarray(from, from + data.length * D), row * D);
+    row += data.length;
+  }
+  return out;
+}
+
 /** Read every shard's staged vectors into one set of raw vectors, checking ids, fingerprints and counts. */
 async function gatherShards(
   db: lancedb.Connection,
@@ -220,32 +246,39 @@ async function gatherShards(
   const columns = rawColumns(source);
   const filled = new Uint8Array(N);
   for (const shard of shards) {
+    const where = `${uri}#${shard.table}`;
     const table = await db.openTable(shard.table);
     await table.checkout(shard.tableVersion);
-    const rows = (await table.query().toArray()) as Record<string, unknown>[];
+    const result = (await table.query().toArrow()) as unknown as ArrowResult;
     table.close();
-    if (rows.length !== shard.rows) {
+    if (result.numRows !== shard.rows)
       throw new BundleError(
         'corrupt',
-        `${uri}#${shard.table}`,
-        `holds ${rows.length} rows, its shard row says ${shard.rows}`,
+        where,
+        `holds ${result.numRows} rows, its shard row says ${shard.rows}`,
       );
-    }
-    for (const row of rows) {
-      const slot = row.slot as number;
+    const child = (name: string): ArrowColumn => {
+      const column = result.getChild(name);
+      if (!column) throw new BundleError('corrupt', where, `has no ${name} column`);
+      return column;
+    };
+    const slots = child('slot').toArray();
+    const ids = child('id');
+    const fingerprints = child('fingerprint');
+    const values = columns.map((name) => flatColumn(child(name), D));
+    for (let i = 0; i < result.numRows; i++) {
+      const slot = slots[i];
       const product = source.products[slot];
-      if (!product || product.id !== row.id || product.fingerprint !== row.fingerprint || filled[slot]) {
-        throw new BundleError(
-          'invalid-input',
-          `${uri}#${shard.table}`,
-          `row for slot ${slot} does not match the catalogue`,
-        );
+      if (
+        !product ||
+        product.id !== ids.get(i) ||
+        product.fingerprint !== fingerprints.get(i) ||
+        filled[slot]
+      ) {
+        throw new BundleError('invalid-input', where, `row for slot ${slot} does not match the catalogue`);
       }
       filled[slot] = 1;
-      columns.forEach((column, j) => {
-        const value = row[column] as { toArray(): Float32Array };
-        targets[j].set(value.toArray(), slot * D);
-      });
+      values.forEach((rows, j) => targets[j].set(rows.subarray(i * D, (i + 1) * D), slot * D));
     }
   }
   const gaps = filled.reduce((count, x) => count + (x ? 0 : 1), 0);

@@ -1,10 +1,11 @@
 /**
- * One interface in front of every place a published index can live: the embedded hnswlib bundle (the default) and
- * a LanceDB table on local disk or object storage. The service talks only to these types, so it serves either store
- * with the same answers: same products, same condition spaces, same distances, hence the same explanations.
+ * One interface in front of every place a published index can live: a hnswlib bundle directory (the default) and
+ * a LanceDB database on shared storage whose manifest names the bundle version published next to its tables. The
+ * service talks only to these types; on both, a version is a loaded bundle (bundle.ts), so either store gives the
+ * same answers: same products, same condition spaces, same distances, hence the same explanations.
  *
  * A store holds a sequence of published versions. A `StoreVersion` is one of them, immutable and complete; a
- * reader never sees half of a version. Queries are async because a remote store answers over I/O.
+ * reader never sees half of a version. Queries are async so that a version could also answer over I/O.
  */
 import type { ConditionSpace, ModelKind } from '../../model/index.ts';
 import type { PartDistance } from '../combine.ts';
@@ -36,7 +37,8 @@ export interface StoreSpace extends ConditionSpace {
 export interface StoreInfo {
   version: string;
   createdAt: string;
-  model: { id: string; kind: ModelKind; embedDim: number };
+  /** `checkpoint`: the model's file in the version's bundle directory, when the job copied one. */
+  model: { id: string; kind: ModelKind; embedDim: number; checkpoint?: string };
   catalogue: { name: string; root: string } | null;
   conditions: string[];
   /** Full masks, one row per condition (all ones for models without masks). */
@@ -202,6 +204,8 @@ export interface VectorStore {
   publishedVersion(): Promise<string | null>;
   /** Open the published version. */
   open(): Promise<StoreVersion>;
+  /** The model checkpoint the published version carries (a file in its bundle version), if its job copied one. */
+  publishedModelFile(): Promise<string | undefined>;
   /**
    * Poll for new versions every `intervalMs`; each newly published one is opened and handed to `onSwap`
    * (the previous one is not closed here: its holder closes it once no request uses it). `from` is the version
