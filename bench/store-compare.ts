@@ -619,8 +619,8 @@ function ratios(single: StoreResult, cluster: StoreResult) {
   };
 }
 
-function markdown(result: RunResult, options: Options): string {
-  const sections: string[] = [];
+/** Each stage of the pipeline: wall time, peak memory, storage after it. */
+function stageTable(result: RunResult): string {
   const stages = [
     '| stage | wall (s) | peak memory (MiB) | storage after (MiB) | detail |',
     '| --- | --- | --- | --- | --- |',
@@ -649,7 +649,37 @@ function markdown(result: RunResult, options: Options): string {
       `| cluster: ${r.replicas} replica(s) serving | open ${f(r.openSeconds, 1)} | ${r.maxRssMiB} each | - | ` +
         `${r.qps} q/s, p99 ${f(r.p99Ms)} ms |`,
     );
-  sections.push(stages.join('\n'));
+  return stages.join('\n');
+}
+
+/** The cluster replica over the single machine, per goal, and each round's reader rates. */
+function ratioSections(
+  single: StoreResult,
+  result: RunResult,
+  layouts: StoreResult[],
+  options: Options,
+): string[] {
+  const q = ratios(single, result.cluster);
+  const rows = [
+    '| cluster replica / single machine | ratio | goal |',
+    '| --- | --- | --- |',
+    `| queries/s, 1 reader (mean of ${options.rounds} rounds) | ${f(q.qps)} | ≥ 0.8 |`,
+    `| queries/s, 2 readers | ${f(q.qpsTwoReaders)} | - |`,
+    `| p99, in process | ${f(q.p99)} | ≤ 2 |`,
+    `| p99, 1 reader process | ${f(q.replicaP99)} | ≤ 2 |`,
+    `| p50, in process | ${f(q.p50)} | - |`,
+    ...q.filteredP50.map((x) => `| filtered p50, ${x.filter} | ${f(x.ratio)} | ≤ 2 |`),
+    ...q.exactP50.map((x) => `| p50, ${x.query} | ${f(x.ratio)} | ≤ 2 |`),
+  ];
+  const rounds = ['| round | layout | 1 reader q/s | 2 readers q/s |', '| --- | --- | --- | --- |'];
+  for (let i = 0; i < options.rounds; i++)
+    for (const r of layouts)
+      rounds.push(`| ${i + 1} | ${r.layout} | ${r.replicas[i][0].qps} | ${r.replicas[i][1].qps} |`);
+  return [rows.join('\n'), rounds.join('\n')];
+}
+
+function markdown(result: RunResult, options: Options): string {
+  const sections: string[] = [stageTable(result)];
   sections.push(
     `Storage of the database: tables ${f(result.storage.tablesMiB, 1)} MiB, bundle ${f(result.storage.bundleMiB, 1)} MiB.`,
   );
@@ -680,26 +710,7 @@ function markdown(result: RunResult, options: Options): string {
   for (const r of layouts)
     for (const c of r.counts) counts.push(`| ${r.layout} | ${c.filter} | ${c.matching} | ${f(c.storeMs)} |`);
   sections.push(counts.join('\n'));
-  if (result.single) {
-    const q = ratios(result.single, result.cluster);
-    const rows = [
-      '| cluster replica / single machine | ratio | goal |',
-      '| --- | --- | --- |',
-      `| queries/s, 1 reader (mean of ${options.rounds} rounds) | ${f(q.qps)} | ≥ 0.8 |`,
-      `| queries/s, 2 readers | ${f(q.qpsTwoReaders)} | - |`,
-      `| p99, in process | ${f(q.p99)} | ≤ 2 |`,
-      `| p99, 1 reader process | ${f(q.replicaP99)} | ≤ 2 |`,
-      `| p50, in process | ${f(q.p50)} | - |`,
-      ...q.filteredP50.map((x) => `| filtered p50, ${x.filter} | ${f(x.ratio)} | ≤ 2 |`),
-      ...q.exactP50.map((x) => `| p50, ${x.query} | ${f(x.ratio)} | ≤ 2 |`),
-    ];
-    sections.push(rows.join('\n'));
-    const rounds = ['| round | layout | 1 reader q/s | 2 readers q/s |', '| --- | --- | --- | --- |'];
-    for (let i = 0; i < options.rounds; i++)
-      for (const r of layouts)
-        rounds.push(`| ${i + 1} | ${r.layout} | ${r.replicas[i][0].qps} | ${r.replicas[i][1].qps} |`);
-    sections.push(rounds.join('\n'));
-  }
+  if (result.single) sections.push(...ratioSections(result.single, result, layouts, options));
   return sections.join('\n\n');
 }
 

@@ -233,6 +233,26 @@ async function writeVersionTable(
 }
 
 /**
+ * The bundle version is in place and its own manifest names it; a row in the database's manifest makes it the
+ * version replicas serve.
+ */
+async function nameBundledVersion(
+  db: lancedb.Connection,
+  bundleDir: string,
+  version: string,
+  fields: Record<string, StoreFieldType>,
+): Promise<void> {
+  const manifest = await readManifest(bundleDir);
+  const { info } = await readPublishedInfo(bundleDir);
+  if (manifest?.current !== version || info.version !== version)
+    throw new BundleError('corrupt', bundleDir, `the bundle does not publish ${version}`);
+  await publishVersion(db, storeInfoOf(info, fields), {
+    dir: BUNDLES_DIR,
+    versionSha256: manifest.versionSha256,
+  });
+}
+
+/**
  * Write the version table, build the bundle from the same vectors, and publish the version (full build or shard
  * commit). A failed recall gate drops the table and publishes nothing (IndexQualityError).
  */
@@ -265,16 +285,8 @@ export async function publishLanceVersion(
     } else if (name === 'indexed') await stage('indexed');
     else if (name === 'files-written') await stage('checked');
     else if (name === 'published') {
-      // The bundle version is in place and its own manifest names it; the database's manifest makes it served.
       await stage('bundled');
-      const manifest = await readManifest(bundleDir);
-      const { info } = await readPublishedInfo(bundleDir);
-      if (manifest?.current !== version || info.version !== version)
-        throw new BundleError('corrupt', bundleDir, `the bundle does not publish ${version}`);
-      await publishVersion(db, storeInfoOf(info, fields), {
-        dir: BUNDLES_DIR,
-        versionSha256: manifest.versionSha256,
-      });
+      await nameBundledVersion(db, bundleDir, version, fields);
       await stage('published');
       const garbage = await collectLanceGarbage(db, keep);
       removedTables = garbage.removed;
