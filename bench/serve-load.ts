@@ -40,6 +40,7 @@ interface Options {
   synthetic: number;
   demoIndex: string;
   model: string;
+  replicaUri?: string;
   workDir: string;
   out: string;
 }
@@ -258,18 +259,74 @@ async function startBare(answersFile?: string): Promise<Started> {
 
 /** The service as users run it (its default info-level request logs included, sent to /dev/null). */
 async function startServe(indexDir: string, workers: number, extra: string[] = []): Promise<Started> {
+  return startServeWith([
+    '--index',
+    indexDir,
+    ...extra,
+    ...(workers > 1 ? ['--workers', String(workers)] : []),
+  ]);
+}
+
+/** `serve` with the given source and flags, on a free port. */
+async function startServeWith(flags: string[]): Promise<Started> {
   const port = await freePort();
-  const args = ['serve', '--index', indexDir, '--host', '127.0.0.1', '--port', String(port), ...extra];
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', MAIN, ...args, ...(workers > 1 ? ['--workers', String(workers)] : [])],
-    {
-      stdio: 'ignore',
-    },
-  );
+  const args = ['serve', ...flags, '--host', '127.0.0.1', '--port', String(port)];
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/readyz`, child, `serve --index ${indexDir}`);
+  await waitFor(`${url}/readyz`, child, `serve ${flags.join(' ')}`);
   return { url, child };
+}
+
+/** Rounds of the replica comparison; the two servers alternate within each. */
+const REPLICA_ROUNDS = 3;
+
+interface ReplicaReport {
+  /** Requests/s per round: the single-machine bundle's and the LanceDB replica's. */
+  bundle: number[];
+  replica: number[];
+  ratio: number;
+}
+
+/**
+ * A replica on a LanceDB store of the same catalogue (`--replica-uri`, written by `index --store lancedb`) against
+ * `serve --index` on the published demo bundle: computed one-condition answers (`--answer-cache 0`,
+ * `explain=none`), the two servers measured alternately; the ratio is of the summed requests.
+ */
+async function replicaAgainstBundle(indexDir: string, uri: string, options: Options): Promise<ReplicaReport> {
+  log(`LanceDB replica (${uri}) against the bundle, ${REPLICA_ROUNDS} alternating rounds`);
+  const model = ['--model', options.model, '--answer-cache', '0'];
+  const servers = [
+    await startServeWith(['--index', indexDir, ...model]),
+    await startServeWith(['--store', 'lancedb', '--uri', uri, ...model]),
+  ];
+  try {
+    const bundle = await openBundle(indexDir, { verify: false });
+    const ids = [...bundle.entries()].map(([, product]) => product.id);
+    const query = `condition=${bundle.conditions[0]}&k=10&explain=none`;
+    bundle.close();
+    const path = (rng: Rng) => similarPath(rng.pick(ids), query);
+    for (const server of servers) await warmUpService(server.url, [['one condition', path]], options);
+    const rates: number[][] = [[], []];
+    for (let round = 0; round < REPLICA_ROUNDS; round++) {
+      for (const [i, server] of servers.entries()) {
+        const run = await measure(server, path, options.duration, options.connections, false);
+        rates[i].push(run.requestsPerSecond);
+      }
+    }
+    const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    return { bundle: rates[0], replica: rates[1], ratio: sum(rates[1]) / sum(rates[0]) };
+  } finally {
+    await Promise.all(servers.map((server) => stop(server.child)));
+  }
+}
+
+function replicaLine(report: ReplicaReport): string {
+  const rounds = (values: number[]) => values.map((v) => v.toFixed(0)).join(', ');
+  return (
+    `LanceDB replica against the single-machine bundle (computed one-condition answers, explain=none, ` +
+    `${REPLICA_ROUNDS} alternating rounds): ${rounds(report.replica)} against ${rounds(report.bundle)} req/s, ` +
+    `ratio ${report.ratio.toFixed(2)} (goal at least 0.8: ${report.ratio >= 0.8 ? 'met' : 'NOT met'}).`
+  );
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -750,6 +807,10 @@ function parseOptions(): Options {
       "the demo index's model, for the heat-map burst (run only on the published demo index)",
       'models/demo/model_best.dmck',
     )
+    .option(
+      '--replica-uri <dir>',
+      'a LanceDB store of the demo catalogue (index --store lancedb): its replica against the demo bundle',
+    )
     .option('--work-dir <dir>', 'where generated bundles are kept between runs', '.tmp/bench-serve')
     .option(
       '--out <file>',
@@ -777,6 +838,9 @@ async function main(): Promise<void> {
     ratios.push(...sameBytesRatios(blockRuns, workers));
   }
   const burst = await burstOnDemo(demoIndex, options);
+  const replica = options.replicaUri
+    ? await replicaAgainstBundle(demoIndex, options.replicaUri, options)
+    : undefined;
   let memory: MemoryReport | undefined;
   if (options.synthetic > 0) {
     const cached = existsSync(join(options.workDir, `synthetic-${options.synthetic}`, 'manifest.json'));
@@ -787,6 +851,7 @@ async function main(): Promise<void> {
     runs,
     ratios,
     burst,
+    replica,
     memory,
     demoIndex === options.demoIndex
       ? demoIndex
@@ -805,6 +870,7 @@ async function main(): Promise<void> {
     runs,
     ratios,
     burst,
+    replica,
     memory,
   };
   await mkdir(dirname(options.out), { recursive: true });
@@ -882,6 +948,7 @@ function report(
   runs: Run[],
   ratios: Ratio[],
   burst: BurstReport | undefined,
+  replica: ReplicaReport | undefined,
   memory: MemoryReport | undefined,
   demo: string,
 ): string {
@@ -906,6 +973,7 @@ function report(
     ratioTable(ratios),
   ];
   if (burst) lines.push('', burstLine(burst));
+  if (replica) lines.push('', replicaLine(replica));
   if (memory) {
     lines.push(
       '',
