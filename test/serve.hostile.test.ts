@@ -44,8 +44,10 @@ before(async () => {
     {
       maxUploadBytes: MAX_UPLOAD,
       pollIntervalMs: 100,
-      requestTimeoutMs: 1500,
-      headersTimeoutMs: 1000,
+      // Short enough for test 9 to wait out, long enough that a first request on a busy machine (three test
+      // files at once) is not cut off while the server still warms up.
+      requestTimeoutMs: 5000,
+      headersTimeoutMs: 4000,
       maxQueuedHeatmaps: 2,
       logger: pino({ level: 'info' }, sink),
     },
