@@ -70,8 +70,8 @@ function anchorLabelsOf(pool: ConditionPool, index: number): readonly string[] {
   return pool.labelsOf.get(index)!.filter((label) => pool.byLabel.get(label)!.length >= 2);
 }
 
-/** Another holder of `label` than `anchor`, uniformly. */
-function otherHolder(holders: readonly number[], anchor: number, rng: Rng): number {
+/** Another holder of a label than `anchor`, uniformly (the close product of a triplet). */
+export function otherHolder(holders: readonly number[], anchor: number, rng: Rng): number {
   const at = holders.indexOf(anchor);
   let j = rng.int(0, holders.length - 2);
   if (j >= at) j++;

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   anchorHolders,
   drawMixedPool,
+  otherHolder,
   type AnchorDraw,
   type AnchorHolders,
   type Catalogue,
@@ -203,20 +204,14 @@ export class PoolSampler {
 
   /** An anchor and a close product sharing one of its labels: the label drawn first, or the anchor. */
   private drawAnchor(condition: number, index: PoolIndex, rng: Rng): [number, number] {
-    let holders: number[];
-    let a: number;
     if (this.anchors === 'products') {
       const anchor = rng.pick(index.anchorMembers);
       const shared = this.labels[condition][anchor]!.filter((l) => index.anchorLabels.includes(l));
-      holders = index.byLabel.get(rng.pick(shared))!;
-      a = holders.indexOf(anchor);
-    } else {
-      holders = index.byLabel.get(rng.pick(index.anchorLabels))!;
-      a = rng.int(0, holders.length - 1);
+      return [anchor, otherHolder(index.byLabel.get(rng.pick(shared))!, anchor, rng)];
     }
-    let c = rng.int(0, holders.length - 2);
-    if (c >= a) c++;
-    return [holders[a], holders[c]];
+    const holders = index.byLabel.get(rng.pick(index.anchorLabels))!;
+    const anchor = holders[rng.int(0, holders.length - 1)];
+    return [anchor, otherHolder(holders, anchor, rng)];
   }
 }
 
