@@ -1,15 +1,17 @@
 /**
  * The heat-map method over real HTTP: the API names the default method and its legend, `method=` picks another,
  * the answer says which method drew it, and a method the model lacks is a problem. openapi.yaml lists exactly the
- * methods src/explain offers.
+ * methods src/explain offers. Heat maps render on the model's thread, which runs below the request thread's priority.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_HEATMAP_METHOD, HEATMAP_LEGEND, HEATMAP_METHODS, methodsFor } from '../src/explain/index.ts';
 import type { components } from '../src/serve/generated/api-types.ts';
+import { SERVE_DEFAULTS } from '../src/serve/defaults.ts';
 import type { RunningServer } from '../src/serve/server.ts';
 import { startServedFixture, type ServeFixture, type ServedFixture } from './fixtures/serve/build.ts';
 
@@ -78,3 +80,34 @@ test('a method the model does not offer, or an unknown one, is a 400 problem', a
     assert.equal(problem.type, '/problems/invalid-request');
   }
 });
+
+/** The nice value of each of this process's threads (Linux: field 19 of /proc/self/task/<tid>/stat). */
+async function threadNiceness(): Promise<Map<number, number>> {
+  const niceness = new Map<number, number>();
+  for (const tid of await readdir('/proc/self/task')) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.length > 16) niceness.set(Number(tid), Number(fields[16]));
+  }
+  return niceness;
+}
+
+test(
+  "the model's thread runs below the priority of the thread answering requests",
+  { skip: !existsSync('/proc/thread-self') && 'thread priorities are read from Linux /proc' },
+  async () => {
+    const niceness = await threadNiceness();
+    const main = niceness.get(process.pid) ?? NaN;
+    const lowered = [...niceness.values()].filter(
+      (nice) => nice === Math.min(19, main + SERVE_DEFAULTS.modelThreadNiceness),
+    );
+    assert.ok(
+      lowered.length >= 1,
+      `a thread ${SERVE_DEFAULTS.modelThreadNiceness} nice steps below main (${main})`,
+    );
+    const [a, b] = fixture.products;
+    const response = await fetch(`${server.url}/similar/${a.id}/${b.id}/heatmap.png?condition=color&size=64`);
+    assert.equal(response.status, 200);
+    assert.equal((await threadNiceness()).get(process.pid), main, 'the request thread keeps its priority');
+  },
+);

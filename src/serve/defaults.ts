@@ -16,6 +16,11 @@ export const SERVE_DEFAULTS = {
    * not hold up GET /similar (bench/results/serve-load.md, heat-map burst).
    */
   coresKeptForRequests: 1,
+  /**
+   * Nice steps the model's worker thread runs below the threads answering requests: a burst of heat maps then takes
+   * the cores only when the request path leaves them idle (bench/results/serve-load.md, heat-map burst).
+   */
+  modelThreadNiceness: 10,
   /** Uploads waiting for or in the model beyond which new ones get 503 (an upload takes about 20 ms there). */
   maxQueuedUploads: 16,
   /** The same for heat maps, in a queue of their own so that they cannot starve uploads. */

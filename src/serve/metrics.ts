@@ -55,7 +55,7 @@ export function createMetrics(source?: () => Promise<string>): ServeMetrics {
   });
   const modelCalls = new Histogram({
     name: 'dressmatch_model_call_duration_seconds',
-    help: 'Time a model call (embedding an upload, computing a saliency map) takes, queueing included',
+    help: 'Time a model call (embedding an upload, rendering a heat map) takes, queueing included',
     labelNames: ['operation'] as const,
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],

@@ -1,9 +1,11 @@
 /**
- * The model side of serving: load a checkpoint, run conditionVectors and saliency on plain float arrays.
- * Runs inside the model worker (or in-process when asked to); tensors never leave this module.
+ * The model side of serving: load a checkpoint, embed plain float arrays, render heat maps from photo files to PNG.
+ * Runs inside the model worker (or in-process when asked to); tensors never leave this module, and a heat map's
+ * decoding, overlay and encoding run here too, off the thread that answers requests.
  */
-import { loadAttribution, type HeatmapMethod } from '../../explain/index.ts';
-import type { ImageFit } from '../../catalogue/index.ts';
+import sharp from 'sharp';
+import { decodeImage, type ImageFit } from '../../catalogue/index.ts';
+import { loadAttribution, overlaySaliency, resizeMap, type HeatmapMethod } from '../../explain/index.ts';
 import { preprocessOf } from '../../model/defaults.ts';
 import type { BackendPreference, ModelKind, SimilarityModel } from '../../model/index.ts';
 
@@ -32,6 +34,16 @@ export interface VectorsResult {
   count: number;
   conditions: number;
   dims: number;
+}
+
+/** One heat map to render: where `shownPath`'s photo makes it close to `otherPath`'s under `condition`. */
+export interface HeatmapRender {
+  shownPath: string;
+  otherPath: string;
+  /** Side of the PNG in pixels. */
+  size: number;
+  condition: number;
+  method: HeatmapMethod;
 }
 
 export class ModelHost {
@@ -80,11 +92,31 @@ export class ModelHost {
     }
   }
 
+  /** The heat map as PNG: the saliency map, resized to `size`, laid over the shown photo decoded at that size. */
+  async heatmapPng(render: HeatmapRender): Promise<Uint8Array> {
+    const { imageSize, preprocess } = this.describe();
+    const [image, reference, photo] = await Promise.all([
+      decodeImage(render.shownPath, imageSize, preprocess),
+      decodeImage(render.otherPath, imageSize, preprocess),
+      // The same fit and padding as the model's input, so that the map lines up with the photo shown.
+      decodeImage(render.shownPath, render.size, preprocess),
+    ]);
+    const map = await this.saliency(image, reference, 1, render.condition, render.method);
+    const overlay = overlaySaliency(photo, resizeMap(map, imageSize, render.size), render.size);
+    const raw = { width: render.size, height: render.size, channels: 3 as const };
+    return sharp(overlay, { raw }).png().toBuffer();
+  }
+
+  private describe(): ModelDescription {
+    if (!this.description) throw new Error('no model loaded');
+    return this.description;
+  }
+
   /**
    * Heat maps of `images` with respect to their distance to `references` under `condition`, by `method`
    * (src/explain/methods.ts): count x S x S in [0, 1].
    */
-  async saliency(
+  private async saliency(
     images: Float32Array,
     references: Float32Array,
     count: number,

@@ -3,22 +3,19 @@
  * one request does not stall every other request on the event loop. A bounded queue turns overload into 503s.
  */
 import { Worker } from 'node:worker_threads';
-import type { HeatmapMethod } from '../../explain/index.ts';
 import { SERVE_DEFAULTS, type ModelThread } from '../defaults.ts';
-import { ModelHost, type LoadRequest, type ModelDescription, type VectorsResult } from './host.ts';
+import {
+  ModelHost,
+  type HeatmapRender,
+  type LoadRequest,
+  type ModelDescription,
+  type VectorsResult,
+} from './host.ts';
 
 export type WorkerRequest =
   | { id: number; op: 'load'; load: LoadRequest }
   | { id: number; op: 'vectors'; images: Float32Array; count: number }
-  | {
-      id: number;
-      op: 'saliency';
-      images: Float32Array;
-      references: Float32Array;
-      count: number;
-      condition: number;
-      method: HeatmapMethod;
-    }
+  | { id: number; op: 'heatmap'; render: HeatmapRender }
   | { id: number; op: 'dispose' };
 
 export type WorkerReply =
@@ -79,27 +76,16 @@ export interface ModelRunner {
   readonly description: ModelDescription;
   vectors(images: Float32Array, count: number): Promise<VectorsResult>;
   /**
-   * Saliency maps of `count` image pairs. The inputs are produced only once the call has its place in the queue
-   * (a full queue refuses it at once with ModelBusyError, before any image is decoded for nothing).
+   * A heat map as PNG, rendered where the model runs (photos decoded there too). A full queue refuses it at once
+   * with ModelBusyError.
    */
-  saliency(
-    inputs: () => Promise<SaliencyInputs>,
-    count: number,
-    condition: number,
-    method: HeatmapMethod,
-  ): Promise<Float32Array>;
+  heatmap(render: HeatmapRender): Promise<Uint8Array>;
   /** Calls queued or running. */
   readonly pending: number;
   close(): Promise<void>;
 }
 
-export interface SaliencyInputs {
-  images: Float32Array;
-  references: Float32Array;
-}
-
-type Call =
-  { op: 'vectors'; images: Float32Array; count: number } | Omit<WorkerRequest & { op: 'saliency' }, 'id'>;
+type Call = { op: 'vectors'; images: Float32Array; count: number } | { op: 'heatmap'; render: HeatmapRender };
 
 interface Job {
   work: () => Promise<unknown>;
@@ -121,27 +107,17 @@ abstract class QueuedRunner {
     return this.counts.embed + this.counts.saliency;
   }
 
-  /**
-   * Run calls strictly one after another, uploads before heat maps; after close() new calls are refused. A call
-   * takes its place in the count first, then its inputs are prepared (outside the queue), then it queues.
-   */
-  protected enqueue<I, T>(
-    kind: ModelCallKind,
-    inputs: () => Promise<I>,
-    work: (input: I) => Promise<T>,
-  ): Promise<T> {
+  /** Run calls strictly one after another, uploads before heat maps; after close() new calls are refused. */
+  protected enqueue<T>(kind: ModelCallKind, call: Call): Promise<T> {
     if (this.closing) return Promise.reject(new ModelCallError('ModelClosedError', 'the model was unloaded'));
     if (this.counts[kind] >= this.limits[kind])
       return Promise.reject(new ModelBusyError(kind, this.counts[kind]));
     this.counts[kind]++;
-    const done = inputs().then(
-      (input) =>
-        new Promise<T>((resolve, reject) => {
-          const job = { work: () => work(input), resolve: resolve as (value: unknown) => void, reject };
-          this.queues[kind].push(job);
-          this.pump();
-        }),
-    );
+    const done = new Promise<T>((resolve, reject) => {
+      const job = { work: () => this.perform(call), resolve: resolve as (value: unknown) => void, reject };
+      this.queues[kind].push(job);
+      this.pump();
+    });
     return done.finally(() => {
       this.counts[kind]--;
     });
@@ -165,22 +141,11 @@ abstract class QueuedRunner {
   }
 
   vectors(images: Float32Array, count: number): Promise<VectorsResult> {
-    return this.enqueue(
-      'embed',
-      () => Promise.resolve(images),
-      (input) => this.perform<VectorsResult>({ op: 'vectors', images: input, count }),
-    );
+    return this.enqueue('embed', { op: 'vectors', images, count });
   }
 
-  saliency(
-    inputs: () => Promise<SaliencyInputs>,
-    count: number,
-    condition: number,
-    method: HeatmapMethod,
-  ): Promise<Float32Array> {
-    return this.enqueue('saliency', inputs, ({ images, references }) =>
-      this.perform<Float32Array>({ op: 'saliency', images, references, count, condition, method }),
-    );
+  heatmap(render: HeatmapRender): Promise<Uint8Array> {
+    return this.enqueue('saliency', { op: 'heatmap', render });
   }
 
   /** Carry out one model call, in this thread or another; calls reach it one at a time. */
@@ -205,9 +170,7 @@ class InProcessRunner extends QueuedRunner implements ModelRunner {
 
   protected perform<T>(call: Call): Promise<T> {
     const result =
-      call.op === 'vectors'
-        ? this.host.vectors(call.images, call.count)
-        : this.host.saliency(call.images, call.references, call.count, call.condition, call.method);
+      call.op === 'vectors' ? this.host.vectors(call.images, call.count) : this.host.heatmapPng(call.render);
     return result as Promise<T>;
   }
 

@@ -1,11 +1,15 @@
 /** Worker thread that owns the model, so that model calls never block the HTTP event loop. */
 import { parentPort } from 'node:worker_threads';
+import { lowerThreadPriority } from '../../util/thread-priority.ts';
+import { SERVE_DEFAULTS } from '../defaults.ts';
 import { ModelHost } from './host.ts';
 import type { WorkerReply, WorkerRequest } from './runner.ts';
 
 const port = parentPort;
 if (!port) throw new Error('model/worker.ts must run in a worker thread');
 
+// Model calls are the service's background work: requests for answers go first.
+lowerThreadPriority(SERVE_DEFAULTS.modelThreadNiceness);
 const host = new ModelHost();
 // One call at a time, in arrival order: the runner already serialises, this keeps the worker safe on its own.
 let queue: Promise<unknown> = Promise.resolve();
@@ -22,16 +26,8 @@ async function handle(request: WorkerRequest): Promise<Outgoing> {
         const result = await host.vectors(request.images, request.count);
         return { id: request.id, ok: true, result, transfer: [result.data.buffer as ArrayBuffer] };
       }
-      case 'saliency': {
-        const maps = await host.saliency(
-          request.images,
-          request.references,
-          request.count,
-          request.condition,
-          request.method,
-        );
-        return { id: request.id, ok: true, result: maps, transfer: [maps.buffer as ArrayBuffer] };
-      }
+      case 'heatmap':
+        return { id: request.id, ok: true, result: await host.heatmapPng(request.render) };
       case 'dispose':
         host.dispose();
         return { id: request.id, ok: true, result: null };

@@ -1,14 +1,6 @@
 /** Heat maps: where in one product's photo the model sees its similarity to another under a condition (cached). */
 import type { Express } from 'express';
-import sharp from 'sharp';
-import { decodeImage } from '../../catalogue/index.ts';
-import {
-  DEFAULT_HEATMAP_METHOD,
-  methodsFor,
-  overlaySaliency,
-  resizeMap,
-  type HeatmapMethod,
-} from '../../explain/index.ts';
+import { DEFAULT_HEATMAP_METHOD, methodsFor, type HeatmapMethod } from '../../explain/index.ts';
 import type { ModelRunner } from '../model/runner.ts';
 import { HttpProblem } from '../problem.ts';
 import type { ServedCondition, ServedIndex } from '../served-index.ts';
@@ -50,38 +42,22 @@ function chooseMethod(model: ModelRunner, asked: HeatmapMethod | undefined): Hea
   return method;
 }
 
-/** Render one heat map as PNG: saliency of the shown photo against the other, laid over the shown photo. */
+/**
+ * Render one heat map as PNG where the model runs: the photos are decoded there too, once the call has its place
+ * in the model's queue, so a burst of heat maps is refused (503) before any work and takes no time from the thread
+ * answering requests.
+ */
 async function renderHeatmap(context: RouteContext, request: HeatmapRequest): Promise<Buffer> {
-  const { index, model, size } = request;
+  const { index, model, size, method } = request;
   const [shownPath, otherPath] = [index.imagePath(request.shown), index.imagePath(request.other)];
   if (!shownPath || !otherPath) {
     throw new HttpProblem(404, 'not-found', 'The product images are not available on this server.');
   }
-  const imageSize = model.description.imageSize;
-  let photo: Float32Array | undefined;
-  // The photos are decoded only once the call has its place in the model's queue: a burst of heat maps is
-  // refused (503) before any decoding, so it cannot take the CPU from the other requests.
-  const saliency = await timedModelCall(context.metrics, 'saliency', () =>
-    model.saliency(
-      async () => {
-        const [image, reference, shown] = await Promise.all([
-          decodeImage(shownPath, imageSize, model.description.preprocess),
-          decodeImage(otherPath, imageSize, model.description.preprocess),
-          // The photo shown is decoded at the output size with the same fit and padding, so the map lines up.
-          decodeImage(shownPath, size, model.description.preprocess),
-        ]);
-        photo = shown;
-        return { images: image, references: reference };
-      },
-      1,
-      requireModelCondition(request.condition),
-      request.method,
-    ),
+  const condition = requireModelCondition(request.condition);
+  const png = await timedModelCall(context.metrics, 'saliency', () =>
+    model.heatmap({ shownPath, otherPath, size, condition, method }),
   );
-  const overlay = overlaySaliency(photo as Float32Array, resizeMap(saliency, imageSize, size), size);
-  return sharp(overlay, { raw: { width: size, height: size, channels: 3 } })
-    .png()
-    .toBuffer();
+  return Buffer.from(png.buffer, png.byteOffset, png.byteLength);
 }
 
 export function registerHeatmapRoutes(app: Express, context: RouteContext): void {
