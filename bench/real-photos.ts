@@ -138,7 +138,11 @@ function candidateList(flags: BenchFlags): [string, Partial<TrainOptions>][] {
 /** Test products, fixed test triplets and the scores of one set of condition vectors. */
 function score(vectors: ProductVectors, catalogue: Catalogue, products: number[]): Scores {
   // The catalogue's fixed test triplets; a catalogue without them (the demo) is scored on the trainer's own.
-  const fixed = splitTriplets(catalogue, 'test', TRAIN_DEFAULTS.testTriplets, TRAIN_DEFAULTS.seed);
+  const fixed = splitTriplets(
+    catalogue,
+    { split: 'test', count: TRAIN_DEFAULTS.testTriplets },
+    TRAIN_DEFAULTS.seed,
+  );
   const triplets = tripletAccuracy(vectors, fixed, catalogue.conditions);
   const protocol = retrievalFromProducts(catalogue, products);
   const retrieval = retrievalMap(vectors, protocol, catalogue.conditions, 'split');

@@ -4,7 +4,7 @@ import {
   hashSplit,
   productSplit,
   sampleTriplets,
-  selectTriplets,
+  splitTriplets,
   SPLITS,
   type Catalogue,
   type Product,
@@ -33,7 +33,7 @@ describe('sampleTriplets', () => {
 
   test('anchor and close share a label, far shares none with the anchor, all from the split', () => {
     for (const split of SPLITS) {
-      const triplets = sampleTriplets(catalogue, split, 60, new Rng(1));
+      const triplets = sampleTriplets(catalogue, { split, count: 60 }, new Rng(1));
       assert.equal(triplets.length, 60);
       for (const t of triplets) {
         const condition = catalogue.conditions[t.condition];
@@ -51,7 +51,7 @@ describe('sampleTriplets', () => {
   });
 
   test('multi-label products: "share at least one" and "share none"', () => {
-    const triplets = sampleTriplets(catalogue, 'train', 300, new Rng(5));
+    const triplets = sampleTriplets(catalogue, { split: 'train', count: 300 }, new Rng(5));
     const multi = triplets.filter(
       (t) => t.condition === 0 && catalogue.products[t.anchor].attributes.color.length === 2,
     );
@@ -64,7 +64,7 @@ describe('sampleTriplets', () => {
   });
 
   test('triplets are unique and spread evenly over usable conditions', () => {
-    const triplets = sampleTriplets(catalogue, 'train', 301, new Rng(2));
+    const triplets = sampleTriplets(catalogue, { split: 'train', count: 301 }, new Rng(2));
     assert.equal(triplets.length, 301);
     const keys = new Set(triplets.map((t) => `${t.condition}:${t.anchor}:${t.far}:${t.close}`));
     assert.equal(keys.size, triplets.length);
@@ -77,9 +77,9 @@ describe('sampleTriplets', () => {
   });
 
   test('deterministic for a seed, different for another seed', () => {
-    const a = sampleTriplets(catalogue, 'val', 50, new Rng(42));
-    const b = sampleTriplets(catalogue, 'val', 50, new Rng(42));
-    const c = sampleTriplets(catalogue, 'val', 50, new Rng(43));
+    const a = sampleTriplets(catalogue, { split: 'val', count: 50 }, new Rng(42));
+    const b = sampleTriplets(catalogue, { split: 'val', count: 50 }, new Rng(42));
+    const c = sampleTriplets(catalogue, { split: 'val', count: 50 }, new Rng(43));
     assert.deepEqual(a, b);
     assert.notDeepEqual(a, c);
   });
@@ -92,7 +92,7 @@ describe('sampleTriplets', () => {
         .map((p) => ({ ...p, attributes: { color: p.attributes.color.slice(0, 1) } })),
     };
     // 4 products with 4 different colours: no two share a label, so no triplet exists at all.
-    assert.deepEqual(sampleTriplets(small, 'train', 10, new Rng(1)), []);
+    assert.deepEqual(sampleTriplets(small, { split: 'train', count: 10 }, new Rng(1)), []);
     const pairs: Catalogue = {
       ...small,
       products: ['red', 'red', 'blue'].map((color, i) => ({
@@ -104,7 +104,7 @@ describe('sampleTriplets', () => {
       })),
     };
     // Exactly two triplets exist: (0, 2, 1) and (1, 2, 0).
-    const all = sampleTriplets(pairs, 'train', 100, new Rng(3));
+    const all = sampleTriplets(pairs, { split: 'train', count: 100 }, new Rng(3));
     assert.deepEqual(all.map((t) => [t.anchor, t.far, t.close]).sort(), [
       [0, 2, 1],
       [1, 2, 0],
@@ -112,22 +112,28 @@ describe('sampleTriplets', () => {
   });
 
   test('rejects bad arguments', () => {
-    assert.throws(() => sampleTriplets(catalogue, 'holdout' as Split, 1, new Rng(1)), /unknown split/);
-    assert.throws(() => sampleTriplets(catalogue, 'train', -1, new Rng(1)), /non-negative integer/);
+    assert.throws(
+      () => sampleTriplets(catalogue, { split: 'holdout' as Split, count: 1 }, new Rng(1)),
+      /unknown split/,
+    );
+    assert.throws(
+      () => sampleTriplets(catalogue, { split: 'train', count: -1 }, new Rng(1)),
+      /non-negative integer/,
+    );
   });
 
-  test('selectTriplets prefers the triplets a catalogue ships', () => {
+  test('splitTriplets prefers the triplets a catalogue ships', () => {
     const shipped = [
       { anchor: 0, far: 1, close: 4, condition: 0 },
       { anchor: 4, far: 1, close: 0, condition: 0 },
       { anchor: 1, far: 0, close: 3, condition: 1 },
     ];
     const withTriplets: Catalogue = { ...catalogue, triplets: { train: shipped } };
-    const chosen = selectTriplets(withTriplets, 'train', 2, new Rng(1));
+    const chosen = splitTriplets(withTriplets, { split: 'train', count: 2 }, 1);
     assert.equal(chosen.length, 2);
     for (const t of chosen) assert.ok(shipped.some((s) => JSON.stringify(s) === JSON.stringify(t)));
     // No shipped val triplets: sampled from labels instead.
-    assert.equal(selectTriplets(withTriplets, 'val', 10, new Rng(1)).length, 10);
+    assert.equal(splitTriplets(withTriplets, { split: 'val', count: 10 }, 1).length, 10);
   });
 });
 

@@ -38,7 +38,7 @@ function shares(catalogue: Catalogue, triplets: readonly Triplet[]): number[] {
 describe('train: pool batching label mix', () => {
   it('gives rare labels the same share of anchors as the triplets mode', () => {
     const catalogue = skewedCatalogue();
-    const reference = shares(catalogue, splitTriplets(catalogue, 'train', 20000, 42));
+    const reference = shares(catalogue, splitTriplets(catalogue, { split: 'train', count: 20000 }, 42));
     const sampler = new PoolSampler(catalogue, splitProducts(catalogue, 'train'), 96);
     const rng = new Rng(7);
     const pooled = shares(catalogue, Array.from({ length: 60 }, () => sampler.sample(384, rng)).flat());
@@ -71,7 +71,10 @@ describe('train: pool batching label mix', () => {
     const productShares = new Array<number>(LABELS).fill(0);
     for (const p of train) productShares[Number(catalogue.products[p].attributes.color[0].slice(1))]++;
     const expected = productShares.map((count) => count / train.length);
-    const sampled = shares(catalogue, splitTriplets(catalogue, 'train', 20000, 42, 'products'));
+    const sampled = shares(
+      catalogue,
+      splitTriplets(catalogue, { split: 'train', count: 20000, anchors: 'products' }, 42),
+    );
     const sampler = new PoolSampler(catalogue, train, 96, { anchors: 'products' });
     const rng = new Rng(7);
     const pooled = shares(catalogue, Array.from({ length: 60 }, () => sampler.sample(384, rng)).flat());
@@ -86,7 +89,7 @@ describe('train: pool batching label mix', () => {
       );
     }
     // The label draw gives the most common label far less than its share of products.
-    const byLabel = shares(catalogue, splitTriplets(catalogue, 'train', 20000, 42));
+    const byLabel = shares(catalogue, splitTriplets(catalogue, { split: 'train', count: 20000 }, 42));
     assert.ok(byLabel[0] < 0.5 * expected[0], `label draw: ${byLabel[0]} vs ${expected[0]}`);
   });
 });

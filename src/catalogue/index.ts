@@ -29,7 +29,6 @@ export {
   ANCHOR_DRAWS,
   otherHolder,
   sampleTriplets,
-  selectTriplets,
   splitTriplets,
   type AnchorDraw,
 } from './sampler.ts';

@@ -133,6 +133,13 @@ function fill(pool: ConditionPool, wanted: number, rng: Rng, anchors: AnchorDraw
   }
 }
 
+/** Which triplets to draw: of which split, how many, and how anchors are drawn (AnchorDraw; default by label). */
+export interface TripletDraw {
+  split: Split;
+  count: number;
+  anchors?: AnchorDraw;
+}
+
 /**
  * Sample `count` unique triplets among the products of `split`, spread evenly over the conditions that have at
  * least two labels in that split. Under condition c, anchor and close share at least one label of c and far shares
@@ -142,10 +149,8 @@ function fill(pool: ConditionPool, wanted: number, rng: Rng, anchors: AnchorDraw
  */
 export function sampleTriplets(
   catalogue: Catalogue,
-  split: Split,
-  count: number,
+  { split, count, anchors = 'labels' }: TripletDraw,
   rng: Rng,
-  anchors: AnchorDraw = 'labels',
 ): Triplet[] {
   if (!SPLITS.includes(split)) throw new RangeError(`unknown split "${split}"`);
   if (!Number.isInteger(count) || count < 0)
@@ -170,32 +175,14 @@ export function sampleTriplets(
 }
 
 /**
- * Training triplets for a split: the catalogue's shipped triplet lists when it has them for that split (a random
- * subset of at most `count`, as upstream CSN takes the first n after shuffling), otherwise sampled from labels.
+ * Triplets of one split: the catalogue's shipped lists when it has them for that split (a random subset of at most
+ * `count`, as upstream CSN takes the first n after shuffling), else sampled from labels. Each split has its own
+ * random stream derived from the seed, so `eval` reproduces the test triplets of a run from its seed and count.
  */
-export function selectTriplets(
-  catalogue: Catalogue,
-  split: Split,
-  count: number,
-  rng: Rng,
-  anchors: AnchorDraw = 'labels',
-): Triplet[] {
-  const shipped = catalogue.triplets?.[split];
-  if (!shipped || shipped.length === 0) return sampleTriplets(catalogue, split, count, rng, anchors);
-  return rng.shuffle([...shipped]).slice(0, count);
-}
-
-/**
- * Triplets of one split: the catalogue's own lists when it ships them, else sampled from labels. Each split has its
- * own random stream derived from the seed, so `eval` reproduces the test triplets of a run from its seed and count.
- */
-export function splitTriplets(
-  catalogue: Catalogue,
-  split: Split,
-  count: number,
-  seed: number,
-  anchors: AnchorDraw = 'labels',
-): Triplet[] {
-  if (count === 0) return [];
-  return selectTriplets(catalogue, split, count, new Rng(deriveSeed(seed, `triplets/${split}`)), anchors);
+export function splitTriplets(catalogue: Catalogue, draw: TripletDraw, seed: number): Triplet[] {
+  if (draw.count === 0) return [];
+  const rng = new Rng(deriveSeed(seed, `triplets/${draw.split}`));
+  const shipped = catalogue.triplets?.[draw.split];
+  if (!shipped || shipped.length === 0) return sampleTriplets(catalogue, draw, rng);
+  return rng.shuffle([...shipped]).slice(0, draw.count);
 }

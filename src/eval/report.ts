@@ -56,7 +56,7 @@ export async function evaluateModel(
   images: ImageSource,
   options: EvaluateOptions,
 ): Promise<Omit<EvaluationReport, 'model'>> {
-  const triplets = splitTriplets(catalogue, options.split, options.triplets, options.seed);
+  const triplets = splitTriplets(catalogue, { split: options.split, count: options.triplets }, options.seed);
   let protocol: ConditionRetrieval[] = [];
   let source: RetrievalSummary['protocol'] = 'split';
   if (options.retrieval !== false) {

@@ -73,7 +73,7 @@ export async function answerSharedTriplets(
   sampling: { count: number; seed: number },
 ): Promise<SharedAnswers> {
   const restricted = restrictCatalogue(catalogue, conditions);
-  const all = splitTriplets(restricted, 'test', sampling.count, sampling.seed);
+  const all = splitTriplets(restricted, { split: 'test', count: sampling.count }, sampling.seed);
   const part = subset(restricted, productsOf(all), all);
   const images = new Map<number, ImageCache>();
   const candidate = await answers(models.candidate, part.catalogue, part.triplets, conditions, images);

@@ -479,7 +479,11 @@ function prepareTriplets(options: TrainOptions, catalogue: Catalogue, log: Logge
     log.info('the catalogue ships training triplets: training on them');
   const trainTriplets =
     batchMode === 'triplets'
-      ? splitTriplets(catalogue, 'train', options.trainTriplets, options.seed, options.anchors)
+      ? splitTriplets(
+          catalogue,
+          { split: 'train', count: options.trainTriplets, anchors: options.anchors },
+          options.seed,
+        )
       : [];
   const sampler =
     batchMode === 'pool'
@@ -487,7 +491,11 @@ function prepareTriplets(options: TrainOptions, catalogue: Catalogue, log: Logge
           anchors: options.anchors,
         })
       : undefined;
-  const valTriplets = splitTriplets(catalogue, 'val', options.valTriplets, options.seed, options.anchors);
+  const valTriplets = splitTriplets(
+    catalogue,
+    { split: 'val', count: options.valTriplets, anchors: options.anchors },
+    options.seed,
+  );
   if (batchMode === 'triplets' ? trainTriplets.length === 0 : !sampler!.usable()) {
     throw new OptionsError(
       `no training triplets in ${options.dataDir}: the train split needs a condition with a label shared by two ` +
