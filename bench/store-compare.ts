@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { Command } from 'commander';
-import { buildBundle, type BundleSource } from '../src/index/build.ts';
+import { buildBundle, type BundleSource } from '../src/index/index.ts';
 import { recallAtK } from '../src/index/vectors.ts';
 import { matchesFilter } from '../src/index/store/common.ts';
 import { commitShards, embedShard, parseShard } from '../src/index/store/lance-shards.ts';

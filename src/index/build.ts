@@ -9,7 +9,6 @@
  */
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ModelKind } from '../model/index.ts';
 import { fsyncDirectory } from '../util/atomic.ts';
 import type { Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
@@ -41,46 +40,16 @@ import {
   TEMP_PREFIX,
   VERSION_FILE,
   type BuildParams,
+  type BundleSource,
   type ChangeSummary,
   type ConditionQuality,
   type FileRecord,
-  type IndexedProduct,
   type Manifest,
-  type ModelProvenance,
   type SpaceRecord,
   type VersionInfo,
 } from './types.ts';
 import { conditionSpace, projectRows } from './vectors.ts';
 import type { ConditionSpace } from '../model/index.ts';
-
-/** Vectors a source computes for a batch of products (rows in the order of the requested indices). */
-export interface EmbeddedRows {
-  /** Shared embedding, rows x embedDim (CSN and unconditional). */
-  embeddings?: Float32Array;
-  /** One rows x embedDim array per condition (ASEN's attribute-specific embeddings). */
-  conditionVectors?: Float32Array[];
-}
-
-/** What the builder needs from the model and the catalogue. */
-export interface BundleSource {
-  modelId: string;
-  modelKind: ModelKind;
-  embedDim: number;
-  conditions: string[];
-  /** One row per condition (all ones for models without masks). */
-  masks: number[][];
-  products: IndexedProduct[];
-  catalogue?: { name: string; root: string } | null;
-  /** Vectors of products[indices[0]], products[indices[1]], ... */
-  embed(indices: number[]): Promise<EmbeddedRows>;
-  /** Hint: these products are embedded next (a source can decode their images while the model runs). */
-  prefetch?(indices: number[]): void;
-  /** A run of embed() calls ended (also on failure): the source writes what it keeps, e.g. decoded pixels. */
-  finish?(): Promise<void>;
-  /** The model's checkpoint file: copied into the version (MODEL_FILE) so that the version carries its model. */
-  checkpointFile?: string;
-  provenance?: ModelProvenance;
-}
 
 export type BuildStage = 'locked' | 'embedded' | 'indexed' | 'files-written' | 'renamed' | 'published';
 

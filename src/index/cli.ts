@@ -12,7 +12,7 @@ import { runCommand } from '../util/cli.ts';
 import { addOptions, commanderOptions, type OptionTable, type ValuesOf } from '../util/options-table.ts';
 import type { Logger } from '../util/log.ts';
 import { formatTable } from '../util/table.ts';
-import type { BuildReport, BundleSource } from './build.ts';
+import type { BuildReport } from './build.ts';
 import { BUILD_DEFAULTS, DEFAULT_PARAMS, DEMO_BUNDLE_DIR } from './defaults.ts';
 import type { ProgressFactory } from '../util/progress.ts';
 import { stageBars } from './progress.ts';
@@ -20,7 +20,7 @@ import { STORE_KINDS, type StoreKind } from './defaults.ts';
 
 /** A share in [0, 1], as the fraction parser asks. */
 const SHARE = { check: (n: number) => n >= 0 && n <= 1, rule: 'a number in [0, 1]' };
-import type { ConditionQuality } from './types.ts';
+import type { BundleSource, ConditionQuality } from './types.ts';
 
 export function qualityTable(quality: ConditionQuality[], dims: Map<string, string>): string {
   return formatTable(

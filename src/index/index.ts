@@ -3,12 +3,10 @@ export * from './types.ts';
 export {
   buildBundle,
   resolveParams,
-  type BundleSource,
   type BuildOptions,
   type BuildProgress,
   type BuildReport,
   type BuildStage,
-  type EmbeddedRows,
 } from './build.ts';
 export {
   collectGarbage,

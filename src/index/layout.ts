@@ -5,8 +5,7 @@
  * when the previous version was built from the same model and parameters. Pure.
  */
 import type { IndexBundle } from './bundle.ts';
-import type { BundleSource } from './build.ts';
-import type { BuildParams, ChangeSummary, IndexedProduct, VersionInfo } from './types.ts';
+import type { BuildParams, BundleSource, ChangeSummary, IndexedProduct, VersionInfo } from './types.ts';
 
 /** Where a final slot's vectors come from. */
 export type SlotSource = { previous: number } | { embedded: number } | null;

@@ -10,9 +10,8 @@ import { mapWithConcurrency, type Catalogue, type ImageFit, type Product } from 
 import { preprocessOf } from '../model/defaults.ts';
 import type { SimilarityModel } from '../model/index.ts';
 import type { Logger } from '../util/log.ts';
-import type { BundleSource, EmbeddedRows } from './build.ts';
 import type { AccuracySummary, Checkpoint } from '../checkpoint/index.ts';
-import type { ConditionScore, IndexedProduct, ModelProvenance } from './types.ts';
+import type { BundleSource, ConditionScore, EmbeddedRows, IndexedProduct, ModelProvenance } from './types.ts';
 
 /** Attributes with sorted keys and values, so that the fingerprint does not depend on how a file listed them. */
 function canonicalAttributes(attributes: Record<string, string[]>): [string, string[]][] {

@@ -5,8 +5,7 @@
  */
 import type { ConditionSpace } from '../model/index.ts';
 import type { IndexBundle } from './bundle.ts';
-import type { BundleSource, EmbeddedRows } from './build.ts';
-import { BundleError } from './types.ts';
+import { BundleError, type BundleSource, type EmbeddedRows } from './types.ts';
 import { projectRows } from './vectors.ts';
 
 /** Per-condition rows for every slot (plus the shared embedding), filled from the previous version and new vectors. */

@@ -12,19 +12,26 @@ import { deriveFieldSchema } from '../../catalogue/index.ts';
 import * as lancedb from '@lancedb/lancedb';
 import type { ConditionSpace } from '../../model/index.ts';
 import type { Logger } from '../../util/log.ts';
-import { buildBundle, resolveParams, type BuildStage, type BundleSource } from '../build.ts';
+import { buildBundle, resolveParams, type BuildStage } from '../build.ts';
 import { readPublishedInfo } from '../bundle.ts';
 import { readManifest, versionSequence } from '../files.ts';
 import {
   BundleError,
   IndexQualityError,
   type BuildParams,
+  type BundleSource,
   type ConditionQuality,
   type VersionInfo,
 } from '../types.ts';
 import { conditionSpace, projectRows } from '../vectors.ts';
 import { distanceQuantiles } from '../quality.ts';
-import { BUNDLES_DIR, bundleDirOf, collectBundleGarbage, precomputedSource } from './lance-bundle.ts';
+import {
+  BUNDLES_DIR,
+  bundleDirOf,
+  collectBundleGarbage,
+  precomputedSource,
+  type RawVectors,
+} from './lance-bundle.ts';
 import { collectLanceGarbage, currentManifestRow, publishVersion } from './lance-manifest.ts';
 import { blockToArrow, versionSchema, versionTableName, type TableMetadata } from './lance-schema.ts';
 import type { StoreFieldType, StoreInfo, StoreProduct, StoreSpace } from './types.ts';
@@ -65,12 +72,6 @@ export interface LanceBuildReport {
   timings: Record<string, number>;
   removedTables: string[];
   removedBundleVersions: string[];
-}
-
-/** What the model produced for products [0, n): the shared embedding or one vector per condition (ASEN). */
-export interface RawVectors {
-  embeddings: Float32Array | null;
-  conditionVectors: Float32Array[] | null;
 }
 
 function seconds(start: number): number {

@@ -10,11 +10,15 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BundleSource, EmbeddedRows } from '../build.ts';
 import { listVersionDirs, versionPath, versionSequence } from '../files.ts';
-import { BundleError, TEMP_PREFIX } from '../types.ts';
-import type { RawVectors } from './lance-build.ts';
+import { BundleError, TEMP_PREFIX, type BundleSource, type EmbeddedRows } from '../types.ts';
 import type { StoreProduct } from './types.ts';
+
+/** What the model produced for products [0, n): the shared embedding or one vector per condition (ASEN). */
+export interface RawVectors {
+  embeddings: Float32Array | null;
+  conditionVectors: Float32Array[] | null;
+}
 
 /** The bundle's directory inside the database directory (LanceDB ignores directories that are not tables). */
 export const BUNDLES_DIR = 'bundles';

@@ -4,8 +4,7 @@
  * index command (src/index/cli.ts); this file only picks what to run and describes the result.
  */
 import type { Catalogue } from '../../catalogue/index.ts';
-import type { BundleSource } from '../build.ts';
-import { IndexQualityError } from '../types.ts';
+import { IndexQualityError, type BundleSource } from '../types.ts';
 import { buildLanceStore, type LanceBuildOptions, type LanceBuildReport } from './lance-build.ts';
 import { commitShards, embedShard, parseShard } from './lance-shards.ts';
 import type { StoreFieldType, StoreFieldValue, StoreProduct } from './types.ts';

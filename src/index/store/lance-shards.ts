@@ -12,16 +12,15 @@
 import { createHash } from 'node:crypto';
 import * as lancedb from '@lancedb/lancedb';
 import type { Table as ArrowTable } from 'apache-arrow';
-import { BundleError } from '../types.ts';
-import type { BundleSource } from '../build.ts';
+import { BundleError, type BundleSource } from '../types.ts';
 import { arrow } from './arrow.ts';
 import {
   embedRange,
   publishLanceVersion,
   type LanceBuildOptions,
   type LanceBuildReport,
-  type RawVectors,
 } from './lance-build.ts';
+import type { RawVectors } from './lance-bundle.ts';
 import { appendRow, openIfExists } from './lance-manifest.ts';
 import { fixedSizeListData, SHARDS_TABLE, shardTableName } from './lance-schema.ts';
 import type { StoreProduct } from './types.ts';
