@@ -89,12 +89,22 @@ function flagsWithoutPreloads(flags: readonly string[]): string[] {
 /**
  * The module starts its pool of pthread workers (8, whatever the thread count) while it instantiates. Run with a
  * TypeScript loader (`node --import tsx`), each worker would load the loader too, most of the CPU time of starting
- * the backend; started without the preloads, the pool costs a fraction of that.
+ * the backend; started without the preloads, the pool costs a fraction of that. A process-wide flag (`--expose-gc`,
+ * `--max-old-space-size`, …) cannot be given to a worker explicitly: with one, the workers inherit every flag as
+ * before, preloads included.
  */
 class PlainWorker extends workerThreads.Worker {
   constructor(filename: string | URL, options: workerThreads.WorkerOptions = {}) {
-    const own = String(filename) === WORKER_FILE && options.execArgv === undefined;
-    super(filename, own ? { ...options, execArgv: flagsWithoutPreloads(process.execArgv) } : options);
+    if (String(filename) !== WORKER_FILE || options.execArgv !== undefined) {
+      super(filename, options);
+      return;
+    }
+    try {
+      super(filename, { ...options, execArgv: flagsWithoutPreloads(process.execArgv) });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+      super(filename, options);
+    }
   }
 }
 
