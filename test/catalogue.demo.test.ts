@@ -92,6 +92,34 @@ describe('generateDemoCatalogue', () => {
     );
   });
 
+  test('renders only the splits asked for, each product as in the full catalogue, image bytes included', async () => {
+    const part = join(await tempDir(), 'demo-test-split');
+    const subset = await generateDemoCatalogue(part, {
+      count: COUNT,
+      seed: 11,
+      imageSize: SIZE,
+      splits: ['test'],
+    });
+    const expected = catalogue.products.filter((product) => product.split === 'test');
+    assert.equal(expected.length, 5);
+    assert.deepEqual(subset.products, expected);
+    assert.deepEqual((await loadCatalogue(part)).products, expected);
+    for (const product of expected) {
+      assert.deepEqual(
+        await readFile(join(part, product.image)),
+        await readFile(join(dir, product.image)),
+        product.id,
+      );
+      const mask = join('masks', `${product.id}.png`);
+      assert.deepEqual(await readFile(join(part, mask)), await readFile(join(dir, mask)), mask);
+    }
+    assert.deepEqual(
+      (await readdir(join(part, 'images'))).length,
+      expected.length,
+      'no other image is rendered',
+    );
+  });
+
   test('refuses to overwrite a non-empty folder unless asked', async () => {
     const target = await tempDir();
     await writeFile(join(target, 'keep.txt'), 'precious');

@@ -1,31 +1,27 @@
 /**
  * The demo model ships in models/demo: it loads, it was trained with the demo's current settings, and it scores
  * the accuracy the README states on the demo's test split (which needs the demo catalogue: data/demo when it is
- * there, else rendered into a temporary folder, ~30-60 s).
+ * there, else the test split's products alone, rendered once per run into the fixture cache: the same records and
+ * image bytes as in the full catalogue, and the test split's triplets draw only on them).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { generateDemoCatalogue } from '../src/catalogue/index.ts';
 import { DEMO_DATA_DIR } from '../src/catalogue/defaults.ts';
 import { DEMO_CHECKPOINT, loadModelFromCheckpoint, readCheckpoint } from '../src/checkpoint/index.ts';
 import { runEval } from '../src/eval/run.ts';
 import { demoTrainSettings, recordedAccuracy, settingsDrift } from '../scripts/demo-model.ts';
-
-let rendered: string | undefined;
-after(async () => {
-  if (rendered) await rm(rendered, { recursive: true, force: true });
-});
+import { cachedFixture } from './fixtures/cache.ts';
 
 async function demoCatalogue(): Promise<string> {
   if (existsSync(join(DEMO_DATA_DIR, 'products.jsonl'))) return DEMO_DATA_DIR;
-  rendered = await mkdtemp(join(tmpdir(), 'dressmatch-demo-catalogue-'));
-  await generateDemoCatalogue(rendered);
-  return rendered;
+  const dir = await cachedFixture('demo-test-split', { splits: ['test'] }, (into) =>
+    generateDemoCatalogue(join(into, 'catalogue'), { splits: ['test'] }).then(() => undefined),
+  );
+  return join(dir, 'catalogue');
 }
 
 /** The overall figure of the demo model's row in README.md, e.g. "80.7". */

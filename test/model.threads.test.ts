@@ -17,8 +17,8 @@ interface StepResult {
   weights: number[][];
 }
 
-async function steps(threads: number): Promise<StepResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], {
+async function steps(threads: number, nodeFlags: string[] = []): Promise<StepResult> {
+  const { stdout } = await promisify(execFile)(process.execPath, [...nodeFlags, '--import', 'tsx', script], {
     env: { ...process.env, DRESSMATCH_WASM_THREADS: String(threads) },
     maxBuffer: 64 * 2 ** 20,
     // A process kept alive by the wasm threads would fail here instead of hanging the suite.
@@ -28,7 +28,8 @@ async function steps(threads: number): Promise<StepResult> {
 }
 
 describe('model: wasm threads', () => {
-  // Slow: two child processes (one per thread count), each starting the wasm backend and training.
+  // Slow: three child processes (one per thread count, and 2 threads again under a process-wide Node flag), each
+  // starting the wasm backend and training.
   it('trains with 2 threads exactly as with 1', async () => {
     const one = await steps(1);
     const two = await steps(2);
@@ -38,5 +39,9 @@ describe('model: wasm threads', () => {
     assert.ok(one.losses[2] !== one.losses[0], 'the steps change the loss');
     assert.deepEqual(two.losses, one.losses);
     assert.deepEqual(two.weights, one.weights);
+    // A flag a worker cannot be given explicitly: the pthread workers then inherit the process's flags.
+    const flagged = await steps(2, ['--expose-gc']);
+    assert.equal(flagged.threads, 2, 'two XNNPACK threads in a process started with --expose-gc');
+    assert.deepEqual(flagged.losses, one.losses);
   });
 });

@@ -42,6 +42,11 @@ export interface DemoCatalogueOptions {
   overwrite?: boolean;
   /** Parallel renders. */
   concurrency?: number;
+  /**
+   * Render and record only the products of these splits (default: every product). Each product keeps the id,
+   * record and image bytes it has in the full catalogue, so a job that reads one split needs no other.
+   */
+  splits?: readonly Split[];
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -210,9 +215,13 @@ export async function generateDemoCatalogue(
   const target = resolve(dir);
 
   const rng = new Rng(seed);
-  const { products, attributes } = drawDemoProducts(count, seed, rng);
-  // One independent stream per product, so parallel rendering order cannot change any image.
-  const productSeeds = products.map(() => rng.int(0, 0x7fffffff));
+  const drawn = drawDemoProducts(count, seed, rng);
+  // One independent stream per product, so parallel rendering order (or a subset) cannot change any image.
+  const productSeeds = drawn.products.map(() => rng.int(0, 0x7fffffff));
+  const kept = drawn.products.flatMap((product, i) =>
+    !options.splits || options.splits.includes(product.split!) ? [i] : [],
+  );
+  const products = kept.map((i) => drawn.products[i]);
 
   const catalogue: Catalogue = {
     root: target,
@@ -227,12 +236,13 @@ export async function generateDemoCatalogue(
       await mkdir(join(staging, 'images'), { recursive: true });
       await mkdir(join(staging, 'masks'), { recursive: true });
       let done = 0;
-      options.onProgress?.(0, count);
-      await mapWithConcurrency(products, options.concurrency ?? 4, async (product, i) => {
-        const { jpeg, mask } = await renderDress(attributes[i], imageSize, new Rng(productSeeds[i]));
+      options.onProgress?.(0, products.length);
+      await mapWithConcurrency(kept, options.concurrency ?? 4, async (i) => {
+        const product = drawn.products[i];
+        const { jpeg, mask } = await renderDress(drawn.attributes[i], imageSize, new Rng(productSeeds[i]));
         await writeFile(join(staging, product.image), jpeg);
         await writeFile(join(staging, 'masks', `${product.id}.png`), mask);
-        options.onProgress?.(++done, count);
+        options.onProgress?.(++done, products.length);
       });
       // Version 2 adds the part masks; images are byte-identical to version 1 for the same seed.
       const record = {
@@ -241,6 +251,7 @@ export async function generateDemoCatalogue(
         count,
         seed,
         imageSize,
+        ...(options.splits ? { splits: [...options.splits] } : {}),
         masks: DEMO_PARTS_MANIFEST,
       };
       await writeFile(join(staging, 'generator.json'), `${JSON.stringify(record, null, 2)}\n`);

@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import workerThreads from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 
 const require = createRequire(import.meta.url);
@@ -56,16 +57,55 @@ export async function startWasmBackend(threads: number): Promise<boolean> {
   wasm.setThreadsCount(threads);
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   const cpus = os.cpus;
+  const Worker = workerThreads.Worker;
   // The module reads the core count once, while it instantiates: show it twice as many (see the header).
   os.cpus = () => [...cpus(), ...cpus()];
+  workerThreads.Worker = PlainWorker;
   let started: boolean;
   try {
     started = (await tf.setBackend('wasm')) && tf.getBackend() === 'wasm';
   } finally {
     os.cpus = cpus;
+    workerThreads.Worker = Worker;
   }
   if (started) unrefThreads();
   return started;
+}
+
+/** Node flags that load modules before a script (a TypeScript loader, hooks): a worker inherits them by default. */
+const PRELOAD_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
+
+/** The parent's Node flags without the preloads: the pthread bootstrap is plain CommonJS and needs none. */
+function flagsWithoutPreloads(flags: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < flags.length; i++) {
+    const [name] = flags[i].split('=', 1);
+    if (!PRELOAD_FLAGS.has(name)) kept.push(flags[i]);
+    else if (!flags[i].includes('=')) i++;
+  }
+  return kept;
+}
+
+/**
+ * The module starts its pool of pthread workers (8, whatever the thread count) while it instantiates. Run with a
+ * TypeScript loader (`node --import tsx`), each worker would load the loader too, most of the CPU time of starting
+ * the backend; started without the preloads, the pool costs a fraction of that. A process-wide flag (`--expose-gc`,
+ * `--max-old-space-size`, …) cannot be given to a worker explicitly: with one, the workers inherit every flag as
+ * before, preloads included.
+ */
+class PlainWorker extends workerThreads.Worker {
+  constructor(filename: string | URL, options: workerThreads.WorkerOptions = {}) {
+    if (String(filename) !== WORKER_FILE || options.execArgv !== undefined) {
+      super(filename, options);
+      return;
+    }
+    try {
+      super(filename, { ...options, execArgv: flagsWithoutPreloads(process.execArgv) });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+      super(filename, options);
+    }
+  }
 }
 
 interface PthreadModule {
