@@ -12,6 +12,7 @@ import {
   type StoreVersion,
   type VectorStore,
 } from '../index/index.ts';
+import { readCheckpoint } from '../checkpoint/index.ts';
 import type { BackendPreference } from '../model/index.ts';
 import type { ModelThread } from './defaults.ts';
 import type { ServeMetrics } from './metrics.ts';
@@ -71,21 +72,30 @@ export class ServeState {
 
   /** Load the model (failing loudly on a bad checkpoint), then look for an index and keep watching for new ones. */
   async start(): Promise<void> {
-    if (this.options.modelPath) {
-      this.modelRunner = await startModel({
-        checkpoint: this.options.modelPath,
-        backend: this.options.backend ?? 'auto',
-        thread: this.options.modelThread,
-        queueLimits: this.options.queueLimits,
-      }).catch((error: unknown) => {
-        throw new ModelLoadError(this.options.modelPath ?? '', error);
-      });
+    const checkpoint = this.options.modelPath;
+    if (checkpoint) {
+      this.modelRunner = await this.startFirstModel(checkpoint);
       const d = this.modelRunner.description;
       this.options.log.info({ model: d.id.slice(0, 12), kind: d.kind, backend: d.backend }, 'model loaded');
     }
     await this.check();
     this.timer = setInterval(() => void this.check(), this.options.pollIntervalMs);
     this.timer.unref();
+  }
+
+  /** The model given at start-up; a missing or corrupt file fails before a model backend starts for nothing. */
+  private async startFirstModel(checkpoint: string): Promise<ModelRunner> {
+    try {
+      await readCheckpoint(checkpoint);
+      return await startModel({
+        checkpoint,
+        backend: this.options.backend ?? 'auto',
+        thread: this.options.modelThread,
+        queueLimits: this.options.queueLimits,
+      });
+    } catch (error) {
+      throw new ModelLoadError(checkpoint, error);
+    }
   }
 
   /** Resolves once a first index version is being served. */
