@@ -227,13 +227,17 @@ export const INDEX_QUERY_OPTIONS = {
 } satisfies OptionTable;
 
 async function runIndex(flags: IndexFlags): Promise<void> {
-  const [{ createLogger }, { selectBackend }, { loadModelFromCheckpoint }, { loadCatalogue }] =
-    await Promise.all([
-      import('../util/log.ts'),
-      import('../model/index.ts'),
-      import('../checkpoint/index.ts'),
-      import('../catalogue/index.ts'),
-    ]);
+  const [
+    { createLogger },
+    { selectBackend },
+    { loadModelFromCheckpoint, readCheckpoint },
+    { loadCatalogue },
+  ] = await Promise.all([
+    import('../util/log.ts'),
+    import('../model/index.ts'),
+    import('../checkpoint/index.ts'),
+    import('../catalogue/index.ts'),
+  ]);
   const [{ buildBundle }, { progressFactory }, { IndexQualityError }] = await Promise.all([
     import('./build.ts'),
     import('../util/progress.ts'),
@@ -241,6 +245,8 @@ async function runIndex(flags: IndexFlags): Promise<void> {
   ]);
   const log = createLogger('index');
   const catalogue = await loadCatalogue(flags.dataDir);
+  // A missing or corrupt checkpoint fails here, before a model backend starts for nothing (seconds of CPU).
+  await readCheckpoint(flags.model);
   await selectBackend(flags.backend, log);
   const model = await loadModelFromCheckpoint(flags.model);
   try {
