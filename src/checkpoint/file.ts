@@ -268,7 +268,14 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
  * (model `selectBackend`), since the weights become variables of the current backend.
  */
 export async function loadModelFromCheckpoint(path: string): Promise<SimilarityModel> {
-  const checkpoint = await readCheckpoint(path);
+  return restoreCheckpointModel(await readCheckpoint(path), path);
+}
+
+/**
+ * The model of a checkpoint already read (readCheckpoint), for a job that reads the file before it starts a
+ * backend; `path` names the file in errors.
+ */
+export async function restoreCheckpointModel(checkpoint: Checkpoint, path: string): Promise<SimilarityModel> {
   const { restoreModel } = await import('../model/index.ts');
   try {
     return restoreModel(checkpoint.model);

@@ -8,4 +8,5 @@ export {
   writeCheckpoint,
   readCheckpoint,
   loadModelFromCheckpoint,
+  restoreCheckpointModel,
 } from './file.ts';

@@ -227,17 +227,13 @@ export const INDEX_QUERY_OPTIONS = {
 } satisfies OptionTable;
 
 async function runIndex(flags: IndexFlags): Promise<void> {
-  const [
-    { createLogger },
-    { selectBackend },
-    { loadModelFromCheckpoint, readCheckpoint },
-    { loadCatalogue },
-  ] = await Promise.all([
-    import('../util/log.ts'),
-    import('../model/index.ts'),
-    import('../checkpoint/index.ts'),
-    import('../catalogue/index.ts'),
-  ]);
+  const [{ createLogger }, { selectBackend }, { readCheckpoint, restoreCheckpointModel }, { loadCatalogue }] =
+    await Promise.all([
+      import('../util/log.ts'),
+      import('../model/index.ts'),
+      import('../checkpoint/index.ts'),
+      import('../catalogue/index.ts'),
+    ]);
   const [{ buildBundle }, { progressFactory }, { IndexQualityError }] = await Promise.all([
     import('./build.ts'),
     import('../util/progress.ts'),
@@ -246,9 +242,9 @@ async function runIndex(flags: IndexFlags): Promise<void> {
   const log = createLogger('index');
   const catalogue = await loadCatalogue(flags.dataDir);
   // A missing or corrupt checkpoint fails here, before a model backend starts for nothing (seconds of CPU).
-  await readCheckpoint(flags.model);
+  const checkpoint = await readCheckpoint(flags.model);
   await selectBackend(flags.backend, log);
-  const model = await loadModelFromCheckpoint(flags.model);
+  const model = await restoreCheckpointModel(checkpoint, flags.model);
   try {
     const createProgress = await progressFactory(log);
     const source = await modelSource(model, catalogue, flags.model, createProgress, log);
