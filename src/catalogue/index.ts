@@ -25,7 +25,7 @@ export {
 } from './images.ts';
 export { PixelStore, PIXEL_DIR, imageDigest, pixelStoreEnabled, type PixelStoreLog } from './pixel-store.ts';
 export { mapWithConcurrency } from './pool.ts';
-export { ANCHOR_DRAWS, otherHolder, sampleTriplets, splitTriplets, type AnchorDraw } from './sampler.ts';
+export { ANCHOR_DRAWS, drawAnchorPair, sampleTriplets, splitTriplets, type AnchorDraw } from './sampler.ts';
 export { productSplit, hashSplit, stableHash, deriveSeed, splitProducts } from './split.ts';
 export { resolveConditions, restrictCatalogue, ConditionError } from './conditions.ts';
 export {

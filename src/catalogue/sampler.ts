@@ -71,21 +71,36 @@ function anchorLabelsOf(pool: ConditionPool, index: number): readonly string[] {
 }
 
 /** Another holder of a label than `anchor`, uniformly (the close product of a triplet). */
-export function otherHolder(holders: readonly number[], anchor: number, rng: Rng): number {
+function otherHolder(holders: readonly number[], anchor: number, rng: Rng): number {
   const at = holders.indexOf(anchor);
   let j = rng.int(0, holders.length - 2);
   if (j >= at) j++;
   return holders[j];
 }
 
-/** An anchor and a close product sharing one of its labels, the anchor drawn as `anchors` says. */
-function drawAnchor(pool: ConditionPool, anchors: AnchorDraw, rng: Rng): [number, number] {
+/** Where one condition's anchors come from: each label's holders, the labels that can anchor, their holders. */
+export interface AnchorSide {
+  byLabel: ReadonlyMap<string, readonly number[]>;
+  anchorLabels: readonly string[];
+  anchorMembers: readonly number[];
+}
+
+/**
+ * An anchor and a close product sharing one of its labels, the anchor drawn as `anchors` says (AnchorDraw).
+ * `anchorLabelsOf` gives a member's labels among the side's anchor labels, in the member's own order.
+ */
+export function drawAnchorPair(
+  side: AnchorSide,
+  anchorLabelsOf: (member: number) => readonly string[],
+  anchors: AnchorDraw,
+  rng: Rng,
+): [number, number] {
   if (anchors === 'products') {
-    const anchor = rng.pick(pool.anchorMembers);
-    const label = rng.pick(anchorLabelsOf(pool, anchor));
-    return [anchor, otherHolder(pool.byLabel.get(label)!, anchor, rng)];
+    const anchor = rng.pick(side.anchorMembers);
+    const label = rng.pick(anchorLabelsOf(anchor));
+    return [anchor, otherHolder(side.byLabel.get(label)!, anchor, rng)];
   }
-  const holders = pool.byLabel.get(rng.pick(pool.anchorLabels))!;
+  const holders = side.byLabel.get(rng.pick(side.anchorLabels))!;
   const anchor = holders[rng.int(0, holders.length - 1)];
   return [anchor, otherHolder(holders, anchor, rng)];
 }
@@ -118,7 +133,7 @@ function fill(pool: ConditionPool, wanted: number, rng: Rng, anchors: AnchorDraw
   let misses = 0;
   const maxMisses = 200 + wanted * 20;
   while (pool.produced.length < target) {
-    const [anchor, close] = drawAnchor(pool, anchors, rng);
+    const [anchor, close] = drawAnchorPair(pool, (member) => anchorLabelsOf(pool, member), anchors, rng);
     const far = pickFar(pool, pool.labelsOf.get(anchor)!, rng);
     const key = `${anchor},${far},${close}`;
     if (far === undefined || pool.seen.has(key)) {

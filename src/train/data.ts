@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   anchorHolders,
   drawMixedPool,
-  otherHolder,
+  drawAnchorPair,
   type AnchorDraw,
   type AnchorHolders,
   type Catalogue,
@@ -191,7 +191,9 @@ export class PoolSampler {
   }
 
   private draw(condition: number, index: PoolIndex, rng: Rng): Triplet | undefined {
-    const [anchor, close] = this.drawAnchor(condition, index, rng);
+    const shared = (member: number) =>
+      this.labels[condition][member]!.filter((label) => index.anchorLabels.includes(label));
+    const [anchor, close] = drawAnchorPair(index, shared, this.anchors, rng);
     const anchorLabels = this.labels[condition][anchor]!;
     for (let attempt = 0; attempt < 8; attempt++) {
       const far = rng.pick(index.members);
@@ -200,18 +202,6 @@ export class PoolSampler {
       }
     }
     return undefined;
-  }
-
-  /** An anchor and a close product sharing one of its labels: the label drawn first, or the anchor. */
-  private drawAnchor(condition: number, index: PoolIndex, rng: Rng): [number, number] {
-    if (this.anchors === 'products') {
-      const anchor = rng.pick(index.anchorMembers);
-      const shared = this.labels[condition][anchor]!.filter((l) => index.anchorLabels.includes(l));
-      return [anchor, otherHolder(index.byLabel.get(rng.pick(shared))!, anchor, rng)];
-    }
-    const holders = index.byLabel.get(rng.pick(index.anchorLabels))!;
-    const anchor = holders[rng.int(0, holders.length - 1)];
-    return [anchor, otherHolder(holders, anchor, rng)];
   }
 }
 
