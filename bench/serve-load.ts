@@ -94,6 +94,25 @@ async function demoBundle(options: Options): Promise<string> {
   return indexDir;
 }
 
+/** The catalogue a bench serves: its bundle directory, its product ids and the condition asked for one condition. */
+interface Served {
+  indexDir: string;
+  ids: string[];
+  condition: string;
+}
+
+/** Read once what every measurement on the demo bundle asks for. */
+async function servedCatalogue(indexDir: string): Promise<Served> {
+  const bundle = await openBundle(indexDir, { verify: false });
+  const served = {
+    indexDir,
+    ids: [...bundle.entries()].map(([, product]) => product.id),
+    condition: bundle.conditions[0],
+  };
+  bundle.close();
+  return served;
+}
+
 /** Dimensions of the embedding each demo condition's labels live in (its block), and the mask's weight there. */
 const BLOCK_WEIGHT = { mean: 1.5, sd: 0.4 };
 
@@ -301,7 +320,11 @@ interface ReplicaReport {
  * `serve --index` on the published demo bundle: computed one-condition answers (`--answer-cache 0`,
  * `explain=none`), the two servers measured alternately; the ratio is of the summed requests.
  */
-async function replicaAgainstBundle(indexDir: string, uri: string, options: Options): Promise<ReplicaReport> {
+async function replicaAgainstBundle(
+  { indexDir, ids, condition }: Served,
+  uri: string,
+  options: Options,
+): Promise<ReplicaReport> {
   log(`LanceDB replica (${uri}) against the bundle, ${REPLICA_ROUNDS} alternating rounds`);
   const model = ['--model', options.model, '--answer-cache', '0'];
   const servers = [
@@ -309,10 +332,7 @@ async function replicaAgainstBundle(indexDir: string, uri: string, options: Opti
     await startServeWith(['--store', 'lancedb', '--uri', uri, ...model]),
   ];
   try {
-    const bundle = await openBundle(indexDir, { verify: false });
-    const ids = [...bundle.entries()].map(([, product]) => product.id);
-    const query = `condition=${bundle.conditions[0]}&k=10&explain=none`;
-    bundle.close();
+    const query = `condition=${condition}&k=10&explain=none`;
     const path = (rng: Rng) => similarPath(rng.pick(ids), query);
     for (const server of servers) await warmUpService(server.url, [['one condition', path]], options);
     const rates: number[][] = [[], []];
@@ -468,15 +488,11 @@ function endpoints(ids: string[], condition: string, levels: string[]): [string,
 
 /** One block: bare express /healthz, then the service's endpoints with `workers` workers, then bare again. */
 async function block(
-  indexDir: string,
+  { indexDir, ids, condition }: Served,
   workers: number,
   options: Options,
   everyLevel: boolean,
 ): Promise<Run[]> {
-  const bundle = await openBundle(indexDir, { verify: false });
-  const ids = [...bundle.entries()].map(([, product]) => product.id);
-  const condition = bundle.conditions[0];
-  bundle.close();
   const bare = await startBare();
   const serve = await startServe(indexDir, workers);
   const runs: Run[] = [];
@@ -735,10 +751,8 @@ async function burstRound(
  * so that a busy moment of the machine moves one round, not the verdict.
  */
 async function heatmapBurst(
-  indexDir: string,
+  { indexDir, ids, condition }: Served,
   model: string,
-  ids: string[],
-  condition: string,
   options: Options,
 ): Promise<BurstReport> {
   log(`heat-map burst: ${BURST_ROUNDS} rounds of ${BURST_HEATMAPS} distinct heat maps during GET /similar`);
@@ -777,16 +791,12 @@ function burstLine(burst: BurstReport): string {
 }
 
 /** The burst needs heat maps, hence the model the index was built with: only on the published demo index. */
-async function burstOnDemo(indexDir: string, options: Options): Promise<BurstReport | undefined> {
-  if (indexDir !== options.demoIndex || !existsSync(options.model)) {
+async function burstOnDemo(served: Served, options: Options): Promise<BurstReport | undefined> {
+  if (served.indexDir !== options.demoIndex || !existsSync(options.model)) {
     log('heat-map burst skipped: it needs the published demo index and its model (npm run demo)');
     return undefined;
   }
-  const bundle = await openBundle(indexDir, { verify: false });
-  const ids = [...bundle.entries()].map(([, product]) => product.id);
-  const condition = bundle.conditions[0];
-  bundle.close();
-  return heatmapBurst(indexDir, options.model, ids, condition, options);
+  return heatmapBurst(served, options.model, options);
 }
 
 /** Resident memory of the serve process once it answers, against the bytes of the version it loaded. */
@@ -924,19 +934,19 @@ async function main(): Promise<void> {
   const options = parseOptions();
   await mkdir(options.workDir, { recursive: true });
   const started = Date.now();
-  const demoIndex = await demoBundle(options);
+  const demo = await servedCatalogue(await demoBundle(options));
   const runs: Run[] = [];
   const ratios: Ratio[] = [];
   const workerCounts = options.workers.split(',').map(Number);
-  const floors = await answerFloors(demoIndex);
+  const floors = await answerFloors(demo);
   for (const workers of workerCounts) {
-    const blockRuns = await block(demoIndex, workers, options, !options.quick || workers === workerCounts[0]);
+    const blockRuns = await block(demo, workers, options, !options.quick || workers === workerCounts[0]);
     runs.push(...blockRuns);
     ratios.push(...sameBytesRatios(blockRuns, workers, floors));
   }
-  const burst = await burstOnDemo(demoIndex, options);
+  const burst = await burstOnDemo(demo, options);
   const replica = options.replicaUri
-    ? await replicaAgainstBundle(demoIndex, options.replicaUri, options)
+    ? await replicaAgainstBundle(demo, options.replicaUri, options)
     : undefined;
   let memory: MemoryReport | undefined;
   if (options.synthetic > 0) {
@@ -951,8 +961,8 @@ async function main(): Promise<void> {
     burst,
     replica,
     memory,
-    demoIndex === options.demoIndex
-      ? demoIndex
+    demo.indexDir === options.demoIndex
+      ? demo.indexDir
       : "demo-shaped bundle (the demo catalogue's products, synthetic vectors)",
   );
   process.stdout.write(`\n${markdown}\n`);
@@ -1008,11 +1018,8 @@ const FLOOR_ANSWERS_TIMED = 2000;
  * JSON, the UTF-8 bytes, the ETag) on the served index, in this process, over random products. Added to bare
  * express' CPU time for the same bytes, it bounds the req/s ratio any server that computes the answer can reach.
  */
-async function answerFloors(indexDir: string): Promise<Map<string, number>> {
+async function answerFloors({ indexDir, ids, condition }: Served): Promise<Map<string, number>> {
   log('in-process cost of building each computed answer');
-  const bundle = await openBundle(indexDir, { verify: false });
-  const ids = [...bundle.entries()].map(([, product]) => product.id);
-  bundle.close();
   // The service's ETag function: express' strong ETag, as createApp sets it.
   const etagOf = express().set('etag', 'strong').get('etag fn') as EtagFunction;
   const state = new ServeState({
@@ -1030,7 +1037,7 @@ async function answerFloors(indexDir: string): Promise<Map<string, number>> {
     const { index } = lease;
     const rng = new Rng(11);
     for (const { what, query } of FLOOR_ANSWERS) {
-      const ask = resolveAsk(index, { ...query(index.conditions[0].name), explain: 'full' });
+      const ask = resolveAsk(index, { ...query(condition), explain: 'full' });
       const build = async () => {
         const body = await similarToProduct(index, requireSlot(index, rng.pick(ids)), ask);
         etagOf(utf8Bytes(JSON.stringify(body)));
